@@ -1,0 +1,9 @@
+"""maskscope: explain image classifiers by perturbation, and measure the explanations."""
+
+from maskscope.core import Classifier, Explanation
+from maskscope.data.images import load_image
+from maskscope.methods import MeaningfulPerturbation, get_method
+
+__version__ = "0.1.0"
+
+__all__ = ["Classifier", "Explanation", "MeaningfulPerturbation", "get_method", "load_image", "__version__"]

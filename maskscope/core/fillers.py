@@ -1,0 +1,125 @@
+"""Fillers: what a removed pixel is replaced with.
+
+A filler maps images ``x`` (B×3×H×W, pixel space) — and, for fillers that depend on the
+mask such as inpainters, the upsampled mask ``m`` (B×1×H×W, 1 = keep) — to the removal
+content ``f(x, m)``. The perturbed image is then ``Φ(x, m) = m·x + (1 − m)·f(x, m)``.
+
+Fillers that ignore the mask are computed once per image; a filler whose
+``depends_on_mask`` is true (an inpainter) is called again whenever the mask changes.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from maskscope.core.blur import gaussian_blur
+
+
+class Filler:
+    """Base class. Subclasses implement :meth:`fill`."""
+
+    #: True when the content depends on which pixels are removed (inpainting).
+    depends_on_mask: bool = False
+
+    def fill(self, images: torch.Tensor, masks: torch.Tensor | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def __call__(self, images: torch.Tensor, masks: torch.Tensor | None = None) -> torch.Tensor:
+        return self.fill(images, masks)
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
+        return f"{type(self).__name__}({fields})"
+
+
+class Blur(Filler):
+    """Gaussian blur ``G_σ * x`` (MP: σ = 10 px; I-GOS: kernel 51, σ = 50)."""
+
+    def __init__(self, sigma: float = 10.0, kernel_size: int | None = None) -> None:
+        self.sigma = sigma
+        self.kernel_size = kernel_size
+
+    def fill(self, images, masks=None):
+        return gaussian_blur(images, self.sigma, self.kernel_size)
+
+
+class Constant(Filler):
+    """A constant colour (RGB in [0, 1]); the classifier's mean colour is the "zero" image."""
+
+    def __init__(self, colour: Sequence[float] | torch.Tensor = (0.0, 0.0, 0.0)) -> None:
+        self.colour = torch.as_tensor(colour, dtype=torch.float32).flatten().tolist()
+
+    def fill(self, images, masks=None):
+        colour = torch.tensor(self.colour, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
+        return colour.expand_as(images)
+
+
+class Noise(Filler):
+    """Gaussian noise of standard deviation ``std`` around ``centre`` (a colour, or the image).
+
+    With ``centre="image"`` the filler is ``x + σ·ε``; with a colour it is ``c + σ·ε``;
+    values are clipped to [0, 1]. ``seed`` makes the noise repeatable.
+    """
+
+    def __init__(self, std: float = 0.2, centre: str | Sequence[float] = "image", seed: int | None = 0) -> None:
+        self.std = std
+        self.centre = centre if isinstance(centre, str) else list(centre)
+        self.seed = seed
+
+    def fill(self, images, masks=None):
+        generator = torch.Generator(device=images.device)
+        if self.seed is not None:
+            generator.manual_seed(self.seed)
+        else:
+            generator.seed()
+        noise = torch.randn(images.shape, generator=generator, device=images.device, dtype=images.dtype)
+        if self.centre == "image":
+            base = images
+        else:
+            base = torch.tensor(self.centre, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
+        return (base + self.std * noise).clamp(0, 1)
+
+
+class Reference(Filler):
+    """A given reference image (3×H×W or B×3×H×W), resized to the input if needed."""
+
+    def __init__(self, image: torch.Tensor) -> None:
+        self.image = image if image.dim() == 4 else image[None]
+
+    def fill(self, images, masks=None):
+        reference = self.image.to(images)
+        if reference.shape[-2:] != images.shape[-2:]:
+            reference = torch.nn.functional.interpolate(
+                reference, size=images.shape[-2:], mode="bilinear", align_corners=False
+            )
+        return reference.expand_as(images)
+
+
+def blend(images: torch.Tensor, masks: torch.Tensor, filled: torch.Tensor) -> torch.Tensor:
+    """``Φ(x, m) = m·x + (1 − m)·f`` with masks B×1×H×W (1 = keep) broadcast over channels."""
+    return masks * images + (1 - masks) * filled
+
+
+def resolve_filler(spec: str | Filler, mean_colour: Sequence[float] | torch.Tensor) -> Filler:
+    """Build a filler from a short spec: ``blur[:σ]``, ``mean``, ``black``, ``gray``,
+    ``noise[:σ]`` or an existing :class:`Filler`.
+
+    ``mean`` is the classifier's mean colour (the zero image in its normalised space).
+    """
+    if isinstance(spec, Filler):
+        return spec
+    name, _, argument = str(spec).partition(":")
+    name = name.strip().lower()
+    if name == "blur":
+        return Blur(float(argument) if argument else 10.0)
+    if name in ("mean", "zero"):
+        return Constant(torch.as_tensor(mean_colour).flatten())
+    if name == "black":
+        return Constant((0.0, 0.0, 0.0))
+    if name in ("gray", "grey"):
+        return Constant((0.5, 0.5, 0.5))
+    if name == "noise":
+        return Noise(float(argument) if argument else 0.2)
+    raise ValueError(f"unknown filler {spec!r}; use blur[:sigma], mean, black, gray or noise[:sigma]")

@@ -1,0 +1,130 @@
+"""The four perturbation games and the objective they define on a batch of masks.
+
+For target classes ``c`` (a set is scored by the sum of its probabilities ``p_C``):
+
+* **deletion** — remove as little as possible so that the score drops:
+  ``min_m λ1·Σ|1 − m| + R(m) + p_C(Φ(x, m))``, starting from ``m = 1``.
+* **preservation** — keep as little as possible so that the score stays:
+  ``min_m λ1·Σ|m| + R(m) − p_C(Φ(x, m))`` (or ``+ CE``), starting from ``m = 1``.
+* **generation** — the preservation loss started from ``m = 0``.
+* **repression** — the deletion loss started from ``m = 0``.
+
+``R`` holds the smoothness terms (TV). The saliency of a deletion-style mask is ``1 − m``,
+of a preservation-style mask ``m``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from maskscope.core.classifier import Classifier
+from maskscope.core.fillers import Filler, blend
+from maskscope.core.jitter import Jitter
+from maskscope.core.masks import Upsampler
+
+
+@dataclass(frozen=True)
+class Game:
+    """A game: which way the class score is pushed, where L1 pulls, where masks start."""
+
+    name: str
+    removes: bool  # True: the score is minimised (deletion, repression)
+    start: float  # initial mask value (1 = everything kept)
+
+    @property
+    def l1_towards(self) -> float:
+        """Deletion-style masks are pulled to 1 (remove little), preservation-style to 0."""
+        return 1.0 if self.removes else 0.0
+
+    def saliency(self, masks: torch.Tensor) -> torch.Tensor:
+        """Higher = more important: ``1 − m`` for removal games, ``m`` otherwise."""
+        return 1 - masks if self.removes else masks
+
+
+GAMES = {
+    "deletion": Game("deletion", removes=True, start=1.0),
+    "preservation": Game("preservation", removes=False, start=1.0),
+    "generation": Game("generation", removes=False, start=0.0),
+    "repression": Game("repression", removes=True, start=0.0),
+}
+
+CLASS_LOSSES = ("probability", "cross_entropy")
+
+
+def get_game(name: str | Game) -> Game:
+    if isinstance(name, Game):
+        return name
+    if name not in GAMES:
+        raise ValueError(f"unknown game {name!r}; choose from {', '.join(GAMES)}")
+    return GAMES[name]
+
+
+class MaskProblem:
+    """The objective ``F(m)`` of a game on a batch, one value per image.
+
+    ``F(m) = s·ℓ(p_C(Φ(x, up(m)))) + regulariser(m)``, with ``s = +1`` for removal games and
+    ``−1`` otherwise, and ``ℓ`` the probability itself or, with
+    ``class_loss="cross_entropy"``, ``−log p_C`` for preservation (``s`` then +1).
+
+    Args:
+        classifier: the model wrapper.
+        images: B×3×H×W in [0, 1].
+        targets: B×C target weights (multi-hot).
+        game: the game.
+        filler: removal content.
+        upsampler: mask parameter → image-size mask.
+        regulariser: masks → B penalty (the L1 and TV terms, weighted).
+        jitter: optional random shift applied to each perturbed batch.
+    """
+
+    def __init__(
+        self,
+        classifier: Classifier,
+        images: torch.Tensor,
+        targets: torch.Tensor,
+        game: Game,
+        filler: Filler,
+        upsampler: Upsampler,
+        regulariser: Callable[[torch.Tensor], torch.Tensor],
+        jitter: Jitter | None = None,
+        class_loss: str = "probability",
+    ) -> None:
+        if class_loss not in CLASS_LOSSES:
+            raise ValueError(f"class_loss must be one of {CLASS_LOSSES}, got {class_loss!r}")
+        self.classifier = classifier
+        self.images = images
+        self.targets = targets.to(images)
+        self.game = game
+        self.filler = filler
+        self.upsampler = upsampler
+        self.regulariser = regulariser
+        self.jitter = jitter
+        self.class_loss = class_loss
+        self.size = tuple(images.shape[-2:])
+        self.filled = None if filler.depends_on_mask else filler(images).detach()
+
+    def perturb(self, masks: torch.Tensor, jitter: bool = True) -> torch.Tensor:
+        """``Φ(x, up(m))``, jittered when the problem has jitter and ``jitter`` is true."""
+        upsampled = self.upsampler(masks, self.size)
+        filled = self.filled if self.filled is not None else self.filler(self.images, upsampled)
+        perturbed = blend(self.images, upsampled, filled)
+        return self.jitter(perturbed) if (jitter and self.jitter is not None) else perturbed
+
+    def class_scores(self, masks: torch.Tensor, jitter: bool = True) -> torch.Tensor:
+        """``p_C(Φ(x, up(m)))`` per image (B)."""
+        scores = self.classifier.probabilities(self.perturb(masks, jitter))
+        return (scores * self.targets).sum(1)
+
+    def class_term(self, scores: torch.Tensor) -> torch.Tensor:
+        if self.class_loss == "cross_entropy":
+            if self.game.removes:
+                return -torch.log1p(-scores.clamp(max=1 - 1e-6))
+            return -torch.log(scores.clamp(min=1e-12))
+        return scores if self.game.removes else -scores
+
+    def objective(self, masks: torch.Tensor) -> torch.Tensor:
+        """``F(m)`` per image (B); sum it for a batch gradient, images stay independent."""
+        return self.class_term(self.class_scores(masks)) + self.regulariser(masks)

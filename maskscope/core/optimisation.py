@@ -1,0 +1,140 @@
+"""The mask-optimisation engine: direction → step rule → clip → stop, on a batch of masks.
+
+One loop serves every optimisation method::
+
+    m₀ = init
+    repeat:  (F, g) = direction(problem, m)     # plain, integrated or defended gradient
+             m ← clip(step_rule(m, g), 0, 1)     # Adam, max-normalised SGD, line search
+             stop images that meet the stop rule
+    until steps are spent or every image has stopped
+
+Images in a batch never interact: the objective is a sum of per-image terms and every step
+rule acts elementwise or per image, so a batch gives the same masks as one-by-one runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+import torch
+from tqdm.auto import tqdm
+
+from maskscope.core.games import MaskProblem
+
+
+class Direction(Protocol):
+    """Returns the per-image objective (B, detached) and the descent direction's gradient."""
+
+    def __call__(self, problem: MaskProblem, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+class Gradient:
+    """The plain gradient ``∂F/∂m`` of the problem's objective."""
+
+    def __call__(self, problem: MaskProblem, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        variable = masks.detach().requires_grad_(True)
+        loss = problem.objective(variable)
+        (grad,) = torch.autograd.grad(loss.sum(), variable)
+        return loss.detach(), grad
+
+
+class StepRule(Protocol):
+    def reset(self, masks: torch.Tensor) -> None: ...
+
+    def step(
+        self, problem: MaskProblem, masks: torch.Tensor, grad: torch.Tensor, loss: torch.Tensor
+    ) -> torch.Tensor: ...
+
+
+class Adam:
+    """Adam on the mask: ``m ← m − lr·m̂/(√v̂ + ε)`` with the usual bias-corrected moments."""
+
+    def __init__(self, lr: float = 0.1, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
+        self.lr, self.betas, self.eps = lr, betas, eps
+
+    def reset(self, masks: torch.Tensor) -> None:
+        self.first = torch.zeros_like(masks)
+        self.second = torch.zeros_like(masks)
+        self.count = 0
+
+    def step(self, problem, masks, grad, loss):
+        beta1, beta2 = self.betas
+        self.count += 1
+        self.first.mul_(beta1).add_(grad, alpha=1 - beta1)
+        self.second.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        first_hat = self.first / (1 - beta1**self.count)
+        second_hat = self.second / (1 - beta2**self.count)
+        return masks - self.lr * first_hat / (second_hat.sqrt() + self.eps)
+
+
+class NormalisedSGD:
+    """SGD with the gradient divided by its largest magnitude per image (FGVis):
+    ``m ← m − lr·g / max|g|``."""
+
+    def __init__(self, lr: float = 0.1) -> None:
+        self.lr = lr
+
+    def reset(self, masks: torch.Tensor) -> None:
+        pass
+
+    def step(self, problem, masks, grad, loss):
+        peak = grad.flatten(1).abs().amax(1).clamp(min=1e-12)
+        return masks - self.lr * grad / peak.view(-1, *([1] * (grad.dim() - 1)))
+
+
+StopRule = Callable[[MaskProblem, torch.Tensor, int], torch.Tensor]
+"""``stop(problem, masks, step) -> B bool``: which images are finished after ``step``."""
+
+
+def score_below(fraction: float, reference: torch.Tensor) -> StopRule:
+    """Stop an image once its target score falls below ``fraction·reference`` (FGVis: 0.02·p_c(x))."""
+
+    def stop(problem: MaskProblem, masks: torch.Tensor, step: int) -> torch.Tensor:
+        with torch.no_grad():
+            return problem.class_scores(masks, jitter=False) < fraction * reference.to(masks)
+
+    return stop
+
+
+@dataclass
+class OptimisationResult:
+    """Final masks and the per-step record of the objective (B×steps)."""
+
+    masks: torch.Tensor
+    objective: torch.Tensor
+    steps: torch.Tensor  # steps each image ran (B)
+    extra: dict = field(default_factory=dict)
+
+
+def optimise_masks(
+    problem: MaskProblem,
+    init: torch.Tensor,
+    direction: Direction | None = None,
+    step_rule: StepRule | None = None,
+    steps: int = 300,
+    stop: StopRule | None = None,
+    progress: bool = False,
+    description: str = "optimising",
+) -> OptimisationResult:
+    """Run the optimisation loop on a batch of masks ``init`` (B×C×h×w, values in [0, 1])."""
+    direction = direction or Gradient()
+    step_rule = step_rule or Adam()
+    masks = init.detach().clone().clamp(0, 1)
+    step_rule.reset(masks)
+    active = torch.ones(masks.shape[0], dtype=torch.bool, device=masks.device)
+    ran = torch.zeros(masks.shape[0], dtype=torch.long, device=masks.device)
+    history = []
+    for step in tqdm(range(steps), desc=description, disable=not progress, leave=False):
+        loss, grad = direction(problem, masks)
+        updated = step_rule.step(problem, masks, grad, loss).clamp(0, 1)
+        keep = active.view(-1, *([1] * (masks.dim() - 1)))
+        masks = torch.where(keep, updated, masks).detach()
+        history.append(loss)
+        ran += active.long()
+        if stop is not None:
+            active = active & ~stop(problem, masks, step)
+            if not bool(active.any()):
+                break
+    objective = torch.stack(history, dim=1) if history else torch.empty(masks.shape[0], 0)
+    return OptimisationResult(masks=masks, objective=objective, steps=ran)

@@ -1,0 +1,54 @@
+"""Mask regularisers, each returning one value per mask (shape B).
+
+* L1 towards a value ``v``: ``Σ_u |m(u) − v|`` (``reduction="sum"``, MP) or its mean
+  (I-GOS). Deletion games pull masks to 1 (remove little), preservation games to 0.
+* Total variation with exponent β: isotropic ``Σ_u ‖∇m(u)‖₂^β`` (MP, forward differences)
+  or anisotropic ``Σ_u |∂_x m|^β + |∂_y m|^β`` (I-GOS, mean).
+* Area bounds: with each mask's values sorted in descending order ``q``, penalise
+  ``relu(q_min − q) + relu(q − q_max)`` where ``q_min`` has ones in the first ``⌊Z·a⌋``
+  places and ``q_max`` in the first ``⌊Z·b⌋`` (Explainer, a = 0.05, b = 0.3).
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def _reduce(values: torch.Tensor, reduction: str) -> torch.Tensor:
+    flat = values.flatten(1)
+    if reduction == "sum":
+        return flat.sum(1)
+    if reduction == "mean":
+        return flat.mean(1)
+    raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
+
+
+def l1(masks: torch.Tensor, towards: float = 0.0, reduction: str = "sum") -> torch.Tensor:
+    """``Σ |m − towards|`` (or the mean) per mask."""
+    return _reduce((masks - towards).abs(), reduction)
+
+
+def total_variation(
+    masks: torch.Tensor, beta: float = 3.0, isotropic: bool = True, reduction: str = "sum"
+) -> torch.Tensor:
+    """TV_β of masks B×C×H×W with forward differences (the last row/column has none)."""
+    dy = masks[..., 1:, :] - masks[..., :-1, :]
+    dx = masks[..., :, 1:] - masks[..., :, :-1]
+    if isotropic:
+        squared = dy[..., :, :-1] ** 2 + dx[..., :-1, :] ** 2
+        # (ε keeps the gradient finite where the mask is flat)
+        return _reduce((squared + 1e-12) ** (beta / 2), reduction)
+    if reduction == "sum":
+        return _reduce(dy.abs() ** beta, "sum") + _reduce(dx.abs() ** beta, "sum")
+    return 0.5 * (_reduce(dy.abs() ** beta, "mean") + _reduce(dx.abs() ** beta, "mean"))
+
+
+def area_bounds(masks: torch.Tensor, lower: float = 0.05, upper: float = 0.3) -> torch.Tensor:
+    """Mean penalty for a mask's area lying outside ``[lower, upper]`` of its pixels."""
+    flat = masks.flatten(1)
+    count = flat.shape[1]
+    ordered = flat.sort(dim=1, descending=True).values
+    positions = torch.arange(count, device=masks.device)
+    q_min = (positions < int(count * lower)).to(flat)
+    q_max = (positions < int(count * upper)).to(flat)
+    return (torch.relu(q_min - ordered) + torch.relu(ordered - q_max)).mean(1)

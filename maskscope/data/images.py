@@ -1,0 +1,123 @@
+"""Reading images from paths, PIL images, numpy arrays and tensors into one form.
+
+Every image leaves this module as a float tensor of shape 3×H×W with values in [0, 1]:
+grayscale is repeated to three channels, an alpha channel is composited over white,
+16-bit and float images are rescaled, and the EXIF orientation of a file is applied.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray, torch.Tensor]
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm")
+
+
+class ImageLoadError(ValueError):
+    """An input could not be read as an image; the message names the input."""
+
+
+def load_image(source: ImageLike, name: str | None = None) -> torch.Tensor:
+    """Return ``source`` as a float tensor 3×H×W in [0, 1].
+
+    Args:
+        source: a file path, a PIL image, a numpy array (H×W, H×W×C or C×H×W with C in
+            {1, 3, 4}; uint8, uint16 or float in [0, 1]) or a tensor of the same layouts.
+        name: how to call the input in error messages (defaults to the path).
+    """
+    label = name or (str(source) if isinstance(source, (str, os.PathLike)) else type(source).__name__)
+    if isinstance(source, (str, os.PathLike)):
+        return _from_pil(_open(Path(source)), label)
+    if isinstance(source, Image.Image):
+        return _from_pil(source, label)
+    if isinstance(source, torch.Tensor):
+        return _from_array(source.detach().cpu().numpy(), label)
+    if isinstance(source, np.ndarray):
+        return _from_array(source, label)
+    raise ImageLoadError(f"{label}: cannot read an image from a {type(source).__name__}")
+
+
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    """All image files directly inside ``folder``, sorted; an error if there are none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ImageLoadError(f"{folder}: not a directory")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ImageLoadError(f"{folder}: no images found (looked for {', '.join(IMAGE_SUFFIXES)})")
+    return files
+
+
+def _open(path: Path) -> Image.Image:
+    if not path.exists():
+        raise ImageLoadError(f"{path}: no such file")
+    if path.is_dir():
+        raise ImageLoadError(f"{path}: is a directory, not an image")
+    try:
+        image = Image.open(path)
+        image.load()
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise ImageLoadError(f"{path}: unreadable or truncated image ({error})") from error
+    return ImageOps.exif_transpose(image)
+
+
+def _from_pil(image: Image.Image, label: str) -> torch.Tensor:
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        array = np.asarray(image, dtype=np.float64)
+        peak = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
+        return _from_array((array / peak).astype(np.float32), label)
+    if image.mode == "F":
+        return _from_array(np.asarray(image, dtype=np.float32), label)
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, rgba)
+    return _from_array(np.asarray(image.convert("RGB")), label)
+
+
+def _from_array(array: np.ndarray, label: str) -> torch.Tensor:
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3:
+        raise ImageLoadError(f"{label}: expected a 2-D or 3-D image array, got shape {array.shape}")
+    if array.shape[0] in (1, 3, 4) and array.shape[2] not in (1, 3, 4):
+        array = np.transpose(array, (1, 2, 0))
+    channels = array.shape[2]
+    if channels not in (1, 3, 4):
+        raise ImageLoadError(f"{label}: expected 1, 3 or 4 channels, got {channels}")
+    values = _to_unit_range(array, label)
+    if channels == 4:
+        alpha = values[:, :, 3:]
+        values = values[:, :, :3] * alpha + (1.0 - alpha)
+    if values.shape[2] == 1:
+        values = np.repeat(values, 3, axis=2)
+    if min(values.shape[:2]) < 8:
+        raise ImageLoadError(f"{label}: image of {values.shape[1]}×{values.shape[0]} px is too small (need ≥ 8 px)")
+    return torch.from_numpy(np.ascontiguousarray(values.transpose(2, 0, 1))).float()
+
+
+def _to_unit_range(array: np.ndarray, label: str) -> np.ndarray:
+    if array.dtype == np.uint8:
+        return array.astype(np.float32) / 255.0
+    if array.dtype == np.uint16:
+        return array.astype(np.float32) / 65535.0
+    if array.dtype == np.bool_:
+        return array.astype(np.float32)
+    if np.issubdtype(array.dtype, np.integer):
+        peak = 65535.0 if array.max() > 255 else 255.0
+        return array.astype(np.float32) / peak
+    values = array.astype(np.float32)
+    if not np.isfinite(values).all():
+        raise ImageLoadError(f"{label}: image contains NaN or infinite values")
+    if values.min() < -1e-3 or values.max() > 1 + 1e-3:
+        raise ImageLoadError(
+            f"{label}: float image values must lie in [0, 1], got [{values.min():.3g}, {values.max():.3g}]"
+        )
+    return np.clip(values, 0.0, 1.0)

@@ -1,0 +1,92 @@
+"""The base class of every explanation method.
+
+Methods follow the scikit-learn convention: every parameter is set in ``__init__`` and kept
+as an attribute of the same name; the work happens in :meth:`Method.explain` (also the
+call operator), which takes a classifier, a batch of images and the targets, and returns an
+:class:`~maskscope.core.explanation.Explanation`. Nothing happens on import.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from typing import Any, ClassVar, Sequence
+
+import torch
+
+from maskscope.core.classifier import Classifier
+from maskscope.core.explanation import Explanation
+from maskscope.core.targets import TargetSpec, resolve_targets, target_weights
+from maskscope.data.images import ImageLike, load_image
+
+
+class Method:
+    """Base class: subclasses set ``name`` and implement :meth:`_explain`."""
+
+    name: ClassVar[str] = ""
+    #: whether the method needs the classifier's gradients (a forward-only callable will not do)
+    needs_gradients: ClassVar[bool] = True
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor's parameters and their current values."""
+        signature = inspect.signature(type(self).__init__)
+        return {name: getattr(self, name) for name in signature.parameters if name != "self"}
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """The constructor's default parameters."""
+        signature = inspect.signature(cls.__init__)
+        return {n: p.default for n, p in signature.parameters.items() if n != "self"}
+
+    def explain(
+        self,
+        classifier: Classifier,
+        images: torch.Tensor | Sequence[ImageLike],
+        target: TargetSpec = "top1",
+        seed: int = 0,
+    ) -> Explanation:
+        """Explain a batch of images for the target(s).
+
+        Args:
+            classifier: the model wrapper.
+            images: a tensor B×3×H×W in [0, 1] already in the classifier's view, or a list
+                of images (paths, PIL, arrays) that are loaded and put in its view.
+            target: ``"top1"``, ``"topk:K"``, an index, a class name, or one per image.
+            seed: fixes every random choice of the method.
+        """
+        if self.needs_gradients:
+            classifier.require_gradients(type(self).__name__)
+        batch = prepare_images(images, classifier)
+        start = time.perf_counter()
+        with torch.no_grad():
+            scores = classifier.probabilities(batch)
+        targets = resolve_targets(target, classifier, scores)
+        weights = target_weights(targets, scores.shape[1], device=batch.device)
+        explanation = self._explain(classifier, batch, targets, weights, seed)
+        explanation.scores_before = (scores * weights).sum(1).cpu()
+        explanation.target_names = [[classifier.class_names[c] for c in classes] for classes in targets]
+        explanation.params = self.get_params()
+        explanation.seconds = time.perf_counter() - start
+        return explanation
+
+    __call__ = explain
+
+    def _explain(
+        self, classifier: Classifier, images: torch.Tensor, targets: list[list[int]], weights: torch.Tensor, seed: int
+    ) -> Explanation:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({params})"
+
+
+def prepare_images(images: torch.Tensor | Sequence[ImageLike], classifier: Classifier) -> torch.Tensor:
+    """A batch B×3×H×W on the classifier's device, loading and viewing images if needed."""
+    if isinstance(images, torch.Tensor):
+        batch = images if images.dim() == 4 else images[None]
+        if batch.shape[1] != 3:
+            raise ValueError(f"images must be B×3×H×W, got {tuple(batch.shape)}")
+    else:
+        batch = torch.stack([classifier.view(load_image(image)) for image in images])
+    return batch.float().to(classifier.device)
