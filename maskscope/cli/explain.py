@@ -1,0 +1,125 @@
+"""``maskscope explain``: explain images with a method and write saliency, overlay and record.
+
+Images are explained in batches of ``--batch-size`` (one batched optimisation each). An
+image that cannot be read, or whose model output is unusable, gets a one-line error and the
+others are still explained; the exit status is 1 when any image failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from maskscope.cli.options import add_model_options, load_classifier, parse_params
+from maskscope.core.classifier import ModelOutputError, TargetError
+from maskscope.data.images import ImageLoadError, list_images, load_image
+from maskscope.methods import METHODS, get_method
+from maskscope.methods.base import Method, prepare_images
+
+DEFAULT_PHOTO = "chelsea"
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "explain",
+        help="explain images (default: a bundled photo of a cat)",
+        description="Explain each IMAGE (files or folders) and write NAME.npy, NAME.png and NAME.json to --out.",
+    )
+    parser.add_argument("images", nargs="*", help="image files or folders (default: scikit-image's chelsea photo)")
+    parser.add_argument("--method", default="mp", help=f"one of: {', '.join(sorted(METHODS))} (default: %(default)s)")
+    parser.add_argument("--target", default="top1", help="top1, topk:K, a class index or a class name (default: %(default)s)")
+    add_model_options(parser)
+    parser.add_argument("--out", default="results", help="output folder (default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=8, help="images explained together (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    parser.add_argument("--param", action="append", metavar="KEY=VALUE", help="a method parameter, e.g. steps=100")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from maskscope.cli.main import CommandError
+
+    if args.batch_size < 1:
+        raise CommandError("--batch-size must be at least 1")
+    params = parse_params(args.param)
+    try:
+        if "progress" in METHODS.get(args.method.lower(), Method).defaults():
+            params.setdefault("progress", not args.quiet)
+        method = get_method(args.method, **params)
+    except (ValueError, TypeError) as error:
+        raise CommandError(str(error)) from error
+    sources = collect_sources(args.images)
+    classifier = load_classifier(args)
+    failures = 0
+    photos, names = [], []
+    for source, name in sources:
+        try:
+            photos.append(load_image(source, name=None if isinstance(source, Path) else name))
+            names.append(name)
+        except ImageLoadError as error:
+            print(f"error: {error}", file=sys.stderr)
+            failures += 1
+    out = Path(args.out)
+    bar = tqdm(total=len(photos), desc=f"explain ({method.name})", unit="image", disable=args.quiet)
+    for start in range(0, len(photos), args.batch_size):
+        chunk = list(range(start, min(start + args.batch_size, len(photos))))
+        failures += explain_chunk(method, classifier, [photos[i] for i in chunk], [names[i] for i in chunk], args, out)
+        bar.update(len(chunk))
+    bar.close()
+    print(f"wrote {len(sources) - failures} explanation(s) to {out}/", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def explain_chunk(method, classifier, photos, names, args, out: Path) -> int:
+    """Explain one batch; when the model fails on it, retry image by image. Returns failures."""
+    from maskscope.cli.main import CommandError
+
+    try:
+        batch = prepare_images(photos, classifier)
+        explanation = method.explain(classifier, batch, target=args.target, seed=args.seed)
+    except TargetError as error:
+        raise CommandError(str(error)) from error
+    except ModelOutputError as error:
+        if len(photos) == 1:
+            print(f"error: {names[0]}: {error}", file=sys.stderr)
+            return 1
+        return sum(explain_chunk(method, classifier, [p], [n], args, out) for p, n in zip(photos, names))
+    explanation.names = names
+    explanation.save(out, images=photos, view=classifier.view)
+    return 0
+
+
+def collect_sources(arguments: list[str]) -> list[tuple[object, str]]:
+    """(source, name) pairs: files as given, folders expanded, the bundled photo by default."""
+    from maskscope.cli.main import CommandError
+
+    if not arguments:
+        from skimage import data
+
+        return [(np.asarray(getattr(data, DEFAULT_PHOTO)()), DEFAULT_PHOTO)]
+    sources = []
+    for argument in arguments:
+        path = Path(argument)
+        if path.is_dir():
+            try:
+                files = list_images(path)
+            except ImageLoadError as error:
+                raise CommandError(str(error)) from error
+            sources.extend((file, file.stem) for file in files)
+        else:
+            sources.append((path, path.stem))
+    return _unique_names(sources)
+
+
+def _unique_names(sources: list[tuple[object, str]]) -> list[tuple[object, str]]:
+    seen: dict[str, int] = {}
+    unique = []
+    for source, name in sources:
+        count = seen.get(name, 0)
+        seen[name] = count + 1
+        unique.append((source, name if count == 0 else f"{name}_{count}"))
+    return unique
