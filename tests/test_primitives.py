@@ -1,0 +1,113 @@
+"""Fillers, masks, regularisers, jitter and batched scoring behave as their equations say."""
+
+import pytest
+import torch
+
+from maskscope.core.blur import gaussian_blur
+from maskscope.core.classifier import Classifier
+from maskscope.core.fillers import Blur, Constant, Noise, Reference, blend, resolve_filler
+from maskscope.core.jitter import Jitter
+from maskscope.core.masks import Upsampler, disc_masks
+from maskscope.core.regularisers import area_bounds, l1, total_variation
+from maskscope.core.scoring import score_perturbations
+from maskscope.core.targets import target_weights
+from maskscope.core.view import ClassifierView
+
+
+def test_blur_keeps_constants_and_spreads_an_impulse():
+    flat = torch.full((1, 3, 32, 32), 0.3)
+    assert torch.allclose(gaussian_blur(flat, 3.0), flat, atol=1e-6)
+    impulse = torch.zeros(1, 1, 41, 41)
+    impulse[..., 20, 20] = 1
+    blurred = gaussian_blur(impulse, 2.0)
+    assert abs(float(blurred.sum()) - 1) < 1e-4
+    ys = torch.arange(41.0)[:, None].expand(41, 41)
+    variance = float((blurred[0, 0] * (ys - 20) ** 2).sum())
+    assert abs(variance - 4.0) < 0.1  # σ² of the kernel
+
+
+def test_blend_and_fillers():
+    images = torch.rand(2, 3, 16, 16)
+    mask = torch.zeros(2, 1, 16, 16)
+    mask[..., :8] = 1  # keep the left half
+    grey = Constant(torch.tensor([0.5, 0.5, 0.5]))
+    out = blend(images, mask, grey(images))
+    assert torch.equal(out[..., :8], images[..., :8]) and torch.allclose(out[..., 8:], torch.tensor(0.5))
+    assert resolve_filler("mean", torch.tensor([0.2, 0.4, 0.6]))(images)[0, :, 0, 0].tolist() == pytest.approx([0.2, 0.4, 0.6])
+    assert isinstance(resolve_filler("blur:7", None), Blur) and resolve_filler("blur:7", None).sigma == 7
+    reference = torch.rand(2, 3, 16, 16)
+    assert torch.equal(Reference(reference)(images), reference)
+    noise = Noise(std=0.2, seed=0)(images)
+    assert torch.equal(noise, Noise(std=0.2, seed=0)(images))
+    assert 0.1 < float((noise - images).std()) < 0.3
+    with pytest.raises(ValueError):
+        resolve_filler("paint", None)
+
+
+def test_upsampler_nearest_then_smoothing():
+    mask = torch.zeros(1, 1, 4, 4)
+    mask[..., 1, 1] = 1
+    sharp = Upsampler("nearest")(mask, (16, 16))
+    assert sharp[0, 0, 4:8, 4:8].min() == 1 and sharp.sum() == 16
+    smooth = Upsampler("nearest", smooth_sigma=2.0)(mask, (16, 16))
+    assert smooth.max() < 1 and abs(float(smooth.sum()) - 16) < 1.5 and smooth[0, 0, 5:7, 5:7].max() == smooth.max()
+
+
+def test_regularisers():
+    ones = torch.ones(2, 1, 8, 8)
+    assert torch.allclose(l1(ones, reduction="sum"), torch.tensor([64.0, 64.0]))
+    assert torch.allclose(l1(ones, reduction="mean"), torch.tensor([1.0, 1.0]))
+    assert total_variation(ones, beta=3).abs().max() < 1e-9
+    step = torch.zeros(1, 1, 8, 8)
+    step[..., 4:] = 1  # one vertical edge of 8 unit jumps
+    assert float(total_variation(step, beta=1, isotropic=False, reduction="sum")) == pytest.approx(8.0)
+    # isotropic pairs dx and dy on (H−1)×(W−1) pixels: the last row's jump has no partner
+    assert float(total_variation(step, beta=3, isotropic=True, reduction="sum")) == pytest.approx(7.0)
+    ramp = torch.linspace(0, 1, 8).expand(1, 1, 8, 8)
+    assert float(total_variation(ramp, beta=2)) < float(total_variation(step, beta=2))
+    half = torch.zeros(1, 1, 8, 8)
+    half[..., :4] = 1
+    assert float(area_bounds(half, 0.4, 0.6)) == pytest.approx(0.0, abs=1e-6)
+    assert float(area_bounds(half, 0.05, 0.3)) > 0  # half the mask on: above the upper bound
+    assert float(area_bounds(torch.zeros(1, 1, 8, 8), 0.05, 0.3)) > 0  # nothing on: below the lower bound
+
+
+def test_jitter_is_seeded_and_shifts_whole_pixels():
+    images = torch.rand(2, 3, 20, 20)
+    first = Jitter(3, torch.Generator().manual_seed(5))(images)
+    second = Jitter(3, torch.Generator().manual_seed(5))(images)
+    assert torch.equal(first, second) and first.shape == images.shape
+    assert torch.equal(Jitter(0)(images), images)
+
+
+def test_discs_grow_with_radius():
+    discs = disc_masks(torch.tensor([0, 8, 16]), (64, 64))
+    areas = discs.flatten(1).sum(1)
+    assert areas[0] <= 1 and areas[0] < areas[1] < areas[2]
+    assert float(areas[2]) == pytest.approx(3.1416 * 16**2, rel=0.1)
+
+
+class BrightnessOfLeftHalf(torch.nn.Module):
+    """Two logits: (mean of the left half, 0); counts its calls."""
+
+    calls = 0
+
+    def forward(self, x):
+        BrightnessOfLeftHalf.calls += 1
+        left = x[..., : x.shape[-1] // 2].mean((1, 2, 3))
+        return torch.stack([left, torch.zeros_like(left)], 1)
+
+
+def test_scoring_matches_direct_evaluation_and_batches():
+    model = BrightnessOfLeftHalf()
+    classifier = Classifier(model, mean=(0, 0, 0), std=(1, 1, 1), output="logits", view=ClassifierView(None, 16))
+    images = torch.rand(2, 3, 16, 16)
+    masks = torch.rand(2, 10, 4, 4)
+    filler = Constant(torch.zeros(3))
+    weights = target_weights([[0], [0]], 2)
+    model.calls = BrightnessOfLeftHalf.calls = 0
+    scores = score_perturbations(classifier, images, masks, filler, weights, batch_size=8, upsampler=Upsampler("nearest"))
+    assert BrightnessOfLeftHalf.calls == 3  # 20 perturbed images in chunks of 8
+    up = Upsampler("nearest")(masks.flatten(0, 1)[:, None], (16, 16)).view(2, 10, 1, 16, 16)
+    expected = (images[:, None] * up)[..., :8].mean((2, 3, 4))
+    assert torch.allclose(scores, expected, atol=1e-6)
