@@ -1,0 +1,64 @@
+"""The classifier wrapper: output checks, targets, class names, forward-only models."""
+
+import numpy as np
+import pytest
+import torch
+
+from maskscope.core.classifier import Classifier, ModelOutputError, TargetError, imagenet_class_names
+from maskscope.core.targets import resolve_targets
+from maskscope.core.view import ClassifierView
+from maskscope.methods import MeaningfulPerturbation
+
+
+def tiny_classifier(forward, classes=("cat", "dog", "bird")):
+    class Model(torch.nn.Module):
+        def forward(self, x):
+            return forward(x)
+
+    return Classifier(Model(), class_names=list(classes), view=ClassifierView(None, 16), name="toy")
+
+
+def test_imagenet_names_are_complete_and_ordered():
+    names = imagenet_class_names()
+    assert len(names) == 1000 and names[0] == "tench" and names[281] == "tabby" and names[999] == "toilet tissue"
+
+
+def test_wrong_shape_and_nan_outputs_are_reported():
+    images = torch.rand(2, 3, 16, 16)
+    with pytest.raises(ModelOutputError, match="shape"):
+        tiny_classifier(lambda x: x.mean((2, 3)).unsqueeze(1)).logits(images)
+    with pytest.raises(ModelOutputError, match="NaN"):
+        tiny_classifier(lambda x: torch.full((x.shape[0], 3), float("nan"))).logits(images)
+    with pytest.raises(ModelOutputError):  # a class count that disagrees with the names
+        tiny_classifier(lambda x: torch.zeros(x.shape[0], 5)).logits(images)
+
+
+def test_targets_by_index_name_and_rank():
+    classifier = tiny_classifier(lambda x: torch.tensor([[0.0, 2.0, 1.0]]).expand(x.shape[0], 3))
+    scores = classifier.probabilities(torch.rand(2, 3, 16, 16))
+    assert resolve_targets("top1", classifier, scores) == [[1], [1]]
+    assert resolve_targets("topk:2", classifier, scores) == [[1, 2], [1, 2]]
+    assert resolve_targets("Bird", classifier, scores) == [[2], [2]]
+    assert resolve_targets([0, "dog"], classifier, scores) == [[0], [1]]
+    with pytest.raises(TargetError, match="out of range"):
+        resolve_targets(7, classifier, scores)
+    with pytest.raises(TargetError, match="unknown class name 'zebra'"):
+        resolve_targets("zebra", classifier, scores)
+
+
+def test_forward_only_callable_scores_but_refuses_gradients():
+    classifier = Classifier.from_callable(
+        lambda batch: np.stack([batch.mean((1, 2, 3)), -batch.mean((1, 2, 3))], 1),
+        mean=(0, 0, 0), std=(1, 1, 1), class_names=["bright", "dark"], view=ClassifierView(None, 16),
+    )  # fmt: skip
+    scores = classifier.probabilities(torch.ones(1, 3, 16, 16))
+    assert scores[0, 0] > scores[0, 1]
+    with pytest.raises(TypeError, match="gradients"):
+        MeaningfulPerturbation(steps=2)(classifier, torch.rand(1, 3, 16, 16))
+
+
+def test_sigmoid_output_for_multi_label():
+    classifier = tiny_classifier(lambda x: torch.tensor([[3.0, 3.0, -3.0]]).expand(x.shape[0], 3))
+    classifier.output = "sigmoid"
+    probabilities = classifier.probabilities(torch.rand(1, 3, 16, 16))
+    assert probabilities[0, 0] > 0.9 and probabilities[0, 1] > 0.9 and probabilities[0, 2] < 0.1
