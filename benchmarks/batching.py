@@ -1,0 +1,67 @@
+"""Per-image time of MP explaining 8 photos in one batched call vs one call per photo.
+
+Both runs use the default model, the same photos, seed and step count, measured one after
+the other in this process; the masks of the two runs are compared too. Writes JSON.
+
+    python benchmarks/batching.py --steps 100 --out benchmarks/results/batching.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from skimage import data
+
+from maskscope import Classifier, MeaningfulPerturbation
+
+PHOTOS = ("chelsea", "coffee", "rocket", "astronaut", "cat", "hubble_deep_field", "immunohistochemistry", "retina")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/batching.json"))
+    args = parser.parse_args()
+
+    classifier = Classifier.default()
+    images = torch.stack([classifier.view(torch.from_numpy(np.asarray(getattr(data, name)()) / 255.0).permute(2, 0, 1).float()) for name in PHOTOS])
+    method = MeaningfulPerturbation(steps=args.steps)
+    method(classifier, images[:1], seed=0)  # warm-up
+
+    start = time.perf_counter()
+    together = method(classifier, images, seed=0)
+    batched = (time.perf_counter() - start) / len(images)
+
+    start = time.perf_counter()
+    alone = torch.cat([method(classifier, images[i : i + 1], seed=0).mask for i in range(len(images))])
+    one_by_one = (time.perf_counter() - start) / len(images)
+
+    difference = (alone - together.mask).abs()
+    record = {
+        "images": list(PHOTOS),
+        "steps": args.steps,
+        "seconds_per_image_batched": batched,
+        "seconds_per_image_one_by_one": one_by_one,
+        "ratio_batched_over_one_by_one": batched / one_by_one,
+        "mask_max_abs_difference": float(difference.max()),
+        "mask_mean_abs_difference": float(difference.mean()),
+        "device": "cpu",
+        "threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(record, indent=2))
+    print(json.dumps(record, indent=2))
+
+
+if __name__ == "__main__":
+    main()

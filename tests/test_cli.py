@@ -1,0 +1,83 @@
+"""``maskscope explain`` and ``maskscope methods`` end to end, including bad inputs."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from maskscope.cli.main import main
+from maskscope.models import TinyCNN
+
+FAST = ["--param", "steps=3", "--param", "init='ones'", "--quiet"]
+
+
+@pytest.fixture()
+def torchscript_model(tmp_path):
+    """A 1000-class TorchScript model (untrained) that runs in milliseconds."""
+    torch.manual_seed(0)
+    path = tmp_path / "tiny.pt"
+    torch.jit.save(torch.jit.script(TinyCNN(1000, width=4).eval()), str(path))
+    return path
+
+
+@pytest.fixture()
+def photos(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("first", "second"):
+        Image.fromarray(rng.integers(0, 255, (80, 100, 3), dtype=np.uint8)).save(folder / f"{name}.png")
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not a jpeg")
+    return folder
+
+
+def test_a_broken_file_does_not_stop_the_others(photos, torchscript_model, tmp_path, capsys):
+    out = tmp_path / "out"
+    status = main(["explain", str(photos), "--model", str(torchscript_model), "--out", str(out), *FAST])
+    error = capsys.readouterr().err
+    assert status == 1
+    assert "broken.jpg: unreadable or truncated image" in error
+    for name in ("first", "second"):
+        assert (out / f"{name}.npy").is_file() and (out / f"{name}.png").is_file()
+        record = json.loads((out / f"{name}.json").read_text())
+        assert record["method"] == "mp" and record["params"]["steps"] == 3
+        assert np.load(out / f"{name}.npy").shape == (224, 224)
+
+
+def test_bad_targets_and_empty_folders_are_one_line_errors(photos, torchscript_model, tmp_path, capsys):
+    image = str(photos / "first.png")
+    model = ["--model", str(torchscript_model), "--out", str(tmp_path / "o"), *FAST]
+    assert main(["explain", image, "--target", "1000", *model]) == 2
+    assert "target 1000 is out of range" in capsys.readouterr().err
+    assert main(["explain", image, "--target", "no such animal", *model]) == 2
+    assert "unknown class name 'no such animal'" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["explain", str(empty), *model]) == 2
+    assert "no images found" in capsys.readouterr().err
+    assert main(["explain", image, "--model", str(tmp_path / "missing.pt")]) == 2
+    assert "missing.pt: no such model file" in capsys.readouterr().err
+
+
+def test_a_model_with_nan_output_is_reported_per_image(photos, tmp_path, capsys):
+    class NaNForDarkImages(torch.nn.Module):
+        def forward(self, x):
+            logits = torch.zeros(x.shape[0], 1000)
+            dark = x.mean((1, 2, 3)) < -0.5
+            return torch.where(dark[:, None], torch.full_like(logits, float("nan")), logits)
+
+    path = tmp_path / "nan.pt"
+    torch.jit.save(torch.jit.script(NaNForDarkImages()), str(path))
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(photos / "dark.png")
+    status = main(["explain", str(photos), "--model", str(path), "--out", str(tmp_path / "o"), *FAST])
+    error = capsys.readouterr().err
+    assert status == 1 and "dark: model" in error and "NaN" in error
+    assert (tmp_path / "o" / "first.npy").is_file() and not (tmp_path / "o" / "dark.npy").exists()
+
+
+def test_methods_lists_defaults(capsys):
+    assert main(["methods"]) == 0
+    listing = capsys.readouterr().out
+    assert "mp" in listing and "steps = 300" in listing and "resolution = 28" in listing
