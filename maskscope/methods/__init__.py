@@ -1,7 +1,17 @@
 """Explanation methods, one module each, all returning an ``Explanation``."""
 
 from maskscope.methods.base import Method
+from maskscope.methods.centre_map import CentreMap
 from maskscope.methods.meaningful_perturbation import MeaningfulPerturbation
+from maskscope.methods.random_map import RandomMap
 from maskscope.methods.registry import METHODS, get_method, register
 
-__all__ = ["METHODS", "MeaningfulPerturbation", "Method", "get_method", "register"]
+__all__ = [
+    "METHODS",
+    "CentreMap",
+    "MeaningfulPerturbation",
+    "Method",
+    "RandomMap",
+    "get_method",
+    "register",
+]
