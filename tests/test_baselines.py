@@ -14,6 +14,8 @@ import torch
 from maskscope.methods import (
     METHODS,
     CentreMap,
+    Gradient,
+    IntegratedGradients,
     RandomMap,
     get_method,
 )
@@ -35,9 +37,9 @@ def random_hit_rate(classifier, images, classes, masks) -> float:
 
 
 def test_baselines_are_registered():
-    for name in ("random", "centre"):
+    for name in ("random", "centre", "gradient", "integrated_gradients"):
         assert name in METHODS
-    assert isinstance(get_method("centre", sigma=0.1), CentreMap)
+    assert isinstance(get_method("integrated_gradients", steps=8), IntegratedGradients)
 
 
 def test_random_map_is_seeded_and_centre_map_peaks_in_the_middle(shapes):
@@ -50,3 +52,39 @@ def test_random_map_is_seeded_and_centre_map_peaks_in_the_middle(shapes):
     peak = divmod(int(centre[0].argmax()), 64)
     assert peak in ((31, 31), (31, 32), (32, 31), (32, 32))
     assert centre[0, 0, 0] < 0.05 * centre[0].max()
+
+
+@pytest.mark.parametrize(
+    "method",
+    [Gradient(), IntegratedGradients(steps=16)],
+    ids=["gradient", "integrated_gradients"],
+)
+def test_gradient_methods_point_at_the_object(shapes, method):
+    classifier, images, classes, masks = shapes
+    explanation = method(classifier, images, classes)
+    assert explanation.saliency.shape == (20, 64, 64)
+    hits = hit_rate(explanation, masks)
+    assert hits >= 0.85
+    assert hits >= random_hit_rate(classifier, images, classes, masks) + 0.6
+
+
+def test_integrated_gradients_completeness(shapes):
+    classifier, images, classes, _ = shapes
+    images, classes = images[:6], classes[:6]
+    explanation = IntegratedGradients(steps=64, batch_size=50)(classifier, images, classes)
+    with torch.no_grad():
+        at_image = classifier.probabilities(images)[range(6), classes]
+        at_black = classifier.probabilities(torch.zeros_like(images))[range(6), classes]
+    total = explanation.mask.sum((1, 2, 3))
+    assert torch.allclose(total, at_image - at_black, atol=0.03)
+    assert torch.allclose(explanation.history[:, 0], total - (at_image - at_black), atol=1e-4)
+    assert torch.allclose(explanation.saliency, explanation.mask.abs().sum(1))
+
+
+def test_integrated_gradients_mean_colour_baseline_gives_no_credit_to_mean_pixels(shapes):
+    classifier, images, classes, _ = shapes
+    image = images[:1].clone()
+    image[..., :10, :10] = classifier.mean_colour.view(1, 3, 1, 1)
+    explanation = IntegratedGradients(steps=8, baseline="mean")(classifier, image, classes[:1])
+    assert explanation.mask[..., :10, :10].abs().max() < 1e-6
+    assert explanation.mask[..., 10:, 10:].abs().max() > 0

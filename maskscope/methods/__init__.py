@@ -2,6 +2,8 @@
 
 from maskscope.methods.base import Method
 from maskscope.methods.centre_map import CentreMap
+from maskscope.methods.gradient import Gradient
+from maskscope.methods.integrated_gradients import IntegratedGradients
 from maskscope.methods.meaningful_perturbation import MeaningfulPerturbation
 from maskscope.methods.random_map import RandomMap
 from maskscope.methods.registry import METHODS, get_method, register
@@ -9,6 +11,8 @@ from maskscope.methods.registry import METHODS, get_method, register
 __all__ = [
     "METHODS",
     "CentreMap",
+    "Gradient",
+    "IntegratedGradients",
     "MeaningfulPerturbation",
     "Method",
     "RandomMap",
