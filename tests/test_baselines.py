@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from maskscope.methods import (
     METHODS,
     CentreMap,
+    GradCAM,
     Gradient,
     IntegratedGradients,
     RandomMap,
     get_method,
 )
+from maskscope.methods.gradcam import last_spatial_layer
 from maskscope.metrics.pointing import pointing_game
 
 
@@ -36,8 +39,15 @@ def random_hit_rate(classifier, images, classes, masks) -> float:
     return hit_rate(RandomMap()(classifier, images, classes, seed=0), masks)
 
 
+def no_hooks(model: torch.nn.Module) -> bool:
+    return all(
+        not (m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks)
+        for m in model.modules()
+    )
+
+
 def test_baselines_are_registered():
-    for name in ("random", "centre", "gradient", "integrated_gradients"):
+    for name in ("random", "centre", "gradient", "integrated_gradients", "gradcam"):
         assert name in METHODS
     assert isinstance(get_method("integrated_gradients", steps=8), IntegratedGradients)
 
@@ -56,8 +66,8 @@ def test_random_map_is_seeded_and_centre_map_peaks_in_the_middle(shapes):
 
 @pytest.mark.parametrize(
     "method",
-    [Gradient(), IntegratedGradients(steps=16)],
-    ids=["gradient", "integrated_gradients"],
+    [Gradient(), IntegratedGradients(steps=16), GradCAM()],
+    ids=["gradient", "integrated_gradients", "gradcam"],
 )
 def test_gradient_methods_point_at_the_object(shapes, method):
     classifier, images, classes, masks = shapes
@@ -88,3 +98,44 @@ def test_integrated_gradients_mean_colour_baseline_gives_no_credit_to_mean_pixel
     explanation = IntegratedGradients(steps=8, baseline="mean")(classifier, image, classes[:1])
     assert explanation.mask[..., :10, :10].abs().max() < 1e-6
     assert explanation.mask[..., 10:, 10:].abs().max() > 0
+
+
+def test_gradcam_finds_the_last_spatial_layer_and_accepts_a_named_one(shapes):
+    classifier, images, classes, _ = shapes
+    assert last_spatial_layer(classifier, images) == "features"
+    explanation = GradCAM(layer="features.4")(classifier, images[:3], classes[:3])
+    assert explanation.mask.shape == (3, 1, 32, 32)
+    assert explanation.saliency.shape == (3, 64, 64) and explanation.saliency.min() >= 0
+    with pytest.raises(ValueError, match="no layer"):
+        GradCAM(layer="nonexistent")(classifier, images[:1], classes[:1])
+    assert no_hooks(classifier.model)
+
+
+def test_gradcam_removes_its_hooks_when_the_model_fails(shapes, monkeypatch):
+    classifier, images, classes, _ = shapes
+
+    def broken(_features):
+        raise RuntimeError("head failed")
+
+    monkeypatch.setattr(classifier.model.classifier, "forward", broken)
+    for layer in (None, "features.8"):
+        with pytest.raises(RuntimeError, match="head failed"):
+            GradCAM(layer=layer)(classifier, images[:2], classes[:2])
+        assert no_hooks(classifier.model)
+
+
+def test_gradcam_on_the_default_model_finds_the_cat(default_classifier):
+    skimage_data = pytest.importorskip("skimage.data")
+    cat = default_classifier.view(torch.from_numpy(skimage_data.chelsea()).permute(2, 0, 1).float() / 255)
+    small = F.interpolate(cat[None], size=(112, 112), mode="bilinear", align_corners=False)[0]
+    corners = [(0, 0), (112, 112)]
+    images = torch.full((2, 3, 224, 224), 0.5)  # the cat in one quadrant of a gray canvas
+    for image, (top, left) in zip(images, corners):
+        image[:, top : top + 112, left : left + 112] = small
+    saliency = GradCAM()(default_classifier, images, target="tiger cat").saliency
+    random = RandomMap()(default_classifier, images, target="tiger cat").saliency
+    for index, (top, left) in enumerate(corners):
+        quadrant = (index, slice(top, top + 112), slice(left, left + 112))
+        share = float(saliency[quadrant].sum() / saliency[index].sum())
+        assert share > 0.5
+        assert share > float(random[quadrant].sum() / random[index].sum()) + 0.2

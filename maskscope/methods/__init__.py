@@ -2,6 +2,7 @@
 
 from maskscope.methods.base import Method
 from maskscope.methods.centre_map import CentreMap
+from maskscope.methods.gradcam import GradCAM
 from maskscope.methods.gradient import Gradient
 from maskscope.methods.integrated_gradients import IntegratedGradients
 from maskscope.methods.meaningful_perturbation import MeaningfulPerturbation
@@ -11,6 +12,7 @@ from maskscope.methods.registry import METHODS, get_method, register
 __all__ = [
     "METHODS",
     "CentreMap",
+    "GradCAM",
     "Gradient",
     "IntegratedGradients",
     "MeaningfulPerturbation",
