@@ -12,8 +12,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from maskscope.core.classifier import Classifier
 from maskscope.methods import (
     METHODS,
+    RISE,
     CentreMap,
     GradCAM,
     Gradient,
@@ -22,6 +24,7 @@ from maskscope.methods import (
     get_method,
 )
 from maskscope.methods.gradcam import last_spatial_layer
+from maskscope.methods.rise import rise_masks
 from maskscope.metrics.pointing import pointing_game
 
 
@@ -47,7 +50,7 @@ def no_hooks(model: torch.nn.Module) -> bool:
 
 
 def test_baselines_are_registered():
-    for name in ("random", "centre", "gradient", "integrated_gradients", "gradcam"):
+    for name in ("random", "centre", "gradient", "integrated_gradients", "gradcam", "rise"):
         assert name in METHODS
     assert isinstance(get_method("integrated_gradients", steps=8), IntegratedGradients)
 
@@ -78,6 +81,14 @@ def test_gradient_methods_point_at_the_object(shapes, method):
     assert hits >= random_hit_rate(classifier, images, classes, masks) + 0.6
 
 
+def test_rise_points_at_the_object(shapes):
+    classifier, images, classes, masks = shapes
+    images, classes, masks = images[:16], classes[:16], masks[:16]
+    hits = hit_rate(RISE(masks=150)(classifier, images, classes, seed=0), masks)
+    assert hits >= 0.75
+    assert hits >= random_hit_rate(classifier, images, classes, masks) + 0.5
+
+
 def test_integrated_gradients_completeness(shapes):
     classifier, images, classes, _ = shapes
     images, classes = images[:6], classes[:6]
@@ -98,6 +109,26 @@ def test_integrated_gradients_mean_colour_baseline_gives_no_credit_to_mean_pixel
     explanation = IntegratedGradients(steps=8, baseline="mean")(classifier, image, classes[:1])
     assert explanation.mask[..., :10, :10].abs().max() < 1e-6
     assert explanation.mask[..., 10:, 10:].abs().max() > 0
+
+
+def test_rise_masks_shift_within_a_cell():
+    grids = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]]).repeat(3, 1, 1)
+    shifts = torch.tensor([[0, 0], [5, 5], [9, 9]])
+    masks = rise_masks(grids, shifts, (20, 20))
+    assert masks.shape == (3, 20, 20) and 0 <= masks.min() and masks.max() <= 1
+    assert masks[0, 2, 2] == 1 and 0 < masks[0, 2, 19] < masks[0, 2, 10] < 1  # smooth between cells
+    assert masks[2, 0, 0] < masks[0, 0, 0] == masks[1, 0, 0]  # shifted partly out of view
+    assert torch.allclose(masks[1, :15, :15], masks[0, 5:, 5:])  # a shift is a crop of one larger mask
+
+
+def test_rise_is_seeded_and_independent_of_batch_size(shapes):
+    classifier, images, classes, _ = shapes
+    images, classes = images[:2], classes[:2]
+    first = RISE(masks=24, batch_size=16)(classifier, images, classes, seed=5).saliency
+    again = RISE(masks=24, batch_size=5)(classifier, images, classes, seed=5).saliency
+    other = RISE(masks=24, batch_size=16)(classifier, images, classes, seed=6).saliency
+    assert torch.allclose(first, again, atol=1e-5)
+    assert not torch.allclose(first, other, atol=1e-3)
 
 
 def test_gradcam_finds_the_last_spatial_layer_and_accepts_a_named_one(shapes):
@@ -122,6 +153,23 @@ def test_gradcam_removes_its_hooks_when_the_model_fails(shapes, monkeypatch):
         with pytest.raises(RuntimeError, match="head failed"):
             GradCAM(layer=layer)(classifier, images[:2], classes[:2])
         assert no_hooks(classifier.model)
+
+
+def test_forward_only_classifier_is_refused_by_gradient_methods_but_explained_by_rise(shapes):
+    classifier, images, classes, _ = shapes
+    model = classifier.model
+
+    def run(batch):
+        with torch.no_grad():
+            return model(torch.from_numpy(batch)).numpy()
+
+    black_box = Classifier.from_callable(run, mean=(0.5,) * 3, std=(0.5,) * 3, class_names=classifier.class_names)
+    for method in (Gradient(), IntegratedGradients(steps=4), GradCAM()):
+        with pytest.raises(TypeError, match="needs gradients"):
+            method(black_box, images[:2], classes[:2])
+    from_black_box = RISE(masks=16)(black_box, images[:2], classes[:2], seed=1).saliency
+    from_module = RISE(masks=16)(classifier, images[:2], classes[:2], seed=1).saliency
+    assert torch.allclose(from_black_box, from_module, atol=1e-5)
 
 
 def test_gradcam_on_the_default_model_finds_the_cat(default_classifier):

@@ -8,9 +8,11 @@ from maskscope.methods.integrated_gradients import IntegratedGradients
 from maskscope.methods.meaningful_perturbation import MeaningfulPerturbation
 from maskscope.methods.random_map import RandomMap
 from maskscope.methods.registry import METHODS, get_method, register
+from maskscope.methods.rise import RISE
 
 __all__ = [
     "METHODS",
+    "RISE",
     "CentreMap",
     "GradCAM",
     "Gradient",
