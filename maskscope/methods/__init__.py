@@ -1,7 +1,25 @@
 """Explanation methods, one module each, all returning an ``Explanation``."""
 
 from maskscope.methods.base import Method
+from maskscope.methods.centre_map import CentreMap
+from maskscope.methods.gradcam import GradCAM
+from maskscope.methods.gradient import Gradient
+from maskscope.methods.integrated_gradients import IntegratedGradients
 from maskscope.methods.meaningful_perturbation import MeaningfulPerturbation
+from maskscope.methods.random_map import RandomMap
 from maskscope.methods.registry import METHODS, get_method, register
+from maskscope.methods.rise import RISE
 
-__all__ = ["METHODS", "MeaningfulPerturbation", "Method", "get_method", "register"]
+__all__ = [
+    "METHODS",
+    "RISE",
+    "CentreMap",
+    "GradCAM",
+    "Gradient",
+    "IntegratedGradients",
+    "MeaningfulPerturbation",
+    "Method",
+    "RandomMap",
+    "get_method",
+    "register",
+]
