@@ -3,6 +3,7 @@ and on the shapes task."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from functools import partial
 
@@ -21,6 +22,8 @@ from maskscope.metrics import (
     insertion,
     rise_schedule,
     saliency_ranks,
+    sanity_rows,
+    segmentation_scores,
 )
 
 
@@ -150,3 +153,33 @@ def test_object_map_beats_other_maps_on_the_shapes_task(shapes_task):
     assert aucs["perfect", "insertion"] > aucs["random", "insertion"] + 0.2
     assert aucs["perfect", "insertion"] > aucs["inverted", "insertion"] + 0.2
     assert aucs["perfect", "deletion"] < aucs["inverted", "deletion"] - 0.2
+
+
+# --------------------------------------------------------------------------- segmentation
+def test_segmentation_sanity_rows_by_hand():
+    truth = torch.zeros(1, 4, 4, dtype=torch.bool)
+    truth[0, :2, :2] = True
+    rows = sanity_rows(truth)
+    assert rows["ground truth"] == pytest.approx({"acc": 1.0, "iou": 1.0, "mae": 0.0})
+    assert rows["all-0"] == pytest.approx({"acc": 0.75, "iou": 0.0, "mae": 0.25})
+    assert rows["all-1"] == pytest.approx({"acc": 0.25, "iou": 0.25, "mae": 0.75})
+    assert rows["all-0.5"] == pytest.approx({"acc": 0.5, "iou": 0.2, "mae": 0.5})
+
+
+def test_segmentation_threshold_and_sal():
+    classifier = brightness_classifier()
+    images = torch.ones(2, 3, 4, 4)
+    truth = torch.zeros(2, 4, 4, dtype=torch.bool)
+    truth[:, :, :2] = True
+    masks = torch.stack([truth[0].float() * 0.6 + 0.1, torch.zeros(4, 4)])
+    soft = segmentation_scores(masks, truth)
+    binary = segmentation_scores(masks, truth, threshold=0.5, classifier=classifier, images=images, targets=0)
+    assert soft.iou[0].item() == pytest.approx(0.7 * 8 / (8 + 0.1 * 8))
+    assert binary.iou.tolist() == pytest.approx([1.0, 0.0])
+    # Keeping the left half keeps the score at 1 with half the area; an empty mask is
+    # charged the least area 0.05 and the score of a black image (1e-6 here).
+    assert binary.sal.tolist() == pytest.approx([math.log(0.5), math.log(0.05) - math.log(1e-6)], rel=1e-4)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        segmentation_scores(masks + 1, truth)
+    with pytest.raises(ValueError, match="NaN"):
+        segmentation_scores(torch.full_like(masks, float("nan")), truth)

@@ -13,12 +13,14 @@ from maskscope.metrics.deletion_insertion import (
     saliency_ranks,
 )
 from maskscope.metrics.pointing import PointingResult, near_object, pointing_game
+from maskscope.metrics.segmentation import SegmentationScores, sanity_masks, sanity_rows, segmentation_scores
 
 __all__ = [
     "PROTOCOLS",
     "CurveResult",
     "PointingResult",
     "Protocol",
+    "SegmentationScores",
     "deletion",
     "fgvis_schedule",
     "igos_schedule",
@@ -28,4 +30,7 @@ __all__ = [
     "probability_classifier",
     "rise_schedule",
     "saliency_ranks",
+    "sanity_masks",
+    "sanity_rows",
+    "segmentation_scores",
 ]
