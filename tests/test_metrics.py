@@ -16,6 +16,8 @@ from maskscope.core.classifier import Classifier
 from maskscope.core.fillers import Constant
 from maskscope.metrics import (
     PROTOCOLS,
+    bounding_boxes,
+    box_iou,
     deletion,
     fgvis_schedule,
     igos_schedule,
@@ -24,6 +26,9 @@ from maskscope.metrics import (
     saliency_ranks,
     sanity_rows,
     segmentation_scores,
+    select_alpha,
+    threshold_map,
+    weak_localisation,
 )
 
 
@@ -183,3 +188,42 @@ def test_segmentation_threshold_and_sal():
         segmentation_scores(masks + 1, truth)
     with pytest.raises(ValueError, match="NaN"):
         segmentation_scores(torch.full_like(masks, float("nan")), truth)
+
+
+# --------------------------------------------------------------------------- weak localisation
+def test_thresholds_keep_the_expected_pixels():
+    heat = torch.tensor([[[4.0, 3.0], [2.0, 1.0]]])
+    top_row = [[[True, True], [False, False]]]
+    assert threshold_map(heat, "energy", 0.5).tolist() == top_row
+    assert threshold_map(heat, "energy", 0.9).tolist() == [[[True, True], [True, False]]]
+    assert threshold_map(heat, "energy", 1.0).all()
+    assert not threshold_map(heat, "energy", 0.0).any()
+    assert threshold_map(heat, "value", 0.5).tolist() == top_row
+    assert threshold_map(heat, "mean", 1.0).tolist() == top_row
+    assert threshold_map(heat, "max", 0.7).tolist() == top_row
+    with pytest.raises(ValueError, match="NaN"):
+        threshold_map(torch.full((1, 2, 2), float("nan")), "value", 0.5)
+    with pytest.raises(ValueError, match="unknown threshold"):
+        threshold_map(heat, "median", 0.5)
+
+
+def test_boxes_and_iou_by_hand():
+    keep = torch.zeros(2, 5, 6, dtype=torch.bool)
+    keep[0, 1, 2] = keep[0, 3, 4] = True
+    assert bounding_boxes(keep).tolist() == [[2, 1, 4, 3], [0, 0, 5, 4]]
+    iou = box_iou(torch.tensor([[0, 0, 1, 1]]), torch.tensor([[1, 1, 2, 2], [0, 0, 1, 1]]))
+    assert iou[0].tolist() == pytest.approx([1 / 7, 1.0])
+
+
+def test_weak_localisation_on_the_shapes_task(shapes_task):
+    _, _, objects = shapes_task.correctly_classified(8)
+    truth = list(bounding_boxes(objects)[:, None])
+    perfect = gaussian_blur(objects.float()[:, None], 1.0)[:, 0]
+    random = torch.rand(perfect.shape, generator=torch.Generator().manual_seed(0))
+    assert weak_localisation(perfect, truth, "value", 0.25).error == 0.0
+    assert weak_localisation(perfect, truth, "energy", 0.9).error == 0.0
+    assert weak_localisation(random, truth, "value", 0.25).error == 1.0
+    held_out = torch.arange(8) < 4
+    selection = select_alpha(perfect, truth, held_out, "max")
+    assert selection.held_out_errors[0] == 1.0  # α = 0 keeps everything: the whole image
+    assert selection.alpha > 0 and selection.error == 0.0

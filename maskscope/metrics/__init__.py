@@ -14,13 +14,28 @@ from maskscope.metrics.deletion_insertion import (
 )
 from maskscope.metrics.pointing import PointingResult, near_object, pointing_game
 from maskscope.metrics.segmentation import SegmentationScores, sanity_masks, sanity_rows, segmentation_scores
+from maskscope.metrics.weak_localisation import (
+    THRESHOLDS,
+    AlphaSelection,
+    LocalisationResult,
+    bounding_boxes,
+    box_iou,
+    select_alpha,
+    threshold_map,
+    weak_localisation,
+)
 
 __all__ = [
     "PROTOCOLS",
+    "THRESHOLDS",
+    "AlphaSelection",
     "CurveResult",
+    "LocalisationResult",
     "PointingResult",
     "Protocol",
     "SegmentationScores",
+    "bounding_boxes",
+    "box_iou",
     "deletion",
     "fgvis_schedule",
     "igos_schedule",
@@ -33,4 +48,7 @@ __all__ = [
     "sanity_masks",
     "sanity_rows",
     "segmentation_scores",
+    "select_alpha",
+    "threshold_map",
+    "weak_localisation",
 ]

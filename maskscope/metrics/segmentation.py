@@ -127,7 +127,9 @@ def _saliency_score(
 
 def _check(masks: torch.Tensor, ground_truth: torch.Tensor) -> None:
     if masks.dim() != 3 or masks.shape != ground_truth.shape:
-        raise ValueError(f"masks {tuple(masks.shape)} and ground truth {tuple(ground_truth.shape)} must both be B×H×W")
+        raise ValueError(
+            f"masks {tuple(masks.shape)} and ground truth {tuple(ground_truth.shape)} must both be B×H×W"
+        )
     if torch.isnan(masks).any():
         raise ValueError("masks contain NaN")
     if masks.min() < 0 or masks.max() > 1:
