@@ -1,5 +1,54 @@
 """Metrics of explanations: localisation, faithfulness, segmentation."""
 
+from maskscope.metrics.deletion_insertion import (
+    PROTOCOLS,
+    CurveResult,
+    Protocol,
+    deletion,
+    fgvis_schedule,
+    igos_schedule,
+    insertion,
+    probability_classifier,
+    rise_schedule,
+    saliency_ranks,
+)
 from maskscope.metrics.pointing import PointingResult, near_object, pointing_game
+from maskscope.metrics.segmentation import SegmentationScores, sanity_masks, sanity_rows, segmentation_scores
+from maskscope.metrics.weak_localisation import (
+    THRESHOLDS,
+    AlphaSelection,
+    LocalisationResult,
+    bounding_boxes,
+    box_iou,
+    select_alpha,
+    threshold_map,
+    weak_localisation,
+)
 
-__all__ = ["PointingResult", "near_object", "pointing_game"]
+__all__ = [
+    "PROTOCOLS",
+    "THRESHOLDS",
+    "AlphaSelection",
+    "CurveResult",
+    "LocalisationResult",
+    "PointingResult",
+    "Protocol",
+    "SegmentationScores",
+    "bounding_boxes",
+    "box_iou",
+    "deletion",
+    "fgvis_schedule",
+    "igos_schedule",
+    "insertion",
+    "near_object",
+    "pointing_game",
+    "probability_classifier",
+    "rise_schedule",
+    "saliency_ranks",
+    "sanity_masks",
+    "sanity_rows",
+    "segmentation_scores",
+    "select_alpha",
+    "threshold_map",
+    "weak_localisation",
+]
