@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from maskscope.cli.errors import CommandError
 from maskscope.cli.options import add_model_options, load_classifier, parse_params
 from maskscope.core.classifier import ModelOutputError, TargetError
 from maskscope.data.images import ImageLoadError, list_images, load_image
@@ -41,8 +42,6 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from maskscope.cli.main import CommandError
-
     if args.batch_size < 1:
         raise CommandError("--batch-size must be at least 1")
     params = parse_params(args.param)
@@ -76,8 +75,6 @@ def run(args: argparse.Namespace) -> int:
 
 def explain_chunk(method, classifier, photos, names, args, out: Path) -> int:
     """Explain one batch; when the model fails on it, retry image by image. Returns failures."""
-    from maskscope.cli.main import CommandError
-
     try:
         batch = prepare_images(photos, classifier)
         explanation = method.explain(classifier, batch, target=args.target, seed=args.seed)
@@ -95,8 +92,6 @@ def explain_chunk(method, classifier, photos, names, args, out: Path) -> int:
 
 def collect_sources(arguments: list[str]) -> list[tuple[object, str]]:
     """(source, name) pairs: files as given, folders expanded, the bundled photo by default."""
-    from maskscope.cli.main import CommandError
-
     if not arguments:
         from skimage import data
 

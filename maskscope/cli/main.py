@@ -6,15 +6,13 @@ import argparse
 import importlib
 import sys
 
+from maskscope.cli.errors import CommandError
+
 #: sub-command name → module in ``maskscope.cli`` that defines ``add_parser(subparsers)`` and ``run(args)``
 COMMANDS = {
     "explain": "explain",
     "methods": "methods",
 }
-
-
-class CommandError(Exception):
-    """An error the user can fix; printed as one line, exit status 2."""
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict]:

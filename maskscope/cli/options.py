@@ -6,6 +6,7 @@ import argparse
 import ast
 from pathlib import Path
 
+from maskscope.cli.errors import CommandError
 from maskscope.core.classifier import Classifier
 from maskscope.core.default_model import EFFICIENTNET_LITE
 
@@ -21,8 +22,6 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
 
 def load_classifier(args: argparse.Namespace) -> Classifier:
     """The classifier named by ``--model`` on ``--device``."""
-    from maskscope.cli.main import CommandError
-
     name = args.model
     try:
         if name == "default":
@@ -38,8 +37,6 @@ def load_classifier(args: argparse.Namespace) -> Classifier:
 
 def parse_params(pairs: list[str]) -> dict:
     """``KEY=VALUE`` strings as a dict; values are Python literals when they parse as one."""
-    from maskscope.cli.main import CommandError
-
     params = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
