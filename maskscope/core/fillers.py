@@ -97,6 +97,44 @@ class Reference(Filler):
         return reference.expand_as(images)
 
 
+class BlurPyramid(Filler):
+    """A blur chosen per pixel by the mask (Extremal Perturbation's blur pyramid).
+
+    Levels ``P_k = G_{σ_k} * x`` with ``σ_k = σ_max·k/(L − 1)``, ``k = 0 … L − 1`` (``P_0 = x``).
+    A pixel of mask value ``m`` takes the level ``t = (1 − m)·(L − 1)``, linearly
+    interpolated between the two nearest levels: kept pixels stay sharp, removed pixels get
+    the strongest blur. Depends on the mask, so it is recomputed whenever the mask changes;
+    the levels themselves are kept for the last images seen (the same tensor at every step).
+    Without a mask the filler is the strongest level.
+    """
+
+    depends_on_mask = True
+
+    def __init__(self, max_sigma: float = 20.0, levels: int = 8) -> None:
+        if levels < 2:
+            raise ValueError(f"a blur pyramid needs at least 2 levels, got {levels}")
+        self.max_sigma = max_sigma
+        self.levels = levels
+        self._source: torch.Tensor | None = None
+        self._pyramid: torch.Tensor | None = None
+
+    def pyramid(self, images: torch.Tensor) -> torch.Tensor:
+        """The levels stacked along a new first dimension, L×B×3×H×W."""
+        if images is not self._source:
+            sigmas = [self.max_sigma * k / (self.levels - 1) for k in range(self.levels)]
+            self._pyramid = torch.stack([gaussian_blur(images, sigma) for sigma in sigmas]).detach()
+            self._source = images
+        return self._pyramid
+
+    def fill(self, images, masks=None):
+        if masks is None:
+            return gaussian_blur(images, self.max_sigma)
+        position = (1 - masks) * (self.levels - 1)  # B×1×H×W
+        ks = torch.arange(self.levels, device=images.device, dtype=images.dtype).view(-1, 1, 1, 1, 1)
+        weights = torch.relu(1 - (position[None] - ks).abs())  # hat functions, L×B×1×H×W
+        return (weights * self.pyramid(images)).sum(0)
+
+
 def blend(images: torch.Tensor, masks: torch.Tensor, filled: torch.Tensor) -> torch.Tensor:
     """``Φ(x, m) = m·x + (1 − m)·f`` with masks B×1×H×W (1 = keep) broadcast over channels."""
     return masks * images + (1 - masks) * filled

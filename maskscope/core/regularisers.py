@@ -7,6 +7,9 @@
 * Area bounds: with each mask's values sorted in descending order ``q``, penalise
   ``relu(q_min − q) + relu(q − q_max)`` where ``q_min`` has ones in the first ``⌊Z·a⌋``
   places and ``q_max`` in the first ``⌊Z·b⌋`` (Explainer, a = 0.05, b = 0.3).
+* Area target: with ``q`` sorted as above, ``mean (q − r_a)²`` where ``r_a`` has ones in the
+  first ``⌊Z·a⌋`` places — zero exactly when the mask is binary with area ``a``
+  (Extremal Perturbation).
 """
 
 from __future__ import annotations
@@ -52,3 +55,17 @@ def area_bounds(masks: torch.Tensor, lower: float = 0.05, upper: float = 0.3) ->
     q_min = (positions < int(count * lower)).to(flat)
     q_max = (positions < int(count * upper)).to(flat)
     return (torch.relu(q_min - ordered) + torch.relu(ordered - q_max)).mean(1)
+
+
+def area_target(masks: torch.Tensor, areas: torch.Tensor | float) -> torch.Tensor:
+    """Mean squared distance of each mask's sorted values from a binary mask of area ``a``.
+
+    ``areas`` is one fraction for all masks or one per mask (B).
+    """
+    flat = masks.flatten(1)
+    count = flat.shape[1]
+    ordered = flat.sort(dim=1, descending=True).values
+    positions = torch.arange(count, device=masks.device)
+    ones = (torch.as_tensor(areas, dtype=flat.dtype, device=masks.device).reshape(-1, 1) * count).floor()
+    reference = (positions[None] < ones).to(flat)
+    return ((ordered - reference) ** 2).mean(1)

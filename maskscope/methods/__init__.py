@@ -5,6 +5,7 @@ from maskscope.methods.centre_map import CentreMap
 from maskscope.methods.gradcam import GradCAM
 from maskscope.methods.gradient import Gradient
 from maskscope.methods.integrated_gradients import IntegratedGradients
+from maskscope.methods.extremal_perturbation import ExtremalPerturbation
 from maskscope.methods.meaningful_perturbation import MeaningfulPerturbation
 from maskscope.methods.random_map import RandomMap
 from maskscope.methods.registry import METHODS, get_method, register
@@ -14,6 +15,7 @@ __all__ = [
     "METHODS",
     "RISE",
     "CentreMap",
+    "ExtremalPerturbation",
     "GradCAM",
     "Gradient",
     "IntegratedGradients",
