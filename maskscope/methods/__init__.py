@@ -4,6 +4,7 @@ from maskscope.methods.base import Method
 from maskscope.methods.centre_map import CentreMap
 from maskscope.methods.gradcam import GradCAM
 from maskscope.methods.gradient import Gradient
+from maskscope.methods.igos import IGOS
 from maskscope.methods.integrated_gradients import IntegratedGradients
 from maskscope.methods.meaningful_perturbation import MeaningfulPerturbation
 from maskscope.methods.random_map import RandomMap
@@ -15,6 +16,7 @@ __all__ = [
     "RISE",
     "CentreMap",
     "GradCAM",
+    "IGOS",
     "Gradient",
     "IntegratedGradients",
     "MeaningfulPerturbation",
