@@ -62,9 +62,8 @@ def test_integrated_direction_is_one_classifier_call(shapes_task):
     counter = CountingModel(classifier.model)
     classifier.model = counter
     weights = torch.nn.functional.one_hot(classes, classifier.num_classes).float()
-    problem = MaskProblem(
-        classifier, images, weights, get_game("deletion"), Constant(), Upsampler("bilinear"), lambda m: m.mean((1, 2, 3))
-    )
+    deletion, regulariser = get_game("deletion"), lambda m: m.mean((1, 2, 3))
+    problem = MaskProblem(classifier, images, weights, deletion, Constant(), Upsampler("bilinear"), regulariser)
     direction = IntegratedGradient(points=20, noise=0.2)
     loss, grad = direction(problem, torch.full((2, 1, 8, 8), 0.5))
     assert counter.calls == 1
