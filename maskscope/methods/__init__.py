@@ -4,6 +4,7 @@ from maskscope.methods.base import Method
 from maskscope.methods.centre_map import CentreMap
 from maskscope.methods.gradcam import GradCAM
 from maskscope.methods.gradient import Gradient
+from maskscope.methods.igos import IGOS
 from maskscope.methods.integrated_gradients import IntegratedGradients
 from maskscope.methods.extremal_perturbation import ExtremalPerturbation
 from maskscope.methods.meaningful_perturbation import MeaningfulPerturbation
@@ -17,6 +18,7 @@ __all__ = [
     "CentreMap",
     "ExtremalPerturbation",
     "GradCAM",
+    "IGOS",
     "Gradient",
     "IntegratedGradients",
     "MeaningfulPerturbation",

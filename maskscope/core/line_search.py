@@ -1,0 +1,59 @@
+"""Backtracking line search with projection (the revised Armijo rule of I-GOS).
+
+For each image, with direction ``g`` (the descent direction's gradient) and ``P`` the
+projection onto ``[0, 1]``, the step ``α`` starts at ``α_u`` and is multiplied by ``η``
+until the sufficient-decrease condition
+
+    F(P[M − α·g]) − F(M) ≤ −β·α·‖g‖²
+
+holds or ``α ≤ α_l``; the step is then ``M − α·g`` (the engine projects it). Each image
+searches its own ``α``, so images in a batch do not interact.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from maskscope.core.games import MaskProblem
+
+
+class ArmijoLineSearch:
+    """The step rule ``M ← M − α·g`` with ``α`` found by projected backtracking.
+
+    Args:
+        initial: ``α_u``, the first step tried (I-GOS: 200; iGOS++: 1000).
+        shrink: ``η``, the factor applied after each failed try (0.2).
+        decrease: ``β``, the fraction of the predicted decrease required (1e-4).
+        smallest: ``α_l``; the search stops once ``α`` is at or below it (1e-5).
+
+    After each step, ``last_step`` holds the ``α`` taken per image.
+    """
+
+    def __init__(
+        self, initial: float = 200.0, shrink: float = 0.2, decrease: float = 1e-4, smallest: float = 1e-5
+    ) -> None:
+        if not 0 < shrink < 1:
+            raise ValueError(f"shrink must lie in (0, 1), got {shrink}")
+        self.initial = initial
+        self.shrink = shrink
+        self.decrease = decrease
+        self.smallest = smallest
+        self.last_step = torch.empty(0)
+
+    def reset(self, masks: torch.Tensor) -> None:
+        self.last_step = torch.empty(0)
+
+    def step(self, problem: MaskProblem, masks: torch.Tensor, grad: torch.Tensor, loss: torch.Tensor) -> torch.Tensor:
+        shape = (-1, *([1] * (masks.dim() - 1)))
+        squared_norm = grad.flatten(1).pow(2).sum(1)
+        alpha = torch.full_like(loss, self.initial)
+        trying = alpha > self.smallest
+        with torch.no_grad():
+            while bool(trying.any()):
+                trial = (masks - alpha.view(shape) * grad).clamp(0, 1)
+                change = problem.objective(trial) - loss
+                failed = trying & (change > -self.decrease * alpha * squared_norm)
+                alpha = torch.where(failed, alpha * self.shrink, alpha)
+                trying = failed & (alpha > self.smallest)
+        self.last_step = alpha
+        return masks - alpha.view(shape) * grad
