@@ -15,11 +15,10 @@ import platform
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from skimage import data
 
-from maskscope import Classifier, MeaningfulPerturbation
+from maskscope import Classifier, MeaningfulPerturbation, load_image
 
 PHOTOS = ("chelsea", "coffee", "rocket", "astronaut", "cat", "hubble_deep_field", "immunohistochemistry", "retina")
 
@@ -31,7 +30,7 @@ def main() -> None:
     args = parser.parse_args()
 
     classifier = Classifier.default()
-    images = torch.stack([classifier.view(torch.from_numpy(np.asarray(getattr(data, name)()) / 255.0).permute(2, 0, 1).float()) for name in PHOTOS])
+    images = torch.stack([classifier.view(load_image(getattr(data, name)(), name=name)) for name in PHOTOS])
     method = MeaningfulPerturbation(steps=args.steps)
     method(classifier, images[:1], seed=0)  # warm-up
 
