@@ -20,7 +20,8 @@ from pathlib import Path
 import torch
 
 from maskscope import Classifier, MeaningfulPerturbation, load_image
-from maskscope.data.coco128 import Coco128, box_mask
+from maskscope.data.coco128 import Coco128
+from maskscope.data.dataset import ground_truth
 from maskscope.metrics import pointing_game
 
 
@@ -36,18 +37,19 @@ def main() -> None:
 
     classifier = Classifier.default()
     dataset = Coco128(args.data)
-    to_coco = dataset.imagenet_to_coco()
     views, truths, classes, names = [], [], [], []
-    for path in dataset.image_paths():
-        photo = load_image(path)
+    for sample in dataset:
+        photo = load_image(sample.path)
         view = classifier.view(photo)
         with torch.no_grad():
             top1 = int(classifier.probabilities(view[None]).argmax())
-        objects = [box for box in dataset.boxes(path) if box.name == to_coco.get(top1)]
-        truth = box_mask(objects, tuple(photo.shape[1:]), classifier.view) if objects else None
-        if truth is None or not truth.any():
+        label = dataset.label_of(top1, classifier.class_names)
+        if label not in sample.labels:
             continue
-        views.append(view), truths.append(truth), classes.append(top1), names.append(path.stem)
+        truth = ground_truth(sample, label, classifier.view, tuple(photo.shape[1:]), kind="box")
+        if not truth.any():
+            continue
+        views.append(view), truths.append(truth), classes.append(top1), names.append(sample.name)
         if len(views) == args.images:
             break
 

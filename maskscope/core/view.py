@@ -33,7 +33,7 @@ class ClassifierView:
         if self.resize is None:
             out = _resize(batch, (self.crop, self.crop))
         else:
-            new_h, new_w = self._resized_size(height, width)
+            new_h, new_w = self.resized_size(height, width)
             out = _resize(batch, (new_h, new_w))
             top, left = (new_h - self.crop) // 2, (new_w - self.crop) // 2
             out = out[..., top : top + self.crop, left : left + self.crop]
@@ -49,14 +49,14 @@ class ClassifierView:
         if self.resize is None:
             out = _resize(maps[:, None].float(), (height, width))[:, 0]
         else:
-            new_h, new_w = self._resized_size(height, width)
+            new_h, new_w = self.resized_size(height, width)
             canvas = maps.new_full((maps.shape[0], new_h, new_w), float("nan"), dtype=torch.float32)
             top, left = (new_h - self.crop) // 2, (new_w - self.crop) // 2
             canvas[:, top : top + self.crop, left : left + self.crop] = maps.float()
             out = _resize(canvas[:, None], (height, width), mode="nearest")[:, 0]
         return out if saliency.dim() == 3 else out[0]
 
-    def _resized_size(self, height: int, width: int) -> tuple[int, int]:
+    def resized_size(self, height: int, width: int) -> tuple[int, int]:
         scale = self.resize / min(height, width)
         new_h, new_w = max(self.crop, round(height * scale)), max(self.crop, round(width * scale))
         return new_h, new_w

@@ -1,9 +1,13 @@
-"""The coco128 sample (``../shared/data/coco128``): photos, YOLO boxes and the ImageNet mapping.
+"""``../shared/data/coco128``: COCO photos with boxes, instance polygons and the ImageNet mapping.
 
-Boxes are ``class cx cy w h`` relative to the image (``boxes/<split>/<stem>.txt``); class
-names are in ``boxes.yaml``; ``imagenet_to_coco.json`` maps a COCO class name to the
-ImageNet class indices that denote it, so an ImageNet classifier's prediction can be checked
-against the objects annotated in a photo.
+* ``boxes/<split>/<stem>.txt`` — YOLO boxes, ``class cx cy w h`` relative to the photo;
+* ``polygons/<split>/<stem>.txt`` — YOLO segmentation, ``class x1 y1 x2 y2 …`` relative,
+  one instance a line, rasterised here into one mask per class; its class numbers are COCO
+  category ids (as in ``semantic.yaml``), not the box file's 0…79;
+* ``semantic/<split>/<stem>.png`` — for 200 photos, pixel = COCO panoptic category id;
+* ``boxes.yaml`` — the 80 class names of the boxes; ``semantic.yaml`` — category id → name;
+* ``imagenet_to_coco.json`` — COCO class name → the ImageNet class indices that denote it,
+  so an ImageNet classifier's prediction can be checked against the objects in a photo.
 """
 
 from __future__ import annotations
@@ -11,67 +15,96 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Sequence
 
-import torch
+import numpy as np
+from PIL import Image, ImageDraw
 
-from maskscope.core.view import ClassifierView
-
-
-@dataclass
-class Box:
-    """One object: its COCO class name and relative centre/size."""
-
-    name: str
-    cx: float
-    cy: float
-    w: float
-    h: float
+from maskscope.data.dataset import Dataset, DatasetError, ObjectBox, Sample
 
 
-class Coco128:
-    """Read the coco128 folder at ``root``."""
+class Coco128(Dataset):
+    """Read the coco128 folder at ``root``.
 
-    def __init__(self, root: str | os.PathLike) -> None:
+    Args:
+        root: the folder.
+        masks: where object masks come from: ``"polygons"`` (every photo with objects) or
+            ``"semantic"`` (the 200 photos with a semantic PNG; the others get none).
+    """
+
+    name = "coco128"
+
+    def __init__(self, root: str | os.PathLike, masks: str = "polygons") -> None:
         self.root = Path(root)
+        if masks not in ("polygons", "semantic"):
+            raise ValueError(f"masks must be 'polygons' or 'semantic', got {masks!r}")
         if not (self.root / "boxes.yaml").is_file():
-            raise FileNotFoundError(f"{self.root}: not a coco128 folder (no boxes.yaml)")
-        self.class_names = _yaml_names(self.root / "boxes.yaml")
-
-    def image_paths(self) -> list[Path]:
-        return sorted((self.root / "images").glob("*/*.jpg"))
-
-    def boxes(self, image: Path) -> list[Box]:
-        """The objects in ``image`` (an empty list for the few photos without any)."""
-        path = self.root / "boxes" / image.parent.name / f"{image.stem}.txt"
-        if not path.is_file():
-            return []
-        boxes = []
-        for line in path.read_text().split("\n"):
-            if line.strip():
-                index, *numbers = line.split()
-                boxes.append(Box(self.class_names[int(index)], *map(float, numbers)))
-        return boxes
-
-    def imagenet_to_coco(self) -> dict[int, str]:
-        """ImageNet class index → the COCO class name it denotes (when it denotes one)."""
+            raise DatasetError(f"{self.root}: not a coco128 folder (no boxes.yaml)")
+        self.masks = masks
+        names = read_yaml_classes(self.root / "boxes.yaml")
+        self.category_names = read_yaml_classes(self.root / "semantic.yaml")
+        class_names = [names[index] for index in sorted(names)]
         mapping = json.loads((self.root / "imagenet_to_coco.json").read_text())
-        return {index: name for name, indices in mapping.items() for index in indices}
+        self.imagenet_to_coco = {index: name for name, indices in mapping.items() for index in indices}
+        samples = [self._sample(path, names) for path in sorted((self.root / "images").glob("*/*.jpg"))]
+        super().__init__(samples, class_names)
+
+    def label_of(self, class_index: int, classifier_names: Sequence[str]) -> str | None:
+        """The COCO class an ImageNet class denotes (``imagenet_to_coco.json``), if any."""
+        return self.imagenet_to_coco.get(class_index)
+
+    def _sample(self, path: Path, names: dict[int, str]) -> Sample:
+        with Image.open(path) as image:
+            width, height = image.size
+        boxes = []
+        for index, numbers in _rows(self.root / "boxes" / path.parent.name / f"{path.stem}.txt"):
+            cx, cy, w, h = numbers
+            boxes.append(
+                ObjectBox(names[index], (cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height)
+            )
+        source = self.root / self.masks / path.parent.name / f"{path.stem}.{'txt' if self.masks == 'polygons' else 'png'}"
+        reader = polygon_masks if self.masks == "polygons" else semantic_masks
+        read_masks = partial(reader, source, self.category_names, (height, width)) if source.is_file() else None
+        labels = sorted({box.label for box in boxes})
+        return Sample(path.stem, path, labels, boxes, (height, width), read_masks)
 
 
-def box_mask(boxes: list[Box], size: tuple[int, int], view: ClassifierView | None = None) -> torch.Tensor:
-    """The union of ``boxes`` rasterised on an image of ``size`` (H, W), optionally put in ``view``."""
+def polygon_masks(path: Path, names: dict[int, str], size: tuple[int, int]) -> dict[str, np.ndarray]:
+    """Rasterise YOLO polygons (relative coordinates, class = category id) into one H×W bool mask per class."""
     height, width = size
-    mask = torch.zeros(1, height, width)
-    for box in boxes:
-        x0, x1 = round((box.cx - box.w / 2) * width), round((box.cx + box.w / 2) * width)
-        y0, y1 = round((box.cy - box.h / 2) * height), round((box.cy + box.h / 2) * height)
-        mask[:, max(y0, 0) : max(y1, y0 + 1), max(x0, 0) : max(x1, x0 + 1)] = 1
-    if view is not None:
-        mask = view(mask)
-    return mask[0] > 0.5
+    canvases: dict[str, Image.Image] = {}
+    for index, numbers in _rows(path):
+        points = [(x * width, y * height) for x, y in zip(numbers[0::2], numbers[1::2])]
+        if len(points) < 3:
+            continue
+        canvas = canvases.setdefault(names[index], Image.new("1", (width, height)))
+        ImageDraw.Draw(canvas).polygon(points, fill=1)
+    return {name: np.array(canvas, dtype=bool) for name, canvas in canvases.items()}
 
 
-def _yaml_names(path: Path) -> dict[int, str]:
-    return {int(m[1]): m[2].strip() for m in re.finditer(r"^\s+(\d+):\s*(.+)$", path.read_text(), re.MULTILINE)}
+def semantic_masks(path: Path, names: dict[int, str], size: tuple[int, int]) -> dict[str, np.ndarray]:
+    """Split a semantic PNG (pixel = category id) into one H×W bool mask per category, at ``size``."""
+    with Image.open(path) as image:
+        ids = np.array(image.resize((size[1], size[0]), Image.NEAREST))
+    return {names[int(i)]: ids == i for i in np.unique(ids) if i != 0 and int(i) in names}
+
+
+def read_yaml_classes(path: Path) -> dict[int, str]:
+    """``index: name`` lines of a YOLO-style yaml file."""
+    names = {int(m[1]): m[2].strip() for m in re.finditer(r"^\s+(\d+):\s*(.+)$", path.read_text(), re.MULTILINE)}
+    if not names:
+        raise DatasetError(f"{path}: no class names found")
+    return names
+
+
+def _rows(path: Path) -> list[tuple[int, list[float]]]:
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            index, *numbers = line.split()
+            rows.append((int(index), [float(n) for n in numbers]))
+    return rows
