@@ -12,6 +12,7 @@ from maskscope.cli.errors import CommandError
 COMMANDS = {
     "explain": "explain",
     "methods": "methods",
+    "check": "check",
 }
 
 
