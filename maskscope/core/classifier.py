@@ -53,6 +53,10 @@ class Classifier:
         class_names: a name per output; defaults to ``class_0 …``.
         view: the resize/centre-crop policy used to prepare photos for this model.
         name: a label used in records and plots.
+        channels_last: store the model's weights and feed its inputs in channels-last
+            memory order (an ``nn.Module`` only; the module is converted in place). Convolutions
+            run about twice as fast that way on CPU; a model that calls ``.view`` on
+            convolutional features may not accept it.
     """
 
     def __init__(
@@ -64,6 +68,7 @@ class Classifier:
         class_names: Sequence[str] | None = None,
         view: ClassifierView | None = None,
         name: str | None = None,
+        channels_last: bool = False,
     ) -> None:
         if output not in OUTPUT_KINDS:
             raise ValueError(f"output must be one of {OUTPUT_KINDS}, got {output!r}")
@@ -73,6 +78,9 @@ class Classifier:
             model.eval()
             for parameter in model.parameters():
                 parameter.requires_grad_(False)
+            if channels_last:
+                model.to(memory_format=torch.channels_last)
+        self.channels_last = channels_last and self.differentiable
         self.mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
         self.output = output
@@ -95,6 +103,7 @@ class Classifier:
             class_names=imagenet_class_names(),
             view=ClassifierView(resize=resize, crop=crop),
             name=name,
+            channels_last=True,
         )
 
     @classmethod
@@ -177,7 +186,10 @@ class Classifier:
         """Raw model outputs for pixel-space images B×3×H×W, checked to be finite B×C."""
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"expected images of shape B×3×H×W, got {tuple(images.shape)}")
-        out = self.model(self.normalise(images))
+        inputs = self.normalise(images)
+        if self.channels_last:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        out = self.model(inputs)
         if isinstance(out, (tuple, list)):
             out = out[0]
         if isinstance(out, dict):
