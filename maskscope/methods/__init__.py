@@ -5,6 +5,7 @@ from maskscope.methods.centre_map import CentreMap
 from maskscope.methods.gradcam import GradCAM
 from maskscope.methods.gradient import Gradient
 from maskscope.methods.igos import IGOS
+from maskscope.methods.igos_plus_plus import IGOSPlusPlus
 from maskscope.methods.integrated_gradients import IntegratedGradients
 from maskscope.methods.extremal_perturbation import ExtremalPerturbation
 from maskscope.methods.meaningful_perturbation import MeaningfulPerturbation
@@ -19,6 +20,7 @@ __all__ = [
     "ExtremalPerturbation",
     "GradCAM",
     "IGOS",
+    "IGOSPlusPlus",
     "Gradient",
     "IntegratedGradients",
     "MeaningfulPerturbation",

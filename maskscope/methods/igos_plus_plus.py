@@ -1,0 +1,95 @@
+"""iGOS++ (Khorram, Lawson, Li, 2021): a deletion and an insertion mask, optimised together.
+
+Two masks ``M_d`` and ``M_i`` (1 = keep, both start at 1) and their product ``M = M_d·M_i``::
+
+    min  del(M_d) − ins(M_i) + del(M) − ins(M) + λ1·mean|1 − M| + λ2·BTV(M)
+
+with ``del(M) = p_C(Φ(x, up(M)))`` the score with the image kept where ``M = 1`` (heavy blur
+elsewhere) and ``ins(M)`` the score of the blurred image revealed where ``M = 0``. Each
+class term is integrated along the path ``(s/S)·M`` with fresh noise ``N(0, 0.2)``
+(normalised space), S = 20, as in I-GOS. ``BTV = ½·[TV_β(M) + mean exp(−(ΔI)²/σ)·|Δup(M)|^β]``,
+β = 2, σ = 0.01 on the channel mean of the normalised image. The step is I-GOS's revised
+Armijo backtracking started at α_u = 1000, at most 15 iterations; λ per mask resolution as
+for I-GOS. The saliency is ``1 − up(M)``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from maskscope.core.explanation import Explanation
+from maskscope.core.line_search import ArmijoLineSearch
+from maskscope.core.masks import Upsampler
+from maskscope.core.optimisation import optimise_masks
+from maskscope.core.paired_masks import DeletionInsertionProblem, IntegratedDeletionInsertion
+from maskscope.core.regularisers import bilateral_total_variation, l1
+from maskscope.methods.igos import IGOS
+from maskscope.methods.registry import register
+
+
+@register
+class IGOSPlusPlus(IGOS):
+    """iGOS++ with the paper's defaults (224-px input, 28×28 masks).
+
+    Arguments as for :class:`~maskscope.methods.igos.IGOS`, with ``tv`` weighing the
+    bilateral TV, ``tv_sigma`` its σ, and ``initial_step`` 1000 by default.
+    """
+
+    name = "igos++"
+
+    def __init__(
+        self,
+        resolution: int = 28,
+        l1: float | None = None,
+        tv: float | None = None,
+        tv_beta: float = 2.0,
+        tv_sigma: float = 0.01,
+        filler=None,
+        points: int = 20,
+        noise: float = 0.2,
+        steps: int = 15,
+        initial_step: float = 1000.0,
+        shrink: float = 0.2,
+        decrease: float = 1e-4,
+        smallest_step: float = 1e-5,
+        progress: bool = False,
+    ) -> None:
+        super().__init__(
+            resolution, l1, tv, tv_beta, filler, points, noise, steps, initial_step, shrink, decrease, smallest_step, progress
+        )
+        self.tv_sigma = tv_sigma
+
+    def _explain(self, classifier, images, targets, weights, seed):
+        guide = classifier.normalise(images).mean(1, keepdim=True)
+        weight_l1, weight_tv = self.weights
+        size = tuple(images.shape[-2:])
+
+        def regulariser(masks: torch.Tensor) -> torch.Tensor:
+            smoothness = bilateral_total_variation(masks, guide, size, self.tv_beta, self.tv_sigma)
+            return weight_l1 * l1(masks, 1.0, "mean") + weight_tv * smoothness
+
+        problem = DeletionInsertionProblem(
+            classifier, images, weights, self._filler(classifier, images), Upsampler("bilinear"), regulariser
+        )
+        init = torch.ones(images.shape[0], 2, self.resolution, self.resolution, device=images.device)
+        result = optimise_masks(
+            problem,
+            init,
+            IntegratedDeletionInsertion(self.points, self.noise, seed),
+            ArmijoLineSearch(self.initial_step, self.shrink, self.decrease, self.smallest_step),
+            self.steps,
+            progress=self.progress,
+            description="iGOS++",
+        )
+        combined = problem.combined(result.masks)
+        with torch.no_grad():
+            scores_after = problem.deletion_score(result.masks)
+            full = problem.upsampler(combined, size)
+        return Explanation(
+            saliency=(1 - full)[:, 0].cpu(),
+            targets=targets,
+            method=self.name,
+            mask=result.masks.cpu(),
+            scores_after=scores_after.cpu(),
+            history=result.objective.cpu(),
+        )
