@@ -10,7 +10,10 @@ import argparse
 import importlib
 
 #: check name → module in ``maskscope.cli``
-CHECKS: dict[str, str] = {}
+CHECKS: dict[str, str] = {
+    "entropy": "check_entropy",
+    "randomisation": "check_randomisation",
+}
 
 
 def add_parser(subparsers) -> None:

@@ -1,10 +1,12 @@
-"""Options shared by several sub-commands: the model, the device, method parameters."""
+"""Options shared by several sub-commands: the model, the device, method parameters, photos."""
 
 from __future__ import annotations
 
 import argparse
 import ast
 from pathlib import Path
+
+import torch
 
 from maskscope.cli.errors import CommandError
 from maskscope.core.classifier import Classifier
@@ -47,3 +49,45 @@ def parse_params(pairs: list[str]) -> dict:
         except (ValueError, SyntaxError):
             params[key] = value
     return params
+
+
+#: scikit-image's bundled photos used when a check is given no images
+BUNDLED_PHOTOS = ("chelsea", "coffee", "rocket")
+
+
+def add_photo_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "images", nargs="*", help=f"image files or folders (default: scikit-image's {', '.join(BUNDLED_PHOTOS)})"
+    )
+    parser.add_argument("--data", help="a shared data folder (or its imagenet-samples folder): use its photos instead")
+    parser.add_argument("--count", type=int, default=8, help="photos taken from --data (default: %(default)s)")
+
+
+def load_photos(args: argparse.Namespace, classifier: Classifier) -> tuple[torch.Tensor, list[str]]:
+    """The photos named by ``images`` / ``--data`` (or the bundled ones) in the classifier's view."""
+    from maskscope.data.dataset import DatasetError
+    from maskscope.data.imagenet_samples import ImageNetSamples
+    from maskscope.data.images import ImageLoadError, list_images, load_image
+
+    try:
+        if args.images:
+            paths = []
+            for argument in args.images:
+                path = Path(argument)
+                paths.extend(list_images(path) if path.is_dir() else [path])
+            photos = [(load_image(path), path.stem) for path in paths]
+        elif args.data:
+            if args.count < 1:
+                raise CommandError("--count must be at least 1")
+            root = Path(args.data)
+            root = root / "imagenet-samples" if (root / "imagenet-samples").is_dir() else root
+            samples = list(ImageNetSamples(root))[: args.count]
+            photos = [(load_image(sample.path), sample.name) for sample in samples]
+        else:
+            from skimage import data
+
+            photos = [(load_image(getattr(data, name)(), name=name), name) for name in BUNDLED_PHOTOS]
+    except (ImageLoadError, DatasetError) as error:
+        raise CommandError(str(error)) from error
+    batch = torch.stack([classifier.view(image) for image, _ in photos]).to(classifier.device)
+    return batch, [name for _, name in photos]

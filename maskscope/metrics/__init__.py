@@ -1,4 +1,4 @@
-"""Metrics of explanations: localisation, faithfulness, segmentation."""
+"""Metrics of explanations: localisation, faithfulness, segmentation, robustness."""
 
 from maskscope.metrics.deletion_insertion import (
     PROTOCOLS,
@@ -13,6 +13,7 @@ from maskscope.metrics.deletion_insertion import (
     saliency_ranks,
 )
 from maskscope.metrics.pointing import PointingResult, near_object, pointing_game
+from maskscope.metrics.robustness import SIMILARITIES, PairwiseScores, hog_pearson, pairwise_robustness, spearman, ssim
 from maskscope.metrics.segmentation import SegmentationScores, sanity_masks, sanity_rows, segmentation_scores
 from maskscope.metrics.weak_localisation import (
     THRESHOLDS,
@@ -27,10 +28,12 @@ from maskscope.metrics.weak_localisation import (
 
 __all__ = [
     "PROTOCOLS",
+    "SIMILARITIES",
     "THRESHOLDS",
     "AlphaSelection",
     "CurveResult",
     "LocalisationResult",
+    "PairwiseScores",
     "PointingResult",
     "Protocol",
     "SegmentationScores",
@@ -38,9 +41,11 @@ __all__ = [
     "box_iou",
     "deletion",
     "fgvis_schedule",
+    "hog_pearson",
     "igos_schedule",
     "insertion",
     "near_object",
+    "pairwise_robustness",
     "pointing_game",
     "probability_classifier",
     "rise_schedule",
@@ -49,6 +54,8 @@ __all__ = [
     "sanity_rows",
     "segmentation_scores",
     "select_alpha",
+    "spearman",
+    "ssim",
     "threshold_map",
     "weak_localisation",
 ]
