@@ -73,6 +73,8 @@ class Dataset(Sequence[Sample]):
     """
 
     name: str = "dataset"
+    #: classifier class index → dataset label, from a label-map file; ``None``: match by name.
+    classifier_labels: dict[int, str] | None = None
 
     def __init__(self, samples: list[Sample], class_names: list[str]) -> None:
         if not samples:
@@ -95,8 +97,11 @@ class Dataset(Sequence[Sample]):
     def label_of(self, class_index: int, classifier_names: Sequence[str]) -> str | None:
         """The dataset label a classifier class denotes, or ``None``.
 
-        By default a classifier class denotes the dataset label of the same name.
+        With a label map (``classifier_labels``) the class denotes the label it is mapped to;
+        otherwise it denotes the dataset label of the same name.
         """
+        if self.classifier_labels is not None:
+            return self.classifier_labels.get(class_index)
         name = classifier_names[class_index]
         return name if name in self.class_names else None
 
