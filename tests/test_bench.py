@@ -75,8 +75,9 @@ def test_oracle_maps_rank_above_random_maps(shapes_task, tmp_path):
     means = {}
     for name in ("oracle", "noise"):
         config = BenchConfig("shapes", [name], ["insertion:rise-batch", "pointing"], batch_size=4)
-        evaluate_maps(shapes_task.classifier, dataset, tmp_path / name, config, tmp_path / f"out-{name}", progress=False)
-        means[name] = {(r["method"], r["metric"]): r["mean"] for r in summarise(tmp_path / f"out-{name}")}
+        out = tmp_path / f"out-{name}"
+        evaluate_maps(shapes_task.classifier, dataset, tmp_path / name, config, out, progress=False)
+        means[name] = {(r["method"], r["metric"]): r["mean"] for r in summarise(out)}
     assert means["oracle"][("oracle", "pointing")] == 1.0
     assert means["oracle"][("oracle", "insertion:rise-batch")] > means["noise"][("noise", "insertion:rise-batch")] + 0.1
 

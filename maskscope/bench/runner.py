@@ -92,7 +92,8 @@ def evaluate_maps(classifier: Classifier, dataset: Dataset, maps_dir: str | os.P
             elif array.shape == tuple(item.size):
                 maps.append(classifier.view(torch.from_numpy(array.astype(np.float32))[None])[0])
             else:
-                maps.append(f"map {path.name} has shape {array.shape}; expected {(crop, crop)} or the photo's {tuple(item.size)}")
+                expected = f"expected {(crop, crop)} or the photo's {tuple(item.size)}"
+                maps.append(f"map {path.name} has shape {array.shape}; {expected}")
         return maps
 
     return _run(classifier, dataset, config, out, read, progress)
@@ -157,7 +158,8 @@ def _prepare(classifier, dataset, samples, config, with_objects, done):
 
 
 def _score_method(classifier, method, items, images, config, source, done) -> list[dict]:
-    wanted = [i for i, item in enumerate(items) if any((item.sample.name, method, k) not in done for k in config.metrics)]
+    wanted = [i for i, item in enumerate(items) if any((item.sample.name, method, k) not in done
+                                                       for k in config.metrics)]
     if not wanted:
         return []
     items, images = [items[i] for i in wanted], images[wanted]

@@ -51,7 +51,8 @@ def score(spec: str, classifier, images: torch.Tensor, maps: torch.Tensor, items
     kind, _, protocol = spec.partition(":")
     if kind in ("deletion", "insertion"):
         function = deletion if kind == "deletion" else insertion
-        curves = function(classifier, images, maps, targets=[i.target for i in items], protocol=protocol, batch_size=batch_size)
+        targets = [item.target for item in items]
+        curves = function(classifier, images, maps, targets=targets, protocol=protocol, batch_size=batch_size)
         fractions = [round(float(f), 6) for f in curves.fractions]
         return [
             {"auc": float(auc), "fractions": fractions, "scores": [round(float(s), 6) for s in row]}

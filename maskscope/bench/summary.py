@@ -22,7 +22,9 @@ RESAMPLES = 1000
 FIXED_ALPHA = {"value": 0.25, "energy": 0.90, "mean": 1.0}
 
 
-def bootstrap(values: np.ndarray, statistic=np.mean, groups: np.ndarray | None = None, seed: int = 0) -> tuple[float, float]:
+def bootstrap(
+    values: np.ndarray, statistic=np.mean, groups: np.ndarray | None = None, seed: int = 0
+) -> tuple[float, float]:
     """95% percentile bootstrap interval of ``statistic`` over ``RESAMPLES`` resamples of the images."""
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, len(values), size=(RESAMPLES, len(values)))
@@ -50,7 +52,7 @@ def summarise(out: str | os.PathLike) -> list[dict]:
     rows = []
     for (method, metric), group in groups.items():
         ok = [r for r in group if r["status"] == "ok"]
-        counts = {"skipped": sum(r["status"] == "skipped" for r in group), "failed": sum(r["status"] == "failed" for r in group)}
+        counts = {status: sum(r["status"] == status for r in group) for status in ("skipped", "failed")}
         rows += _rows(method, metric, ok, counts)
     rows.sort(key=lambda row: (row["metric"], row["method"]))
     _write_csv(out / "summary.csv", rows)
@@ -63,11 +65,11 @@ def summarise(out: str | os.PathLike) -> list[dict]:
 
 def _row(method, metric, values, counts, statistic=np.mean, groups=None, note=""):
     values = np.asarray(values, dtype=float)
-    if len(values) == 0:
-        return {"method": method, "metric": metric, "mean": None, "low": None, "high": None, "n": 0, **counts, "note": note}
-    mean = statistic(values) if groups is None else statistic(values, groups)
-    low, high = bootstrap(values, statistic, groups)
-    return {"method": method, "metric": metric, "mean": float(mean), "low": low, "high": high, "n": len(values), **counts, "note": note}
+    row = {"method": method, "metric": metric, "mean": None, "low": None, "high": None, "n": len(values)}
+    if len(values):
+        row["mean"] = float(statistic(values) if groups is None else statistic(values, groups))
+        row["low"], row["high"] = bootstrap(values, statistic, groups)
+    return {**row, **counts, "note": note}
 
 
 def _rows(method: str, metric: str, ok: list[dict], counts: dict) -> list[dict]:

@@ -53,7 +53,8 @@ def build_config(args: argparse.Namespace, methods: list[str] | None, params: di
         if args.config:
             config = BenchConfig.from_file(args.config, **overrides)
         else:
-            missing = [o for o, v in (("--data", args.data), ("--metrics", args.metrics), ("--methods", methods)) if not v]
+            given = (("--data", args.data), ("--metrics", args.metrics), ("--methods", methods))
+            missing = [option for option, value in given if not value]
             if missing:
                 raise CommandError(f"{', '.join(missing)} required (or --config)")
             config = BenchConfig(**{k: v for k, v in overrides.items() if v is not None})

@@ -15,7 +15,7 @@ from maskscope.data.dataset import DatasetError
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("evaluate", help="score saliency maps already on disk", description=__doc__)
-    parser.add_argument("--maps", required=True, help="folder of <image name>.npy maps (crop×crop or the photo's H×W)")
+    parser.add_argument("--maps", required=True, help="folder of <image>.npy maps (crop×crop or the photo's H×W)")
     parser.add_argument("--name", help="the method name in the records (default: the folder's name)")
     add_shared_options(parser)
 
