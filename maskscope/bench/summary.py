@@ -99,8 +99,8 @@ def _rows(method: str, metric: str, ok: list[dict], counts: dict) -> list[dict]:
         held_out = np.arange(len(ordered)) % 2 == 0
         if held_out.sum() and (~held_out).sum():
             best = int(np.argmin(errors[held_out].mean(0)))
-            rows.append(_row(method, f"{metric}:{threshold}@α*", errors[~held_out, best], counts,
-                             note=f"error, α*={alphas[best]} chosen on {int(held_out.sum())} even-indexed images"))
+            note = f"error; {method}: α*={alphas[best]} chosen on {int(held_out.sum())} even-indexed images"
+            rows.append(_row(method, f"{metric}:{threshold}@α*", errors[~held_out, best], counts, note=note))
         column = int(np.argmin(np.abs(np.asarray(alphas) - fixed)))
         rows.append(_row(method, f"{metric}:{threshold}@{fixed}", errors[:, column], counts, note="error, fixed α"))
     return rows
