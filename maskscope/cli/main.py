@@ -13,6 +13,8 @@ COMMANDS = {
     "explain": "explain",
     "methods": "methods",
     "check": "check",
+    "bench": "bench",
+    "evaluate": "evaluate",
 }
 
 

@@ -1,0 +1,106 @@
+"""``maskscope bench``: methods × metrics over a dataset, resumable, with a summary at the end.
+
+Records go to ``OUT/records.jsonl`` as they are made; running the same command again resumes
+an interrupted run. ``--summarise OUT`` only rewrites the summary of an existing run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from maskscope.bench.config import BenchConfig
+from maskscope.bench.datasets import open_dataset
+from maskscope.bench.runner import run_bench
+from maskscope.bench.summary import summarise
+from maskscope.cli.errors import CommandError
+from maskscope.cli.options import add_model_options, load_classifier, parse_params
+from maskscope.data.dataset import DatasetError
+from maskscope.methods import METHODS
+
+
+def add_shared_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", help="imagenet-samples, coco128 or a dataset folder")
+    parser.add_argument("--metrics", help="comma-separated: deletion:<protocol>, insertion:<protocol>, pointing, "
+                        "weak_localisation, segmentation")
+    parser.add_argument("--limit", type=int, help="the first N images")
+    parser.add_argument("--target", choices=("top1", "label"), help="top1 (default) or the dataset's label")
+    parser.add_argument("--batch-size", type=int, help="images per batch (default 4)")
+    parser.add_argument("--seed", type=int, help="seed (default 0)")
+    parser.add_argument("--out", help="output folder")
+    parser.add_argument("--config", help="a JSON file with the same keys (options given here win)")
+    parser.add_argument("--force", action="store_true", help="start afresh even if OUT holds another run")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_model_options(parser)
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("bench", help="benchmark methods × metrics over a dataset",
+                                   description=__doc__.splitlines()[0])
+    parser.add_argument("--methods", help=f"comma-separated, or 'all': {', '.join(sorted(METHODS))}")
+    parser.add_argument("--param", action="append", metavar="METHOD.KEY=VALUE", help="e.g. mp.steps=150")
+    parser.add_argument("--summarise", metavar="OUT", help="only write the summary of the run in OUT")
+    add_shared_options(parser)
+
+
+def build_config(args: argparse.Namespace, methods: list[str] | None, params: dict | None) -> BenchConfig:
+    model = None if args.model == "default" and args.config else args.model
+    overrides = dict(dataset=args.data, methods=methods, params=params, seed=args.seed, limit=args.limit,
+                     target=args.target, model=model, batch_size=args.batch_size,
+                     metrics=args.metrics.split(",") if args.metrics else None,
+                     device=None if args.device == "cpu" and args.config else args.device)
+    try:
+        if args.config:
+            config = BenchConfig.from_file(args.config, **overrides)
+        else:
+            given = (("--data", args.data), ("--metrics", args.metrics), ("--methods", methods))
+            missing = [option for option, value in given if not value]
+            if missing:
+                raise CommandError(f"{', '.join(missing)} required (or --config)")
+            config = BenchConfig(**{k: v for k, v in overrides.items() if v is not None})
+    except (ValueError, TypeError) as error:
+        raise CommandError(str(error)) from error
+    if config.batch_size < 1:
+        raise CommandError("--batch-size must be at least 1")
+    return config
+
+
+def method_params(pairs: list[str] | None, methods: list[str]) -> dict:
+    params: dict = {}
+    for key, value in parse_params(pairs).items():
+        method, dot, name = key.partition(".")
+        if not dot or method not in methods:
+            raise CommandError(f"--param {key}: use METHOD.KEY=VALUE with METHOD one of {', '.join(methods)}")
+        params.setdefault(method, {})[name] = value
+    return params
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.summarise:
+        return _summary(args.summarise)
+    if not args.out:
+        raise CommandError("--out is required")
+    methods = None
+    if args.methods:
+        methods = sorted(METHODS) if args.methods == "all" else [m.strip().lower() for m in args.methods.split(",")]
+    config = build_config(args, methods, method_params(args.param, methods or []) if args.param else None)
+    args.model, args.device = config.model, config.device
+    try:
+        dataset = open_dataset(config.dataset)
+    except DatasetError as error:
+        raise CommandError(str(error)) from error
+    classifier = load_classifier(args)
+    try:
+        run_bench(classifier, dataset, config, args.out, force=args.force, progress=not args.quiet)
+    except ValueError as error:
+        raise CommandError(str(error)) from error
+    return _summary(args.out)
+
+
+def _summary(out: str) -> int:
+    try:
+        summarise(out)
+    except ValueError as error:
+        raise CommandError(str(error)) from error
+    print(f"wrote {out}/summary.md, summary.csv and curves.png", file=sys.stderr)
+    return 0
