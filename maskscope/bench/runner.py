@@ -192,7 +192,9 @@ def _score_method(classifier, method, items, images, config, source, done) -> li
             continue
         started = time.perf_counter()
         try:
-            results = score(metric, classifier, batch[need], stacked[need], [chosen[p] for p in need])
+            results = score(
+                metric, classifier, batch[need], stacked[need], [chosen[p] for p in need], config.score_batch_size
+            )
         except ValueError as error:
             results = [RuntimeError(str(error))] * len(need)
         metric_seconds = (time.perf_counter() - started) / len(need)

@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from maskscope.bench.config import BenchConfig
-from maskscope.bench.datasets import open_dataset
+from maskscope.data.registry import open_dataset
 from maskscope.bench.runner import run_bench
 from maskscope.bench.summary import summarise
 from maskscope.cli.errors import CommandError
@@ -26,6 +26,7 @@ def add_shared_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, help="the first N images")
     parser.add_argument("--target", choices=("top1", "label"), help="top1 (default) or the dataset's label")
     parser.add_argument("--batch-size", type=int, help="images per batch (default 4)")
+    parser.add_argument("--score-batch-size", type=int, help="perturbed images per forward pass when scoring (default 8)")
     parser.add_argument("--seed", type=int, help="seed (default 0)")
     parser.add_argument("--out", help="output folder")
     parser.add_argument("--config", help="a JSON file with the same keys (options given here win)")
@@ -47,6 +48,7 @@ def build_config(args: argparse.Namespace, methods: list[str] | None, params: di
     model = None if args.model == "default" and args.config else args.model
     overrides = dict(dataset=args.data, methods=methods, params=params, seed=args.seed, limit=args.limit,
                      target=args.target, model=model, batch_size=args.batch_size,
+                     score_batch_size=args.score_batch_size,
                      metrics=args.metrics.split(",") if args.metrics else None,
                      device=None if args.device == "cpu" and args.config else args.device)
     try:
@@ -60,8 +62,8 @@ def build_config(args: argparse.Namespace, methods: list[str] | None, params: di
             config = BenchConfig(**{k: v for k, v in overrides.items() if v is not None})
     except (ValueError, TypeError) as error:
         raise CommandError(str(error)) from error
-    if config.batch_size < 1:
-        raise CommandError("--batch-size must be at least 1")
+    if config.batch_size < 1 or config.score_batch_size < 1:
+        raise CommandError("--batch-size and --score-batch-size must be at least 1")
     return config
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from maskscope.bench.datasets import open_dataset
+from maskscope.data.registry import open_dataset
 from maskscope.bench.runner import evaluate_maps
 from maskscope.cli.bench import _summary, add_shared_options, build_config
 from maskscope.cli.errors import CommandError
