@@ -10,7 +10,9 @@ import argparse
 import importlib
 
 #: check name → module in ``maskscope.cli``
-CHECKS: dict[str, str] = {}
+CHECKS: dict[str, str] = {
+    "adversarial": "check_adversarial",
+}
 
 
 def add_parser(subparsers) -> None:

@@ -7,6 +7,7 @@ from maskscope.methods.gradient import Gradient
 from maskscope.methods.igos import IGOS
 from maskscope.methods.integrated_gradients import IntegratedGradients
 from maskscope.methods.extremal_perturbation import ExtremalPerturbation
+from maskscope.methods.fgvis import FGVis
 from maskscope.methods.meaningful_perturbation import MeaningfulPerturbation
 from maskscope.methods.random_map import RandomMap
 from maskscope.methods.registry import METHODS, get_method, register
@@ -17,6 +18,7 @@ __all__ = [
     "RISE",
     "CentreMap",
     "ExtremalPerturbation",
+    "FGVis",
     "GradCAM",
     "IGOS",
     "Gradient",
