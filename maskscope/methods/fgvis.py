@@ -120,10 +120,10 @@ class FGVis(Method):
         chosen = torch.full((images.shape[0],), float("nan"), dtype=torch.float64)
         todo = torch.arange(images.shape[0], device=images.device)
         history = None
+        stop = (lambda problem, current, step: self.goal_met(problem, current)) if self.stop_early else None
         for weight in self.lambdas:
             subset = images[todo]
             problem = self._problem(classifier, subset, weights[todo], weight)
-            stop = (lambda p, m, step: self.goal_met(p, m)) if self.stop_early else None
             with AdversarialDefense(classifier, subset) if self.defense else nullcontext():
                 result = optimise_masks(
                     problem, init[todo], Gradient(), NormalisedSGD(self.lr), self.steps, stop, self.progress, "FGVis"
