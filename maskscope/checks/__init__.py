@@ -1,5 +1,6 @@
 """Checks of a model or of an explanation method itself (METHODS.md §9)."""
 
+from maskscope.checks.adversarial import BlackImageResult, black_image_test
 from maskscope.checks.model_randomisation import (
     PASS_SPEARMAN,
     VARIANTS,
@@ -13,10 +14,12 @@ from maskscope.checks.reference_entropy import EntropyRow, entropy, reference_en
 
 __all__ = [
     "PASS_SPEARMAN",
+    "BlackImageResult",
     "VARIANTS",
     "EntropyRow",
     "RandomisationResult",
     "RandomisationStep",
+    "black_image_test",
     "entropy",
     "model_randomisation",
     "parametrised_layers",

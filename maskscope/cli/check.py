@@ -11,6 +11,7 @@ import importlib
 
 #: check name → module in ``maskscope.cli``
 CHECKS: dict[str, str] = {
+    "adversarial": "check_adversarial",
     "entropy": "check_entropy",
     "randomisation": "check_randomisation",
 }

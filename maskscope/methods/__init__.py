@@ -8,6 +8,7 @@ from maskscope.methods.igos import IGOS
 from maskscope.methods.igos_plus_plus import IGOSPlusPlus
 from maskscope.methods.integrated_gradients import IntegratedGradients
 from maskscope.methods.extremal_perturbation import ExtremalPerturbation
+from maskscope.methods.fgvis import FGVis
 from maskscope.methods.meaningful_perturbation import MeaningfulPerturbation
 from maskscope.methods.random_map import RandomMap
 from maskscope.methods.registry import METHODS, get_method, register
@@ -18,6 +19,7 @@ __all__ = [
     "RISE",
     "CentreMap",
     "ExtremalPerturbation",
+    "FGVis",
     "GradCAM",
     "IGOS",
     "IGOSPlusPlus",

@@ -1,0 +1,196 @@
+"""The adversarial defense of FGVis (Wagner et al., CVPR 2019, §3.2).
+
+On the original images ``x`` the output of every nonlinearity is recorded, ``h_l(x)``, and
+bounds are taken elementwise::
+
+    b_l = min(0, h_l(x)),   b_u = max(0, h_l(x))
+
+While a mask is optimised, the gradient flowing back through a unit of the perturbed
+image ``e`` is passed only where ``b_l ≤ h_l(e) ≤ b_u`` and zeroed elsewhere: the forward
+pass is unchanged (identity after each nonlinearity), the backward pass is masked. The
+explanation can therefore use only evidence that is present in the image, at no greater
+strength, and cannot build new (adversarial) evidence.
+
+The nonlinearities are found as modules (:data:`ACTIVATIONS`, plus the Swish modules of
+``efficientnet_lite_pytorch`` when it is installed) and hooked with forward hooks. A module
+object may be called several times in one forward pass (one activation module reused by a
+whole network), so bounds are kept per *call*, in call order, not per module. Activations
+applied as functions inside ``forward`` (``F.relu(x)``, ``x.sigmoid()``) cannot be hooked and
+are not defended; a model made only of those gets :class:`DefenseError`. TorchScript models
+cannot be hooked either.
+
+The recorded batch holds one image per row, so every image has its own bounds; the defended
+forward passes must use the same batch size and the same image size.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from maskscope.core.classifier import Classifier
+
+#: module types treated as nonlinearities
+ACTIVATIONS: tuple[type[nn.Module], ...] = (
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.PReLU,
+    nn.ELU,
+    nn.SELU,
+    nn.CELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Hardswish,
+    nn.Hardsigmoid,
+    nn.Hardtanh,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.Mish,
+    nn.Softplus,
+)
+
+
+class DefenseError(ValueError):
+    """The defense cannot be applied to this model or these inputs."""
+
+
+def _library_activations() -> tuple[type[nn.Module], ...]:
+    """The default model's own Swish modules (``efficientnet_lite_pytorch``), when installed."""
+    try:
+        from efficientnet_lite_pytorch.utils import MemoryEfficientSwish, Swish
+    except ImportError:
+        return ()
+    return (Swish, MemoryEfficientSwish)
+
+
+def covered_modules(model: nn.Module, extra: Sequence[type[nn.Module]] = ()) -> list[tuple[str, nn.Module]]:
+    """``(name, module)`` of every hookable nonlinearity in ``model``, each module once."""
+    types = ACTIVATIONS + _library_activations() + tuple(extra)
+    return [(name, module) for name, module in model.named_modules() if isinstance(module, types)]
+
+
+class _BoundedGradient(torch.autograd.Function):
+    """Identity forward; backward passes the gradient only where ``b_l ≤ h(e) ≤ b_u``."""
+
+    @staticmethod
+    def forward(ctx, output: torch.Tensor, recorded: torch.Tensor) -> torch.Tensor:
+        inside = (output >= recorded.clamp(max=0)) & (output <= recorded.clamp(min=0))
+        ctx.save_for_backward(inside)
+        return output.view_as(output)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (inside,) = ctx.saved_tensors
+        return grad * inside, None
+
+
+class AdversarialDefense:
+    """Context manager: defend a model's gradients with the bounds of the given images.
+
+    Args:
+        model: a :class:`Classifier` (``images`` in pixel space) or an ``nn.Module``
+            (``images`` already as the module expects them).
+        images: the original images ``x``, B×3×H×W; row ``i`` gives image ``i``'s bounds.
+        extra_activations: more module types to treat as nonlinearities.
+
+    Inside the ``with`` block every forward pass of the model (with gradients enabled) has
+    its backward masked; hooks are removed on exit, also when the block raises. After
+    entering, ``activations`` is the number of hooked modules and ``calls`` the number of
+    nonlinearity outputs recorded per forward pass.
+
+    Example::
+
+        with AdversarialDefense(classifier, images):
+            result = optimise_masks(problem, init, ...)
+    """
+
+    def __init__(
+        self,
+        model: Classifier | nn.Module,
+        images: torch.Tensor,
+        extra_activations: Sequence[type[nn.Module]] = (),
+    ) -> None:
+        if isinstance(model, Classifier):
+            if not isinstance(model.model, nn.Module):
+                raise DefenseError(f"classifier {model.name} is a forward-only callable; the defense needs a module")
+            self.module, self._forward = model.model, model.logits
+        elif isinstance(model, nn.Module):
+            self.module, self._forward = model, model
+        else:
+            raise DefenseError(f"the defense needs a Classifier or an nn.Module, got {type(model).__name__}")
+        self.images = images
+        self.extra_activations = tuple(extra_activations)
+        self.activations = 0
+        self.calls = 0
+        self._handles: list = []
+        self._recorded: list[torch.Tensor] = []
+        self._recording = False
+        self._position = 0
+
+    # --------------------------------------------------------------- hooks
+    def _start_pass(self, module, inputs) -> None:
+        self._position = 0
+
+    def _end_pass(self, module, inputs, output) -> None:
+        if not self._recording and self._position != len(self._recorded):
+            raise DefenseError(
+                f"{type(self.module).__name__} called its nonlinearities {self._position} times in this "
+                f"forward pass, but {len(self._recorded)} times on the recorded images"
+            )
+
+    def _after_activation(self, module, inputs, output):
+        position = self._position
+        self._position += 1
+        if self._recording:
+            self._recorded.append(output.detach())
+            return None
+        if position >= len(self._recorded):
+            raise DefenseError(
+                f"{type(self.module).__name__} called its nonlinearities more often than on the recorded images"
+            )
+        recorded = self._recorded[position]
+        if output.shape != recorded.shape:
+            raise DefenseError(
+                f"activation {position} of {type(self.module).__name__} has shape {tuple(output.shape)}, but "
+                f"{tuple(recorded.shape)} on the recorded images; defended passes need the same batch and image size"
+            )
+        if not (torch.is_grad_enabled() and output.requires_grad):
+            return None
+        return _BoundedGradient.apply(output, recorded)
+
+    # --------------------------------------------------------------- context
+    def __enter__(self) -> "AdversarialDefense":
+        modules = covered_modules(self.module, self.extra_activations)
+        if not modules:
+            raise DefenseError(
+                f"no hookable nonlinearity found in {type(self.module).__name__}: the defense needs activation "
+                "modules (nn.ReLU, nn.SiLU, ...); activations applied as functions (F.relu) cannot be hooked"
+            )
+        try:
+            self._handles.append(self.module.register_forward_pre_hook(self._start_pass))
+            self._handles.append(self.module.register_forward_hook(self._end_pass))
+            for _, module in modules:
+                self._handles.append(module.register_forward_hook(self._after_activation))
+            self.activations = len(modules)
+            self._recording = True
+            with torch.no_grad():
+                self._forward(self.images)
+            self._recording = False
+            self.calls = len(self._recorded)
+        except BaseException:
+            self._remove()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._remove()
+
+    def _remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        self._recorded = []
+        self._recording = False

@@ -1,0 +1,161 @@
+"""FGVis on the synthetic task, and its adversarial defense."""
+
+import pytest
+import torch
+from torch import nn
+
+from maskscope.data.synthetic import make_shapes
+from maskscope.core.defense import AdversarialDefense, DefenseError, covered_modules
+from maskscope.metrics import pointing_game
+from maskscope.methods import FGVis, get_method
+
+#: FGVis scaled for speed on 64-px images: one λ, 20 steps
+SMALL_FGVIS = dict(lambdas=(1e-4,), steps=20)
+
+
+def background_images(shapes_task, count: int) -> torch.Tensor:
+    """Fresh images without any object that the model calls background."""
+    background = shapes_task.classifier.num_classes - 1
+    images = make_shapes(3 * count, objects=(0, 0), seed=7).images
+    with torch.no_grad():
+        predicted = shapes_task.classifier.probabilities(images).argmax(1)
+    chosen = (predicted == background).nonzero().flatten()[:count]
+    assert len(chosen) == count, "the model calls too few background images background"
+    return images[chosen]
+
+
+def test_fgvis_deletion_maximum_lands_on_the_object(shapes_task):
+    images, classes, objects = shapes_task.correctly_classified(30)
+    explanation = get_method("fgvis", **SMALL_FGVIS)(shapes_task.classifier, images, target=classes.tolist())
+    assert explanation.mask.shape == images.shape  # full resolution, one value per channel
+    hits = pointing_game(explanation.saliency, objects, tolerance=3).hits
+    random_maps = torch.rand(explanation.saliency.shape, generator=torch.Generator().manual_seed(0))
+    random_hits = pointing_game(random_maps, objects, tolerance=3).hits
+    # measured 1.0 here
+    assert hits.mean() >= 0.9, f"FGVis hit the object in {hits.mean():.0%} of images"
+    assert random_hits.mean() <= 0.5
+    # the deletion removed the class for most images
+    assert explanation.goal_met.float().mean() >= 0.5
+    assert explanation.scores_after.mean() < 0.5 * explanation.scores_before.mean()
+
+
+def test_lambda_search_stops_per_image(shapes_task):
+    images, classes, _ = shapes_task.correctly_classified(6)
+    targets = classes.tolist()
+    # λ = 10 deletes nothing, so every image goes on to λ = 1e-4
+    explanation = FGVis(lambdas=(10.0, 1e-4), steps=20)(shapes_task.classifier, images, target=targets)
+    assert (explanation.lambdas == 1e-4).all()
+    assert explanation.goal_met.float().mean() >= 0.5
+    # the other order: images done at 1e-4 keep it, the others end at 10 with the goal unmet
+    explanation = FGVis(lambdas=(1e-4, 10.0), steps=20)(shapes_task.classifier, images, target=targets)
+    met = explanation.goal_met
+    assert met.any()
+    assert (explanation.lambdas[met] == 1e-4).all() and (explanation.lambdas[~met] == 10.0).all()
+
+
+def test_defense_blocks_generation_from_a_background_image(shapes_task):
+    # the black-image protocol on the shapes task: generation with λ = 0 for classes that are not
+    # in the image. The start Φ(x, m₀) ≈ the mean colour is called "square" and "disc" is its
+    # runner-up (reachable by removing evidence), so, as in the protocol, the targets are the others.
+    images = background_images(shapes_task, 4).repeat_interleave(2, 0)
+    targets = [2, 3] * 4  # triangle, cross
+    common = dict(game="generation", lambdas=(0.0,), steps=40, stop_early=True)
+    undefended = FGVis(defense=False, **common)(shapes_task.classifier, images, target=targets)
+    defended = FGVis(defense=True, **common)(shapes_task.classifier, images, target=targets)
+    assert undefended.goal_met.float().mean() >= 0.75, "the undefended run should create the absent class"
+    assert not defended.goal_met.any(), "the defense let an absent class become top-1"
+    assert defended.scores_after.mean() < undefended.scores_after.mean()
+
+
+def test_defense_masks_the_gradient_outside_the_bounds():
+    relu = nn.ReLU()
+    model = nn.Sequential(nn.Identity(), relu)
+    x = torch.tensor([[1.0, 0.0, 2.0, -1.0]])
+    with AdversarialDefense(model, x) as defense:
+        assert defense.activations == 1 and defense.calls == 1
+        e = torch.tensor([[0.5, 1.0, 3.0, -2.0]], requires_grad=True)
+        (grad,) = torch.autograd.grad(model(e).sum(), e)
+    # h(x) = (1, 0, 2, 0): bounds [0, 1], [0, 0], [0, 2], [0, 0]; h(e) = (0.5, 1, 3, 0)
+    assert grad.tolist() == [[1.0, 0.0, 0.0, 0.0]]
+    assert not model._forward_hooks and not relu._forward_hooks and not model._forward_pre_hooks
+
+
+def test_defense_keys_bounds_per_call_of_a_reused_module():
+    class Reuse(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.act = nn.ReLU()
+
+        def forward(self, x):
+            return self.act(self.act(x) - 1.0)
+
+    model = Reuse()
+    x = torch.tensor([[3.0, 0.5]])  # first call h = (3, 0.5), second h = (2, 0)
+    with AdversarialDefense(model, x) as defense:
+        assert defense.activations == 1 and defense.calls == 2
+        e = torch.tensor([[2.5, 0.5]], requires_grad=True)  # first (2.5, 0.5) inside; second (1.5, 0) inside
+        (inside,) = torch.autograd.grad(model(e).sum(), e)
+        e = torch.tensor([[3.5, 0.5]], requires_grad=True)  # first 3.5 > 3: blocked
+        (outside,) = torch.autograd.grad(model(e).sum(), e)
+    assert inside.tolist() == [[1.0, 0.0]]
+    assert outside.tolist() == [[0.0, 0.0]]
+
+
+def test_defense_keeps_per_image_bounds_and_checks_shapes():
+    model = nn.Sequential(nn.ReLU())
+    x = torch.tensor([[1.0], [3.0]])
+    with AdversarialDefense(model, x):
+        e = torch.tensor([[2.0], [2.0]], requires_grad=True)
+        (grad,) = torch.autograd.grad(model(e).sum(), e)
+        assert grad.flatten().tolist() == [0.0, 1.0]
+        with pytest.raises(DefenseError, match="shape"):
+            model(torch.ones(3, 1))
+    assert not model._forward_hooks
+
+
+def test_hooks_are_removed_when_the_body_fails(shapes_task):
+    classifier = shapes_task.classifier
+    images = shapes_task.test.images[:2]
+    with torch.no_grad():
+        before = classifier.logits(images)
+    with pytest.raises(RuntimeError, match="inside"):
+        with AdversarialDefense(classifier, images):
+            raise RuntimeError("failure inside the defended block")
+    modules = [module for module in classifier.model.modules()]
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in modules)
+    with torch.no_grad():
+        assert torch.equal(classifier.logits(images), before)
+    # a failing FGVis call (wrong batch for the recorded bounds) leaves no hooks either
+    with pytest.raises(DefenseError):
+        with AdversarialDefense(classifier, images):
+            classifier.logits(shapes_task.test.images[:3])
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in modules)
+
+
+def test_model_without_nonlinearities_is_refused():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
+    with pytest.raises(DefenseError, match="Sequential"):
+        with AdversarialDefense(model, torch.zeros(1, 3, 2, 2)):
+            pass
+    assert not model._forward_pre_hooks and not model._forward_hooks
+
+
+def test_bad_parameters_are_refused():
+    with pytest.raises(ValueError, match="game"):
+        FGVis(game="insertion")
+    with pytest.raises(ValueError, match="lambdas"):
+        FGVis(lambdas=(-1.0,))
+
+
+def test_defense_finds_the_default_models_activations(default_classifier):
+    model = default_classifier.model
+    assert len(covered_modules(model)) > 0
+    images = torch.rand(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        before = default_classifier.logits(images)
+    with AdversarialDefense(default_classifier, images) as defense:
+        # each ReLU6 module serves two places (stem and head, expansion and depthwise conv)
+        assert defense.activations > 0 and defense.calls > defense.activations
+        with torch.no_grad():
+            assert torch.equal(default_classifier.logits(images), before)
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
