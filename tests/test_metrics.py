@@ -7,8 +7,10 @@ import math
 from dataclasses import replace
 from functools import partial
 
+import numpy as np
 import pytest
 import torch
+from scipy.ndimage import distance_transform_edt
 from torch import nn
 
 from maskscope.core.blur import gaussian_blur
@@ -141,7 +143,9 @@ def test_curve_endpoints_on_the_shapes_task(shapes_task):
 def test_object_map_beats_other_maps_on_the_shapes_task(shapes_task):
     # Insertion is compared with a random map. Deletion is compared with the inverted map
     # (object last): deleting scattered random pixels to grey wrecks this tiny CNN faster than
-    # deleting the object, whose grey silhouette it still recognises.
+    # deleting the object, whose grey silhouette it still recognises (pixel-level deletion AUC:
+    # object map 0.42, random 0.12) — the out-of-distribution artefact deletion is criticised
+    # for. At cell resolution the object map wins on both curves (next test).
     classifier = shapes_task.classifier
     images, classes, objects = shapes_task.correctly_classified(4)
     perfect = gaussian_blur(objects.float()[:, None], 1.0)[:, 0]
@@ -158,6 +162,26 @@ def test_object_map_beats_other_maps_on_the_shapes_task(shapes_task):
     assert aucs["perfect", "insertion"] > aucs["random", "insertion"] + 0.2
     assert aucs["perfect", "insertion"] > aucs["inverted", "insertion"] + 0.2
     assert aucs["perfect", "deletion"] < aucs["inverted", "deletion"] - 0.2
+
+
+def test_object_map_beats_a_random_map_on_both_curves_at_cell_resolution(shapes_task):
+    # On an 8×8 grid (igos protocol: blur substrate, cells of the saliency's own grid) a map
+    # ranking cells by how much object they hold (ties: nearest to the object first) beats a
+    # random grid on deletion and insertion (measured 0.21 vs 0.62 and 0.94 vs 0.56).
+    classifier = shapes_task.classifier
+    images, classes, objects = shapes_task.correctly_classified(8)
+    distance = torch.tensor(np.stack([distance_transform_edt(~o.numpy()) for o in objects])).float()
+    cells = lambda maps: torch.nn.functional.avg_pool2d(maps[:, None], 8)[:, 0]  # noqa: E731
+    perfect = cells(objects.float()) + 1e-3 * cells(torch.exp(-distance / 8))
+    random = torch.rand(perfect.shape, generator=torch.Generator().manual_seed(0))
+    targets = classes.tolist()
+    auc = {
+        (name, curve.__name__): curve(classifier, images, saliency, targets=targets, protocol="igos").mean_auc
+        for name, saliency in (("perfect", perfect), ("random", random))
+        for curve in (deletion, insertion)
+    }
+    assert auc["perfect", "deletion"] < auc["random", "deletion"] - 0.2
+    assert auc["perfect", "insertion"] > auc["random", "insertion"] + 0.2
 
 
 # --------------------------------------------------------------------------- segmentation
