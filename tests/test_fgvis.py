@@ -4,24 +4,12 @@ import pytest
 import torch
 from torch import nn
 
-from maskscope.data.synthetic import make_shapes
 from maskscope.core.defense import AdversarialDefense, DefenseError, covered_modules
 from maskscope.metrics import pointing_game
 from maskscope.methods import FGVis, get_method
 
 #: FGVis scaled for speed on 64-px images: one λ, 20 steps
 SMALL_FGVIS = dict(lambdas=(1e-4,), steps=20)
-
-
-def background_images(shapes_task, count: int) -> torch.Tensor:
-    """Fresh images without any object that the model calls background."""
-    background = shapes_task.classifier.num_classes - 1
-    images = make_shapes(3 * count, objects=(0, 0), seed=7).images
-    with torch.no_grad():
-        predicted = shapes_task.classifier.probabilities(images).argmax(1)
-    chosen = (predicted == background).nonzero().flatten()[:count]
-    assert len(chosen) == count, "the model calls too few background images background"
-    return images[chosen]
 
 
 def test_fgvis_deletion_maximum_lands_on_the_object(shapes_task):
@@ -53,18 +41,21 @@ def test_lambda_search_stops_per_image(shapes_task):
     assert (explanation.lambdas[met] == 1e-4).all() and (explanation.lambdas[~met] == 10.0).all()
 
 
-def test_defense_blocks_generation_from_a_background_image(shapes_task):
-    # the black-image protocol on the shapes task: generation with λ = 0 for classes that are not
-    # in the image. The start Φ(x, m₀) ≈ the mean colour is called "square" and "disc" is its
-    # runner-up (reachable by removing evidence), so, as in the protocol, the targets are the others.
-    images = background_images(shapes_task, 4).repeat_interleave(2, 0)
-    targets = [2, 3] * 4  # triangle, cross
+def test_defense_blocks_generation_from_a_flat_image(shapes_task):
+    # the black-image protocol on the shapes task. Its flat image is white (and light grey): the tiny
+    # CNN calls a flat black image "square" but can reach "cross" from it by removing evidence, so it
+    # is no empty image for this model. The protocol leaves out the flat image's own class and the
+    # start's (the mean colour, "square" or "disc"), so the targets are triangle and cross. Measured on
+    # models trained with seeds 0-3: undefended 16 of 16 runs reach the class, defended 0 of 16, with
+    # the defended probability at most 0.09.
+    images = torch.cat([torch.ones(2, 3, 64, 64), torch.full((2, 3, 64, 64), 0.8)])
+    targets = [2, 3, 2, 3]  # triangle, cross
     common = dict(game="generation", lambdas=(0.0,), steps=40, stop_early=True)
     undefended = FGVis(defense=False, **common)(shapes_task.classifier, images, target=targets)
     defended = FGVis(defense=True, **common)(shapes_task.classifier, images, target=targets)
     assert undefended.goal_met.float().mean() >= 0.75, "the undefended run should create the absent class"
     assert not defended.goal_met.any(), "the defense let an absent class become top-1"
-    assert defended.scores_after.mean() < undefended.scores_after.mean()
+    assert defended.scores_after.max() < 0.25 and undefended.scores_after.min() > 0.2
 
 
 def test_defense_masks_the_gradient_outside_the_bounds():

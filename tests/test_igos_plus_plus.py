@@ -11,16 +11,16 @@ from maskscope.metrics import pointing_game
 
 from test_igos import SMALL_IGOS, CountingModel
 
-#: the I-GOS test's scale, with a smaller first step: on an 8×8 mask iGOS++'s α_u = 1000 saturates
-#: whole regions at 0 in one step, and a flat maximum wider than the object dilutes the hit
-SMALL_IGOS_PP = {**SMALL_IGOS, "points": 4, "steps": 8, "initial_step": 20.0}
+#: the I-GOS test's scale with a finer 16×16 mask (4 px cells) and a smaller first step: iGOS++'s
+#: α_u = 1000 saturates whole regions at 0 in one step, and on the 8×8 grid a flat maximum wider than
+#: the object dilutes the hit (0.88-0.92 there, 0.94-0.99 at 16×16 over models trained with seeds 0-2)
+SMALL_IGOS_PP = {**SMALL_IGOS, "resolution": 16, "points": 4, "steps": 8, "initial_step": 20.0}
 
 
 def test_igos_plus_plus_maximum_lands_on_the_object(shapes_task):
     images, classes, objects = shapes_task.correctly_classified(20)
     explanation = get_method("igos++", **SMALL_IGOS_PP)(shapes_task.classifier, images, target=classes.tolist())
     hits = pointing_game(explanation.saliency, objects, tolerance=3).hits
-    # measured 0.938 here
     assert hits.mean() >= 0.9, f"iGOS++ hit the object in {hits.mean():.0%} of images"
     # the objective falls, and deleting the combined mask's region lowers the class score
     history = explanation.history
