@@ -9,9 +9,6 @@ the other in this process; the masks of the two runs are compared too. Writes JS
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import time
 from pathlib import Path
 
@@ -19,6 +16,8 @@ import torch
 from skimage import data
 
 from maskscope import Classifier, MeaningfulPerturbation, load_image
+
+from records import machine, write_record
 
 PHOTOS = ("chelsea", "coffee", "rocket", "astronaut", "cat", "hubble_deep_field", "immunohistochemistry", "retina")
 
@@ -51,15 +50,9 @@ def main() -> None:
         "ratio_batched_over_one_by_one": batched / one_by_one,
         "mask_max_abs_difference": float(difference.max()),
         "mask_mean_abs_difference": float(difference.mean()),
-        "device": "cpu",
-        "threads": torch.get_num_threads(),
-        "cpu": platform.processor() or platform.machine(),
-        "cores": os.cpu_count(),
-        "torch": torch.__version__,
+        **machine(classifier.device),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=2))
-    print(json.dumps(record, indent=2))
+    write_record(args.out, record)
 
 
 if __name__ == "__main__":

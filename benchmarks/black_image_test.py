@@ -10,15 +10,13 @@ image and runs up to S steps; a class counts when it becomes top-1. Writes JSON.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 from pathlib import Path
 
-import torch
 
 from maskscope import Classifier
 from maskscope.checks import black_image_test
+
+from records import machine, write_record
 
 
 def main() -> None:
@@ -52,14 +50,9 @@ def main() -> None:
         "seconds": {name: run["seconds"] for name, run in runs.items()},
         "paper": {"undefended": 1.0, "defended": "0.000-0.001"},
         "runs": runs,
-        "threads": torch.get_num_threads(),
-        "cpu": platform.processor() or platform.machine(),
-        "cores": os.cpu_count(),
-        "torch": torch.__version__,
+        **machine(classifier.device),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=2))
-    print(f"wrote {args.out}")
+    write_record(args.out, record, {key: record[key] for key in ("config", "success_rate", "seconds", "paper")})
 
 
 if __name__ == "__main__":

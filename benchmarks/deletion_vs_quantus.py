@@ -19,9 +19,7 @@ with the core's headless OpenCV, so install it without dependencies):
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import time
 from functools import partial
 from pathlib import Path
@@ -34,6 +32,8 @@ from maskscope import Classifier, load_image
 from maskscope.data import ImageNetSamples
 from maskscope.methods.registry import get_method
 from maskscope.metrics import Protocol, deletion, rise_schedule
+
+from records import machine, write_record
 
 #: channel values Quantus flips a step; it must divide H·W (50176 = 2¹⁰·7² on 224×224)
 FEATURES_IN_STEP = 448
@@ -109,14 +109,10 @@ def main() -> None:
         "auc_maskscope": ours.mean_auc,
         "auc_quantus_without_first_point": float(their_auc.mean()),
         "model": classifier.name,
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
         "quantus": quantus.__version__,
-        "machine": platform.processor() or platform.machine(),
+        **machine(classifier.device),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=2))
-    print(json.dumps(record, indent=2))
+    write_record(args.out, record)
 
 
 if __name__ == "__main__":

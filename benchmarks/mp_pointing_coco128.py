@@ -12,7 +12,6 @@ centre-point baseline. Writes a JSON record.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from pathlib import Path
@@ -23,6 +22,8 @@ from maskscope import Classifier, MeaningfulPerturbation, load_image
 from maskscope.data.coco128 import Coco128
 from maskscope.data.dataset import ground_truth
 from maskscope.metrics import pointing_game
+
+from records import machine, write_record
 
 
 def main() -> None:
@@ -72,11 +73,9 @@ def main() -> None:
         "centre_hit_rate": float(result.centre_hits.mean()),
         "seconds_per_image": seconds / max(len(names), 1),
         "model": classifier.name,
-        "torch": torch.__version__,
+        **machine(classifier.device),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=2))
-    print(json.dumps({k: v for k, v in record.items() if k != "images"}, indent=2))
+    write_record(args.out, record, {k: v for k, v in record.items() if k != "images"})
 
 
 if __name__ == "__main__":

@@ -1,0 +1,102 @@
+"""Extremal Perturbation: maskscope's batched `ep` against TorchRay's `extremal_perturbation`.
+
+Both explain the top-1 class of the same imagenet-samples photos with the default model, at
+the same areas and the same number of iterations, one after the other in this process:
+TorchRay one photo per call (its interface), maskscope ``--batch-size`` photos per call with
+all (photo, area) masks in one batch. Reported: seconds per photo of each and their ratio,
+and how alike the two summary maps are (Spearman correlation of the sum of the area masks,
+and the share of photos whose maxima lie within 15 px of each other) — the two differ in
+their step rule (Adam against SGD with momentum), mask smoothing (Gaussian against
+smooth-max) and jitter, so the maps agree in kind, not pixel for pixel.
+
+TorchRay needs torchvision, which does not import beside the project's CPU torch, so run this
+in a separate environment::
+
+    python3 -m venv /tmp/torchray && . /tmp/torchray/bin/activate
+    pip install torch==2.14.1 torchvision==0.29.1 && pip install torchray && pip install -e .
+    python benchmarks/ep_vs_torchray.py --images 8 --steps 100 --out benchmarks/results/ep_vs_torchray.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from maskscope import Classifier, load_image
+from maskscope.data.registry import open_dataset
+from maskscope.methods import ExtremalPerturbation
+from maskscope.metrics import spearman
+
+from records import machine, write_record
+
+try:
+    from torchray.attribution.extremal_perturbation import extremal_perturbation
+except ImportError as error:  # pragma: no cover - a benchmark-only dependency
+    raise SystemExit(f"this benchmark needs TorchRay ({error}); see the set-up in its docstring") from error
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=100, help="iterations of both (the paper: 800)")
+    parser.add_argument("--areas", default="0.05,0.1,0.2")
+    parser.add_argument("--batch-size", type=int, default=4, help="photos per maskscope call")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/ep_vs_torchray.json"))
+    args = parser.parse_args()
+    areas = [float(value) for value in args.areas.split(",")]
+
+    classifier = Classifier.default()
+    dataset = open_dataset("imagenet-samples").limit(args.images)
+    images = torch.stack([classifier.view(load_image(sample.path, name=sample.name)) for sample in dataset])
+    with torch.no_grad():
+        targets = classifier.probabilities(images).argmax(1).tolist()
+    method = ExtremalPerturbation(areas=areas, steps=args.steps)
+    method(classifier, images[:1], target=targets[:1])  # warm-up
+
+    started = time.perf_counter()
+    ours = []
+    for start in range(0, len(images), args.batch_size):
+        chunk = slice(start, start + args.batch_size)
+        ours.append(method(classifier, images[chunk], target=targets[chunk]).saliency)
+    ours_seconds = (time.perf_counter() - started) / len(images)
+    ours = torch.cat(ours)
+
+    # TorchRay takes the model's own input: the normalised image
+    model = classifier.model
+    started = time.perf_counter()
+    theirs = []
+    for image, target in zip(images, targets):
+        masks, _ = extremal_perturbation(
+            model, classifier.normalise(image[None]), target, areas=areas, max_iter=args.steps
+        )
+        theirs.append(masks.detach().sum(0)[0])
+    theirs_seconds = (time.perf_counter() - started) / len(images)
+    theirs = F.interpolate(torch.stack(theirs)[:, None], size=ours.shape[-2:], mode="bilinear")[:, 0]
+
+    correlation = spearman(ours, theirs).numpy()
+    side = ours.shape[-1]
+    ours_peak = torch.stack([ours.flatten(1).argmax(1) // side, ours.flatten(1).argmax(1) % side], 1)
+    theirs_peak = torch.stack([theirs.flatten(1).argmax(1) // side, theirs.flatten(1).argmax(1) % side], 1)
+    near = ((ours_peak - theirs_peak).float().norm(dim=1) <= 15).numpy()
+    record = {
+        "images": [sample.name for sample in dataset],
+        "areas": areas,
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "maskscope_seconds_per_image": ours_seconds,
+        "torchray_seconds_per_image": theirs_seconds,
+        "speed_ratio_torchray_over_maskscope": theirs_seconds / ours_seconds,
+        "summary_map_spearman": {"mean": float(correlation.mean()), "per_image": correlation.tolist()},
+        "maxima_within_15px": float(np.mean(near)),
+        **machine(classifier.device),
+    }
+    write_record(args.out, record)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+"""What every benchmark writes: its figures, the machine they were measured on, as one JSON file.
+
+The scripts beside this file import it (``python benchmarks/NAME.py`` puts this folder on
+the import path).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+
+import torch
+
+
+def machine(device: str | torch.device = "cpu") -> dict:
+    """The device, torch's thread count, the processor, its cores and torch's version."""
+    return {
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+    }
+
+
+def write_record(path: Path, record: dict, shown: dict | None = None) -> None:
+    """Write ``record`` to ``path`` as indented JSON and print ``shown`` (default: all of it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2))
+    print(json.dumps(record if shown is None else shown, indent=2))
