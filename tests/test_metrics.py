@@ -24,6 +24,7 @@ from maskscope.metrics import (
     fgvis_schedule,
     igos_schedule,
     insertion,
+    pointing_game,
     rise_schedule,
     saliency_ranks,
     sanity_rows,
@@ -229,6 +230,25 @@ def test_thresholds_keep_the_expected_pixels():
         threshold_map(torch.full((1, 2, 2), float("nan")), "value", 0.5)
     with pytest.raises(ValueError, match="unknown threshold"):
         threshold_map(heat, "median", 0.5)
+
+
+def test_pointing_hits_within_15_px_and_misses_beyond():
+    truth = torch.zeros(5, 64, 64, dtype=torch.bool)
+    truth[:, 10:20, 10:20] = True  # the object: rows and columns 10-19
+    saliency = torch.zeros(5, 64, 64)
+    saliency[0, 15, 34] = 1.0  # 15 px right of column 19: a hit
+    saliency[1, 15, 35] = 1.0  # 16 px: a miss
+    saliency[2, 30, 29] = 1.0  # diagonal, √(11² + 10²) = 14.9 px: a hit
+    saliency[3, 30, 30] = 1.0  # diagonal, √(11² + 11²) = 15.6 px: a miss
+    saliency[4, 15, 15] = saliency[4, 30, 30] = 1.0  # a tie of a hit and a miss counts one half
+    result = pointing_game(saliency, truth, classes=[0, 0, 1, 1, 2])
+    assert result.hits.tolist() == [1.0, 0.0, 1.0, 0.0, 0.5]
+    assert result.accuracy == pytest.approx((0.5 + 0.5 + 0.5) / 3)  # per-class mean, then over classes
+    # the centre point (31, 31) lies √(12² + 12²) = 17 px from the object; 20 px tolerance reaches it
+    assert not result.centre_hits.any()
+    assert pointing_game(saliency, truth, tolerance=20).centre_hits.all()
+    with pytest.raises(ValueError, match="empty"):
+        pointing_game(saliency[:1], torch.zeros(1, 64, 64, dtype=torch.bool))
 
 
 def test_boxes_and_iou_by_hand():
