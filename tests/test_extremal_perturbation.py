@@ -1,6 +1,5 @@
 """Extremal Perturbation on the synthetic task: localisation, areas, and batching."""
 
-import pytest
 import torch
 
 from maskscope.core.masks import Upsampler
@@ -60,10 +59,6 @@ def test_several_areas_grow_with_the_requested_area(shapes_task):
     assert explanation.saliency.max() <= len(requested) + 1e-5
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known defect: the area loss sorts the mask, and rounding that differs between batch sizes swaps near-tied pixels",
-)
 def test_batched_and_one_by_one_give_the_same_masks(shapes_task):
     images, classes, _ = shapes_task.correctly_classified(4)
     method = ExtremalPerturbation(**{**SMALL_EP, "steps": 30})
@@ -71,8 +66,9 @@ def test_batched_and_one_by_one_give_the_same_masks(shapes_task):
     alone = torch.cat(
         [method(shapes_task.classifier, images[i : i + 1], target=[int(classes[i])], seed=3).mask for i in range(4)]
     )
-    # convolutions of different batch sizes round differently (~1e-7); the area term sorts the
-    # mask, so such rounding can reorder near-equal pixels and Adam's normalised steps carry
-    # that into a few cells: the masks agree on average, single cells to within ~0.1
+    # convolutions of different batch sizes round differently (~1e-7). Adam's first steps and the
+    # clipping leave many exactly tied pixels; were the area term to rank them by that rounding,
+    # single cells would differ by up to 0.5 after 30 steps. Ties share the area reference, so
+    # the masks agree to rounding (largest difference measured: 7e-6)
     difference = (alone - together.mask).abs()
-    assert difference.mean() < 1e-3 and difference.max() < 0.15
+    assert difference.max() < 1e-3

@@ -8,7 +8,7 @@ from maskscope.core.classifier import Classifier
 from maskscope.core.fillers import Blur, Constant, Noise, Reference, blend, resolve_filler
 from maskscope.core.jitter import Jitter
 from maskscope.core.masks import Upsampler, disc_masks
-from maskscope.core.regularisers import area_bounds, l1, total_variation
+from maskscope.core.regularisers import area_bounds, area_target, l1, total_variation
 from maskscope.core.scoring import score_perturbations
 from maskscope.core.targets import target_weights
 from maskscope.core.view import ClassifierView
@@ -70,6 +70,25 @@ def test_regularisers():
     assert float(area_bounds(half, 0.4, 0.6)) == pytest.approx(0.0, abs=1e-6)
     assert float(area_bounds(half, 0.05, 0.3)) > 0  # half the mask on: above the upper bound
     assert float(area_bounds(torch.zeros(1, 1, 8, 8), 0.05, 0.3)) > 0  # nothing on: below the lower bound
+
+
+def test_area_target_is_zero_at_the_area_and_shares_ties():
+    binary = torch.zeros(2, 1, 4, 4)
+    binary[0, ..., :1] = 1  # area 0.25
+    binary[1, ..., :2] = 1  # area 0.5
+    assert area_target(binary, torch.tensor([0.25, 0.5])).tolist() == [0.0, 0.0]
+    # area 0.5 against 0.25: the 8 tied ones share the reference 4/8, so the loss is 8·½²/16
+    assert float(area_target(binary[1:], 0.25)) == pytest.approx(0.125)
+    assert float(area_target(torch.zeros(1, 1, 4, 4), 0.25)) == pytest.approx(0.25 * 0.25)
+    # pairs of values equal up to rounding share the reference: the pull is the same for both,
+    # whichever way the rounding falls (ranked by rounding, one would go to 1 and the other to 0)
+    gradients = []
+    for noise in (1e-8, -1e-8):
+        masks = torch.tensor([[[[0.7, 0.7 + noise, 0.2, 0.2 - noise]]]], requires_grad=True)
+        area_target(masks, 0.25).sum().backward()
+        gradients.append(masks.grad.flatten())
+    torch.testing.assert_close(gradients[0], gradients[1])
+    torch.testing.assert_close(gradients[0], torch.tensor([0.1, 0.1, 0.1, 0.1]))  # 2·(0.7 − ½)/4, 2·(0.2 − 0)/4
 
 
 def test_jitter_is_seeded_and_shifts_whole_pixels():

@@ -57,18 +57,36 @@ def area_bounds(masks: torch.Tensor, lower: float = 0.05, upper: float = 0.3) ->
     return (torch.relu(q_min - ordered) + torch.relu(ordered - q_max)).mean(1)
 
 
-def area_target(masks: torch.Tensor, areas: torch.Tensor | float) -> torch.Tensor:
-    """Mean squared distance of each mask's sorted values from a binary mask of area ``a``.
+def area_target(masks: torch.Tensor, areas: torch.Tensor | float, tie_resolution: float = 1e-4) -> torch.Tensor:
+    """Mean squared distance of each mask's sorted values from a binary mask of area ``a``::
 
-    ``areas`` is one fraction for all masks or one per mask (B).
+        (1/n)·Σ_u (sort↓(m)_u − r̄_a(u))²,   r_a(u) = [u < ⌊a·n⌋]
+
+    ``r̄_a`` is ``r_a`` averaged over each run of sorted values equal to within
+    ``tie_resolution`` — the average-rank rule for ties. Adam's first steps and the clipping
+    leave many exact ties; ranked by their last bits, rounding that differs between batch
+    sizes would decide which of them count as inside the area (and ranked by position, the
+    top-left ones would always win). ``areas`` is one fraction for all masks or one per mask (B).
     """
     flat = masks.flatten(1)
     count = flat.shape[1]
     ordered = flat.sort(dim=1, descending=True).values
     positions = torch.arange(count, device=masks.device)
     ones = (torch.as_tensor(areas, dtype=flat.dtype, device=masks.device).reshape(-1, 1) * count).floor()
-    reference = (positions[None] < ones).to(flat)
+    inside = (positions[None] < ones).to(flat).expand_as(ordered)
+    reference = _average_over_ties(inside, ordered.detach(), tie_resolution)
     return ((ordered - reference) ** 2).mean(1)
+
+
+def _average_over_ties(values: torch.Tensor, ordered: torch.Tensor, resolution: float) -> torch.Tensor:
+    """``values`` (B×n) averaged over each row's runs of ``ordered`` entries equal to within ``resolution``."""
+    levels = torch.round(ordered / resolution)
+    starts = torch.ones_like(levels, dtype=torch.bool)
+    starts[:, 1:] = levels[:, 1:] != levels[:, :-1]
+    runs = starts.flatten().cumsum(0) - 1  # every row begins a run, so runs never span rows
+    sums = torch.zeros(values.numel(), dtype=values.dtype, device=values.device).index_add_(0, runs, values.flatten())
+    sizes = torch.zeros_like(sums).index_add_(0, runs, torch.ones_like(sums))
+    return (sums[runs] / sizes[runs]).view_as(values)
 
 
 def bilateral_total_variation(
