@@ -15,7 +15,8 @@ from maskscope.bench.runner import run_bench
 from maskscope.bench.summary import summarise
 from maskscope.cli.errors import CommandError
 from maskscope.cli.options import add_model_options, load_classifier, parse_params
-from maskscope.data.dataset import DatasetError
+from maskscope.core.classifier import Classifier
+from maskscope.data.dataset import Dataset, DatasetError
 from maskscope.methods import METHODS
 
 
@@ -86,17 +87,22 @@ def run(args: argparse.Namespace) -> int:
     if args.methods:
         methods = sorted(METHODS) if args.methods == "all" else [m.strip().lower() for m in args.methods.split(",")]
     config = build_config(args, methods, method_params(args.param, methods or []) if args.param else None)
-    args.model, args.device = config.model, config.device
-    try:
-        dataset = open_dataset(config.dataset)
-    except DatasetError as error:
-        raise CommandError(str(error)) from error
-    classifier = load_classifier(args)
+    dataset, classifier = open_dataset_and_model(args, config)
     try:
         run_bench(classifier, dataset, config, args.out, force=args.force, progress=not args.quiet)
     except ValueError as error:
         raise CommandError(str(error)) from error
     return _summary(args.out)
+
+
+def open_dataset_and_model(args: argparse.Namespace, config: BenchConfig) -> tuple[Dataset, Classifier]:
+    """The configuration's dataset and classifier; a dataset that cannot be opened is a one-line error."""
+    args.model, args.device = config.model, config.device
+    try:
+        dataset = open_dataset(config.dataset)
+    except DatasetError as error:
+        raise CommandError(str(error)) from error
+    return dataset, load_classifier(args)
 
 
 def _summary(out: str) -> int:

@@ -5,12 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from maskscope.data.registry import open_dataset
 from maskscope.bench.runner import evaluate_maps
-from maskscope.cli.bench import _summary, add_shared_options, build_config
+from maskscope.cli.bench import _summary, add_shared_options, build_config, open_dataset_and_model
 from maskscope.cli.errors import CommandError
-from maskscope.cli.options import load_classifier
-from maskscope.data.dataset import DatasetError
 
 
 def add_parser(subparsers) -> None:
@@ -25,12 +22,7 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError("--out is required")
     name = args.name or Path(args.maps).resolve().name
     config = build_config(args, [name], {})
-    args.model, args.device = config.model, config.device
-    try:
-        dataset = open_dataset(config.dataset)
-    except DatasetError as error:
-        raise CommandError(str(error)) from error
-    classifier = load_classifier(args)
+    dataset, classifier = open_dataset_and_model(args, config)
     try:
         evaluate_maps(classifier, dataset, args.maps, config, args.out, force=args.force, progress=not args.quiet)
     except ValueError as error:
