@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-
 from maskscope import Classifier
 from maskscope.checks import black_image_test
 

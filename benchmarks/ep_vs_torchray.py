@@ -7,7 +7,7 @@ all (photo, area) masks in one batch. Reported: seconds per photo of each and th
 and how alike the two summary maps are (Spearman correlation of the sum of the area masks,
 and the share of photos whose maxima lie within 15 px of each other) — the two differ in
 their step rule (Adam against SGD with momentum), mask smoothing (Gaussian against
-smooth-max) and jitter, so the maps agree in kind, not pixel for pixel.
+smooth-max) and jitter, so the maps are not expected to agree pixel for pixel.
 
 TorchRay needs torchvision, which does not import beside the project's CPU torch, so run this
 in a separate environment::
@@ -27,17 +27,23 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from maskscope import Classifier, load_image
-from maskscope.data.registry import open_dataset
+from maskscope import Classifier
 from maskscope.methods import ExtremalPerturbation
 from maskscope.metrics import spearman
 
+from photos import imagenet_photos
 from records import machine, write_record
 
 try:
     from torchray.attribution.extremal_perturbation import extremal_perturbation
 except ImportError as error:  # pragma: no cover - a benchmark-only dependency
     raise SystemExit(f"this benchmark needs TorchRay ({error}); see the set-up in its docstring") from error
+
+
+def peaks(maps: torch.Tensor) -> torch.Tensor:
+    """(row, column) of each map's maximum, B×2."""
+    flat = maps.flatten(1).argmax(1)
+    return torch.stack([flat // maps.shape[-1], flat % maps.shape[-1]], 1)
 
 
 def main() -> None:
@@ -51,8 +57,7 @@ def main() -> None:
     areas = [float(value) for value in args.areas.split(",")]
 
     classifier = Classifier.default()
-    dataset = open_dataset("imagenet-samples").limit(args.images)
-    images = torch.stack([classifier.view(load_image(sample.path, name=sample.name)) for sample in dataset])
+    names, images = imagenet_photos(classifier, args.images)
     with torch.no_grad():
         targets = classifier.probabilities(images).argmax(1).tolist()
     method = ExtremalPerturbation(areas=areas, steps=args.steps)
@@ -79,12 +84,9 @@ def main() -> None:
     theirs = F.interpolate(torch.stack(theirs)[:, None], size=ours.shape[-2:], mode="bilinear")[:, 0]
 
     correlation = spearman(ours, theirs).numpy()
-    side = ours.shape[-1]
-    ours_peak = torch.stack([ours.flatten(1).argmax(1) // side, ours.flatten(1).argmax(1) % side], 1)
-    theirs_peak = torch.stack([theirs.flatten(1).argmax(1) // side, theirs.flatten(1).argmax(1) % side], 1)
-    near = ((ours_peak - theirs_peak).float().norm(dim=1) <= 15).numpy()
+    near = ((peaks(ours) - peaks(theirs)).float().norm(dim=1) <= 15).numpy()
     record = {
-        "images": [sample.name for sample in dataset],
+        "images": names,
         "areas": areas,
         "steps": args.steps,
         "batch_size": args.batch_size,

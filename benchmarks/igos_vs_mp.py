@@ -29,20 +29,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from maskscope import Classifier, load_image
+from maskscope import Classifier
 from maskscope.bench.summary import bootstrap
-from maskscope.data.registry import open_dataset
 from maskscope.methods import IGOS, MeaningfulPerturbation
 from maskscope.metrics import deletion, insertion
 
+from photos import imagenet_photos
 from records import machine, write_record
-
-
-def load_photos(classifier: Classifier, count: int) -> tuple[list[str], torch.Tensor]:
-    dataset = open_dataset("imagenet-samples").limit(count)
-    names = [sample.name for sample in dataset]
-    images = torch.stack([classifier.view(load_image(sample.path, name=sample.name)) for sample in dataset])
-    return names, images
 
 
 def explain_all(method, classifier: Classifier, images: torch.Tensor, batch_size: int, label: str):
@@ -91,7 +84,7 @@ def main() -> None:
     args = parser.parse_args()
 
     classifier = Classifier.default()
-    names, images = load_photos(classifier, args.images)
+    names, images = imagenet_photos(classifier, args.images)
     methods = {f"mp-{args.mp_steps}": MeaningfulPerturbation(steps=args.mp_steps)}
     for side in (int(value) for value in args.resolutions.split(",")):
         methods[f"igos-{side}"] = IGOS(resolution=side)
