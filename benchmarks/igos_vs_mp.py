@@ -10,6 +10,9 @@ top-1 class, all methods on the same photos, one after the other in this process
 
 Every method explains ``--batch-size`` photos per call; its seconds per image are that call's
 wall time over the photos (the classifier's top-1 pass included, scoring excluded). The
+methods take turns batch by batch, so a change in the machine's load falls on all of them
+alike; every photo's figures are appended to ``<out>.jsonl`` as they come, and a run started
+again with the same ``--out`` goes on from there. The
 deletion and insertion curves use the igos protocol (heavy blur substrate, at the
 saliency's own resolution), so a 28x28 map removes 28x28 cells. Writes JSON: per method the
 mean AUCs with a 95% bootstrap interval over the photos, the mean seconds per image, the
@@ -38,16 +41,11 @@ from photos import imagenet_photos
 from records import machine, write_record
 
 
-def explain_all(method, classifier: Classifier, images: torch.Tensor, batch_size: int, label: str):
+def explain_batch(method, classifier: Classifier, batch: torch.Tensor) -> tuple[torch.Tensor, float]:
     """Saliency maps at the method's own resolution (for the igos protocol) and seconds per image."""
-    maps, seconds = [], []
-    for start in tqdm(range(0, len(images), batch_size), desc=label, unit="batch"):
-        batch = images[start : start + batch_size]
-        begun = time.perf_counter()
-        explanation = method(classifier, batch, target="top1", seed=0)
-        seconds += [(time.perf_counter() - begun) / len(batch)] * len(batch)
-        maps.append(own_resolution(explanation))
-    return torch.cat(maps), np.asarray(seconds)
+    begun = time.perf_counter()
+    explanation = method(classifier, batch, target="top1", seed=0)
+    return own_resolution(explanation), (time.perf_counter() - begun) / len(batch)
 
 
 def own_resolution(explanation) -> torch.Tensor:
@@ -57,16 +55,19 @@ def own_resolution(explanation) -> torch.Tensor:
     return explanation.saliency
 
 
-def curves(classifier: Classifier, images: torch.Tensor, maps: torch.Tensor, batch_size: int) -> dict:
-    scores = {}
-    for kind, metric in (("deletion", deletion), ("insertion", insertion)):
-        aucs = []
-        for start in range(0, len(images), batch_size):
-            chunk = slice(start, start + batch_size)
-            result = metric(classifier, images[chunk], maps[chunk], "top1", protocol="igos", batch_size=8)
-            aucs.append(result.auc)
-        scores[kind] = torch.cat(aucs).numpy()
-    return scores
+def curve_aucs(classifier: Classifier, images: torch.Tensor, maps: torch.Tensor) -> dict[str, list[float]]:
+    """Deletion and insertion AUCs (igos protocol) of every image."""
+    return {
+        kind: metric(classifier, images, maps, "top1", protocol="igos", batch_size=8).auc.tolist()
+        for kind, metric in (("deletion", deletion), ("insertion", insertion))
+    }
+
+
+def load_rows(path: Path) -> list[dict]:
+    """The per-photo rows an earlier run appended (none if it is the first)."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def summary(values: np.ndarray) -> dict:
@@ -90,18 +91,37 @@ def main() -> None:
         methods[f"igos-{side}"] = IGOS(resolution=side)
     IGOS(resolution=28)(classifier, images[:1])  # warm-up
 
-    results, per_image = {}, {}
+    rows_path = args.out.with_suffix(".jsonl")
+    rows = load_rows(rows_path)
+    done = {(row["method"], row["image"]) for row in rows}
+    with rows_path.open("a") as sink:
+        for start in tqdm(range(0, len(images), args.batch_size), desc="batches", unit="batch"):
+            batch_names = names[start : start + args.batch_size]
+            batch = images[start : start + args.batch_size]
+            for label, method in methods.items():
+                if all((label, name) in done for name in batch_names):
+                    continue
+                maps, seconds = explain_batch(method, classifier, batch)
+                aucs = curve_aucs(classifier, batch, maps)
+                for index, name in enumerate(batch_names):
+                    row = {"method": label, "image": name, "seconds": seconds}
+                    row.update({kind: values[index] for kind, values in aucs.items()})
+                    rows.append(row)
+                    sink.write(json.dumps(row) + "\n")
+                sink.flush()
+
+    per_image, results = {}, {}
     for label, method in methods.items():
-        maps, seconds = explain_all(method, classifier, images, args.batch_size, label)
-        aucs = curves(classifier, images, maps, args.batch_size)
-        per_image[label] = {"seconds": seconds, **aucs}
+        by_image = {row["image"]: row for row in rows if row["method"] == label}
+        per_image[label] = {
+            key: np.asarray([by_image[name][key] for name in names]) for key in ("seconds", "deletion", "insertion")
+        }
         results[label] = {
             "params": {k: v for k, v in method.get_params().items() if k != "filler"},
-            "seconds_per_image": float(seconds.mean()),
-            "deletion_auc": summary(aucs["deletion"]),
-            "insertion_auc": summary(aucs["insertion"]),
+            "seconds_per_image": float(per_image[label]["seconds"].mean()),
+            "deletion_auc": summary(per_image[label]["deletion"]),
+            "insertion_auc": summary(per_image[label]["insertion"]),
         }
-        print(label, json.dumps({k: v for k, v in results[label].items() if k != "params"}), flush=True)
 
     reference = f"mp-{args.mp_steps}"
     for label in methods:

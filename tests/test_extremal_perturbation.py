@@ -35,8 +35,8 @@ def test_ep_maximum_lands_on_the_object_at_the_requested_areas(shapes_task):
     hits = pointing_game(explanation.saliency, objects, tolerance=3).hits
     random_maps = torch.rand(explanation.saliency.shape, generator=torch.Generator().manual_seed(0))
     random_hits = pointing_game(random_maps, objects, tolerance=3).hits
-    # measured 0.90 here; the bar sits lower so rounding across thread counts cannot flip it
-    assert hits.float().mean() >= 0.8, f"EP hit the object in {hits.float().mean():.0%} of images"
+    # measured 0.95 on these 20 images (0.917 on the first 60 the model gets right)
+    assert hits.float().mean() >= 0.9, f"EP hit the object in {hits.float().mean():.0%} of images"
     assert random_hits.float().mean() <= 0.5, f"a random map hit the object in {random_hits.float().mean():.0%}"
     areas = mask_areas(explanation, SMALL_EP["smooth_sigma"])
     requested = torch.tensor(SMALL_EP["areas"])

@@ -12,9 +12,11 @@ from maskscope.core.masks import Upsampler
 from maskscope.metrics import pointing_game
 from maskscope.methods import IGOS, get_method
 
-#: I-GOS scaled to 64-px images: an 8×8 mask (8 px cells), λ scaled to the coarse grid, the
-#: heavy blur filler scaled by default (σ ≈ 14 px, kernel 15)
-SMALL_IGOS = dict(resolution=8, l1=1.0, tv=1.0, points=5, steps=12)
+#: I-GOS scaled to 64-px images: an 8×8 mask (8 px cells), λ scaled to the coarse grid, and the
+#: mean colour as filler: the heavy blur scaled to 64 px (σ ≈ 14 px) leaves a big square or
+#: triangle recognisable to the tiny CNN (class score 0.4-0.6 with the whole image blurred), so
+#: no step can pay for its area and a third of the masks never leave M = 1
+SMALL_IGOS = dict(resolution=8, l1=0.3, tv=0.3, points=5, steps=12, filler="mean")
 
 
 class CountingModel(torch.nn.Module):
@@ -36,8 +38,8 @@ def test_igos_maximum_lands_on_the_object(shapes_task):
     hits = pointing_game(explanation.saliency, objects, tolerance=3).hits
     random_maps = torch.rand(explanation.saliency.shape, generator=torch.Generator().manual_seed(0))
     random_hits = pointing_game(random_maps, objects, tolerance=3).hits
-    # measured 0.907 here; the bar sits lower so rounding across thread counts cannot flip it
-    assert hits.mean() >= 0.8, f"I-GOS hit the object in {hits.mean():.0%} of images"
+    # measured 0.95 on these 20 images (0.885 on the first 60 the model gets right)
+    assert hits.mean() >= 0.9, f"I-GOS hit the object in {hits.mean():.0%} of images"
     assert random_hits.mean() <= 0.5, f"a random map hit the object in {random_hits.mean():.0%}"
     # the deletion objective never rises (up to rounding between batch sizes) and falls for most images;
     # deleting the found region lowers the class score
