@@ -196,3 +196,13 @@ def test_a_run_killed_mid_way_resumes_with_nothing_lost_or_duplicated(tmp_path):
     triples = [(r["image"], r["method"], r["metric"]) for r in map(json.loads, after.decode().splitlines())]
     assert len(triples) == len(set(triples)) and set(triples) == expected
     assert (out / "summary.md").exists()
+
+
+def test_methods_all_leaves_out_the_methods_that_need_a_trained_checkpoint():
+    from maskscope.cli.bench import untrained_methods
+    from maskscope.methods import METHODS
+
+    chosen = untrained_methods()
+    assert "explainer" in METHODS and "explainer" not in chosen
+    assert {"mp", "igos", "rise", "lime", "sliding_patch"} <= set(chosen)
+    assert all(not METHODS[name].needs_checkpoint for name in chosen)

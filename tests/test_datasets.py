@@ -414,6 +414,19 @@ def test_open_dataset_named_sets_under_the_data_root(shared_data: Path, tmp_path
         open_dataset("coco128", root=tmp_path)
 
 
+def test_coco128_splits_partition_the_photos(shared_data: Path, monkeypatch) -> None:
+    monkeypatch.setenv("MASKSCOPE_DATA", str(shared_data))
+    both = {sample.path for sample in open_dataset("coco128")}
+    train = {sample.path for sample in open_dataset("coco128:train2017")}
+    val = {sample.path for sample in open_dataset("coco128:val2017")}
+    assert train and val and not train & val and train | val == both
+    assert all(path.parent.name == "val2017" for path in val)
+    with pytest.raises(DatasetError, match="no split 'test2017'"):
+        open_dataset("coco128:test2017")
+    with pytest.raises(DatasetError, match="only coco128 has splits"):
+        open_dataset("imagenet-samples:val")
+
+
 # --- the shared photos -----------------------------------------------------------------------------
 
 

@@ -15,12 +15,15 @@ import torch
 
 from maskscope.data.dataset import DatasetError, Sample, boxes_in_view, ground_truth
 from maskscope.metrics import PROTOCOLS, deletion, insertion, pointing_game, segmentation_scores, weak_localisation
+from maskscope.metrics.weak_localisation import DEFAULT_ALPHAS
 
-#: α sweeps of the weak-localisation thresholds (they include MP's α*: mean 1.0, value 0.25, energy 0.90).
+#: α sweeps of the weak-localisation thresholds (they include MP's α*: mean 1.0, value 0.25, energy 0.90;
+#: ``max`` is the G-removal protocol's h ≥ α·max, α = 0, 0.05, …, 0.95).
 ALPHAS = {
     "mean": [round(0.25 * i, 2) for i in range(13)],
     "value": [round(0.05 * i, 2) for i in range(20)],
     "energy": [round(0.05 * i, 2) for i in range(1, 21)],
+    "max": list(DEFAULT_ALPHAS),
 }
 NEEDS_OBJECTS = ("pointing", "weak_localisation", "segmentation")
 

@@ -39,7 +39,8 @@ def add_shared_options(parser: argparse.ArgumentParser) -> None:
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("bench", help="benchmark methods × metrics over a dataset",
                                    description=__doc__.splitlines()[0])
-    parser.add_argument("--methods", help=f"comma-separated, or 'all': {', '.join(sorted(METHODS))}")
+    parser.add_argument("--methods", help="comma-separated names, or 'all' (every method that needs no trained checkpoint): "
+                        + ", ".join(sorted(METHODS)))
     parser.add_argument("--param", action="append", metavar="METHOD.KEY=VALUE", help="e.g. mp.steps=150")
     parser.add_argument("--summarise", metavar="OUT", help="only write the summary of the run in OUT")
     add_shared_options(parser)
@@ -68,6 +69,11 @@ def build_config(args: argparse.Namespace, methods: list[str] | None, params: di
     return config
 
 
+def untrained_methods() -> list[str]:
+    """``--methods all``: every registered method that runs without a trained checkpoint."""
+    return sorted(name for name, method in METHODS.items() if not method.needs_checkpoint)
+
+
 def method_params(pairs: list[str] | None, methods: list[str]) -> dict:
     params: dict = {}
     for key, value in parse_params(pairs).items():
@@ -85,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError("--out is required")
     methods = None
     if args.methods:
-        methods = sorted(METHODS) if args.methods == "all" else [m.strip().lower() for m in args.methods.split(",")]
+        methods = untrained_methods() if args.methods == "all" else [m.strip().lower() for m in args.methods.split(",")]
     config = build_config(args, methods, method_params(args.param, methods or []) if args.param else None)
     dataset, classifier = open_dataset_and_model(args, config)
     try:

@@ -7,7 +7,8 @@ listed in ``CHECKS``.
 from __future__ import annotations
 
 import argparse
-import importlib
+
+from maskscope.cli.command_group import add_group_parser, run_group
 
 #: check name → module in ``maskscope.cli``
 CHECKS: dict[str, str] = {
@@ -18,11 +19,8 @@ CHECKS: dict[str, str] = {
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("check", help="checks of a model or of an explanation method")
-    checks = parser.add_subparsers(dest="check", required=True)
-    for module_name in CHECKS.values():
-        importlib.import_module(f"maskscope.cli.{module_name}").add_parser(checks)
+    add_group_parser(subparsers, "check", "checks of a model or of an explanation method", CHECKS)
 
 
 def run(args: argparse.Namespace) -> int:
-    return int(importlib.import_module(f"maskscope.cli.{CHECKS[args.check]}").run(args) or 0)
+    return run_group(args, "check", CHECKS)

@@ -20,6 +20,7 @@ from maskscope.core.classifier import ModelOutputError, TargetError
 from maskscope.data.images import ImageLoadError, list_images, load_image
 from maskscope.methods import METHODS, get_method
 from maskscope.methods.base import Method, prepare_images
+from maskscope.methods.explainer.checkpoint import classifier_for_checkpoint
 
 DEFAULT_PHOTO = "chelsea"
 
@@ -38,6 +39,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--batch-size", type=int, default=8, help="images explained together (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     parser.add_argument("--param", action="append", metavar="KEY=VALUE", help="a method parameter, e.g. steps=100")
+    parser.add_argument("--checkpoint", help="a trained explainer (--method explainer); the model is fed as in its training")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -45,6 +47,10 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise CommandError("--batch-size must be at least 1")
     params = parse_params(args.param)
+    if args.checkpoint:
+        if args.method.lower() != "explainer":
+            raise CommandError("--checkpoint is for --method explainer")
+        params["checkpoint"] = args.checkpoint
     try:
         if "progress" in METHODS.get(args.method.lower(), Method).defaults():
             params.setdefault("progress", not args.quiet)
@@ -53,6 +59,18 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(str(error)) from error
     sources = collect_sources(args.images)
     classifier = load_classifier(args)
+    if args.method.lower() == "explainer":
+        if "checkpoint" not in params:
+            raise CommandError("--method explainer needs --checkpoint (train one with maskscope train-explainer)")
+        try:
+            classifier = classifier_for_checkpoint(params["checkpoint"], classifier)
+        except (FileNotFoundError, ValueError) as error:
+            raise CommandError(str(error)) from error
+    try:
+        if method.needs_gradients:
+            classifier.require_gradients(type(method).__name__)
+    except TypeError as error:  # a forward-only model (ONNX) with a gradient method
+        raise CommandError(str(error)) from error
     failures = 0
     photos, names = [], []
     for source, name in sources:

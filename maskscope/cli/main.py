@@ -15,6 +15,8 @@ COMMANDS = {
     "check": "check",
     "bench": "bench",
     "evaluate": "evaluate",
+    "train-explainer": "train_explainer",
+    "study": "study",
 }
 
 

@@ -17,7 +17,8 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         default="default",
-        help="'default' (EfficientNet-Lite0), efficientnet-lite1/2, or a TorchScript file (default: %(default)s)",
+        help="'default' (EfficientNet-Lite0), efficientnet-lite1/2, a TorchScript file, "
+        "or an ONNX file (.onnx, black-box methods only) (default: %(default)s)",
     )
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: %(default)s)")
 
@@ -30,11 +31,16 @@ def load_classifier(args: argparse.Namespace) -> Classifier:
             return Classifier.default(device=args.device)
         if name in EFFICIENTNET_LITE:
             return Classifier.default(name, device=args.device)
+        if Path(name).suffix.lower() == ".onnx":
+            cuda = ["CUDAExecutionProvider"] if str(args.device).startswith("cuda") else []
+            return Classifier.from_onnx(name, providers=cuda + ["CPUExecutionProvider"])
         if Path(name).suffix or Path(name).exists():
             return Classifier.from_torchscript(name, device=args.device)
     except (FileNotFoundError, ValueError, ImportError, RuntimeError) as error:
         raise CommandError(str(error)) from error
-    raise CommandError(f"unknown model {name!r}: use default, {', '.join(EFFICIENTNET_LITE)} or a TorchScript file")
+    raise CommandError(
+        f"unknown model {name!r}: use default, {', '.join(EFFICIENTNET_LITE)}, a TorchScript file or an ONNX file"
+    )
 
 
 def parse_params(pairs: list[str]) -> dict:

@@ -135,6 +135,20 @@ class Classifier:
         classifier.name = kwargs.get("name", getattr(function, "__name__", "callable"))
         return classifier
 
+    @classmethod
+    def from_onnx(cls, path: str | os.PathLike, providers: Sequence[str] | None = None, **kwargs) -> "Classifier":
+        """Open an ONNX file with ONNX Runtime as a forward-only classifier (black-box methods).
+
+        The model takes the normalised batch B×3×H×W and returns logits. Settings stored by
+        :func:`maskscope.core.onnx_models.export_onnx` (normalisation, view, output kind, class
+        names) are used unless ``kwargs`` override them. ``providers``: ONNX Runtime execution
+        providers in order of preference (default: all available). Needs ``maskscope[onnx]``.
+        """
+        from maskscope.core.onnx_models import onnx_forward
+
+        forward, settings = onnx_forward(path, providers)
+        return cls.from_callable(forward, **{**settings, **kwargs})
+
     # ----------------------------------------------------------------- properties
     @property
     def device(self) -> torch.device:

@@ -142,9 +142,12 @@ def blend(images: torch.Tensor, masks: torch.Tensor, filled: torch.Tensor) -> to
 
 def resolve_filler(spec: str | Filler, mean_colour: Sequence[float] | torch.Tensor) -> Filler:
     """Build a filler from a short spec: ``blur[:σ]``, ``mean``, ``black``, ``gray``,
-    ``noise[:σ]`` or an existing :class:`Filler`.
+    ``noise[:σ]``, the inpainters ``inpaint`` (= ``ns``), ``ns[:radius]``, ``telea[:radius]``
+    and ``biharmonic``, or an existing :class:`Filler`.
 
-    ``mean`` is the classifier's mean colour (the zero image in its normalised space).
+    ``mean`` is the classifier's mean colour (the zero image in its normalised space);
+    ``ns`` and ``telea`` are OpenCV's Navier–Stokes and Telea inpainting (radius 3 px by
+    default), ``biharmonic`` scikit-image's (see :mod:`maskscope.core.inpainters`).
     """
     if isinstance(spec, Filler):
         return spec
@@ -160,4 +163,14 @@ def resolve_filler(spec: str | Filler, mean_colour: Sequence[float] | torch.Tens
         return Constant((0.5, 0.5, 0.5))
     if name == "noise":
         return Noise(float(argument) if argument else 0.2)
-    raise ValueError(f"unknown filler {spec!r}; use blur[:sigma], mean, black, gray or noise[:sigma]")
+    from maskscope.core.inpainters import BiharmonicInpainter, OpenCVInpainter  # it imports this module
+
+    if name in ("inpaint", "ns", "telea"):
+        method = "ns" if name == "inpaint" else name
+        return OpenCVInpainter(method, float(argument) if argument else 3.0)
+    if name == "biharmonic":
+        return BiharmonicInpainter()
+    raise ValueError(
+        f"unknown filler {spec!r}; use blur[:sigma], mean, black, gray, noise[:sigma], "
+        "inpaint, ns[:radius], telea[:radius] or biharmonic"
+    )

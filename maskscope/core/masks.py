@@ -45,6 +45,33 @@ class Upsampler:
         return out.clamp(0, 1) if self.mode == "bicubic" else out
 
 
+def binarise(masks: torch.Tensor) -> torch.Tensor:
+    """The kept pixels of masks B×1×H×W as a bool tensor (G-removal's rule, METHODS.md §5).
+
+    A pixel is kept where its value reaches ``max(0.5, (max + min)/2)`` of its own mask and
+    is a hole below that, so an all-ones mask keeps everything and a mask that stays below
+    0.5 is all hole.
+    """
+    values = masks.flatten(1)
+    middle = (values.amax(1) + values.amin(1)) / 2
+    threshold = middle.clamp(min=0.5).view(-1, *([1] * (masks.dim() - 1)))
+    return masks >= threshold
+
+
+@dataclass(frozen=True)
+class BinarisedUpsampler:
+    """``up(M)`` binarised by :func:`binarise` in the forward pass, with the gradient of the
+    continuous ``up(M)`` (a straight-through estimator): the blend sees a hard 0/1 mask while
+    the optimiser still learns from every cell (MP-G)."""
+
+    upsampler: Upsampler
+
+    def __call__(self, masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        soft = self.upsampler(masks, size)
+        hard = binarise(soft.detach()).to(soft.dtype)
+        return hard + (soft - soft.detach())
+
+
 def downsample(masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Area-average masks B×1×H×W down to ``size`` (used to bring image-size masks to a mask grid)."""
     return F.adaptive_avg_pool2d(masks, size)

@@ -57,10 +57,12 @@ def score_perturbations(
     chunks = pairs.split(batch_size)
     for chunk in tqdm(chunks, desc="scoring", disable=not progress, leave=False):
         image_index, mask_index = chunk // count, chunk % count
-        chunk_images = images[image_index]
         chunk_masks = upsampler(masks[image_index, mask_index][:, None].to(images), (height, width))
-        filled = filler(chunk_images, chunk_masks) if static_fill is None else static_fill[image_index]
-        perturbed = blend(chunk_images, chunk_masks, filled)
+        if static_fill is None:
+            chunk_images = images[image_index]
+            perturbed = blend(chunk_images, chunk_masks, filler(chunk_images, chunk_masks))
+        else:
+            perturbed = _blend_fixed_fill(images, static_fill, image_index, chunk_masks, classifier.channels_last)
         if transform is not None:
             perturbed = transform(perturbed)
         scores = classifier.scores(perturbed)
@@ -69,3 +71,20 @@ def score_perturbations(
         results.append(scores)
     out = torch.cat(results)
     return out.view(batch, count, *out.shape[1:])
+
+
+def _blend_fixed_fill(
+    images: torch.Tensor, fill: torch.Tensor, image_index: torch.Tensor, masks: torch.Tensor, channels_last: bool
+) -> torch.Tensor:
+    """``Φ = lerp(f_b, x_b, m) = f_b + m·(x_b − f_b)`` for a chunk of masks, one fused pass per
+    image of the chunk with the image and its fill broadcast (no per-mask copies of them);
+    exact at m = 0 and m = 1. Written in the memory order the classifier wants."""
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    out = torch.empty(len(masks), *images.shape[1:], dtype=images.dtype, device=images.device, memory_format=layout)
+    image_ids, runs = torch.unique_consecutive(image_index, return_counts=True)
+    start = 0
+    for image, run in zip(image_ids.tolist(), runs.tolist()):
+        rows = slice(start, start + run)
+        torch.lerp(fill[image : image + 1], images[image : image + 1], masks[rows], out=out[rows])
+        start += run
+    return out

@@ -32,14 +32,18 @@ class Coco128(Dataset):
         root: the folder.
         masks: where object masks come from: ``"polygons"`` (every photo with objects) or
             ``"semantic"`` (the 200 photos with a semantic PNG; the others get none).
+        split: ``"train2017"`` or ``"val2017"`` for the photos of one split, ``None`` for both.
     """
 
     name = "coco128"
 
-    def __init__(self, root: str | os.PathLike, masks: str = "polygons") -> None:
+    def __init__(self, root: str | os.PathLike, masks: str = "polygons", split: str | None = None) -> None:
         self.root = Path(root)
         if masks not in ("polygons", "semantic"):
             raise ValueError(f"masks must be 'polygons' or 'semantic', got {masks!r}")
+        splits = sorted(folder.name for folder in (self.root / "images").glob("*") if folder.is_dir())
+        if split is not None and split not in splits:
+            raise DatasetError(f"{self.root}: no split {split!r}; the splits are {', '.join(splits)}")
         if not (self.root / "boxes.yaml").is_file():
             raise DatasetError(f"{self.root}: not a coco128 folder (no boxes.yaml)")
         self.masks = masks
@@ -48,7 +52,8 @@ class Coco128(Dataset):
         class_names = [names[index] for index in sorted(names)]
         mapping = json.loads((self.root / "imagenet_to_coco.json").read_text())
         self.imagenet_to_coco = {index: name for name, indices in mapping.items() for index in indices}
-        samples = [self._sample(path, names) for path in sorted((self.root / "images").glob("*/*.jpg"))]
+        photos = sorted((self.root / "images").glob(f"{split or '*'}/*.jpg"))
+        samples = [self._sample(path, names) for path in photos]
         super().__init__(samples, class_names)
 
     def label_of(self, class_index: int, classifier_names: Sequence[str]) -> str | None:

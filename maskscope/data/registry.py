@@ -1,6 +1,7 @@
 """Open a dataset by name or path: ``open_dataset("coco128")``, ``open_dataset("VOCdevkit")``.
 
-Names of the shared sets (``imagenet-samples``, ``coco128``) resolve under the data root:
+Names of the shared sets (``imagenet-samples``, ``coco128``, or ``coco128:val2017`` for one
+split) resolve under the data root:
 ``$MASKSCOPE_DATA``, else ``../shared/data`` from the current directory, else ``shared/data``
 beside the project's folder. A path opens with the reader ``format`` names, or with the one
 its contents suggest (:func:`detect_format`).
@@ -34,7 +35,8 @@ def open_dataset(
     """The dataset ``spec`` names.
 
     Args:
-        spec: ``"imagenet-samples"``, ``"coco128"``, or a path (a folder; a COCO ``.json`` file).
+        spec: ``"imagenet-samples"``, ``"coco128"``, ``"coco128:SPLIT"`` (``train2017`` or
+            ``val2017``), or a path (a folder; a COCO ``.json`` file).
         format: the reader for a path: ``"folder"`` (:class:`ImageFolder`), ``"imagenet-val"``
             (:class:`ImageNetVal`, needs ``annotations=``), ``"voc"`` (:class:`VOC`),
             ``"coco"`` (:class:`CocoJson`, needs ``images=``), ``"imagenet-samples"`` or
@@ -47,11 +49,16 @@ def open_dataset(
     """
     if format is not None and format not in FORMATS:
         raise DatasetError(f"unknown dataset format {format!r}; known: {', '.join(FORMATS)}")
-    if format is None and str(spec) in NAMED:
-        folder = data_root(root) / str(spec)
+    name, colon, split = str(spec).partition(":")
+    if format is None and name in NAMED:
+        folder = data_root(root) / name
         if not folder.is_dir():
             raise DatasetError(f"{spec}: not found at {folder} (set MASKSCOPE_DATA to the folder holding it)")
-        return NAMED[str(spec)](folder, **options)
+        if colon:
+            if name != "coco128":
+                raise DatasetError(f"{spec}: only coco128 has splits (coco128:train2017, coco128:val2017)")
+            options["split"] = split
+        return NAMED[name](folder, **options)
     path = Path(spec)
     if not path.exists():
         raise DatasetError(f"{spec}: no such file or folder, and not a dataset name ({', '.join(NAMED)})")

@@ -7,17 +7,24 @@ from maskscope.methods.gradient import Gradient
 from maskscope.methods.igos import IGOS
 from maskscope.methods.igos_plus_plus import IGOSPlusPlus
 from maskscope.methods.integrated_gradients import IntegratedGradients
+from maskscope.methods.lime import LIME
 from maskscope.methods.extremal_perturbation import ExtremalPerturbation
+from maskscope.methods.explainer import Explainer
 from maskscope.methods.fgvis import FGVis
 from maskscope.methods.meaningful_perturbation import MeaningfulPerturbation
+from maskscope.methods.occlusion import Occlusion
+from maskscope.methods.meaningful_perturbation_g import MeaningfulPerturbationG
 from maskscope.methods.random_map import RandomMap
 from maskscope.methods.registry import METHODS, get_method, register
 from maskscope.methods.rise import RISE
+from maskscope.methods.sliding_patch import SlidingPatch
+from maskscope.methods.whole_image import WholeImage
 
 __all__ = [
     "METHODS",
     "RISE",
     "CentreMap",
+    "Explainer",
     "ExtremalPerturbation",
     "FGVis",
     "GradCAM",
@@ -25,9 +32,14 @@ __all__ = [
     "IGOSPlusPlus",
     "Gradient",
     "IntegratedGradients",
+    "LIME",
     "MeaningfulPerturbation",
+    "MeaningfulPerturbationG",
     "Method",
+    "Occlusion",
     "RandomMap",
+    "SlidingPatch",
+    "WholeImage",
     "get_method",
     "register",
 ]

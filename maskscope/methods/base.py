@@ -26,6 +26,8 @@ class Method:
     name: ClassVar[str] = ""
     #: whether the method needs the classifier's gradients (a forward-only callable will not do)
     needs_gradients: ClassVar[bool] = True
+    #: whether the method needs a trained checkpoint (``bench --methods all`` leaves such methods out)
+    needs_checkpoint: ClassVar[bool] = False
 
     def get_params(self) -> dict[str, Any]:
         """The constructor's parameters and their current values."""

@@ -21,6 +21,8 @@ constant zero perturbation, no upsampling, blur or jitter.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 
 from maskscope.core.classifier import Classifier
@@ -29,7 +31,7 @@ from maskscope.core.fillers import resolve_filler
 from maskscope.core.games import MaskProblem, get_game
 from maskscope.core.jitter import Jitter
 from maskscope.core.layer_masks import LayerMaskProblem, activation_shape, find_module
-from maskscope.core.masks import Upsampler, disc_masks, downsample
+from maskscope.core.masks import BinarisedUpsampler, Upsampler, disc_masks, downsample
 from maskscope.core.optimisation import Adam, Gradient, optimise_masks
 from maskscope.core.regularisers import l1, total_variation
 from maskscope.core.scoring import score_perturbations
@@ -61,6 +63,8 @@ class MeaningfulPerturbation(Method):
     """
 
     name = "mp"
+    #: blend with the binarised ``up(m)`` and a straight-through gradient (MP-G)
+    binary_blend: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -116,8 +120,9 @@ class MeaningfulPerturbation(Method):
             generator = torch.Generator().manual_seed(seed)
             filler = resolve_filler(self.filler, classifier.mean_colour)
             upsampler = Upsampler("nearest", self.smooth_sigma)
+            in_blend = BinarisedUpsampler(upsampler) if self.binary_blend else upsampler
             problem = MaskProblem(
-                classifier, images, weights, game, filler, upsampler, self.regulariser, Jitter(self.jitter, generator)
+                classifier, images, weights, game, filler, in_blend, self.regulariser, Jitter(self.jitter, generator)
             )
             mask_shape = (1, self.resolution, self.resolution)
         init = self._initial_masks(problem, mask_shape, seed)
@@ -127,7 +132,7 @@ class MeaningfulPerturbation(Method):
         with torch.no_grad():
             scores_after = problem.class_scores(result.masks, jitter=False)
             if self.layer is None:
-                full = problem.upsampler(result.masks, problem.size)
+                full = upsampler(result.masks, problem.size)
             else:
                 spatial = result.masks.mean(1, keepdim=True)
                 full = Upsampler("bilinear")(spatial, problem.size)

@@ -1,0 +1,134 @@
+"""LIME: maskscope's batched `lime` against the lime package's `LimeImageExplainer`.
+
+Both explain the top-1 class of the same imagenet-samples photos with the default model and
+the same settings: the same SLIC superpixels (n_segments 50, compactness 30, σ 3; lime is
+given maskscope's segmentation function, so the superpixels are identical), N samples, the
+kernel width 0.25 on the cosine distance, the classifier's mean colour in hidden
+superpixels, ridge α = 1, and classifier calls of the same batch size through the same
+``Classifier`` (lime's ``classifier_fn`` converts its NumPy batch and calls it). The two
+alternate photo by photo, and which goes first alternates too, so load on the machine hits
+both alike. Reported: seconds per photo of each and their ratio; the seconds spent inside the
+model's forward passes (the same passes for both) and the rest, each library's own overhead,
+with its ratio; whether the superpixels were identical; and how well the two sets of
+superpixel weights agree (Spearman correlation, largest absolute difference). Given the same
+seed, lime (NumPy's ``RandomState``) and maskscope (a torch generator) draw the same bits from
+the same Mersenne Twister in the same order, so their samples are identical and the weights
+should agree to rounding: the benchmark checks the whole method, not only its speed.
+
+    pip install -e ".[compare]"
+    python benchmarks/lime_vs_lime.py --images 4 --samples 1000 --out benchmarks/results/lime_vs_lime.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from maskscope import Classifier
+from maskscope.methods import LIME
+from maskscope.methods.lime import superpixels
+from maskscope.metrics import spearman
+
+from photos import imagenet_photos
+from records import machine, write_record
+from side_by_side import SideBySide
+
+try:
+    from lime.lime_image import LimeImageExplainer
+except ImportError as error:  # pragma: no cover - a benchmark-only dependency
+    raise SystemExit(f"this benchmark needs the lime package ({error}): pip install -e '.[compare]'") from error
+
+
+def lime_classifier_fn(classifier: Classifier):
+    """lime's ``classifier_fn``: a batch N×H×W×3 (float64, [0, 1]) → probabilities N×C."""
+
+    def predict(batch: np.ndarray) -> np.ndarray:
+        images = torch.from_numpy(batch).permute(0, 3, 1, 2).float()
+        with torch.no_grad():
+            return classifier.probabilities(images).numpy()
+
+    return predict
+
+
+def segment(array: np.ndarray) -> np.ndarray:
+    """maskscope's SLIC superpixels of an H×W×3 array, for lime."""
+    return superpixels(torch.from_numpy(array).permute(2, 0, 1)).numpy()
+
+
+def run_lime(classifier, image, target, args, seed) -> tuple[np.ndarray, np.ndarray]:
+    """The lime package's superpixel weights and segments for one photo."""
+    explainer = LimeImageExplainer(kernel_width=0.25, random_state=seed)
+    array = image.permute(1, 2, 0).double().numpy()
+    with contextlib.redirect_stderr(io.StringIO()):  # lime always draws a progress bar
+        explanation = explainer.explain_instance(
+            array,
+            lime_classifier_fn(classifier),
+            labels=(target,),
+            top_labels=None,
+            hide_color=tuple(classifier.mean_colour.flatten().tolist()),
+            num_samples=args.samples,
+            batch_size=args.batch_size,
+            segmentation_fn=segment,
+            random_seed=seed,
+        )
+    weights = np.zeros(int(explanation.segments.max()) + 1)
+    for superpixel, weight in explanation.local_exp[target]:
+        weights[superpixel] = weight
+    return weights, explanation.segments
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=4)
+    parser.add_argument("--samples", type=int, default=1000, help="N for both (LIME's default: 1000)")
+    parser.add_argument("--batch-size", type=int, default=64, help="images per classifier call, both")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/lime_vs_lime.json"))
+    args = parser.parse_args()
+
+    classifier = Classifier.default()
+    names, images = imagenet_photos(classifier, args.images)
+    with torch.no_grad():
+        targets = classifier.probabilities(images).argmax(1).tolist()
+    ours = LIME(samples=args.samples, batch_size=args.batch_size)
+    timing = SideBySide(classifier, "maskscope", "lime")
+    timing.warm_up(images.shape[-1], {1, args.batch_size, args.samples % args.batch_size})
+    correlations, differences, identical = [], [], []
+    for index, (image, target) in enumerate(zip(images, targets)):
+        seed = args.seed + index
+        results = timing.run(
+            index,
+            {
+                "maskscope": lambda: ours(classifier, image[None], target=[target], seed=seed),
+                "lime": lambda: run_lime(classifier, image, target, args, seed),
+            },
+        )
+        theirs, segments = results["lime"]
+        mine = results["maskscope"].mask[0, 0, 0, : len(theirs)]
+        identical.append(bool(np.array_equal(segments, superpixels(image).numpy())))
+        theirs = torch.from_numpy(theirs).float()
+        correlations.append(float(spearman(mine[None], theirs[None])[0]))
+        differences.append(float((mine - theirs).abs().max()))
+        print(f"{names[index]}: {timing.seconds['maskscope'][-1]:.1f} s against {timing.seconds['lime'][-1]:.1f} s, "
+              f"Spearman {correlations[-1]:.3f}", flush=True)
+
+    record = {
+        "images": names,
+        "samples": args.samples,
+        "batch_size": args.batch_size,
+        **timing.summary(),
+        "segmentations_identical": all(identical),
+        "superpixel_weight_spearman": {"mean": float(np.mean(correlations)), "per_image": correlations},
+        "superpixel_weight_max_abs_difference": max(differences),
+        **machine(classifier.device),
+    }
+    write_record(args.out, record)
+
+
+if __name__ == "__main__":
+    main()

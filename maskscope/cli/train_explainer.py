@@ -1,0 +1,157 @@
+"""``maskscope train-explainer``: train a learned explainer against a frozen classifier.
+
+    maskscope train-explainer --data coco128 --groups coco --out runs/explainer
+    maskscope train-explainer --classifier tiny.pt --input-size 64 --mean 0.5,0.5,0.5 --std 0.5,0.5,0.5 \\
+        --multilabel --class-names square,disc,triangle,cross --data synthetic-shapes --out runs/shapes
+
+Writes OUT/best.pt (the explainer: ``maskscope explain --method explainer --checkpoint OUT/best.pt``),
+OUT/last.pt (to resume with --resume), OUT/log.csv and OUT/loss.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from maskscope.cli.errors import CommandError
+from maskscope.cli.options import load_classifier, parse_params
+from maskscope.core.classifier import Classifier
+from maskscope.core.view import ClassifierView
+from maskscope.data.registry import data_root
+from maskscope.methods.explainer.class_groups import GroupedClassifier, read_groups
+from maskscope.methods.explainer.losses import LOSSES, PRESETS
+from maskscope.methods.explainer.networks import NETWORKS
+from maskscope.methods.explainer.training import TrainingConfig, train_explainer
+from maskscope.methods.explainer.training_data import LABEL_SOURCES, SYNTHETIC, open_training_images
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "train-explainer",
+        help="train a learned explainer (every class mask in one pass) for a classifier",
+        description=__doc__.splitlines()[0],
+    )
+    model = parser.add_argument_group("classifier")
+    model.add_argument("--classifier", default="default", help="'default' (EfficientNet-Lite0), "
+                       "efficientnet-lite1/2, or a TorchScript file (default: %(default)s)")  # fmt: skip
+    model.add_argument("--input-size", type=int, help="the classifier sees images resized to N×N (default: its own view)")
+    model.add_argument("--mean", help="normalisation mean, three comma-separated numbers (a TorchScript model's default: ImageNet's)")
+    model.add_argument("--std", help="normalisation std, three comma-separated numbers")
+    model.add_argument("--multilabel", action="store_true", help="the classifier is multi-label (sigmoid outputs)")
+    model.add_argument("--class-names", help="the classifier's class names: comma-separated, or a file with one a line")
+    model.add_argument("--groups", help="explain groups of classes: 'coco' (COCO categories of an ImageNet model, from "
+                       "coco128/imagenet_to_coco.json) or a JSON file {group: [classes]}")  # fmt: skip
+    model.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: %(default)s)")
+    data = parser.add_argument_group("data")
+    data.add_argument("--data", required=True, help=f"imagenet-samples, coco128[:SPLIT], a dataset folder, or {SYNTHETIC}"
+                      "[:n=600,size=64,classes=4,objects=1-3,seed=0]; several joined by +")  # fmt: skip
+    data.add_argument("--labels", choices=LABEL_SOURCES, default="auto",
+                      help="the dataset's labels (pseudo-labels for unlabelled images), or pseudo-labels for all")  # fmt: skip
+    data.add_argument("--drop-unknown-labels", action="store_true", help="ignore labels that name no explained class")
+    data.add_argument("--pseudo-threshold", type=float, default=0.5,
+                      help="a class becomes a pseudo-label at this probability (default: %(default)s)")  # fmt: skip
+    data.add_argument("--split", type=float, default=0.2, help="fraction of images for validation (default: %(default)s)")
+    training = parser.add_argument_group("training")
+    training.add_argument("--out", required=True, help="the run's folder")
+    training.add_argument("--network", choices=sorted(NETWORKS), default="light", help="(default: %(default)s)")
+    training.add_argument("--network-option", action="append", metavar="KEY=VALUE", help="e.g. width=32")
+    training.add_argument("--loss", choices=LOSSES, default="explainer", help="(default: %(default)s)")
+    training.add_argument("--preset", choices=sorted(PRESETS), default="vgg16-voc", help="loss weights, learning rate "
+                          "and patience of a paper setting (default: %(default)s)")  # fmt: skip
+    training.add_argument("--weight", action="append", metavar="KEY=VALUE", help="a loss weight, e.g. area_nontarget=0.5")
+    training.add_argument("--epochs", type=int, default=50, help="(default: %(default)s)")
+    training.add_argument("--batch-size", type=int, default=16, help="(default: %(default)s)")
+    training.add_argument("--lr", type=float, help="Adam's learning rate (default: the preset's)")
+    training.add_argument("--patience", type=int, help="early-stopping patience in epochs (default: the preset's)")
+    training.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
+    training.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    training.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
+    training.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    classifier = build_classifier(args)
+    try:
+        config = TrainingConfig(
+            network=args.network,
+            network_options=parse_params(args.network_option),
+            loss=args.loss,
+            preset=args.preset,
+            weights=parse_params(args.weight),
+            learning_rate=args.lr,
+            batch_size=args.batch_size,
+            epochs=args.epochs,
+            patience=args.patience,
+            validation=args.split,
+            seed=args.seed,
+        )
+        data = open_training_images(
+            args.data,
+            classifier,
+            labels=args.labels,
+            unknown_labels="drop" if args.drop_unknown_labels else "error",
+            threshold=args.pseudo_threshold,
+            progress=not args.quiet,
+        )
+        print(f"training on {len(data)} images, {classifier.num_classes} classes, classifier {classifier.name}",
+              file=sys.stderr)  # fmt: skip
+        result = train_explainer(classifier, data, args.out, config, amp=not args.no_amp, resume=args.resume,
+                                 progress=not args.quiet)  # fmt: skip
+    except (ValueError, ImportError, TypeError) as error:  # DatasetError and CheckpointMismatch are ValueErrors
+        raise CommandError(str(error)) from error
+    ending = "stopped early" if result.stopped_early else "done"
+    print(f"{result.epochs} epochs ({ending}); best validation loss {result.best_loss:.4f} at epoch "
+          f"{result.best_epoch}; explainer: {result.checkpoint}", file=sys.stderr)  # fmt: skip
+    return 0
+
+
+def build_classifier(args: argparse.Namespace) -> Classifier:
+    """The frozen classifier: loaded as ``--model`` would be, fed as the options say, grouped if asked."""
+    loaded = load_classifier(argparse.Namespace(model=args.classifier, device=args.device))
+    try:
+        classifier = Classifier(
+            loaded.model,
+            mean=_triple(args.mean, "--mean") or loaded.mean.flatten().tolist(),
+            std=_triple(args.std, "--std") or loaded.std.flatten().tolist(),
+            output="sigmoid" if args.multilabel else loaded.output,
+            class_names=_class_names(args.class_names) or loaded.class_names,
+            view=ClassifierView(resize=None, crop=args.input_size) if args.input_size else loaded.view,
+            name=loaded.name,
+            channels_last=loaded.channels_last,
+        )
+        if args.groups:
+            classifier = GroupedClassifier(classifier, read_groups(_groups_file(args.groups)))
+    except (ValueError, FileNotFoundError) as error:
+        raise CommandError(str(error)) from error
+    return classifier
+
+
+def _triple(text: str | None, option: str) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 3:
+        raise CommandError(f"{option} needs three comma-separated numbers, got {text!r}")
+    return values
+
+
+def _class_names(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    path = Path(text)
+    if path.is_file():
+        return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    return [name.strip() for name in text.split(",")]
+
+
+def _groups_file(spec: str) -> Path:
+    if spec == "coco":
+        path = data_root() / "coco128" / "imagenet_to_coco.json"
+        if not path.is_file():
+            raise CommandError(f"--groups coco: {path} not found (set MASKSCOPE_DATA to the shared data folder)")
+        return path
+    return Path(spec)
