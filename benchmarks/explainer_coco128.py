@@ -11,6 +11,9 @@ highest group probability. Every method explains that group on the grouped class
 * MP (deletion game, 28×28 mask, blur σ 10, ``--mp-steps`` Adam steps; its saliency ``1 − up(m)``);
 * RISE (``--rise-masks`` masks) and Grad-CAM (their maps scaled to [0, 1] by their maximum).
 
+A run with ``--methods`` naming some of them keeps the other methods' figures in ``--out`` when
+that file holds the same photos and targets (to score a newly trained explainer alone).
+
 Scores per photo, against the category's pixels in the semantic mask (in the 224-px view):
 the pointing game (maximum within 15 px), with the centre point beside it, and the
 segmentation scores Acc / IoU / Sal / MAE of the soft map, with the all-0, all-0.5, all-1 and
@@ -25,6 +28,7 @@ ground-truth rows; means with 95% bootstrap intervals, seconds per photo.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -114,6 +118,9 @@ def main() -> None:
                                                                                            "out": str(args.out)},
         "sanity": sanity_rows(objects, grouped, images, targets), "methods": {}, "per_photo": {},
     }  # fmt: skip
+    earlier = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    if earlier.get("photos") == record["photos"] and earlier.get("targets") == record["targets"]:
+        record["methods"], record["per_photo"] = earlier["methods"], earlier["per_photo"]  # re-run only --methods
     for name in args.methods.split(","):
         method, is_mask = methods[name]
         print(f"explaining with {name}", flush=True)

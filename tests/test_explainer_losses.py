@@ -107,6 +107,9 @@ def test_single_label_data_uses_cross_entropy_of_the_class():
     mask_logits = torch.zeros(1, 3, 4, 4)
     terms = ExplainerLoss(multilabel=False)(classifier, torch.rand(1, 3, 4, 4), mask_logits, torch.tensor([[0.0, 1.0, 0.0]]))
     assert terms["classification"].item() == pytest.approx(-math.log(torch.tensor([1.0, 3.0, 0.0]).softmax(0)[1].item()))
+    both = ExplainerLoss(multilabel=False)(classifier, torch.rand(1, 3, 4, 4), mask_logits, torch.tensor([[1.0, 1.0, 0.0]]))
+    p = torch.tensor([1.0, 3.0, 0.0]).softmax(0)
+    assert both["classification"].item() == pytest.approx(-(math.log(p[0].item()) + math.log(p[1].item())) / 2)
 
 
 def test_rtis_loss_by_hand():

@@ -11,9 +11,13 @@ present), and the classifier ``F`` is frozen.
 
 * ``x·m`` is the masked image in the classifier's normalised space, so a removed pixel takes
   the classifier's mean colour; ``x·m̃`` with ``m̃ = 1 − m`` is the complement.
-* CLS is binary cross-entropy averaged over classes for multi-label data, cross-entropy of the
-  image's class for single-label data; ``p`` is the classifier's own probability (sigmoid,
-  softmax, or a class group's summed softmax).
+* CLS is binary cross-entropy averaged over classes for a multi-label (sigmoid) classifier, as
+  in the paper; for a single-label (softmax) classifier it is the cross-entropy of the image's
+  classes, ``−(1/|Y|)·Σ_{c∈Y} log p_c`` (the image's class when there is one). ``p`` is the
+  classifier's own probability (sigmoid, softmax, or a class group's summed softmax). BCE
+  averaged over the C classes of a softmax model gives the present classes a weight of about
+  1/C against the area terms, and the masks shrink to nothing (57 COCO groups: every mask
+  below 0.08 after 12 epochs on 344 photos).
 * ``p̃`` is the softmax of ``F(x·m̃)`` (for class groups: the groups' probabilities and the
   mass of the classes in no group), so the entropy term pushes the complement towards an
   uninformative prediction; it is averaged over classes and images.
@@ -155,10 +159,11 @@ def prediction_distribution(classifier: Classifier, logits: torch.Tensor) -> tor
 
 
 def classification_loss(log_p: torch.Tensor, log_not_p: torch.Tensor, targets: torch.Tensor, multilabel: bool) -> torch.Tensor:
-    """Binary cross-entropy averaged over classes (multi-label) or cross-entropy of each image's class."""
+    """Binary cross-entropy averaged over classes (multi-label) or the cross-entropy of each
+    image's classes, ``−(1/|Y|)·Σ_{c∈Y} log p_c``, averaged over images (single-label)."""
     if multilabel:
         return -(targets * log_p + (1 - targets) * log_not_p).mean()
-    return -log_p.gather(1, targets.argmax(1, keepdim=True)).mean()
+    return (-(targets * log_p).sum(1) / targets.sum(1).clamp_min(1)).mean()
 
 
 class ExplainerLoss:

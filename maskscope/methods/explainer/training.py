@@ -63,8 +63,8 @@ class TrainingConfig:
         patience: epochs without improvement before stopping (None: the preset's).
         min_delta: the least decrease of the validation loss that counts as an improvement.
         validation: the fraction of images held out for validation.
-        multilabel: binary cross-entropy (True) or cross-entropy (False); None: multi-label when
-            the classifier is (sigmoid output) or any image has several target classes.
+        multilabel: binary cross-entropy (True) or cross-entropy of the image's classes
+            (False); None: multi-label when the classifier is (sigmoid output).
         seed: fixes the split, the network's initialisation and the epoch orders.
     """
 
@@ -144,7 +144,7 @@ def train_explainer(
     last, best = out / "last.pt", out / "best.pt"
     multilabel = config.multilabel
     if multilabel is None:
-        multilabel = classifier.output == "sigmoid" or bool((data.targets.sum(1) > 1).any())
+        multilabel = classifier.output == "sigmoid"
     loss = build_loss(config.loss, config.preset, config.weights, multilabel, config.filler)
     record = ClassifierRecord.of(classifier)
     torch.manual_seed(config.seed)
