@@ -43,6 +43,7 @@ from maskscope.methods.explainer import Explainer, classifier_for_checkpoint
 from maskscope.metrics import pointing_game
 from maskscope.metrics.segmentation import sanity_rows, segmentation_scores
 
+from explainer_synthetic import to_unit_range
 from records import machine, write_record
 
 
@@ -69,12 +70,6 @@ def photos_and_targets(grouped: Classifier, split: str, limit: int | None):
         if limit is not None and len(names) == limit:
             break
     return names, torch.stack(images), targets, torch.stack(masks)
-
-
-def to_unit_range(maps: torch.Tensor) -> torch.Tensor:
-    """Maps scaled to [0, 1] per image by their maximum (negative values clipped)."""
-    maps = maps.clamp_min(0)
-    return maps / maps.flatten(1).amax(1).clamp_min(1e-12)[:, None, None]
 
 
 def explain_all(method, classifier, images, targets, batch_size: int) -> tuple[torch.Tensor, float]:
