@@ -9,15 +9,19 @@ scored on held-out images with exact ground truth:
 * Acc / IoU / Sal / MAE of the aggregated mask (max over the image's classes) against the
   union of the objects, beside the all-0, all-0.5, all-1 and ground-truth sanity masks, and
   the same scores for MP (preservation game, 16×16 mask, blur σ 8, 100 steps; its mask as
-  it is), RISE and Grad-CAM (their maps, which are no masks, scaled to [0, 1] per image by
-  their maximum), each explaining the set of present classes;
+  it is), I-GOS (deletion, 8×8 mask, mean-colour filler, λ1 = λ2 = 0.3, 5 path points, 12
+  iterations: the settings of its synthetic test; its saliency ``1 − up(M)``), RISE and
+  Grad-CAM (their maps, which are no masks, scaled to [0, 1] per image by their maximum),
+  each explaining the set of present classes;
 * seconds per image.
 
 Explainers (``--explainers``): ``light`` — the built-in U-Net with the vgg16-voc preset's
 loss weights and Adam at 1e-3 (the preset's 1e-5 suits a long run on VOC, not minutes on a
 CPU); ``features`` — the classifier-features network with a frozen encoder and the
 non-target area weight raised to 2.0 (the unit test's setting). Training resumes from
-WORK/<name>/last.pt, so a run can be extended with a larger ``--epochs``.
+WORK/<name>/last.pt, so a run can be extended with a larger ``--epochs``; ``--explainers ''``
+with ``--methods`` naming some of the other methods re-runs only those and keeps the rest of
+``--out``.
 
     python benchmarks/explainer_synthetic.py --work runs/explainer_synthetic \\
         --out benchmarks/results/explainer_synthetic.json
@@ -26,6 +30,7 @@ WORK/<name>/last.pt, so a run can be extended with a larger ``--epochs``.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -34,7 +39,7 @@ import torch
 from maskscope.core.classifier import Classifier
 from maskscope.core.view import ClassifierView
 from maskscope.data.synthetic import make_shapes
-from maskscope.methods import RISE, GradCAM, MeaningfulPerturbation
+from maskscope.methods import IGOS, RISE, GradCAM, MeaningfulPerturbation
 from maskscope.methods.explainer import Explainer, TrainingConfig, TrainingImages, train_explainer
 from maskscope.metrics.class_masking import class_masking_table
 from maskscope.metrics.segmentation import sanity_rows, segmentation_scores
@@ -86,6 +91,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, required=True, help="folder for the classifier and explainer runs")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/explainer_synthetic.json"))
     parser.add_argument("--explainers", default="light,features", help=f"comma-separated: {', '.join(EXPLAINERS)}")
+    parser.add_argument("--methods", default="mp,igos,rise,gradcam", help="the other methods, comma-separated")
     parser.add_argument("--train-images", type=int, default=800)
     parser.add_argument("--test-images", type=int, default=100)
     parser.add_argument("--epochs", type=int, default=40)
@@ -103,8 +109,11 @@ def main() -> None:
         accuracy = ((classifier.probabilities(test.images) > 0.5) == test.labels.bool()).float().mean().item()
     record = {"machine": machine(), "classifier_label_accuracy": accuracy, "test_images": len(test),
               "sanity": sanity_rows(objects, classifier, test.images, present), "explainers": {}, "methods": {}}  # fmt: skip
+    earlier = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    if earlier.get("test_images") == len(test):
+        record["explainers"], record["methods"] = earlier["explainers"], earlier["methods"]  # re-run only what is named
     data = TrainingImages(list(train.images), train.labels, [f"shapes_{i}" for i in range(len(train))], classifier.view)
-    for name in args.explainers.split(","):
+    for name in filter(None, args.explainers.split(",")):
         config = TrainingConfig(**{**EXPLAINERS[name], "epochs": args.epochs, "patience": 10})
         started = time.perf_counter()
         result = train_explainer(classifier, data, args.work / name, config, resume=True, progress=False)
@@ -124,10 +133,12 @@ def main() -> None:
         }  # fmt: skip
     others = {  # method, images per call, whether its map is a mask in [0, 1] already
         "mp": (MeaningfulPerturbation(game="preservation", resolution=16, filler="blur:8", steps=100), 25, True),
+        "igos": (IGOS(resolution=8, l1=0.3, tv=0.3, points=5, steps=12, filler="mean"), 25, True),
         "rise": (RISE(masks=args.rise_masks), 10, False),
         "gradcam": (GradCAM(), 50, False),
     }
-    for name, (method, batch_size, is_mask) in others.items():
+    for name in filter(None, args.methods.split(",")):
+        method, batch_size, is_mask = others[name]
         print(f"explaining with {name}", flush=True)
         saliency, seconds = timed(method, classifier, test.images, present, batch_size)
         maps = saliency if is_mask else to_unit_range(saliency)
