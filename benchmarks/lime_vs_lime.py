@@ -4,16 +4,20 @@ Both explain the top-1 class of the same imagenet-samples photos with the defaul
 the same settings: the same SLIC superpixels (n_segments 50, compactness 30, σ 3; lime is
 given maskscope's segmentation function, so the superpixels are identical), N samples, the
 kernel width 0.25 on the cosine distance, the classifier's mean colour in hidden
-superpixels, ridge α = 1, and classifier calls of the same batch size through the same
-``Classifier`` (lime's ``classifier_fn`` converts its NumPy batch and calls it). The two
-alternate photo by photo, and which goes first alternates too, so load on the machine hits
-both alike. Reported: seconds per photo of each and their ratio; the seconds spent inside the
-model's forward passes (the same passes for both) and the rest, each library's own overhead,
-with its ratio; whether the superpixels were identical; and how well the two sets of
-superpixel weights agree (Spearman correlation, largest absolute difference). Given the same
-seed, lime (NumPy's ``RandomState``) and maskscope (a torch generator) draw the same bits from
-the same Mersenne Twister in the same order, so their samples are identical and the weights
-should agree to rounding: the benchmark checks the whole method, not only its speed.
+superpixels, ridge α = 1, all through the same ``Classifier`` (lime's ``classifier_fn``
+converts its NumPy batch and calls it). Each library batches its classifier calls as it does
+by default (lime: 10 images a call; maskscope: 8 on a CPU), or as ``--lime-batch-size`` and
+``--batch-size`` say. maskscope runs once per ``--precisions`` entry (float32, and bfloat16
+under autocast, which this CPU runs about twice as fast); lime runs in float32, as its users
+run it. The runs rotate photo by photo, and so does which goes first, so load on the machine
+hits all alike. Reported: seconds per photo of each and the ratios; the seconds spent inside
+the model's forward passes and the rest, each library's own overhead, with its ratio;
+whether the superpixels were identical; and how well each set of maskscope's superpixel
+weights agrees with lime's (Spearman correlation, largest absolute difference). Given the
+same seed, lime (NumPy's ``RandomState``) and maskscope (a torch generator) draw the same
+bits from the same Mersenne Twister in the same order, so their samples are identical and,
+in float32, the weights should agree to rounding: the benchmark checks the whole method, not
+only its speed.
 
     pip install -e ".[compare]"
     python benchmarks/lime_vs_lime.py --images 4 --samples 1000 --out benchmarks/results/lime_vs_lime.json
@@ -30,6 +34,7 @@ import numpy as np
 import torch
 
 from maskscope import Classifier
+from maskscope.core.scoring import default_batch_size
 from maskscope.methods import LIME
 from maskscope.methods.lime import superpixels
 from maskscope.metrics import spearman
@@ -72,7 +77,7 @@ def run_lime(classifier, image, target, args, seed) -> tuple[np.ndarray, np.ndar
             top_labels=None,
             hide_color=tuple(classifier.mean_colour.flatten().tolist()),
             num_samples=args.samples,
-            batch_size=args.batch_size,
+            batch_size=args.lime_batch_size,
             segmentation_fn=segment,
             random_seed=seed,
         )
@@ -86,7 +91,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=4)
     parser.add_argument("--samples", type=int, default=1000, help="N for both (LIME's default: 1000)")
-    parser.add_argument("--batch-size", type=int, default=64, help="images per classifier call, both")
+    parser.add_argument("--batch-size", type=int, help="maskscope's images per classifier call (default: its own)")
+    parser.add_argument("--lime-batch-size", type=int, default=10, help="lime's (default: %(default)s, lime's own)")
+    parser.add_argument("--precisions", default="float32,bfloat16", help="maskscope's runs, comma-separated")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/lime_vs_lime.json"))
     args = parser.parse_args()
@@ -96,35 +103,42 @@ def main() -> None:
     with torch.no_grad():
         targets = classifier.probabilities(images).argmax(1).tolist()
     ours = LIME(samples=args.samples, batch_size=args.batch_size)
-    timing = SideBySide(classifier, "maskscope", "lime")
-    timing.warm_up(images.shape[-1], {1, args.batch_size, args.samples % args.batch_size})
-    correlations, differences, identical = [], [], []
+    precisions = args.precisions.split(",")
+    runs = {f"maskscope-{precision}": precision for precision in precisions}
+    timing = SideBySide(classifier, list(runs), "lime")
+    classifiers = {name: timing.variant(precision=precision) for name, precision in runs.items()}
+    ours_batch = default_batch_size(args.batch_size, classifier.device)
+    timing.warm_up(images.shape[-1], {1, ours_batch, args.samples % ours_batch,
+                                      args.lime_batch_size, args.samples % args.lime_batch_size})
+    correlations = {name: [] for name in runs}
+    differences = {name: [] for name in runs}
+    identical = []
     for index, (image, target) in enumerate(zip(images, targets)):
         seed = args.seed + index
-        results = timing.run(
-            index,
-            {
-                "maskscope": lambda: ours(classifier, image[None], target=[target], seed=seed),
-                "lime": lambda: run_lime(classifier, image, target, args, seed),
-            },
-        )
+        calls = {name: (lambda c=c: ours(c, image[None], target=[target], seed=seed)) for name, c in classifiers.items()}
+        calls["lime"] = lambda: run_lime(classifier, image, target, args, seed)
+        results = timing.run(index, calls)
         theirs, segments = results["lime"]
-        mine = results["maskscope"].mask[0, 0, 0, : len(theirs)]
         identical.append(bool(np.array_equal(segments, superpixels(image).numpy())))
         theirs = torch.from_numpy(theirs).float()
-        correlations.append(float(spearman(mine[None], theirs[None])[0]))
-        differences.append(float((mine - theirs).abs().max()))
-        print(f"{names[index]}: {timing.seconds['maskscope'][-1]:.1f} s against {timing.seconds['lime'][-1]:.1f} s, "
-              f"Spearman {correlations[-1]:.3f}", flush=True)
+        for name in runs:
+            mine = results[name].mask[0, 0, 0, : len(theirs)]
+            correlations[name].append(float(spearman(mine[None], theirs[None])[0]))
+            differences[name].append(float((mine - theirs).abs().max()))
+        shown = ", ".join(f"{name} {timing.seconds[name][-1]:.1f} s (Spearman {correlations[name][-1]:.3f})"
+                          for name in runs)
+        print(f"{names[index]}: lime {timing.seconds['lime'][-1]:.1f} s, {shown}", flush=True)
 
     record = {
         "images": names,
         "samples": args.samples,
-        "batch_size": args.batch_size,
+        "batch_size": {"maskscope": ours_batch, "lime": args.lime_batch_size},
+        "precision": {**runs, "lime": "float32"},
         **timing.summary(),
         "segmentations_identical": all(identical),
-        "superpixel_weight_spearman": {"mean": float(np.mean(correlations)), "per_image": correlations},
-        "superpixel_weight_max_abs_difference": max(differences),
+        "superpixel_weight_spearman": {name: {"mean": float(np.mean(values)), "per_image": values}
+                                       for name, values in correlations.items()},
+        "superpixel_weight_max_abs_difference": {name: max(values) for name, values in differences.items()},
         **machine(classifier.device),
     }
     write_record(args.out, record)

@@ -6,12 +6,15 @@ imagenet-samples photos with the default model: the same square windows at the s
 positions (maskscope ``placement="edge"``: Captum's grid, whose last window is clipped by the
 border when the stride overshoots it, as for 35:8 on 224 px), the same baseline (the
 classifier's mean colour, i.e. 0 in its normalised input, where Captum works), the softmax
-probability of the class, and the same number of perturbed images per forward pass
-(Captum's ``perturbations_per_eval``). Both average each pixel's drop over the windows
-covering it, so their maps should agree to rounding. The two alternate photo by photo (which
-goes first alternates too). Reported per setting: seconds per photo of each and their ratio,
-the seconds inside the model's forward passes and the rest (each library's own overhead) with
-its ratio, and the agreement of the maps (Spearman over pixels, largest absolute difference).
+probability of the class. Each library batches the perturbed images as it does by default
+(Captum's ``perturbations_per_eval``: 1; maskscope: 8 on a CPU), or as ``--captum-batch-size``
+and ``--batch-size`` say. maskscope runs once per ``--precisions`` entry (float32, and bfloat16
+under autocast, which this CPU runs about twice as fast); Captum runs in float32, as its users
+run it. Both average each pixel's drop over the windows covering it, so in float32 their maps
+should agree to rounding. The runs rotate photo by photo, and so does which goes first.
+Reported per setting: seconds per photo of each and the ratios, the seconds inside the model's
+forward passes and the rest (each library's own overhead) with its ratio, and the agreement of
+each of maskscope's maps with Captum's (Spearman over pixels, largest absolute difference).
 
     pip install -e ".[compare]"
     python benchmarks/occlusion_vs_captum.py --images 4 --settings 35:8 --out benchmarks/results/occlusion_vs_captum.json
@@ -26,6 +29,7 @@ import numpy as np
 import torch
 
 from maskscope import Classifier
+from maskscope.core.scoring import default_batch_size
 from maskscope.methods import Occlusion
 from maskscope.metrics import spearman
 
@@ -58,33 +62,39 @@ def captum_map(classifier: Classifier, image: torch.Tensor, target: int, window:
     return attribution[0, 0]  # every channel holds the same average (the window spans all three)
 
 
-def compare(classifier, names, images, targets, window, stride, batch_size) -> dict:
-    """Time both on every photo at one setting; their seconds and their maps' agreement."""
-    ours = Occlusion(sizes=window, stride=stride, placement="edge", batch_size=batch_size)
-    timing = SideBySide(classifier, "maskscope", "captum")
+def compare(classifier, names, images, targets, window, stride, args) -> dict:
+    """Time every run on every photo at one setting; their seconds and their maps' agreement."""
+    ours = Occlusion(sizes=window, stride=stride, placement="edge", batch_size=args.batch_size)
+    runs = {f"maskscope-{precision}": precision for precision in args.precisions.split(",")}
+    timing = SideBySide(classifier, list(runs), "captum")
+    classifiers = {name: timing.variant(precision=precision) for name, precision in runs.items()}
     count = len(ours.grids(tuple(images.shape[-2:]))[0])
-    timing.warm_up(images.shape[-1], {1, batch_size, count % batch_size})
-    correlations, differences = [], []
+    ours_batch = default_batch_size(args.batch_size, classifier.device)
+    timing.warm_up(images.shape[-1], {1, ours_batch, count % ours_batch,
+                                      args.captum_batch_size, count % args.captum_batch_size})
+    correlations = {name: [] for name in runs}
+    differences = {name: [] for name in runs}
     for index, (image, target) in enumerate(zip(images, targets)):
-        maps = timing.run(
-            index,
-            {
-                "maskscope": lambda: ours(classifier, image[None], target=[target]).saliency[0],
-                "captum": lambda: captum_map(classifier, image, target, window, stride, batch_size),
-            },
-        )
-        correlations.append(float(spearman(maps["maskscope"][None], maps["captum"][None])[0]))
-        differences.append(float((maps["maskscope"] - maps["captum"]).abs().max()))
-        print(f"{window}:{stride} {names[index]}: {timing.seconds['maskscope'][-1]:.1f} s against "
-              f"{timing.seconds['captum'][-1]:.1f} s, Spearman {correlations[-1]:.4f}", flush=True)
+        calls = {name: (lambda c=c: ours(c, image[None], target=[target]).saliency[0]) for name, c in classifiers.items()}
+        calls["captum"] = lambda: captum_map(classifier, image, target, window, stride, args.captum_batch_size)
+        maps = timing.run(index, calls)
+        for name in runs:
+            correlations[name].append(float(spearman(maps[name][None], maps["captum"][None])[0]))
+            differences[name].append(float((maps[name] - maps["captum"]).abs().max()))
+        shown = ", ".join(f"{name} {timing.seconds[name][-1]:.1f} s (Spearman {correlations[name][-1]:.4f})"
+                          for name in runs)
+        print(f"{window}:{stride} {names[index]}: captum {timing.seconds['captum'][-1]:.1f} s, {shown}", flush=True)
     timing.release()
     return {
         "window": window,
         "stride": stride,
         "windows_per_image": count,
+        "batch_size": {"maskscope": ours_batch, "captum": args.captum_batch_size},
+        "precision": {**runs, "captum": "float32"},
         **timing.summary(),
-        "map_spearman": {"mean": float(np.mean(correlations)), "per_image": correlations},
-        "map_max_abs_difference": max(differences),
+        "map_spearman": {name: {"mean": float(np.mean(values)), "per_image": values}
+                         for name, values in correlations.items()},
+        "map_max_abs_difference": {name: max(values) for name, values in differences.items()},
     }
 
 
@@ -92,7 +102,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=4)
     parser.add_argument("--settings", default="35:8,29:3", help="window:stride pairs, comma-separated")
-    parser.add_argument("--batch-size", type=int, default=64, help="perturbed images per forward pass, both")
+    parser.add_argument("--batch-size", type=int, help="maskscope's perturbed images per forward pass (default: its own)")
+    parser.add_argument("--captum-batch-size", type=int, default=1,
+                        help="Captum's perturbations_per_eval (default: %(default)s, Captum's own)")
+    parser.add_argument("--precisions", default="float32,bfloat16", help="maskscope's runs, comma-separated")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/occlusion_vs_captum.json"))
     args = parser.parse_args()
     settings = [tuple(int(value) for value in pair.split(":")) for pair in args.settings.split(",")]
@@ -101,8 +114,8 @@ def main() -> None:
     names, images = imagenet_photos(classifier, args.images)
     with torch.no_grad():
         targets = classifier.probabilities(images).argmax(1).tolist()
-    results = [compare(classifier, names, images, targets, w, s, args.batch_size) for w, s in settings]
-    write_record(args.out, {"images": names, "batch_size": args.batch_size, "settings": results, **machine(classifier.device)})
+    results = [compare(classifier, names, images, targets, w, s, args) for w, s in settings]
+    write_record(args.out, {"images": names, "settings": results, **machine(classifier.device)})
 
 
 if __name__ == "__main__":

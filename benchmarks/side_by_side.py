@@ -1,16 +1,17 @@
 """Two libraries explaining the same photos with the same model, timed side by side.
 
-Two libraries driving the same model through the same number of forward passes differ only
-in what they do around those passes. :class:`SideBySide` runs both on each photo, alternating
-which goes first so that load on the machine hits both alike, and times each run in total and
-inside the model's forward passes (:class:`ModelClock`); the rest is the library's own
-overhead, reported beside the totals.
+Two libraries driving the same model through the same number of forward passes differ in
+what they do around those passes and in how they batch and run them. :class:`SideBySide`
+runs each on each photo, rotating which goes first so that load on the machine hits all
+alike, and times each run in total and inside the model's forward passes
+(:class:`ModelClock`); the rest is the library's own overhead, reported beside the totals.
 """
 
 from __future__ import annotations
 
+import copy
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -40,27 +41,45 @@ class ModelClock(nn.Module):
 
 
 class SideBySide:
-    """Times the runs of ``ours`` and ``theirs`` photo by photo on a classifier whose model it clocks."""
+    """Times the runs of ``theirs`` and of each of ``ours`` photo by photo, on a classifier
+    whose model it clocks.
 
-    def __init__(self, classifier: Classifier, ours: str, theirs: str) -> None:
+    ``ours`` names one run or several (for example the same method at two precisions:
+    :meth:`variant` gives a copy of the classifier that shares the clocked model).
+    """
+
+    def __init__(self, classifier: Classifier, ours: str | Sequence[str], theirs: str) -> None:
         self.classifier = classifier
         self.clock = ModelClock(classifier.model)
         classifier.model = self.clock
-        self.ours, self.theirs = ours, theirs
-        self.seconds: dict[str, list[float]] = {ours: [], theirs: []}
-        self.model_seconds: dict[str, list[float]] = {ours: [], theirs: []}
+        self.ours = [ours] if isinstance(ours, str) else list(ours)
+        self.theirs = theirs
+        self.names = [*self.ours, theirs]
+        self.seconds: dict[str, list[float]] = {name: [] for name in self.names}
+        self.model_seconds: dict[str, list[float]] = {name: [] for name in self.names}
+        self.warmed: list[Classifier] = [classifier]
+
+    def variant(self, **settings) -> Classifier:
+        """A copy of the classifier with ``settings`` (e.g. ``precision``), through the same clock."""
+        clone = copy.copy(self.classifier)
+        for key, value in settings.items():
+            setattr(clone, key, value)
+        self.warmed.append(clone)
+        return clone
 
     def warm_up(self, size: int, batch_sizes: set[int]) -> None:
-        """One forward pass at each batch size the runs will use, so that neither run pays for
-        the first pass at a new shape (oneDNN prepares its kernels per shape)."""
+        """One forward pass of every classifier at each batch size the runs will use, so that no
+        run pays for the first pass at a new shape (oneDNN prepares its kernels per shape)."""
         with torch.no_grad():
-            for batch in sorted(b for b in batch_sizes if b > 0):
-                self.classifier.scores(self.classifier.mean_colour.expand(batch, 3, size, size))
+            for classifier in self.warmed:
+                for batch in sorted(b for b in batch_sizes if b > 0):
+                    classifier.scores(classifier.mean_colour.expand(batch, 3, size, size))
         self.clock.lap()
 
     def run(self, index: int, runs: dict[str, Callable[[], Any]]) -> dict[str, Any]:
-        """Call both runs of photo ``index`` (ours first on even photos) and return their results."""
-        order = [self.ours, self.theirs] if index % 2 == 0 else [self.theirs, self.ours]
+        """Call every run of photo ``index`` (the order rotates from photo to photo) and return their results."""
+        shift = index % len(self.names)
+        order = self.names[shift:] + self.names[:shift]
         results = {}
         for name in order:
             self.clock.lap()
@@ -79,13 +98,14 @@ class SideBySide:
         seconds = {name: float(np.mean(values)) for name, values in self.seconds.items()}
         model = {name: float(np.mean(values)) for name, values in self.model_seconds.items()}
         overhead = {name: seconds[name] - model[name] for name in seconds}
-        ours, theirs = self.ours, self.theirs
-        return {
-            f"{ours}_seconds_per_image": seconds[ours],
-            f"{theirs}_seconds_per_image": seconds[theirs],
-            f"speed_ratio_{theirs}_over_{ours}": seconds[theirs] / seconds[ours],
-            "model_seconds_per_image": model,
-            "overhead_seconds_per_image": overhead,
-            f"overhead_ratio_{theirs}_over_{ours}": overhead[theirs] / overhead[ours],
-            "per_image_seconds": self.seconds,
-        }
+        theirs = self.theirs
+        record = {f"{name}_seconds_per_image": seconds[name] for name in self.names}
+        for ours in self.ours:
+            record[f"speed_ratio_{theirs}_over_{ours}"] = seconds[theirs] / seconds[ours]
+        record["model_seconds_per_image"] = model
+        record["overhead_seconds_per_image"] = overhead
+        for ours in self.ours:
+            record[f"overhead_ratio_{theirs}_over_{ours}"] = overhead[theirs] / overhead[ours]
+        record["per_image_seconds"] = self.seconds
+        return record
+

@@ -62,3 +62,39 @@ def test_sigmoid_output_for_multi_label():
     classifier.output = "sigmoid"
     probabilities = classifier.probabilities(torch.rand(1, 3, 16, 16))
     assert probabilities[0, 0] > 0.9 and probabilities[0, 1] > 0.9 and probabilities[0, 2] < 0.1
+
+
+class ConvNet(torch.nn.Module):
+    """A small convolutional classifier that remembers the type its features were computed in."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, 8, 3)
+        self.head = torch.nn.Linear(8, 3)
+        self.feature_dtype = None
+
+    def forward(self, x):
+        features = torch.relu(self.conv(x))
+        self.feature_dtype = features.dtype
+        return self.head(features.mean((2, 3)))
+
+
+def test_bfloat16_precision_runs_the_model_in_bfloat16_and_keeps_its_decisions():
+    images = torch.rand(8, 3, 16, 16)
+    exact = Classifier(ConvNet(), view=ClassifierView(None, 16))
+    reduced = Classifier(ConvNet(), view=ClassifierView(None, 16), precision="bfloat16")
+    full_scores = exact.probabilities(images)
+    assert exact.model.feature_dtype == torch.float32
+    reduced_scores = reduced.probabilities(images)
+    assert reduced.model.feature_dtype == torch.bfloat16
+    assert reduced_scores.dtype == torch.float32
+    assert 0 < (reduced_scores - full_scores).abs().max() < 0.02
+    assert torch.equal(reduced_scores.argmax(1), full_scores.argmax(1))
+
+
+def test_reduced_precision_needs_a_module_and_a_known_type():
+    with pytest.raises(ValueError, match="nn.Module"):
+        Classifier.from_callable(lambda batch: batch.mean((2, 3)), precision="bfloat16")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        Classifier(ConvNet(), precision="int8")

@@ -81,3 +81,13 @@ def test_methods_lists_defaults(capsys):
     assert main(["methods"]) == 0
     listing = capsys.readouterr().out
     assert "mp" in listing and "steps = 300" in listing and "resolution = 28" in listing
+
+
+def test_precision_is_refused_for_an_onnx_model():
+    import argparse
+
+    from maskscope.cli.errors import CommandError
+    from maskscope.cli.options import load_classifier
+
+    with pytest.raises(CommandError, match="--precision"):
+        load_classifier(argparse.Namespace(model="model.onnx", device="cpu", precision="bfloat16"))

@@ -9,7 +9,7 @@ from maskscope.core.fillers import Blur, Constant, Noise, Reference, blend, reso
 from maskscope.core.jitter import Jitter
 from maskscope.core.masks import Upsampler, disc_masks
 from maskscope.core.regularisers import area_bounds, area_target, l1, total_variation
-from maskscope.core.scoring import score_perturbations
+from maskscope.core.scoring import CPU_BATCH_SIZE, GPU_BATCH_SIZE, default_batch_size, score_perturbations
 from maskscope.core.targets import target_weights
 from maskscope.core.view import ClassifierView
 
@@ -130,3 +130,14 @@ def test_scoring_matches_direct_evaluation_and_batches():
     up = Upsampler("nearest")(masks.flatten(0, 1)[:, None], (16, 16)).view(2, 10, 1, 16, 16)
     expected = (images[:, None] * up)[..., :8].mean((2, 3, 4))
     assert torch.allclose(scores, expected, atol=1e-6)
+    model.calls = BrightnessOfLeftHalf.calls = 0
+    score_perturbations(classifier, images, masks, filler, weights)
+    assert BrightnessOfLeftHalf.calls == 3  # on a CPU the default is 8 a pass
+
+
+def test_default_batch_size_is_small_on_a_cpu_and_large_on_a_gpu():
+    assert default_batch_size(None, "cpu") == CPU_BATCH_SIZE == 8
+    assert default_batch_size(None, torch.device("cuda", 0)) == GPU_BATCH_SIZE == 64
+    assert default_batch_size(3, "cuda") == 3
+    with pytest.raises(ValueError, match="at least 1"):
+        default_batch_size(0, "cpu")

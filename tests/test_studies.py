@@ -111,6 +111,11 @@ def test_study_robustness_command_runs_resumes_and_writes_its_table(tmp_path, ca
     summary = json.loads((out / "robustness.json").read_text())
     assert summary["config"]["params"]["sp"]["stride"] == 32 and summary["images"] == ["c0", "c1"]
     assert all(row["n"] == 2 and row["ssim"] is not None for row in summary["summary"])
+    [pair] = summary["paired_differences"]  # lime-g did not run: sp-g against sp only
+    rows = {row["variant"]: row for row in summary["summary"]}
+    assert (pair["variant"], pair["baseline"], pair["n"]) == ("sp-g", "sp", 2)
+    assert pair["ssim"]["mean"] == pytest.approx(rows["sp-g"]["ssim"]["mean"] - rows["sp"]["ssim"]["mean"], abs=1e-6)
+    assert "| sp-g − sp |" in (out / "robustness.md").read_text()
     assert main(args) == 0
     assert (out / "records.jsonl").read_text().splitlines() == records
     changed = [a if a != "32" else "16" for a in args]

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 #: Keys that decide the records; resuming a run needs them unchanged.
-IDENTITY_KEYS = ("dataset", "methods", "metrics", "params", "seed", "limit", "target", "model")
+IDENTITY_KEYS = ("dataset", "methods", "metrics", "params", "seed", "limit", "target", "model", "precision")
 
 
 class ConfigMismatch(ValueError):
@@ -39,6 +39,7 @@ class BenchConfig:
         score_batch_size: perturbed images per forward pass when scoring curves (8 is fastest
             for the default model on CPU; a GPU wants more).
         device: where the classifier runs.
+        precision: the classifier's forward passes (``float32``, ``bfloat16``, ``float16``).
     """
 
     dataset: str
@@ -52,6 +53,7 @@ class BenchConfig:
     batch_size: int = 4
     score_batch_size: int = 8
     device: str = "cpu"
+    precision: str = "float32"
 
     def identity(self) -> dict:
         data = asdict(self)
@@ -99,7 +101,8 @@ def write_or_check(config: BenchConfig, out: Path, force: bool = False, model_na
     if path.exists() and not force:
         previous = json.loads(path.read_text())
         current = json.loads(json.dumps(config.identity()))
-        changed = [key for key in IDENTITY_KEYS if previous.get(key) != current[key]]
+        # a key missing from an older run's file had its default then
+        changed = [key for key in IDENTITY_KEYS if previous.get(key, getattr(BenchConfig, key, None)) != current[key]]
         if changed:
             raise ConfigMismatch(
                 f"{out} holds a run with a different configuration ({', '.join(changed)} differ); "

@@ -49,7 +49,7 @@ def check_metric(spec: str) -> str:
     raise ValueError(f"unknown metric {spec!r}; choices: {', '.join(choices)}")
 
 
-def score(spec: str, classifier, images: torch.Tensor, maps: torch.Tensor, items: list[Item], batch_size: int = 64):
+def score(spec: str, classifier, images: torch.Tensor, maps: torch.Tensor, items: list[Item], batch_size: int | None = None):
     """Values (dict) or a skip reason (str) per image, for the batch ``images``/``maps`` B×…"""
     kind, _, protocol = spec.partition(":")
     if kind in ("deletion", "insertion"):

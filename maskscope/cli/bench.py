@@ -52,7 +52,8 @@ def build_config(args: argparse.Namespace, methods: list[str] | None, params: di
                      target=args.target, model=model, batch_size=args.batch_size,
                      score_batch_size=args.score_batch_size,
                      metrics=args.metrics.split(",") if args.metrics else None,
-                     device=None if args.device == "cpu" and args.config else args.device)
+                     device=None if args.device == "cpu" and args.config else args.device,
+                     precision=None if args.precision == "float32" and args.config else args.precision)
     try:
         if args.config:
             config = BenchConfig.from_file(args.config, **overrides)
@@ -103,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
 
 def open_dataset_and_model(args: argparse.Namespace, config: BenchConfig) -> tuple[Dataset, Classifier]:
     """The configuration's dataset and classifier; a dataset that cannot be opened is a one-line error."""
-    args.model, args.device = config.model, config.device
+    args.model, args.device, args.precision = config.model, config.device, config.precision
     try:
         dataset = open_dataset(config.dataset)
     except DatasetError as error:

@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     summary = summarise_fillers(rows)
     differences = [paired_differences(rows, baseline) for baseline in baselines]
     config = BenchConfig(args.data, specs, list(MEASURES), {"objects": selection}, limit=args.limit,
-                         model=args.model, batch_size=args.batch_size, device=args.device)
+                         model=args.model, batch_size=args.batch_size, device=args.device, precision=args.precision)
     result = {"config": {**config.resolved(), "model_name": classifier.name}, "selection": counts,
               "summary": summary, "paired_differences": differences, "paper_table_1": PAPER_TABLE_1,
               "objects": rows}

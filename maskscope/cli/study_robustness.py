@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, DatasetError) as error:
         raise CommandError(str(error)) from error
     classifier = load_classifier(args)
-    config = study_config(args.data, variants, args.model, args.batch_size, args.device)
+    config = study_config(args.data, variants, args.model, args.batch_size, args.device, args.precision)
     try:
         run_robustness_study(classifier, samples, variants, config, args.out, args.force, not args.quiet)
     except ValueError as error:

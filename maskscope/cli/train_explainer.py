@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
 
 def build_classifier(args: argparse.Namespace) -> Classifier:
     """The frozen classifier: loaded as ``--model`` would be, fed as the options say, grouped if asked."""
-    loaded = load_classifier(argparse.Namespace(model=args.classifier, device=args.device))
+    loaded = load_classifier(argparse.Namespace(model=args.classifier, device=args.device, precision="float32"))
     try:
         classifier = Classifier(
             loaded.model,

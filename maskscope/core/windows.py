@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from maskscope.core.classifier import Classifier
 from maskscope.core.fillers import Filler
 from maskscope.core.masks import disc_masks
-from maskscope.core.scoring import score_perturbations
+from maskscope.core.scoring import default_batch_size, score_perturbations
 
 PLACEMENTS = ("valid", "edge", "cover")
 
@@ -177,7 +177,7 @@ def score_windows(
     grid: WindowGrid,
     filler: Filler,
     weights: torch.Tensor,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     progress: bool = False,
 ) -> torch.Tensor:
     """Target scores of every image with every window removed, B×rows×cols.
@@ -186,6 +186,7 @@ def score_windows(
     perturbed images); their masks are built for that chunk only.
     """
     batch = len(images)
+    batch_size = default_batch_size(batch_size, images.device)
     per_chunk = max(1, batch_size // batch)
     scores = []
     for start in tqdm(range(0, len(grid), per_chunk), desc="windows", disable=not progress, leave=False):

@@ -22,6 +22,7 @@ import torch
 
 from maskscope.core.explanation import Explanation
 from maskscope.core.fillers import resolve_filler
+from maskscope.core.scoring import default_batch_size
 from maskscope.methods.base import Method
 from maskscope.methods.gradient import check_score_kind, input_gradients, target_score
 from maskscope.methods.registry import register
@@ -35,13 +36,13 @@ class IntegratedGradients(Method):
         steps: path points m of the Riemann sum.
         baseline: ``"black"``, ``"mean"`` (the classifier's mean colour) or another filler spec.
         score: ``"probability"`` or ``"logit"``.
-        batch_size: path points per forward/backward pass.
+        batch_size: path points per forward/backward pass (default: 8 on a CPU, 64 on a GPU).
     """
 
     name = "integrated_gradients"
 
     def __init__(
-        self, steps: int = 50, baseline: str = "black", score: str = "probability", batch_size: int = 64
+        self, steps: int = 50, baseline: str = "black", score: str = "probability", batch_size: int | None = None
     ) -> None:
         if steps < 1:
             raise ValueError(f"steps must be at least 1, got {steps}")
@@ -57,7 +58,7 @@ class IntegratedGradients(Method):
         alphas = torch.arange(1, self.steps + 1, device=images.device, dtype=images.dtype) / self.steps
         total = torch.zeros_like(images)
         pairs = torch.arange(batch * self.steps, device=images.device)
-        for chunk in pairs.split(self.batch_size):
+        for chunk in pairs.split(default_batch_size(self.batch_size, images.device)):
             image_index, step_index = chunk // self.steps, chunk % self.steps
             alpha = alphas[step_index].view(-1, 1, 1, 1)
             points = references[image_index] + alpha * difference[image_index]

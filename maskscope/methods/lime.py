@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 
 from maskscope.core.explanation import Explanation
 from maskscope.core.fillers import Filler, resolve_filler
-from maskscope.core.scoring import score_perturbations
+from maskscope.core.scoring import default_batch_size, score_perturbations
 from maskscope.methods.base import Method
 from maskscope.methods.registry import register
 
@@ -133,7 +133,7 @@ class LIME(Method):
         kernel_width: w of the kernel ``sqrt(exp(−d²/w²))``.
         regression: ``"ridge"`` or ``"lasso"``.
         alpha: the regulariser's weight; ``None`` takes 1.0 for ridge (LIME's) and 0.01 for lasso.
-        batch_size: perturbed images per forward pass.
+        batch_size: perturbed images per forward pass (default: 8 on a CPU, 64 on a GPU).
         progress: show a progress bar.
     """
 
@@ -150,7 +150,7 @@ class LIME(Method):
         kernel_width: float = 0.25,
         regression: str = "ridge",
         alpha: float | None = None,
-        batch_size: int = 64,
+        batch_size: int | None = None,
         progress: bool = False,
     ) -> None:
         if samples < 2:
@@ -189,13 +189,14 @@ class LIME(Method):
         presence = self.draw_samples(counts, seed)
         filler = resolve_filler(self.filler, classifier.mean_colour)
         pixels = labels.flatten(1).to(images.device)
-        per_chunk = max(1, self.batch_size // batch)
+        batch_size = default_batch_size(self.batch_size, images.device)
+        per_chunk = max(1, batch_size // batch)
         scores = []
         for start in tqdm(range(0, self.samples, per_chunk), desc="LIME", disable=not self.progress, leave=False):
             chunk = presence[:, start : start + per_chunk].to(images.device)
             masks = torch.gather(chunk, 2, pixels[:, None].expand(-1, chunk.shape[1], -1))
             masks = masks.view(batch, chunk.shape[1], height, width)
-            scores.append(score_perturbations(classifier, images, masks, filler, weights, batch_size=self.batch_size))
+            scores.append(score_perturbations(classifier, images, masks, filler, weights, batch_size=batch_size))
         kernel = kernel_weights(presence, counts, self.kernel_width)
         alpha = REGRESSIONS[self.regression] if self.alpha is None else self.alpha
         fit = weighted_ridge if self.regression == "ridge" else weighted_lasso

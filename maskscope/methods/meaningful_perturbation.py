@@ -58,7 +58,7 @@ class MeaningfulPerturbation(Method):
         jitter: largest random shift τ in pixels (0 disables).
         init: ``"circular"`` (the disc search), ``"ones"``, ``"half"`` or ``"uniform"``.
         layer: name of a module whose activations are masked instead of the image.
-        batch_size: perturbed images per forward pass during the circular search.
+        batch_size: perturbed images per forward pass during the circular search (default: 8 on a CPU, 64 on a GPU).
         progress: show a progress bar.
     """
 
@@ -80,7 +80,7 @@ class MeaningfulPerturbation(Method):
         jitter: int = 4,
         init: str = "circular",
         layer: str | None = None,
-        batch_size: int = 64,
+        batch_size: int | None = None,
         progress: bool = False,
     ) -> None:
         if game not in ("deletion", "preservation"):

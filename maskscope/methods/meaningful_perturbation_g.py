@@ -38,7 +38,7 @@ class MeaningfulPerturbationG(MeaningfulPerturbation):
         steps: optimisation steps, each one inpainting every image of the batch once.
         jitter: largest random shift τ in pixels (0 disables).
         init: ``"uniform"`` (U(0, 1), seeded), ``"circular"``, ``"ones"`` or ``"half"``.
-        batch_size: perturbed images per forward pass during the circular search.
+        batch_size: perturbed images per forward pass during the circular search (default: 8 on a CPU, 64 on a GPU).
         progress: show a progress bar.
     """
 
@@ -57,7 +57,7 @@ class MeaningfulPerturbationG(MeaningfulPerturbation):
         steps: int = 300,
         jitter: int = 4,
         init: str = "uniform",
-        batch_size: int = 64,
+        batch_size: int | None = None,
         progress: bool = False,
     ) -> None:
         super().__init__(

@@ -71,7 +71,7 @@ class Occlusion(Method):
         placement: ``"cover"`` (the MP grid, clipped windows at the far borders),
             ``"valid"`` (only windows inside the image) or ``"edge"`` (up to the first window
             that reaches the far border, clipped there; Captum's grid).
-        batch_size: perturbed images per forward pass.
+        batch_size: perturbed images per forward pass (default: 8 on a CPU, 64 on a GPU).
         progress: show a progress bar.
     """
 
@@ -86,7 +86,7 @@ class Occlusion(Method):
         filler: str | Filler | None = None,
         edge_sigma: float = 5.0,
         placement: str = "cover",
-        batch_size: int = 64,
+        batch_size: int | None = None,
         progress: bool = False,
     ) -> None:
         if variant not in VARIANTS:

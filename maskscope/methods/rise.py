@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from maskscope.core.explanation import Explanation
 from maskscope.core.fillers import Filler, resolve_filler
-from maskscope.core.scoring import score_perturbations
+from maskscope.core.scoring import default_batch_size, score_perturbations
 from maskscope.methods.base import Method
 from maskscope.methods.registry import register
 
@@ -52,7 +52,7 @@ class RISE(Method):
         cells: grid side s.
         keep: probability p that a grid cell is kept.
         filler: content of removed pixels (``"mean"``: the classifier's mean colour).
-        batch_size: perturbed images per forward pass.
+        batch_size: perturbed images per forward pass (default: 8 on a CPU, 64 on a GPU).
         progress: show a progress bar.
     """
 
@@ -65,7 +65,7 @@ class RISE(Method):
         cells: int = 7,
         keep: float = 0.5,
         filler: str | Filler = "mean",
-        batch_size: int = 64,
+        batch_size: int | None = None,
         progress: bool = False,
     ) -> None:
         if masks < 1 or cells < 1:
@@ -87,11 +87,12 @@ class RISE(Method):
         shifts = (torch.rand(self.masks, 2, generator=generator) * limits).long()
         filler = resolve_filler(self.filler, classifier.mean_colour)
         saliency = torch.zeros(batch, height * width, device=images.device)
-        per_chunk = max(1, self.batch_size // batch)
+        batch_size = default_batch_size(self.batch_size, images.device)
+        per_chunk = max(1, batch_size // batch)
         for start in tqdm(range(0, self.masks, per_chunk), desc="RISE", disable=not self.progress, leave=False):
             chunk = slice(start, start + per_chunk)
             masks = rise_masks(grids[chunk].to(images.device), shifts[chunk].to(images.device), (height, width))
-            scores = score_perturbations(classifier, images, masks, filler, weights, batch_size=self.batch_size)
+            scores = score_perturbations(classifier, images, masks, filler, weights, batch_size=batch_size)
             saliency += scores @ masks.flatten(1)
         saliency /= self.masks * self.keep
         return Explanation(saliency=saliency.view(batch, height, width).cpu(), targets=targets, method=self.name)

@@ -36,7 +36,7 @@ class SlidingPatch(Method):
         filler: content of the patch: ``"mean"`` (the classifier's mean colour; SP), an
             inpainter such as ``"inpaint"`` (SP-G), any spec ``resolve_filler`` accepts, or a
             :class:`~maskscope.core.fillers.Filler`.
-        batch_size: perturbed images per forward pass.
+        batch_size: perturbed images per forward pass (default: 8 on a CPU, 64 on a GPU).
         progress: show a progress bar.
 
     The explanation's ``mask`` holds the attributions at the patch positions, B×1×rows×cols.
@@ -50,7 +50,7 @@ class SlidingPatch(Method):
         patch: int = 29,
         stride: int = 3,
         filler: str | Filler = "mean",
-        batch_size: int = 64,
+        batch_size: int | None = None,
         progress: bool = False,
     ) -> None:
         if patch < 1 or stride < 1:

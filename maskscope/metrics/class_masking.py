@@ -69,7 +69,7 @@ def class_masking_table(
     labels: torch.Tensor,
     class_masks: torch.Tensor,
     thresholds: tuple[float, ...] = THRESHOLDS,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     progress: bool = False,
 ) -> ClassMaskingTable:
     """The class-specific masking table of class masks (see the module doc).
@@ -81,7 +81,7 @@ def class_masking_table(
         class_masks: N×C×H×W in [0, 1], every class's mask of every image (an explainer's
             ``Explanation.mask``).
         thresholds: where masks are binarised (``s > thr`` is kept).
-        batch_size: masked images per forward pass.
+        batch_size: masked images per forward pass (default: 8 on a CPU, 64 on a GPU).
     """
     count, classes = labels.shape
     if class_masks.shape[:2] != (count, classes) or class_masks.shape[-2:] != images.shape[-2:]:

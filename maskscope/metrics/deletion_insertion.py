@@ -131,7 +131,7 @@ def deletion(
     saliency: torch.Tensor,
     targets: TargetSpec = "top1",
     protocol: str | Protocol = "rise",
-    batch_size: int = 64,
+    batch_size: int | None = None,
     progress: bool = False,
 ) -> CurveResult:
     """Deletion curves: remove the most salient units first; a faithful map makes the score fall fast.
@@ -142,7 +142,7 @@ def deletion(
         saliency: B×h×w, higher = more important (image-sized unless the protocol ranks cells).
         targets: classes whose probability is recorded (default: each image's top-1 class).
         protocol: a name in ``PROTOCOLS`` or a :class:`Protocol`.
-        batch_size: perturbed images per forward pass.
+        batch_size: perturbed images per forward pass (default: 8 on a CPU, 64 on a GPU).
     """
     return _curves("deletion", classifier, images, saliency, targets, protocol, batch_size, progress)
 
@@ -153,7 +153,7 @@ def insertion(
     saliency: torch.Tensor,
     targets: TargetSpec = "top1",
     protocol: str | Protocol = "rise",
-    batch_size: int = 64,
+    batch_size: int | None = None,
     progress: bool = False,
 ) -> CurveResult:
     """Insertion curves: reveal the most salient units first; a faithful map makes the score rise fast.
@@ -192,7 +192,7 @@ def _curves(
     saliency: torch.Tensor,
     targets: TargetSpec,
     protocol: str | Protocol,
-    batch_size: int,
+    batch_size: int | None,
     progress: bool,
 ) -> CurveResult:
     protocol = _resolve_protocol(protocol)

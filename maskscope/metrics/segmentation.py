@@ -52,7 +52,7 @@ def segmentation_scores(
     classifier: Classifier | None = None,
     images: torch.Tensor | None = None,
     targets: TargetSpec | None = None,
-    batch_size: int = 64,
+    batch_size: int | None = None,
 ) -> SegmentationScores:
     """Acc, IoU, MAE (and Sal when a classifier, images and targets are given) per image.
 
@@ -62,7 +62,7 @@ def segmentation_scores(
         threshold: binarise the masks at ``m > threshold`` first; None scores them soft.
         classifier, images, targets: for Sal — the model, the images B×3×H×W in [0, 1] and
             the classes Y present in each image (a class, or a set of classes per image).
-        batch_size: images per forward pass for Sal.
+        batch_size: images per forward pass for Sal (default: 8 on a CPU, 64 on a GPU).
     """
     _check(masks, ground_truth)
     m = (masks > threshold).float() if threshold is not None else masks.float()
@@ -97,7 +97,7 @@ def sanity_rows(
     classifier: Classifier | None = None,
     images: torch.Tensor | None = None,
     targets: TargetSpec | None = None,
-    batch_size: int = 64,
+    batch_size: int | None = None,
 ) -> dict[str, dict[str, float]]:
     """Mean scores of each of :func:`sanity_masks` (with Sal when a classifier is given)."""
     return {
@@ -107,7 +107,7 @@ def sanity_rows(
 
 
 def _saliency_score(
-    masks: torch.Tensor, classifier: Classifier, images: torch.Tensor, targets: TargetSpec, batch_size: int
+    masks: torch.Tensor, classifier: Classifier, images: torch.Tensor, targets: TargetSpec, batch_size: int | None
 ) -> torch.Tensor:
     classifier = probability_classifier(classifier)
     with torch.no_grad():
