@@ -37,11 +37,10 @@ from maskscope import Classifier
 from maskscope.core.scoring import default_batch_size
 from maskscope.methods import LIME
 from maskscope.methods.lime import superpixels
-from maskscope.metrics import spearman
 
 from photos import imagenet_photos
 from records import machine, write_record
-from side_by_side import SideBySide
+from side_by_side import Agreement, SideBySide
 
 try:
     from lime.lime_image import LimeImageExplainer
@@ -103,15 +102,11 @@ def main() -> None:
     with torch.no_grad():
         targets = classifier.probabilities(images).argmax(1).tolist()
     ours = LIME(samples=args.samples, batch_size=args.batch_size)
-    precisions = args.precisions.split(",")
-    runs = {f"maskscope-{precision}": precision for precision in precisions}
-    timing = SideBySide(classifier, list(runs), "lime")
-    classifiers = {name: timing.variant(precision=precision) for name, precision in runs.items()}
+    timing, classifiers = SideBySide.at_precisions(classifier, args.precisions.split(","), "lime")
     ours_batch = default_batch_size(args.batch_size, classifier.device)
     timing.warm_up(images.shape[-1], {1, ours_batch, args.samples % ours_batch,
                                       args.lime_batch_size, args.samples % args.lime_batch_size})
-    correlations = {name: [] for name in runs}
-    differences = {name: [] for name in runs}
+    agreement = Agreement(classifiers)
     identical = []
     for index, (image, target) in enumerate(zip(images, targets)):
         seed = args.seed + index
@@ -121,24 +116,21 @@ def main() -> None:
         theirs, segments = results["lime"]
         identical.append(bool(np.array_equal(segments, superpixels(image).numpy())))
         theirs = torch.from_numpy(theirs).float()
-        for name in runs:
-            mine = results[name].mask[0, 0, 0, : len(theirs)]
-            correlations[name].append(float(spearman(mine[None], theirs[None])[0]))
-            differences[name].append(float((mine - theirs).abs().max()))
-        shown = ", ".join(f"{name} {timing.seconds[name][-1]:.1f} s (Spearman {correlations[name][-1]:.3f})"
-                          for name in runs)
+        shown = ", ".join(f"{name} {timing.seconds[name][-1]:.1f} s (Spearman "
+                          f"{agreement.add(name, results[name].mask[0, 0, 0, : len(theirs)], theirs):.3f})"
+                          for name in classifiers)
         print(f"{names[index]}: lime {timing.seconds['lime'][-1]:.1f} s, {shown}", flush=True)
 
+    spearmans, differences = agreement.summary()
     record = {
         "images": names,
         "samples": args.samples,
         "batch_size": {"maskscope": ours_batch, "lime": args.lime_batch_size},
-        "precision": {**runs, "lime": "float32"},
+        "precision": {**{name: c.precision for name, c in classifiers.items()}, "lime": "float32"},
         **timing.summary(),
         "segmentations_identical": all(identical),
-        "superpixel_weight_spearman": {name: {"mean": float(np.mean(values)), "per_image": values}
-                                       for name, values in correlations.items()},
-        "superpixel_weight_max_abs_difference": {name: max(values) for name, values in differences.items()},
+        "superpixel_weight_spearman": spearmans,
+        "superpixel_weight_max_abs_difference": differences,
         **machine(classifier.device),
     }
     write_record(args.out, record)

@@ -25,17 +25,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from maskscope import Classifier
 from maskscope.core.scoring import default_batch_size
 from maskscope.methods import Occlusion
-from maskscope.metrics import spearman
 
 from photos import imagenet_photos
 from records import machine, write_record
-from side_by_side import SideBySide
+from side_by_side import Agreement, SideBySide
 
 try:
     from captum.attr import Occlusion as CaptumOcclusion
@@ -65,36 +63,30 @@ def captum_map(classifier: Classifier, image: torch.Tensor, target: int, window:
 def compare(classifier, names, images, targets, window, stride, args) -> dict:
     """Time every run on every photo at one setting; their seconds and their maps' agreement."""
     ours = Occlusion(sizes=window, stride=stride, placement="edge", batch_size=args.batch_size)
-    runs = {f"maskscope-{precision}": precision for precision in args.precisions.split(",")}
-    timing = SideBySide(classifier, list(runs), "captum")
-    classifiers = {name: timing.variant(precision=precision) for name, precision in runs.items()}
+    timing, classifiers = SideBySide.at_precisions(classifier, args.precisions.split(","), "captum")
     count = len(ours.grids(tuple(images.shape[-2:]))[0])
     ours_batch = default_batch_size(args.batch_size, classifier.device)
     timing.warm_up(images.shape[-1], {1, ours_batch, count % ours_batch,
                                       args.captum_batch_size, count % args.captum_batch_size})
-    correlations = {name: [] for name in runs}
-    differences = {name: [] for name in runs}
+    agreement = Agreement(classifiers)
     for index, (image, target) in enumerate(zip(images, targets)):
         calls = {name: (lambda c=c: ours(c, image[None], target=[target]).saliency[0]) for name, c in classifiers.items()}
         calls["captum"] = lambda: captum_map(classifier, image, target, window, stride, args.captum_batch_size)
         maps = timing.run(index, calls)
-        for name in runs:
-            correlations[name].append(float(spearman(maps[name][None], maps["captum"][None])[0]))
-            differences[name].append(float((maps[name] - maps["captum"]).abs().max()))
-        shown = ", ".join(f"{name} {timing.seconds[name][-1]:.1f} s (Spearman {correlations[name][-1]:.4f})"
-                          for name in runs)
+        shown = ", ".join(f"{name} {timing.seconds[name][-1]:.1f} s "
+                          f"(Spearman {agreement.add(name, maps[name], maps['captum']):.4f})" for name in classifiers)
         print(f"{window}:{stride} {names[index]}: captum {timing.seconds['captum'][-1]:.1f} s, {shown}", flush=True)
     timing.release()
+    spearmans, differences = agreement.summary()
     return {
         "window": window,
         "stride": stride,
         "windows_per_image": count,
         "batch_size": {"maskscope": ours_batch, "captum": args.captum_batch_size},
-        "precision": {**runs, "captum": "float32"},
+        "precision": {**{name: c.precision for name, c in classifiers.items()}, "captum": "float32"},
         **timing.summary(),
-        "map_spearman": {name: {"mean": float(np.mean(values)), "per_image": values}
-                         for name, values in correlations.items()},
-        "map_max_abs_difference": {name: max(values) for name, values in differences.items()},
+        "map_spearman": spearmans,
+        "map_max_abs_difference": differences,
     }
 
 

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from maskscope import Classifier
+from maskscope.metrics import spearman
 
 
 class ModelClock(nn.Module):
@@ -44,8 +45,7 @@ class SideBySide:
     """Times the runs of ``theirs`` and of each of ``ours`` photo by photo, on a classifier
     whose model it clocks.
 
-    ``ours`` names one run or several (for example the same method at two precisions:
-    :meth:`variant` gives a copy of the classifier that shares the clocked model).
+    ``ours`` names one run or several (:meth:`at_precisions`: maskscope at several precisions).
     """
 
     def __init__(self, classifier: Classifier, ours: str | Sequence[str], theirs: str) -> None:
@@ -59,13 +59,19 @@ class SideBySide:
         self.model_seconds: dict[str, list[float]] = {name: [] for name in self.names}
         self.warmed: list[Classifier] = [classifier]
 
-    def variant(self, **settings) -> Classifier:
-        """A copy of the classifier with ``settings`` (e.g. ``precision``), through the same clock."""
-        clone = copy.copy(self.classifier)
-        for key, value in settings.items():
-            setattr(clone, key, value)
-        self.warmed.append(clone)
-        return clone
+    @classmethod
+    def at_precisions(
+        cls, classifier: Classifier, precisions: Sequence[str], theirs: str
+    ) -> tuple["SideBySide", dict[str, Classifier]]:
+        """Runs ``maskscope-<precision>`` against ``theirs``, and the classifier of each run: a
+        copy of ``classifier`` at that precision whose forward passes go through the same clock."""
+        timing = cls(classifier, [f"maskscope-{precision}" for precision in precisions], theirs)
+        classifiers = {}
+        for name, precision in zip(timing.ours, precisions):
+            classifiers[name] = copy.copy(classifier)
+            classifiers[name].precision = precision
+        timing.warmed.extend(classifiers.values())
+        return timing, classifiers
 
     def warm_up(self, size: int, batch_sizes: set[int]) -> None:
         """One forward pass of every classifier at each batch size the runs will use, so that no
@@ -109,3 +115,23 @@ class SideBySide:
         record["per_image_seconds"] = self.seconds
         return record
 
+
+
+class Agreement:
+    """How well each of our runs' maps agree with the peer's, photo by photo: Spearman
+    correlation and largest absolute difference."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.correlations: dict[str, list[float]] = {name: [] for name in names}
+        self.differences: dict[str, list[float]] = {name: [] for name in names}
+
+    def add(self, name: str, ours: torch.Tensor, theirs: torch.Tensor) -> float:
+        """Record one photo's pair of maps; returns their Spearman correlation."""
+        self.correlations[name].append(float(spearman(ours[None], theirs[None])[0]))
+        self.differences[name].append(float((ours - theirs).abs().max()))
+        return self.correlations[name][-1]
+
+    def summary(self) -> tuple[dict, dict]:
+        """Per run: Spearman (mean and per photo), and the largest absolute difference."""
+        spearmans = {name: {"mean": float(np.mean(values)), "per_image": values} for name, values in self.correlations.items()}
+        return spearmans, {name: max(values) for name, values in self.differences.items()}

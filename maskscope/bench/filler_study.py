@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from maskscope.bench.summary import bootstrap
+from maskscope.bench.summary import mean_interval
 from maskscope.core.classifier import Classifier
 from maskscope.core.fillers import Filler, Noise, blend, resolve_filler
 from maskscope.data.dataset import Dataset, ground_truth
@@ -223,8 +223,7 @@ def summarise_fillers(rows: Sequence[dict]) -> list[dict]:
         entry = {"filler": name, "n": len(rows)}
         for measure in MEASURES:
             values = np.asarray([row["fillers"][name][measure] for row in rows], dtype=float)
-            low, high = bootstrap(values)
-            entry[measure] = {"mean": float(values.mean()), "low": low, "high": high}
+            entry[measure] = mean_interval(values)
         table.append(entry)
     return table
 
@@ -241,8 +240,7 @@ def paired_differences(rows: Sequence[dict], baseline: str, measures: Sequence[s
         entry = {"filler": name, "baseline": baseline, "n": len(rows)}
         for measure in measures:
             values = np.asarray([row["fillers"][name][measure] - row["fillers"][baseline][measure] for row in rows])
-            low, high = bootstrap(values)
-            entry[measure] = {"mean": float(values.mean()), "low": low, "high": high}
+            entry[measure] = mean_interval(values)
         table.append(entry)
     return table
 

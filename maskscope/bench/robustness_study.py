@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 
 from maskscope.bench.config import BenchConfig, write_or_check
 from maskscope.bench.records import RecordLog
-from maskscope.bench.summary import bootstrap
+from maskscope.bench.summary import mean_interval
 from maskscope.core.classifier import Classifier
 from maskscope.data.dataset import Dataset, Sample
 from maskscope.data.images import ImageLoadError, load_image
@@ -280,10 +280,7 @@ def summarise_robustness(out: str | os.PathLike, images: Sequence[str] | None = 
                "paper_ssim": PAPER_SSIM.get(variant)}
         for metric in SIMILARITIES:
             values = np.asarray([r["values"][metric] for r in scored], dtype=float)
-            row[metric] = None
-            if len(values):
-                low, high = bootstrap(values)
-                row[metric] = {"mean": float(values.mean()), "low": low, "high": high}
+            row[metric] = mean_interval(values) if len(values) else None
         rows.append(row)
     differences = paired_differences(records, generative_pairs(config["methods"]), wanted)
     summary = {"config": config, "images": sorted({r["image"] for r in records if wanted is None or r["image"] in wanted}),
@@ -311,10 +308,7 @@ def paired_differences(records: Sequence[dict], pairs: Sequence[tuple[str, str]]
         row = {"variant": variant, "baseline": baseline, "n": len(images)}
         for metric in SIMILARITIES:
             values = np.asarray([scores[variant, i][metric] - scores[baseline, i][metric] for i in images], dtype=float)
-            row[metric] = None
-            if len(values):
-                low, high = bootstrap(values)
-                row[metric] = {"mean": float(values.mean()), "low": low, "high": high, "steadier": int((values > 0).sum())}
+            row[metric] = {**mean_interval(values), "steadier": int((values > 0).sum())} if len(values) else None
         rows.append(row)
     return rows
 

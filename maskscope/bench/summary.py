@@ -36,6 +36,12 @@ def bootstrap(
     return float(low), float(high)
 
 
+def mean_interval(values: np.ndarray) -> dict:
+    """``{"mean", "low", "high"}``: the mean of ``values`` and its 95% bootstrap interval."""
+    low, high = bootstrap(values)
+    return {"mean": float(values.mean()), "low": low, "high": high}
+
+
 def per_class_mean(values: np.ndarray, classes: np.ndarray) -> float:
     return float(np.mean([values[classes == c].mean() for c in np.unique(classes)]))
 
