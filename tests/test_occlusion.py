@@ -13,7 +13,7 @@ from maskscope.metrics import pointing_game
 def test_occlusion_is_registered_with_its_variants():
     assert METHODS["occlusion"] is Occlusion
     assert get_method("occlusion", variant="variable").variant == "variable"
-    with pytest.raises(ValueError, match="unknown occlusion variant"):
+    with pytest.raises(ValueError, match="parameter .variant. for occlusion must be one of"):
         Occlusion(variant="grey")
     with pytest.raises(ValueError, match="placement"):
         Occlusion(placement="same")

@@ -1,8 +1,12 @@
 """``maskscope explain``: explain images with a method and write saliency, overlay and record.
 
-Images are explained in batches of ``--batch-size`` (one batched optimisation each). An
-image that cannot be read, or whose model output is unusable, gets a one-line error and the
-others are still explained; the exit status is 1 when any image failed.
+Images are explained in batches of ``--batch-size`` (one batched optimisation each). A
+folder is searched with its sub-folders, and each photo is named by its path inside the
+folder (``cats/tabby``), so the output mirrors the input. An image that cannot be read, or
+whose model output is unusable, gets a one-line error and the others are still explained;
+the exit status is 1 when any image failed. Files are never replaced silently (see
+:meth:`~maskscope.core.explanation.Explanation.save`); ``--overwrite`` replaces the same
+method's earlier files.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from tqdm.auto import tqdm
 from maskscope.cli.errors import CommandError
 from maskscope.cli.options import add_model_options, load_classifier, parse_params
 from maskscope.core.classifier import ModelOutputError, TargetError
-from maskscope.data.images import ImageLoadError, list_images, load_image
+from maskscope.core.explanation import file_stems
+from maskscope.data.images import ImageLoadError, list_images, load_image, unique_names
 from maskscope.methods import METHODS, get_method
 from maskscope.methods.base import Method, prepare_images
 from maskscope.methods.explainer.checkpoint import classifier_for_checkpoint
@@ -40,12 +45,15 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     parser.add_argument("--param", action="append", metavar="KEY=VALUE", help="a method parameter, e.g. steps=100")
     parser.add_argument("--checkpoint", help="a trained explainer (--method explainer); the model is fed as in its training")
+    parser.add_argument("--overwrite", action="store_true", help="replace the files of an earlier run of this method")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
-        raise CommandError("--batch-size must be at least 1")
+        raise CommandError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.seed < 0:
+        raise CommandError(f"--seed must be at least 0, got {args.seed}")
     params = parse_params(args.param)
     if args.checkpoint:
         if args.method.lower() != "explainer":
@@ -71,27 +79,43 @@ def run(args: argparse.Namespace) -> int:
             classifier.require_gradients(type(method).__name__)
     except TypeError as error:  # a forward-only model (ONNX) with a gradient method
         raise CommandError(str(error)) from error
+    out = Path(args.out)
+    try:
+        stems = file_stems(out, [name for _, name in sources], method.name, args.overwrite)
+    except FileExistsError as error:
+        raise CommandError(str(error)) from error
+    renamed = [stem for (_, name), stem in zip(sources, stems) if stem != name]
+    if renamed:
+        print(f"note: {len(renamed)} name(s) in {out}/ hold another method's explanations; "
+              f"{method.name}'s are saved as {renamed[0]} and so on", file=sys.stderr)
     failures = 0
-    photos, names = [], []
+    photos, names, paths = [], [], []
     for source, name in sources:
         try:
-            photos.append(load_image(source, name=None if isinstance(source, Path) else name))
+            side = classifier.view.decode_side
+            photos.append(load_image(source, name=None if isinstance(source, Path) else name, min_side=side))
             names.append(name)
+            paths.append(str(source) if isinstance(source, Path) else None)
         except ImageLoadError as error:
             print(f"error: {error}", file=sys.stderr)
             failures += 1
-    out = Path(args.out)
     bar = tqdm(total=len(photos), desc=f"explain ({method.name})", unit="image", disable=args.quiet)
     for start in range(0, len(photos), args.batch_size):
         chunk = list(range(start, min(start + args.batch_size, len(photos))))
-        failures += explain_chunk(method, classifier, [photos[i] for i in chunk], [names[i] for i in chunk], args, out)
+        picked = ([photos[i] for i in chunk], [names[i] for i in chunk], [paths[i] for i in chunk])
+        failures += explain_chunk(method, classifier, *picked, args, out)
         bar.update(len(chunk))
     bar.close()
-    print(f"wrote {len(sources) - failures} explanation(s) to {out}/", file=sys.stderr)
+    written = len(sources) - failures
+    if written == 0:
+        print(f"nothing written: all {len(sources)} image(s) failed", file=sys.stderr)
+    else:
+        failed = f" ({failures} image(s) failed)" if failures else ""
+        print(f"wrote {written} explanation(s) to {out}/{failed}", file=sys.stderr)
     return 1 if failures else 0
 
 
-def explain_chunk(method, classifier, photos, names, args, out: Path) -> int:
+def explain_chunk(method, classifier, photos, names, paths, args, out: Path) -> int:
     """Explain one batch; when the model fails on it, retry image by image. Returns failures."""
     try:
         batch = prepare_images(photos, classifier)
@@ -102,14 +126,17 @@ def explain_chunk(method, classifier, photos, names, args, out: Path) -> int:
         if len(photos) == 1:
             print(f"error: {names[0]}: {error}", file=sys.stderr)
             return 1
-        return sum(explain_chunk(method, classifier, [p], [n], args, out) for p, n in zip(photos, names))
-    explanation.names = names
-    explanation.save(out, images=photos, view=classifier.view)
+        return sum(
+            explain_chunk(method, classifier, [p], [n], [s], args, out) for p, n, s in zip(photos, names, paths)
+        )
+    explanation.names, explanation.sources = names, paths
+    explanation.save(out, images=photos, view=classifier.view, overwrite=args.overwrite)
     return 0
 
 
 def collect_sources(arguments: list[str]) -> list[tuple[object, str]]:
-    """(source, name) pairs: files as given, folders expanded, the bundled photo by default."""
+    """(source, name) pairs: files as given, folders searched with their sub-folders (a photo is
+    named by its path inside the folder, without the suffix), the bundled photo by default."""
     if not arguments:
         from skimage import data
 
@@ -119,20 +146,10 @@ def collect_sources(arguments: list[str]) -> list[tuple[object, str]]:
         path = Path(argument)
         if path.is_dir():
             try:
-                files = list_images(path)
+                files = list_images(path, recursive=True)
             except ImageLoadError as error:
                 raise CommandError(str(error)) from error
-            sources.extend((file, file.stem) for file in files)
+            sources.extend((file, file.relative_to(path).with_suffix("").as_posix()) for file in files)
         else:
             sources.append((path, path.stem))
-    return _unique_names(sources)
-
-
-def _unique_names(sources: list[tuple[object, str]]) -> list[tuple[object, str]]:
-    seen: dict[str, int] = {}
-    unique = []
-    for source, name in sources:
-        count = seen.get(name, 0)
-        seen[name] = count + 1
-        unique.append((source, name if count == 0 else f"{name}_{count}"))
-    return unique
+    return list(zip([source for source, _ in sources], unique_names([name for _, name in sources])))

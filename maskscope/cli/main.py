@@ -6,6 +6,7 @@ import argparse
 import importlib
 import sys
 
+from maskscope import __version__
 from maskscope.cli.errors import CommandError
 
 #: sub-command name → module in ``maskscope.cli`` that defines ``add_parser(subparsers)`` and ``run(args)``
@@ -22,6 +23,7 @@ COMMANDS = {
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict]:
     parser = argparse.ArgumentParser(prog="maskscope", description="Explain image classifiers by perturbation.")
+    parser.add_argument("--version", action="version", version=f"maskscope {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True)
     modules = {}
     for command, module_name in COMMANDS.items():

@@ -89,8 +89,9 @@ def load_photos(args: argparse.Namespace, classifier: Classifier) -> tuple[torch
             paths = []
             for argument in args.images:
                 path = Path(argument)
-                paths.extend(list_images(path) if path.is_dir() else [path])
-            photos = [(load_image(path), path.stem) for path in paths]
+                paths.extend(list_images(path, recursive=True) if path.is_dir() else [path])
+            side = classifier.view.decode_side
+            photos = [(load_image(path, min_side=side), path.stem) for path in paths]
         elif args.data:
             if args.count < 1:
                 raise CommandError("--count must be at least 1")

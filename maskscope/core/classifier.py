@@ -12,6 +12,8 @@ tensors; callables serve the black-box methods, which need forward passes only.
 
 from __future__ import annotations
 
+import difflib
+
 import os
 from importlib import resources
 from pathlib import Path
@@ -207,6 +209,9 @@ class Classifier:
             if name.lower() == wanted:
                 return index
         close = [n for n in self.class_names if wanted in n.lower()][:5]
+        if not close:
+            lowered = {name.lower(): name for name in self.class_names}
+            close = [lowered[n] for n in difflib.get_close_matches(wanted, list(lowered), n=5, cutoff=0.6)]
         hint = f" (did you mean: {', '.join(close)}?)" if close else ""
         raise TargetError(f"unknown class name {target!r}{hint}")
 

@@ -3,8 +3,14 @@
 One convention for all methods: ``saliency`` is B×H×W at the classifier's input size and
 higher means more important for the target, so metrics never need to know which method
 made a map. On disk an explanation of one image is three files: ``NAME.npy`` (saliency),
-``NAME.json`` (the record) and ``NAME.png`` (an overlay on the photo), plus
-``NAME_mask.npy`` when the method has a raw mask.
+``NAME.json`` (the record, with the photo's name and source path) and ``NAME.png`` (an
+overlay on the photo), plus ``NAME_mask.npy`` when the method has a raw mask. ``NAME`` is
+the photo's name (a name with ``/`` makes sub-folders).
+
+Saving never replaces a file silently: where ``NAME`` already holds another method's
+explanation, the files are called ``NAME_<method>``; where it holds the same method's, or a
+file that is not an explanation (the photo itself, say), saving refuses unless
+``overwrite=True``. :meth:`Explanation.load` finds the records of a folder by itself.
 """
 
 from __future__ import annotations
@@ -33,7 +39,8 @@ class Explanation:
         params: the method's parameters.
         seconds: wall time of the whole call.
         history: per-step objective (B×steps) for optimisation methods.
-        names: a name per image (file stems), used when saving.
+        names: a name per image (the photos' file stems), used when saving.
+        sources: where each image came from (its path), or ``None``; recorded when saving.
     """
 
     saliency: torch.Tensor
@@ -47,6 +54,7 @@ class Explanation:
     seconds: float = 0.0
     history: torch.Tensor | None = None
     names: list[str] = field(default_factory=list)
+    sources: list[str | None] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.saliency.dim() != 3:
@@ -55,6 +63,8 @@ class Explanation:
             raise ValueError(f"{len(self.targets)} targets for {len(self.saliency)} saliency maps")
         if not self.names:
             self.names = [f"image_{i}" for i in range(len(self.saliency))]
+        if not self.sources:
+            self.sources = [None] * len(self.saliency)
 
     def __len__(self) -> int:
         return self.saliency.shape[0]
@@ -78,6 +88,7 @@ class Explanation:
             seconds=self.seconds / max(len(self), 1),
             history=take(self.history),
             names=self.names[pick],
+            sources=self.sources[pick],
         )
 
     def record(self, index: int = 0) -> dict[str, Any]:
@@ -88,6 +99,7 @@ class Explanation:
 
         return {
             "name": self.names[index],
+            "source": self.sources[index],
             "method": self.method,
             "targets": self.targets[index],
             "target_names": self.target_names[index] if self.target_names else [],
@@ -99,7 +111,9 @@ class Explanation:
             "params": _jsonable(self.params),
         }
 
-    def save(self, directory: str | Path, images: list[torch.Tensor] | None = None, view=None) -> list[Path]:
+    def save(
+        self, directory: str | Path, images: list[torch.Tensor] | None = None, view=None, overwrite: bool = False
+    ) -> list[Path]:
         """Write ``.npy``, ``.json`` and (given the original ``images``) overlay ``.png`` files.
 
         Args:
@@ -107,12 +121,17 @@ class Explanation:
             images: the original photos (3×H×W each); without them no overlay is drawn.
             view: the ``ClassifierView`` that made the classifier's input from each photo,
                 used to place the saliency back on the whole photo.
+            overwrite: replace the files of an earlier explanation by the same method (or
+                other files of the same names) instead of refusing.
         Returns: the paths written.
+        Raises:
+            FileExistsError: a file would be replaced and ``overwrite`` is false (nothing is written).
         """
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
+        stems = file_stems(directory, self.names, self.method, overwrite)
         written = []
-        for index, name in enumerate(self.names):
+        for index, name in enumerate(stems):
+            (directory / name).parent.mkdir(parents=True, exist_ok=True)
             saliency = self.saliency[index].detach().cpu().float().numpy()
             np.save(directory / f"{name}.npy", saliency)
             written.append(directory / f"{name}.npy")
@@ -134,9 +153,19 @@ class Explanation:
         return f"{self.method}: {label}{score}"
 
     @classmethod
-    def load(cls, directory: str | Path, names: list[str]) -> "Explanation":
-        """Read explanations written by :meth:`save` back as one batch."""
+    def load(cls, directory: str | Path, names: list[str] | None = None, method: str | None = None) -> "Explanation":
+        """Read explanations written by :meth:`save` back as one batch.
+
+        Args:
+            directory: the folder :meth:`save` wrote to.
+            names: the file names (without suffix) to read; ``None`` reads every record in
+                the folder and its sub-folders, sorted by file name.
+            method: with ``names=None``, only this method's records (needed when the folder
+                holds several methods' explanations).
+        """
         directory = Path(directory)
+        if names is None:
+            names = saved_stems(directory, method)
         records, maps, masks = [], [], []
         for name in names:
             path = directory / f"{name}.json"
@@ -157,8 +186,69 @@ class Explanation:
             scores_after=_optional_tensor([r["score_after"] for r in records]),
             params=records[0]["params"],
             seconds=sum(r["seconds"] for r in records),
-            names=list(names),
+            names=[r["name"] for r in records],
+            sources=[r.get("source") for r in records],
         )
+
+
+def file_stems(directory: str | Path, names: list[str], method: str, overwrite: bool = False) -> list[str]:
+    """The file names (without suffix) under which ``method``'s explanations of ``names`` are saved.
+
+    ``NAME`` when it is free (or ``overwrite``); ``NAME_<method>`` when ``NAME`` holds another
+    method's explanation. Raises FileExistsError, naming the file and ``--overwrite``, when the
+    chosen name holds this method's explanation or a file that is not an explanation.
+    """
+    directory = Path(directory)
+    stems = []
+    for name in names:
+        stem = name
+        held = _saved_method(directory, stem)
+        if held not in (None, method):
+            stem = f"{name}_{method}"
+            held = _saved_method(directory, stem)
+        if held is not None and not overwrite:
+            what = f"a {held} explanation" if held else "a file that is not an explanation"
+            raise FileExistsError(
+                f"{directory / stem}.* already holds {what}; pass overwrite=True (--overwrite) to replace it"
+            )
+        stems.append(stem)
+    return stems
+
+
+def saved_stems(directory: Path, method: str | None = None) -> list[str]:
+    """File names (without suffix) of the explanation records in ``directory`` and its sub-folders."""
+    if not directory.is_dir():
+        raise FileNotFoundError(f"{directory}: no such folder")
+    found: dict[str, list[str]] = {}
+    for path in sorted(directory.rglob("*.json")):
+        held = _record_method(path)
+        if held and (method is None or held == method):
+            found.setdefault(held, []).append(path.relative_to(directory).with_suffix("").as_posix())
+    if not found:
+        which = f" by {method}" if method else ""
+        raise FileNotFoundError(f"{directory}: no explanation records{which}")
+    if len(found) > 1:
+        raise ValueError(f"{directory} holds explanations by {', '.join(sorted(found))}; pass method= to pick one")
+    return next(iter(found.values()))
+
+
+def _saved_method(directory: Path, stem: str) -> str | None:
+    """The method whose explanation is saved as ``stem``, ``""`` for other files of that name, ``None`` if free."""
+    record = directory / f"{stem}.json"
+    if record.is_file():
+        return _record_method(record)
+    others = (directory / f"{stem}{suffix}" for suffix in (".npy", ".png", "_mask.npy"))
+    return "" if any(path.exists() for path in others) else None
+
+
+def _record_method(path: Path) -> str:
+    """The ``method`` of an explanation record, ``""`` when the JSON file is something else."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return ""
+    is_record = isinstance(record, dict) and {"name", "method", "saliency_shape"} <= set(record)
+    return str(record["method"]) if is_record else ""
 
 
 def _optional_tensor(values: list) -> torch.Tensor | None:

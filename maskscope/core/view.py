@@ -56,6 +56,12 @@ class ClassifierView:
             out = _resize(canvas[:, None], (height, width), mode="nearest")[:, 0]
         return out if saliency.dim() == 3 else out[0]
 
+    @property
+    def decode_side(self) -> int:
+        """The short side a photo keeps when it is reduced while decoding: twice what the view
+        resizes it to, so that the view's own antialiased resize makes the last step."""
+        return 2 * (self.resize or self.crop)
+
     def resized_size(self, height: int, width: int) -> tuple[int, int]:
         scale = self.resize / min(height, width)
         new_h, new_w = max(self.crop, round(height * scale)), max(self.crop, round(width * scale))

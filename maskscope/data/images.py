@@ -3,6 +3,10 @@
 Every image leaves this module as a float tensor of shape 3×H×W with values in [0, 1]:
 grayscale is repeated to three channels, an alpha channel is composited over white,
 16-bit and float images are rescaled, and the EXIF orientation of a file is applied.
+
+Given ``min_side``, a large photo is reduced while it is decoded, by the largest integer
+factor that keeps its short side at least ``min_side`` (JPEG's DCT scaling through PIL's
+``draft``, else ``Image.reduce``), so memory follows what the classifier sees, not the file.
 """
 
 from __future__ import annotations
@@ -24,19 +28,21 @@ class ImageLoadError(ValueError):
     """An input could not be read as an image; the message names the input."""
 
 
-def load_image(source: ImageLike, name: str | None = None) -> torch.Tensor:
+def load_image(source: ImageLike, name: str | None = None, min_side: int | None = None) -> torch.Tensor:
     """Return ``source`` as a float tensor 3×H×W in [0, 1].
 
     Args:
         source: a file path, a PIL image, a numpy array (H×W, H×W×C or C×H×W with C in
             {1, 3, 4}; uint8, uint16 or float in [0, 1]) or a tensor of the same layouts.
         name: how to call the input in error messages (defaults to the path).
+        min_side: reduce a file or PIL image while its short side stays at least this
+            (``ClassifierView.decode_side``); ``None`` keeps the full size. Arrays are kept.
     """
     label = name or (str(source) if isinstance(source, (str, os.PathLike)) else type(source).__name__)
     if isinstance(source, (str, os.PathLike)):
-        return _from_pil(_open(Path(source)), label)
+        return _from_pil(_open(Path(source), min_side), label, min_side)
     if isinstance(source, Image.Image):
-        return _from_pil(source, label)
+        return _from_pil(source, label, min_side)
     if isinstance(source, torch.Tensor):
         return _from_array(source.detach().cpu().numpy(), label)
     if isinstance(source, np.ndarray):
@@ -44,31 +50,64 @@ def load_image(source: ImageLike, name: str | None = None) -> torch.Tensor:
     raise ImageLoadError(f"{label}: cannot read an image from a {type(source).__name__}")
 
 
-def list_images(folder: str | os.PathLike) -> list[Path]:
-    """All image files directly inside ``folder``, sorted; an error if there are none."""
+def list_images(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
+    """The image files inside ``folder`` (and its sub-folders when ``recursive``, hidden ones
+    left out), sorted; an error if there are none."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ImageLoadError(f"{folder}: not a directory")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    candidates = folder.rglob("*") if recursive else folder.iterdir()
+    files = sorted(
+        path
+        for path in candidates
+        if path.is_file()
+        and path.suffix.lower() in IMAGE_SUFFIXES
+        and not any(part.startswith(".") for part in path.relative_to(folder).parts)
+    )
     if not files:
         raise ImageLoadError(f"{folder}: no images found (looked for {', '.join(IMAGE_SUFFIXES)})")
     return files
 
 
-def _open(path: Path) -> Image.Image:
+def image_name(source: ImageLike, index: int) -> str:
+    """What to call an image: a file's stem, else ``image_<index>``."""
+    return Path(source).stem if isinstance(source, (str, os.PathLike)) else f"image_{index}"
+
+
+def unique_names(names: list[str]) -> list[str]:
+    """``names`` with repeats numbered: ``flower``, ``flower_1``, ``flower_2``, …"""
+    seen: dict[str, int] = {}
+    unique = []
+    for name in names:
+        count = seen.get(name, 0)
+        seen[name] = count + 1
+        unique.append(name if count == 0 else f"{name}_{count}")
+    return unique
+
+
+def _open(path: Path, min_side: int | None = None) -> Image.Image:
     if not path.exists():
         raise ImageLoadError(f"{path}: no such file")
     if path.is_dir():
         raise ImageLoadError(f"{path}: is a directory, not an image")
     try:
         image = Image.open(path)
+        factor = _reduction(image.size, min_side)
+        if factor > 1 and image.format == "JPEG":
+            width, height = image.size
+            image.draft("RGB", (-(-width // factor), -(-height // factor)))
         image.load()
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
         raise ImageLoadError(f"{path}: unreadable or truncated image ({error})") from error
     return ImageOps.exif_transpose(image)
 
 
-def _from_pil(image: Image.Image, label: str) -> torch.Tensor:
+def _reduction(size: tuple[int, int], min_side: int | None) -> int:
+    """The largest integer factor that keeps the short side of ``size`` at least ``min_side``."""
+    return 1 if min_side is None else max(1, min(size) // min_side)
+
+
+def _from_pil(image: Image.Image, label: str, min_side: int | None = None) -> torch.Tensor:
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         array = np.asarray(image, dtype=np.float64)
         peak = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
@@ -79,7 +118,9 @@ def _from_pil(image: Image.Image, label: str) -> torch.Tensor:
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(white, rgba)
-    return _from_array(np.asarray(image.convert("RGB")), label)
+    image = image.convert("RGB")
+    factor = _reduction(image.size, min_side)
+    return _from_array(np.asarray(image.reduce(factor) if factor > 1 else image), label)
 
 
 def _from_array(array: np.ndarray, label: str) -> torch.Tensor:

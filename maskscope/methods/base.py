@@ -4,11 +4,16 @@ Methods follow the scikit-learn convention: every parameter is set in ``__init__
 as an attribute of the same name; the work happens in :meth:`Method.explain` (also the
 call operator), which takes a classifier, a batch of images and the targets, and returns an
 :class:`~maskscope.core.explanation.Explanation`. Nothing happens on import.
+
+Every construction is checked first against the method's parameter schema (the ``__init__``
+type hints plus the class's ``constraints``, see :mod:`maskscope.methods.parameters`), so a
+bad value fails with one line naming it, from Python and from the command line alike.
 """
 
 from __future__ import annotations
 
 import inspect
+import os
 import time
 from typing import Any, ClassVar, Sequence
 
@@ -17,7 +22,8 @@ import torch
 from maskscope.core.classifier import Classifier
 from maskscope.core.explanation import Explanation
 from maskscope.core.targets import TargetSpec, resolve_targets, target_weights
-from maskscope.data.images import ImageLike, load_image
+from maskscope.data.images import ImageLike, image_name, load_image, unique_names
+from maskscope.methods.parameters import Constraint, check_parameters
 
 
 class Method:
@@ -28,6 +34,12 @@ class Method:
     needs_gradients: ClassVar[bool] = True
     #: whether the method needs a trained checkpoint (``bench --methods all`` leaves such methods out)
     needs_checkpoint: ClassVar[bool] = False
+    #: ranges and choices of parameters, beyond what the ``__init__`` type hints say (merged along the MRO)
+    constraints: ClassVar[dict[str, Constraint]] = {}
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> "Method":
+        check_parameters(cls, args, kwargs)
+        return super().__new__(cls)
 
     def get_params(self) -> dict[str, Any]:
         """The constructor's parameters and their current values."""
@@ -52,7 +64,8 @@ class Method:
         Args:
             classifier: the model wrapper.
             images: a tensor B×3×H×W in [0, 1] already in the classifier's view, or a list
-                of images (paths, PIL, arrays) that are loaded and put in its view.
+                of images (paths, PIL, arrays) that are loaded and put in its view; the
+                explanation is then named after the files and records their paths.
             target: ``"top1"``, ``"topk:K"``, an index, a class name, or one per image.
             seed: fixes every random choice of the method.
         """
@@ -69,6 +82,9 @@ class Method:
         explanation.target_names = [[classifier.class_names[c] for c in classes] for classes in targets]
         explanation.params = self.get_params()
         explanation.seconds = time.perf_counter() - start
+        if not isinstance(images, torch.Tensor):
+            explanation.names = unique_names([image_name(image, i) for i, image in enumerate(images)])
+            explanation.sources = [str(image) if isinstance(image, (str, os.PathLike)) else None for image in images]
         return explanation
 
     __call__ = explain
@@ -90,5 +106,6 @@ def prepare_images(images: torch.Tensor | Sequence[ImageLike], classifier: Class
         if batch.shape[1] != 3:
             raise ValueError(f"images must be B×3×H×W, got {tuple(batch.shape)}")
     else:
-        batch = torch.stack([classifier.view(load_image(image)) for image in images])
+        side = classifier.view.decode_side
+        batch = torch.stack([classifier.view(load_image(image, min_side=side)) for image in images])
     return batch.float().to(classifier.device)

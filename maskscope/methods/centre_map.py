@@ -11,6 +11,7 @@ import torch
 
 from maskscope.core.explanation import Explanation
 from maskscope.methods.base import Method
+from maskscope.methods.parameters import positive
 from maskscope.methods.registry import register
 
 
@@ -24,10 +25,9 @@ class CentreMap(Method):
 
     name = "centre"
     needs_gradients = False
+    constraints = {"sigma": positive()}
 
     def __init__(self, sigma: float = 0.25) -> None:
-        if sigma <= 0:
-            raise ValueError(f"sigma must be positive, got {sigma}")
         self.sigma = sigma
 
     def _explain(self, classifier, images, targets, weights, seed):

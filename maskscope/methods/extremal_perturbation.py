@@ -40,6 +40,8 @@ from maskscope.core.masks import Upsampler
 from maskscope.core.optimisation import Adam, Gradient, optimise_masks
 from maskscope.core.regularisers import area_target
 from maskscope.methods.base import Method
+from maskscope.core.games import CLASS_LOSSES
+from maskscope.methods.parameters import Interval, OneOf, at_least, positive
 from maskscope.methods.registry import register
 
 
@@ -94,6 +96,11 @@ class ExtremalPerturbation(Method):
     """
 
     name = "ep"
+    constraints = {
+        "areas": Interval(0, 1, True, True), "mask_step": at_least(1), "smooth_sigma": at_least(0),
+        "max_blur": at_least(0), "blur_levels": at_least(1), "area_weight": at_least(0), "area_growth": positive(),
+        "class_loss": OneOf(*CLASS_LOSSES), "lr": positive(), "steps": at_least(1), "batch_size": at_least(1),
+    }
 
     def __init__(
         self,

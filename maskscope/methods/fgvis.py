@@ -39,6 +39,7 @@ from maskscope.core.masks import Upsampler
 from maskscope.core.optimisation import Gradient, NormalisedSGD, optimise_masks
 from maskscope.core.regularisers import l1
 from maskscope.methods.base import Method
+from maskscope.methods.parameters import Interval, OneOf, at_least, positive
 from maskscope.methods.registry import register
 
 #: the λ line search of the paper: 13 log-spaced values from 1e-4 to 1e-10
@@ -62,6 +63,10 @@ class FGVis(Method):
     """
 
     name = "fgvis"
+    constraints = {
+        "game": OneOf(*GAMES), "lambdas": at_least(0), "steps": at_least(1), "lr": positive(),
+        "start_width": Interval(0, 1), "batch_size": at_least(1),
+    }
 
     def __init__(
         self,

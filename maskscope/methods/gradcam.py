@@ -9,7 +9,8 @@ class score ``y^c`` (the logit, before the softmax):
 ``L^c`` is upsampled bilinearly to the input size. The layer is named by ``layer``; by
 default it is the last module (in execution order) whose output is a 4-D activation with
 more than one position in each spatial direction — the paper's "last convolutional layer".
-Every hook is removed before the method returns, whether or not the call succeeds.
+Images go ``batch_size`` at a time through the forward and backward pass. Every hook is
+removed before the method returns, whether or not the call succeeds.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from maskscope.core.classifier import Classifier
 from maskscope.core.explanation import Explanation
 from maskscope.core.layer_masks import find_module
 from maskscope.methods.base import Method
-from maskscope.methods.gradient import check_score_kind, target_score
+from maskscope.methods.gradient import SCORE_KINDS, chunks, target_score
+from maskscope.methods.parameters import OneOf, at_least
 from maskscope.methods.registry import register
 
 
@@ -88,19 +90,31 @@ class GradCAM(Method):
     Args:
         layer: module name as in ``model.named_modules()``; ``None`` finds the last spatial one.
         score: ``"logit"`` (the paper's pre-softmax ``y^c``) or ``"probability"``.
+        batch_size: images per forward/backward pass (default: 8 on a CPU, 64 on a GPU).
+        progress: show a progress bar.
     """
 
     name = "gradcam"
+    constraints = {"score": OneOf(*SCORE_KINDS), "batch_size": at_least(1)}
 
-    def __init__(self, layer: str | None = None, score: str = "logit") -> None:
+    def __init__(
+        self, layer: str | None = None, score: str = "logit", batch_size: int | None = None, progress: bool = False
+    ) -> None:
         self.layer = layer
-        self.score = check_score_kind(score)
+        self.score = score
+        self.batch_size = batch_size
+        self.progress = progress
 
     def _explain(self, classifier, images, targets, weights, seed):
         layer = self.layer or last_spatial_layer(classifier, images)
         module = find_module(classifier.model, layer)
-        activations, gradients = layer_activations_and_gradients(classifier, images, weights, module, self.score)
-        alpha = gradients.mean((2, 3), keepdim=True)
-        cam = F.relu((alpha * activations).sum(1, keepdim=True))
+        maps = []
+        for part in chunks(len(images), self.batch_size, images.device, self.progress, "Grad-CAM"):
+            activations, gradients = layer_activations_and_gradients(
+                classifier, images[part], weights[part], module, self.score
+            )
+            alpha = gradients.mean((2, 3), keepdim=True)
+            maps.append(F.relu((alpha * activations).sum(1, keepdim=True)))
+        cam = torch.cat(maps)
         saliency = F.interpolate(cam, size=images.shape[-2:], mode="bilinear", align_corners=False)
         return Explanation(saliency=saliency[:, 0].cpu(), targets=targets, method=self.name, mask=cam.cpu())

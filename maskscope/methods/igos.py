@@ -33,6 +33,7 @@ from maskscope.core.masks import Upsampler
 from maskscope.core.optimisation import optimise_masks
 from maskscope.core.regularisers import l1, total_variation
 from maskscope.methods.base import Method
+from maskscope.methods.parameters import Interval, at_least, positive
 from maskscope.methods.registry import register
 
 #: (λ1, λ2) by mask resolution, from the authors' code
@@ -73,6 +74,11 @@ class IGOS(Method):
     """
 
     name = "igos"
+    constraints = {
+        "resolution": at_least(1), "l1": at_least(0), "tv": at_least(0), "tv_beta": positive(), "points": at_least(1),
+        "noise": at_least(0), "steps": at_least(1), "initial_step": positive(), "shrink": Interval(0, 1, True, True),
+        "decrease": at_least(0), "smallest_step": positive(), "batch_size": at_least(1),
+    }
 
     def __init__(
         self,

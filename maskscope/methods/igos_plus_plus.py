@@ -24,6 +24,7 @@ from maskscope.core.optimisation import optimise_masks
 from maskscope.core.paired_masks import DeletionInsertionProblem, IntegratedDeletionInsertion
 from maskscope.core.regularisers import bilateral_total_variation, l1
 from maskscope.methods.igos import IGOS
+from maskscope.methods.parameters import positive
 from maskscope.methods.registry import register
 
 
@@ -36,6 +37,7 @@ class IGOSPlusPlus(IGOS):
     """
 
     name = "igos++"
+    constraints = {"tv_sigma": positive()}
 
     def __init__(
         self,

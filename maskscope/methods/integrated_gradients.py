@@ -19,12 +19,14 @@ Output: ``saliency = Σ_channels |IG|``; ``mask`` holds the signed attributions 
 from __future__ import annotations
 
 import torch
+from tqdm.auto import tqdm
 
 from maskscope.core.explanation import Explanation
 from maskscope.core.fillers import resolve_filler
 from maskscope.core.scoring import default_batch_size
 from maskscope.methods.base import Method
-from maskscope.methods.gradient import check_score_kind, input_gradients, target_score
+from maskscope.methods.gradient import SCORE_KINDS, input_gradients, target_score
+from maskscope.methods.parameters import OneOf, at_least
 from maskscope.methods.registry import register
 
 
@@ -37,19 +39,25 @@ class IntegratedGradients(Method):
         baseline: ``"black"``, ``"mean"`` (the classifier's mean colour) or another filler spec.
         score: ``"probability"`` or ``"logit"``.
         batch_size: path points per forward/backward pass (default: 8 on a CPU, 64 on a GPU).
+        progress: show a progress bar.
     """
 
     name = "integrated_gradients"
+    constraints = {"steps": at_least(1), "score": OneOf(*SCORE_KINDS), "batch_size": at_least(1)}
 
     def __init__(
-        self, steps: int = 50, baseline: str = "black", score: str = "probability", batch_size: int | None = None
+        self,
+        steps: int = 50,
+        baseline: str = "black",
+        score: str = "probability",
+        batch_size: int | None = None,
+        progress: bool = False,
     ) -> None:
-        if steps < 1:
-            raise ValueError(f"steps must be at least 1, got {steps}")
         self.steps = steps
         self.baseline = baseline
-        self.score = check_score_kind(score)
+        self.score = score
         self.batch_size = batch_size
+        self.progress = progress
 
     def _explain(self, classifier, images, targets, weights, seed):
         batch = images.shape[0]
@@ -58,7 +66,8 @@ class IntegratedGradients(Method):
         alphas = torch.arange(1, self.steps + 1, device=images.device, dtype=images.dtype) / self.steps
         total = torch.zeros_like(images)
         pairs = torch.arange(batch * self.steps, device=images.device)
-        for chunk in pairs.split(default_batch_size(self.batch_size, images.device)):
+        parts = pairs.split(default_batch_size(self.batch_size, images.device))
+        for chunk in tqdm(parts, desc="integrated gradients", disable=not self.progress, leave=False):
             image_index, step_index = chunk // self.steps, chunk % self.steps
             alpha = alphas[step_index].view(-1, 1, 1, 1)
             points = references[image_index] + alpha * difference[image_index]

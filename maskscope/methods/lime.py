@@ -38,6 +38,7 @@ from maskscope.core.explanation import Explanation
 from maskscope.core.fillers import Filler, resolve_filler
 from maskscope.core.scoring import default_batch_size, score_perturbations
 from maskscope.methods.base import Method
+from maskscope.methods.parameters import OneOf, at_least, positive
 from maskscope.methods.registry import register
 
 REGRESSIONS = {"ridge": 1.0, "lasso": 0.01}  # name -> default α
@@ -139,6 +140,10 @@ class LIME(Method):
 
     name = "lime"
     needs_gradients = False
+    constraints = {
+        "samples": at_least(2), "segments": at_least(1), "compactness": positive(), "sigma": at_least(0),
+        "kernel_width": positive(), "regression": OneOf(*REGRESSIONS), "alpha": at_least(0), "batch_size": at_least(1),
+    }
 
     def __init__(
         self,
@@ -153,14 +158,6 @@ class LIME(Method):
         batch_size: int | None = None,
         progress: bool = False,
     ) -> None:
-        if samples < 2:
-            raise ValueError(f"LIME needs at least 2 samples, got {samples}")
-        if regression not in REGRESSIONS:
-            raise ValueError(f"regression must be one of {', '.join(REGRESSIONS)}, got {regression!r}")
-        if kernel_width <= 0:
-            raise ValueError(f"kernel_width must be positive, got {kernel_width}")
-        if alpha is not None and alpha < 0:
-            raise ValueError(f"alpha must be non-negative, got {alpha}")
         self.samples = samples
         self.segments = segments
         self.compactness = compactness

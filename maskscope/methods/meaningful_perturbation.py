@@ -36,6 +36,7 @@ from maskscope.core.optimisation import Adam, Gradient, optimise_masks
 from maskscope.core.regularisers import l1, total_variation
 from maskscope.core.scoring import score_perturbations
 from maskscope.methods.base import Method
+from maskscope.methods.parameters import OneOf, at_least, positive
 from maskscope.methods.registry import register
 
 INITS = ("circular", "ones", "half", "uniform")
@@ -63,6 +64,11 @@ class MeaningfulPerturbation(Method):
     """
 
     name = "mp"
+    constraints = {
+        "game": OneOf("deletion", "preservation"), "init": OneOf(*INITS), "resolution": at_least(1),
+        "smooth_sigma": at_least(0), "l1": at_least(0), "tv": at_least(0), "tv_beta": positive(), "lr": positive(),
+        "steps": at_least(1), "jitter": at_least(0), "batch_size": at_least(1),
+    }
     #: blend with the binarised ``up(m)`` and a straight-through gradient (MP-G)
     binary_blend: ClassVar[bool] = False
 

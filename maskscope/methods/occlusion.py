@@ -39,6 +39,7 @@ from maskscope.core.explanation import Explanation
 from maskscope.core.fillers import Filler, resolve_filler
 from maskscope.core.windows import PLACEMENTS, WindowGrid, score_windows, soft_disc_stamp, square_stamp
 from maskscope.methods.base import Method
+from maskscope.methods.parameters import OneOf, at_least
 from maskscope.methods.registry import register
 
 
@@ -77,6 +78,10 @@ class Occlusion(Method):
 
     name = "occlusion"
     needs_gradients = False
+    constraints = {
+        "variant": OneOf(*VARIANTS), "sizes": at_least(1), "stride": at_least(1), "edge_sigma": at_least(0),
+        "placement": OneOf(*PLACEMENTS), "batch_size": at_least(1),
+    }
 
     def __init__(
         self,
@@ -89,14 +94,6 @@ class Occlusion(Method):
         batch_size: int | None = None,
         progress: bool = False,
     ) -> None:
-        if variant not in VARIANTS:
-            raise ValueError(f"unknown occlusion variant {variant!r}; choose from {', '.join(VARIANTS)}")
-        if placement not in PLACEMENTS:
-            raise ValueError(f"placement must be one of {PLACEMENTS}, got {placement!r}")
-        if stride < 1:
-            raise ValueError(f"stride must be positive, got {stride}")
-        if sizes is not None and any(int(size) < 1 for size in _as_tuple(sizes)):
-            raise ValueError(f"window sizes must be positive, got {sizes}")
         self.variant = variant
         self.sizes = sizes
         self.stride = stride

@@ -26,6 +26,7 @@ from maskscope.core.explanation import Explanation
 from maskscope.core.fillers import Filler, resolve_filler
 from maskscope.core.scoring import default_batch_size, score_perturbations
 from maskscope.methods.base import Method
+from maskscope.methods.parameters import Interval, at_least
 from maskscope.methods.registry import register
 
 
@@ -58,6 +59,7 @@ class RISE(Method):
 
     name = "rise"
     needs_gradients = False
+    constraints = {"masks": at_least(1), "cells": at_least(1), "keep": Interval(0, 1, low_open=True), "batch_size": at_least(1)}
 
     def __init__(
         self,
@@ -68,10 +70,6 @@ class RISE(Method):
         batch_size: int | None = None,
         progress: bool = False,
     ) -> None:
-        if masks < 1 or cells < 1:
-            raise ValueError(f"masks and cells must be positive, got {masks} and {cells}")
-        if not 0 < keep <= 1:
-            raise ValueError(f"keep must be in (0, 1], got {keep}")
         self.masks = masks
         self.cells = cells
         self.keep = keep

@@ -23,6 +23,7 @@ from maskscope.core.explanation import Explanation
 from maskscope.core.fillers import Filler, resolve_filler
 from maskscope.core.windows import WindowGrid, score_windows, square_stamp
 from maskscope.methods.base import Method
+from maskscope.methods.parameters import at_least
 from maskscope.methods.registry import register
 
 
@@ -44,6 +45,7 @@ class SlidingPatch(Method):
 
     name = "sliding_patch"
     needs_gradients = False
+    constraints = {"patch": at_least(1), "stride": at_least(1), "batch_size": at_least(1)}
 
     def __init__(
         self,
@@ -53,8 +55,6 @@ class SlidingPatch(Method):
         batch_size: int | None = None,
         progress: bool = False,
     ) -> None:
-        if patch < 1 or stride < 1:
-            raise ValueError(f"patch and stride must be positive, got {patch} and {stride}")
         self.patch = patch
         self.stride = stride
         self.filler = filler

@@ -20,12 +20,14 @@ import os
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 from maskscope.core.explanation import Explanation
 from maskscope.core.fillers import Constant
 from maskscope.core.scoring import score_perturbations
 from maskscope.methods.base import Method
 from maskscope.methods.explainer.checkpoint import load_checkpoint, network_from_checkpoint
+from maskscope.methods.parameters import at_least
 from maskscope.methods.registry import register
 
 
@@ -36,17 +38,20 @@ class Explainer(Method):
     Args:
         checkpoint: a ``best.pt`` (or ``last.pt``) written by ``maskscope train-explainer``.
         batch_size: images per forward pass of the explainer network.
+        progress: show a progress bar.
     """
 
     name = "explainer"
     needs_gradients = False
     needs_checkpoint = True
+    constraints = {"batch_size": at_least(1)}
 
-    def __init__(self, checkpoint: str | os.PathLike | None = None, batch_size: int = 16) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    def __init__(
+        self, checkpoint: str | os.PathLike | None = None, batch_size: int = 16, progress: bool = False
+    ) -> None:
         self.checkpoint = checkpoint
         self.batch_size = batch_size
+        self.progress = progress
         self._loaded: tuple[tuple, object, torch.nn.Module] | None = None
 
     def network(self, classifier) -> torch.nn.Module:
@@ -64,8 +69,8 @@ class Explainer(Method):
     def class_masks(self, classifier, images: torch.Tensor) -> torch.Tensor:
         """All class masks ``s_c`` (B×C×H×W in [0, 1]) of pixel-space images B×3×H×W."""
         network = self.network(classifier)
-        masks = [network(classifier.normalise(chunk)).float().sigmoid() for chunk in images.split(self.batch_size)]
-        return torch.cat(masks)
+        chunks = tqdm(images.split(self.batch_size), desc="explainer", disable=not self.progress, leave=False)
+        return torch.cat([network(classifier.normalise(chunk)).float().sigmoid() for chunk in chunks])
 
     def _explain(self, classifier, images, targets, weights, seed):
         class_masks = self.class_masks(classifier, images)
