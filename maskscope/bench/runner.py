@@ -146,6 +146,7 @@ def _prepare(classifier, dataset, samples, config, with_objects, done):
         else:
             item.target = top1[index]
             item.label = dataset.label_of(item.target, classifier.class_names)
+        item.class_name = classifier.class_names[item.target] if item.target >= 0 else None
         if item.target < 0:
             records += _all(item.sample.name, config, done, "skipped", "the image has no label")
         elif with_objects and item.label not in item.sample.labels:
@@ -214,7 +215,7 @@ def _score_method(classifier, method, items, images, config, source, done) -> li
 
 def _record(item: Item, method: str, metric: str, seconds: float) -> dict:
     return {"image": item.sample.name, "method": method, "metric": metric, "target": item.target,
-            "target_name": item.label, "seconds": round(seconds, 4)}
+            "target_name": item.class_name, "label": item.label, "seconds": round(seconds, 4)}
 
 
 def _for_metrics(item, method, config, done, status, reason, seconds=0.0) -> list[dict]:
@@ -238,6 +239,7 @@ def _all(image, config, done, status, reason, target=None, target_name=None) -> 
 
 
 def _save_atomic(path: Path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)  # sample names of sub-folders hold a "/"
     temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
     np.save(temporary, array)
     os.replace(temporary, path)

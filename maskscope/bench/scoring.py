@@ -30,12 +30,14 @@ NEEDS_OBJECTS = ("pointing", "weak_localisation", "segmentation")
 
 @dataclass
 class Item:
-    """One image being scored: its annotations, photo size, target class and the target's label."""
+    """One image being scored: its annotations, photo size, target class, the target's label in
+    the dataset (``None`` when the class denotes none) and the class's name in the classifier."""
 
     sample: Sample
     size: tuple[int, int]
     target: int
     label: str | None
+    class_name: str | None = None
 
 
 def check_metric(spec: str) -> str:

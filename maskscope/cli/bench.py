@@ -12,12 +12,13 @@ import sys
 from maskscope.bench.config import BenchConfig
 from maskscope.data.registry import open_dataset
 from maskscope.bench.runner import run_bench
+from maskscope.bench.scoring import check_metric
 from maskscope.bench.summary import summarise
 from maskscope.cli.errors import CommandError
 from maskscope.cli.options import add_model_options, load_classifier, parse_params
 from maskscope.core.classifier import Classifier
 from maskscope.data.dataset import Dataset, DatasetError
-from maskscope.methods import METHODS
+from maskscope.methods import METHODS, get_method
 
 
 def add_shared_options(parser: argparse.ArgumentParser) -> None:
@@ -67,7 +68,23 @@ def build_config(args: argparse.Namespace, methods: list[str] | None, params: di
         raise CommandError(str(error)) from error
     if config.batch_size < 1 or config.score_batch_size < 1:
         raise CommandError("--batch-size and --score-batch-size must be at least 1")
+    if config.seed < 0:
+        raise CommandError(f"--seed must be at least 0, got {config.seed}")
+    try:  # checked before the model and the data are opened
+        for spec in config.metrics:
+            check_metric(spec)
+    except ValueError as error:
+        raise CommandError(str(error)) from error
     return config
+
+
+def check_methods(config: BenchConfig) -> None:
+    """Every method name and parameter of ``config``, checked before the model and the data are opened."""
+    try:
+        for name in config.methods:
+            get_method(name, **config.params.get(name, {}))
+    except ValueError as error:
+        raise CommandError(str(error)) from error
 
 
 def untrained_methods() -> list[str]:
@@ -94,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
     if args.methods:
         methods = untrained_methods() if args.methods == "all" else [m.strip().lower() for m in args.methods.split(",")]
     config = build_config(args, methods, method_params(args.param, methods or []) if args.param else None)
+    check_methods(config)
     dataset, classifier = open_dataset_and_model(args, config)
     try:
         run_bench(classifier, dataset, config, args.out, force=args.force, progress=not args.quiet)
