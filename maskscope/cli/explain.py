@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
+from maskscope.core.progress import progress_bar
 
 from maskscope.cli.errors import CommandError
 from maskscope.cli.options import add_model_options, load_classifier, parse_params
@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: {error}", file=sys.stderr)
             failures += 1
     out = Path(args.out)
-    bar = tqdm(total=len(photos), desc=f"explain ({method.name})", unit="image", disable=args.quiet)
+    bar = progress_bar(total=len(photos), desc=f"explain ({method.name})", unit="image", disable=args.quiet)
     for start in range(0, len(photos), args.batch_size):
         chunk = list(range(start, min(start + args.batch_size, len(photos))))
         failures += explain_chunk(method, classifier, [photos[i] for i in chunk], [names[i] for i in chunk], args, out)
