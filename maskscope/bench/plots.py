@@ -1,4 +1,4 @@
-"""Mean deletion and insertion curves per method, one panel per metric (matplotlib, Agg)."""
+"""Mean deletion and insertion curves per method, one panel per metric (matplotlib's object API on the Agg canvas)."""
 
 from __future__ import annotations
 
@@ -16,13 +16,11 @@ def plot_curves(records: list[dict], path: Path) -> bool:
             curves[record["metric"]][record["method"]].append(record["values"])
     if not curves:
         return False
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from maskscope.plotting.overlay import new_figure
 
     metrics = sorted(curves)
-    figure, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.6), squeeze=False)
+    figure = new_figure(4.5 * len(metrics), 3.6)
+    axes = figure.subplots(1, len(metrics), squeeze=False)
     for axis, metric in zip(axes[0], metrics):
         for method, values in sorted(curves[metric].items()):
             fractions = values[0]["fractions"]
@@ -33,5 +31,4 @@ def plot_curves(records: list[dict], path: Path) -> bool:
         axis.legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
-    plt.close(figure)
     return True

@@ -28,6 +28,8 @@ class Method:
     needs_gradients: ClassVar[bool] = True
     #: whether the method needs a trained checkpoint (``bench --methods all`` leaves such methods out)
     needs_checkpoint: ClassVar[bool] = False
+    #: whether the map varies pixel by pixel (gradients): figures clip it at a percentile to show it
+    pixel_level: ClassVar[bool] = False
 
     def get_params(self) -> dict[str, Any]:
         """The constructor's parameters and their current values."""

@@ -62,6 +62,7 @@ class FGVis(Method):
     """
 
     name = "fgvis"
+    pixel_level = True
 
     def __init__(
         self,

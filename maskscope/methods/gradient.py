@@ -48,6 +48,7 @@ class Gradient(Method):
     """
 
     name = "gradient"
+    pixel_level = True
 
     def __init__(self, score: str = "logit") -> None:
         self.score = check_score_kind(score)

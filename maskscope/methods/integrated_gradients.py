@@ -40,6 +40,7 @@ class IntegratedGradients(Method):
     """
 
     name = "integrated_gradients"
+    pixel_level = True
 
     def __init__(
         self, steps: int = 50, baseline: str = "black", score: str = "probability", batch_size: int | None = None
