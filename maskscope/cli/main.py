@@ -17,6 +17,7 @@ COMMANDS = {
     "evaluate": "evaluate",
     "train-explainer": "train_explainer",
     "study": "study",
+    "report": "report",
 }
 
 
