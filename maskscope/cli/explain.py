@@ -105,7 +105,16 @@ def explain_chunk(method, classifier, photos, names, args, out: Path) -> int:
         return sum(explain_chunk(method, classifier, [p], [n], args, out) for p, n in zip(photos, names))
     explanation.names = names
     explanation.save(out, images=photos, view=classifier.view)
+    for index in range(len(explanation)):
+        print(photo_line(explanation.record(index)))
     return 0
+
+
+def photo_line(record: dict) -> str:
+    """``NAME: CLASS, p BEFORE → AFTER, S s``: one line per explained photo."""
+    after = "" if record["score_after"] is None else f" → {record['score_after']:.3f}"
+    return (f"{record['name']}: {' + '.join(record['target_names'])}, p {record['score_before']:.3f}{after}, "
+            f"{record['seconds']:.1f} s")
 
 
 def collect_sources(arguments: list[str]) -> list[tuple[object, str]]:
