@@ -127,7 +127,7 @@ const controls = { "f-class": "className", "f-metric": "metric", "f-sort": "sort
 for (const [id, key] of Object.entries(controls)) {
   document.getElementById(id).addEventListener("change", (event) => { state[key] = event.target.value; state.limit = PAGE; drawGallery(); });
 }
-document.getElementById("g-more").addEventListener("click", () => { state.limit += PAGE; drawGallery(); });
+document.getElementById("g-more").addEventListener("click", () => { state.limit += PAGE; appendRows(); });
 
 function valueOf(image, method) {
   const cell = image.c[method];
@@ -165,25 +165,33 @@ function drawCell(image, method) {
   if (cell.s !== "ok") td.appendChild(element("div", { class: cell.s }, `${cell.s}: ${cell.r || ""}`));
   return td;
 }
+let listed = [], drawn = 0; // the filtered, sorted photos, and how many rows of them are on the page
 function drawGallery() {
   const methods = DATA.methods.filter((m) => shownMethods.has(m));
   const head = document.querySelector("#gallery thead tr");
   head.replaceChildren(element("th", {}, "photo"), ...methods.map((m) => element("th", { "data-method": m }, m)));
-  const images = chosenImages();
+  listed = chosenImages();
+  drawn = 0;
+  document.querySelector("#gallery tbody").replaceChildren();
+  appendRows();
+}
+function appendRows() { // rows are added, never redrawn, as "show more" grows the page
+  const methods = DATA.methods.filter((m) => shownMethods.has(m));
   const body = document.querySelector("#gallery tbody");
-  body.replaceChildren();
-  for (const image of images.slice(0, state.limit)) {
+  const rows = document.createDocumentFragment();
+  for (const image of listed.slice(drawn, state.limit)) {
     const row = element("tr", { "data-image": image.n });
     const first = element("td", { class: "photo" });
     first.append(element("b", {}, image.n), element("div", {}, image.l || "(no class)"));
     if (state.sort !== "name") first.appendChild(element("div", { class: "chosen" }, `sort key: ${number(sortKey(image), 4)}`));
     row.appendChild(first);
     for (const method of methods) row.appendChild(drawCell(image, method));
-    body.appendChild(row);
+    rows.appendChild(row);
   }
-  const shown = Math.min(state.limit, images.length);
-  document.getElementById("g-count").textContent = `${shown} of ${images.length} photos shown (${DATA.images.length} in the run)`;
-  document.getElementById("g-more").hidden = shown >= images.length;
+  body.appendChild(rows);
+  drawn = Math.min(state.limit, listed.length);
+  document.getElementById("g-count").textContent = `${drawn} of ${listed.length} photos shown (${DATA.images.length} in the run)`;
+  document.getElementById("g-more").hidden = drawn >= listed.length;
 }
 if (!DATA.images.some((im) => Object.values(im.c).some((c) => c.t))) document.getElementById("gallery").classList.add("no-maps");
 drawGallery();
