@@ -3,7 +3,9 @@
 from maskscope.core import Classifier, Explanation
 from maskscope.data.images import load_image
 from maskscope.methods import MeaningfulPerturbation, get_method
+from maskscope.plotting.figures import plot_explanations
 
 __version__ = "0.1.0"
 
-__all__ = ["Classifier", "Explanation", "MeaningfulPerturbation", "get_method", "load_image", "__version__"]
+__all__ = ["Classifier", "Explanation", "MeaningfulPerturbation", "get_method", "load_image", "plot_explanations",
+           "__version__"]

@@ -81,6 +81,7 @@ def test_check_entropy_command_on_the_default_model(tmp_path, capsys):
     rows = {row["reference"]: row for row in json.loads(out.read_text())["rows"]}
     assert rows["maximum log C"]["entropy"] == pytest.approx(math.log(1000))
     assert rows["zero"]["entropy"] > rows["photos"]["entropy"]
+    assert (tmp_path / "entropy.png").stat().st_size > 1000  # the figure beside the JSON
 
 
 def test_check_randomisation_command(tmp_path, capsys):
@@ -109,3 +110,4 @@ def test_check_randomisation_command_reports_a_verdict(shapes_task, tmp_path, mo
     assert status == 0 and "gradient passes" in printed
     record = json.loads(out.read_text())
     assert [step["layers"] for step in record["steps"]] == [0, 1, record["num_layers"]]
+    assert (tmp_path / "randomisation.png").stat().st_size > 1000  # the figure beside the JSON

@@ -36,9 +36,11 @@ def photos(tmp_path):
 def test_a_broken_file_does_not_stop_the_others(photos, torchscript_model, tmp_path, capsys):
     out = tmp_path / "out"
     status = main(["explain", str(photos), "--model", str(torchscript_model), "--out", str(out), *FAST])
-    error = capsys.readouterr().err
+    printed = capsys.readouterr()
     assert status == 1
-    assert "broken.jpg: unreadable or truncated image" in error
+    assert "broken.jpg: unreadable or truncated image" in printed.err
+    lines = sorted(printed.out.splitlines())  # one line per photo: class, probability before → after, seconds
+    assert len(lines) == 2 and lines[0].startswith("first: ") and " → " in lines[0] and lines[0].endswith(" s")
     for name in ("first", "second"):
         assert (out / f"{name}.npy").is_file() and (out / f"{name}.png").is_file()
         record = json.loads((out / f"{name}.json").read_text())

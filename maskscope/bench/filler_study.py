@@ -33,7 +33,7 @@ from typing import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from maskscope.core.progress import progress_bar
 
 from maskscope.bench.summary import mean_interval
 from maskscope.core.classifier import Classifier
@@ -123,7 +123,7 @@ def dataset_objects(
     by_label = classes_by_label(dataset, classifier.class_names)
     counts = {"photos": 0, "objects with mapped classes": 0, "in the area range": 0, "kept": 0, "unreadable": 0}
     objects: list[StudyObject] = []
-    for sample in tqdm(dataset, desc="objects", unit="photo", disable=not progress):
+    for sample in progress_bar(dataset, desc="objects", unit="photo", disable=not progress):
         if limit is not None and len(objects) >= limit:
             break
         if not sample.has_masks:
@@ -179,7 +179,7 @@ def fill_objects(
     if not objects:
         raise ValueError("the filler study has no objects to fill")
     rows = []
-    bar = tqdm(total=len(objects), desc="filler study", unit="object", disable=not progress)
+    bar = progress_bar(total=len(objects), desc="filler study", unit="object", disable=not progress)
     for start in range(0, len(objects), batch_size):
         chunk = objects[start : start + batch_size]
         images = torch.stack([o.image for o in chunk]).to(classifier.device)

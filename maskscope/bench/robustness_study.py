@@ -34,7 +34,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from maskscope.core.progress import progress_bar
 
 from maskscope.bench.config import BenchConfig, write_or_check
 from maskscope.bench.records import RecordLog
@@ -162,7 +162,7 @@ def run_robustness_study(
     log = RecordLog(out / "records.jsonl")
     done = log.done
     total = len(samples) * sum(len(v.values) for v in variants)
-    bar = tqdm(total=total, desc="robustness", unit="run", disable=not progress)
+    bar = progress_bar(total=total, desc="robustness", unit="run", disable=not progress)
     for start in range(0, len(samples), config.batch_size):
         chunk = list(samples[start : start + config.batch_size])
         names, images, failures = _load(classifier, chunk)

@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from maskscope.core.progress import progress_bar
 
 from maskscope.bench.config import BenchConfig, write_or_check
 from maskscope.bench.records import RecordLog
@@ -105,7 +105,7 @@ def _run(classifier: Classifier, dataset: Dataset, config: BenchConfig, out: Pat
     done = log.done
     samples = list(dataset.limit(config.limit))
     with_objects = any(sample.boxes or sample.has_masks for sample in samples)
-    bar = tqdm(total=len(samples) * len(config.methods), desc="bench", unit="map", disable=not progress)
+    bar = progress_bar(total=len(samples) * len(config.methods), desc="bench", unit="map", disable=not progress)
     for start in range(0, len(samples), config.batch_size):
         chunk = samples[start : start + config.batch_size]
         todo = [s for s in chunk if any((s.name, m, k) not in done for m in config.methods for k in config.metrics)]

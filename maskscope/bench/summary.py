@@ -52,6 +52,17 @@ def summarise(out: str | os.PathLike) -> list[dict]:
     if not (out / "records.jsonl").exists():
         raise ValueError(f"{out}: no records.jsonl to summarise")
     records = RecordLog(out / "records.jsonl").records
+    rows = summary_rows(records)
+    _write_csv(out / "summary.csv", rows)
+    _write_markdown(out / "summary.md", rows)
+    from maskscope.bench.plots import plot_curves
+
+    plot_curves(records, out / "curves.png")
+    return rows
+
+
+def summary_rows(records: list[dict]) -> list[dict]:
+    """The table rows of a run's records: per method and metric, mean, interval and counts."""
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for record in records:
         groups[(record["method"], record["metric"])].append(record)
@@ -61,11 +72,6 @@ def summarise(out: str | os.PathLike) -> list[dict]:
         counts = {status: sum(r["status"] == status for r in group) for status in ("skipped", "failed")}
         rows += _rows(method, metric, ok, counts)
     rows.sort(key=lambda row: (row["metric"], row["method"]))
-    _write_csv(out / "summary.csv", rows)
-    _write_markdown(out / "summary.md", rows)
-    from maskscope.bench.plots import plot_curves
-
-    plot_curves(records, out / "curves.png")
     return rows
 
 

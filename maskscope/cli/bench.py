@@ -44,6 +44,7 @@ def add_parser(subparsers) -> None:
                         + ", ".join(sorted(METHODS)))
     parser.add_argument("--param", action="append", metavar="METHOD.KEY=VALUE", help="e.g. mp.steps=150")
     parser.add_argument("--summarise", metavar="OUT", help="only write the summary of the run in OUT")
+    parser.add_argument("--no-report", action="store_true", help="do not write the HTML report OUT/report/ at the end")
     add_shared_options(parser)
 
 
@@ -117,7 +118,12 @@ def run(args: argparse.Namespace) -> int:
         run_bench(classifier, dataset, config, args.out, force=args.force, progress=not args.quiet)
     except ValueError as error:
         raise CommandError(str(error)) from error
-    return _summary(args.out)
+    status = _summary(args.out)
+    if not args.no_report:
+        from maskscope.report import write_report
+
+        print(f"wrote {write_report(args.out, progress=not args.quiet)}", file=sys.stderr)
+    return status
 
 
 def open_dataset_and_model(args: argparse.Namespace, config: BenchConfig) -> tuple[Dataset, Classifier]:

@@ -12,6 +12,7 @@ from pathlib import Path
 from maskscope.checks.adversarial import black_image_test
 from maskscope.cli.errors import CommandError
 from maskscope.cli.options import add_model_options, load_classifier
+from maskscope.plotting.check_figures import save_check_figure
 
 
 def add_parser(subparsers) -> None:
@@ -25,7 +26,7 @@ def add_parser(subparsers) -> None:
     defense = parser.add_mutually_exclusive_group()
     defense.add_argument("--no-defense", action="store_true", help="run without the adversarial defense")
     defense.add_argument("--both", action="store_true", help="run without and with the defense")
-    parser.add_argument("--json", type=Path, default=None, help="write the results to this JSON file")
+    parser.add_argument("--json", type=Path, default=None, help="write the results to this JSON file (and a figure beside it, .png)")
     parser.add_argument("--progress", action="store_true", help="print a line per batch")
 
 
@@ -45,5 +46,7 @@ def run(args: argparse.Namespace) -> int:
               f"({result.success_rate:.1%}) in {result.seconds:.0f} s")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"model": classifier.name, **results}, indent=2))
+        record = {"model": classifier.name, **results}
+        args.json.write_text(json.dumps(record, indent=2))
+        save_check_figure("adversarial", record, args.json)
     return 0

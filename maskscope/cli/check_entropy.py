@@ -12,6 +12,7 @@ from pathlib import Path
 
 from maskscope.checks.reference_entropy import EntropyRow, reference_entropy
 from maskscope.cli.options import add_model_options, add_photo_options, load_classifier, load_photos
+from maskscope.plotting.check_figures import save_check_figure
 
 
 def add_parser(subparsers) -> None:
@@ -23,7 +24,7 @@ def add_parser(subparsers) -> None:
     add_photo_options(parser)
     add_model_options(parser)
     parser.add_argument("--seed", type=int, default=0, help="seed of the noise references (default: %(default)s)")
-    parser.add_argument("--json", metavar="OUT", help="also write the rows to this JSON file")
+    parser.add_argument("--json", metavar="OUT", help="also write the rows to this JSON file (and a figure beside it, .png)")
 
 
 def markdown_table(rows: list[EntropyRow], model: str) -> str:
@@ -42,4 +43,5 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         record = {"model": classifier.name, "photos": names, "rows": [row.as_dict() for row in rows]}
         Path(args.json).write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
+        save_check_figure("entropy", record, args.json)
     return 0

@@ -23,6 +23,7 @@ from maskscope.checks.model_randomisation import (
 from maskscope.cli.errors import CommandError
 from maskscope.cli.options import add_model_options, add_photo_options, load_classifier, load_photos, parse_params
 from maskscope.methods import METHODS, get_method
+from maskscope.plotting.check_figures import save_check_figure
 from maskscope.methods.base import Method
 
 COLUMNS = ("spearman", "spearman_abs", "ssim", "ssim_abs", "hog_pearson", "hog_pearson_abs")
@@ -51,7 +52,7 @@ def add_parser(subparsers) -> None:
         help="evenly spaced steps over the layers; 0 = every layer (default: %(default)s)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the method and the re-initialisation")
-    parser.add_argument("--json", metavar="OUT", help="also write the steps to this JSON file")
+    parser.add_argument("--json", metavar="OUT", help="also write the steps to this JSON file (and a figure beside it, .png)")
 
 
 def markdown_table(result: RandomisationResult) -> str:
@@ -96,4 +97,5 @@ def run(args: argparse.Namespace) -> int:
             "steps": [step.as_dict() for step in result.steps],
         }
         Path(args.json).write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
+        save_check_figure("randomisation", record, args.json)
     return 0 if result.passed in (True, None) else 1

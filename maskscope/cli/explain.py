@@ -16,12 +16,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from maskscope.cli.errors import CommandError
 from maskscope.cli.options import add_model_options, load_classifier, parse_params
 from maskscope.core.classifier import ModelOutputError, TargetError
 from maskscope.core.explanation import file_stems
+from maskscope.core.progress import progress_bar
 from maskscope.data.images import ImageLoadError, list_images, load_image, unique_names
 from maskscope.methods import METHODS, get_method
 from maskscope.methods.base import Method, prepare_images
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         except ImageLoadError as error:
             print(f"error: {error}", file=sys.stderr)
             failures += 1
-    bar = tqdm(total=len(photos), desc=f"explain ({method.name})", unit="image", disable=args.quiet)
+    bar = progress_bar(total=len(photos), desc=f"explain ({method.name})", unit="image", disable=args.quiet)
     for start in range(0, len(photos), args.batch_size):
         chunk = list(range(start, min(start + args.batch_size, len(photos))))
         picked = ([photos[i] for i in chunk], [names[i] for i in chunk], [paths[i] for i in chunk])
@@ -131,7 +131,16 @@ def explain_chunk(method, classifier, photos, names, paths, args, out: Path) -> 
         )
     explanation.names, explanation.sources = names, paths
     explanation.save(out, images=photos, view=classifier.view, overwrite=args.overwrite)
+    for index in range(len(explanation)):
+        print(photo_line(explanation.record(index)))
     return 0
+
+
+def photo_line(record: dict) -> str:
+    """``NAME: CLASS, p BEFORE → AFTER, S s``: one line per explained photo."""
+    after = "" if record["score_after"] is None else f" → {record['score_after']:.3f}"
+    return (f"{record['name']}: {' + '.join(record['target_names'])}, p {record['score_before']:.3f}{after}, "
+            f"{record['seconds']:.1f} s")
 
 
 def collect_sources(arguments: list[str]) -> list[tuple[object, str]]:

@@ -18,6 +18,7 @@ COMMANDS = {
     "evaluate": "evaluate",
     "train-explainer": "train_explainer",
     "study": "study",
+    "report": "report",
 }
 
 

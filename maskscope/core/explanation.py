@@ -23,6 +23,9 @@ from typing import Any
 import numpy as np
 import torch
 
+#: most images drawn by an explanation's HTML view in a notebook
+HTML_IMAGES = 8
+
 
 @dataclass
 class Explanation:
@@ -141,8 +144,10 @@ class Explanation:
             written.append(directory / f"{name}.json")
             if images is not None:
                 from maskscope.plotting.overlay import save_overlay
+                from maskscope.plotting.scaling import is_pixel_level
 
-                save_overlay(directory / f"{name}.png", images[index], self.saliency[index], self.title(index), view)
+                save_overlay(directory / f"{name}.png", images[index], self.saliency[index], self.title(index), view,
+                             pixel_level=is_pixel_level(self.method))
                 written.append(directory / f"{name}.png")
         return written
 
@@ -151,6 +156,46 @@ class Explanation:
         label = " + ".join(names)
         score = "" if self.scores_before is None else f" (p = {float(self.scores_before[index]):.2f})"
         return f"{self.method}: {label}{score}"
+
+    def plot(self, index: int = 0, image: torch.Tensor | None = None, view=None, ax=None):
+        """A matplotlib ``Figure`` of image ``index``'s map, over ``image`` when given.
+
+        ``image`` is the photo (3×H×W: the classifier's view, or the whole photo with ``view``).
+        See :func:`maskscope.plotting.figures.plot_explanation`.
+        """
+        from maskscope.plotting.figures import plot_explanation
+
+        return plot_explanation(self, index, image, view, ax)
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the maps (at most ``HTML_IMAGES``) and a table of class, scores and time."""
+        import base64
+        import html
+        import io
+
+        from maskscope.plotting.figures import plot_explanations
+
+        shown = min(len(self), HTML_IMAGES)
+        buffer = io.BytesIO()
+        plot_explanations([self._first(shown)], size=2.4).savefig(buffer, format="png", dpi=80)
+        picture = base64.b64encode(buffer.getvalue()).decode()
+        rows = "".join(
+            f"<tr><td>{html.escape(r['name'])}</td><td>{html.escape(' + '.join(r['target_names']))}</td>"
+            f"<td>{_number(r['score_before'])}</td><td>{_number(r['score_after'])}</td><td>{r['seconds']:.2f}</td></tr>"
+            for r in (self.record(i) for i in range(len(self)))
+        )
+        return (f"<div><b>{html.escape(self.method)}</b>: {len(self)} image(s)"
+                f"{'' if shown == len(self) else f', the first {shown} shown'}<br>"
+                f'<img src="data:image/png;base64,{picture}" alt="saliency maps">'
+                "<table><tr><th>image</th><th>class</th><th>p before</th><th>p after</th><th>s</th></tr>"
+                f"{rows}</table></div>")
+
+    def _first(self, count: int) -> "Explanation":
+        return self if count == len(self) else Explanation(
+            saliency=self.saliency[:count], targets=self.targets[:count], method=self.method,
+            target_names=self.target_names[:count], names=self.names[:count],
+            scores_before=None if self.scores_before is None else self.scores_before[:count],
+            scores_after=None if self.scores_after is None else self.scores_after[:count])
 
     @classmethod
     def load(cls, directory: str | Path, names: list[str] | None = None, method: str | None = None) -> "Explanation":
@@ -249,6 +294,8 @@ def _record_method(path: Path) -> str:
         return ""
     is_record = isinstance(record, dict) and {"name", "method", "saliency_shape"} <= set(record)
     return str(record["method"]) if is_record else ""
+def _number(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
 
 
 def _optional_tensor(values: list) -> torch.Tensor | None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
 import torch
-from tqdm.auto import tqdm
+from maskscope.core.progress import progress_bar
 
 from maskscope.core.games import MaskProblem
 
@@ -125,7 +125,7 @@ def optimise_masks(
     active = torch.ones(masks.shape[0], dtype=torch.bool, device=masks.device)
     ran = torch.zeros(masks.shape[0], dtype=torch.long, device=masks.device)
     history = []
-    for step in tqdm(range(steps), desc=description, disable=not progress, leave=False):
+    for step in progress_bar(range(steps), desc=description, disable=not progress, leave=False):
         loss, grad = direction(problem, masks)
         updated = step_rule.step(problem, masks, grad, loss).clamp(0, 1)
         keep = active.view(-1, *([1] * (masks.dim() - 1)))

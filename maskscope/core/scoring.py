@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
-from tqdm.auto import tqdm
+from maskscope.core.progress import progress_bar
 
 from maskscope.core.classifier import Classifier
 from maskscope.core.fillers import Filler, blend
@@ -70,7 +70,7 @@ def score_perturbations(
     pairs = torch.arange(batch * count)
     results = []
     chunks = pairs.split(default_batch_size(batch_size, images.device))
-    for chunk in tqdm(chunks, desc="scoring", disable=not progress, leave=False):
+    for chunk in progress_bar(chunks, desc="scoring", disable=not progress, leave=False):
         image_index, mask_index = chunk // count, chunk % count
         chunk_masks = upsampler(masks[image_index, mask_index][:, None].to(images), (height, width))
         if static_fill is None:

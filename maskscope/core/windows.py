@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from maskscope.core.progress import progress_bar
 
 from maskscope.core.classifier import Classifier
 from maskscope.core.fillers import Filler
@@ -189,7 +189,7 @@ def score_windows(
     batch_size = default_batch_size(batch_size, images.device)
     per_chunk = max(1, batch_size // batch)
     scores = []
-    for start in tqdm(range(0, len(grid), per_chunk), desc="windows", disable=not progress, leave=False):
+    for start in progress_bar(range(0, len(grid), per_chunk), desc="windows", disable=not progress, leave=False):
         index = torch.arange(start, min(start + per_chunk, len(grid)))
         masks = grid.masks(index).to(images.device)
         scores.append(score_perturbations(classifier, images, masks, filler, weights, batch_size=batch_size))

@@ -40,6 +40,8 @@ class Method:
     def __new__(cls, *args: Any, **kwargs: Any) -> "Method":
         check_parameters(cls, args, kwargs)
         return super().__new__(cls)
+    #: whether the map varies pixel by pixel (gradients): figures clip it at a percentile to show it
+    pixel_level: ClassVar[bool] = False
 
     def get_params(self) -> dict[str, Any]:
         """The constructor's parameters and their current values."""

@@ -67,6 +67,7 @@ class FGVis(Method):
         "game": OneOf(*GAMES), "lambdas": at_least(0), "steps": at_least(1), "lr": positive(),
         "start_width": Interval(0, 1), "batch_size": at_least(1),
     }
+    pixel_level = True
 
     def __init__(
         self,

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Iterator
 
 import torch
-from tqdm.auto import tqdm
+from maskscope.core.progress import progress_bar
 
 from maskscope.core.classifier import Classifier
 from maskscope.core.explanation import Explanation
@@ -28,7 +28,7 @@ SCORE_KINDS = ("logit", "probability")
 def chunks(count: int, batch_size: int | None, device: torch.device, progress: bool, desc: str) -> Iterator[slice]:
     """Slices of ``range(count)`` of ``batch_size`` (the device's default when ``None``), with a progress bar."""
     size = default_batch_size(batch_size, device)
-    for start in tqdm(range(0, count, size), desc=desc, disable=not progress, leave=False):
+    for start in progress_bar(range(0, count, size), desc=desc, disable=not progress, leave=False):
         yield slice(start, min(start + size, count))
 
 
@@ -58,6 +58,7 @@ class Gradient(Method):
 
     name = "gradient"
     constraints = {"score": OneOf(*SCORE_KINDS), "batch_size": at_least(1)}
+    pixel_level = True
 
     def __init__(self, score: str = "logit", batch_size: int | None = None, progress: bool = False) -> None:
         self.score = score

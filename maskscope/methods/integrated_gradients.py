@@ -19,7 +19,7 @@ Output: ``saliency = Σ_channels |IG|``; ``mask`` holds the signed attributions 
 from __future__ import annotations
 
 import torch
-from tqdm.auto import tqdm
+from maskscope.core.progress import progress_bar
 
 from maskscope.core.explanation import Explanation
 from maskscope.core.fillers import resolve_filler
@@ -44,6 +44,7 @@ class IntegratedGradients(Method):
 
     name = "integrated_gradients"
     constraints = {"steps": at_least(1), "score": OneOf(*SCORE_KINDS), "batch_size": at_least(1)}
+    pixel_level = True
 
     def __init__(
         self,
@@ -67,7 +68,7 @@ class IntegratedGradients(Method):
         total = torch.zeros_like(images)
         pairs = torch.arange(batch * self.steps, device=images.device)
         parts = pairs.split(default_batch_size(self.batch_size, images.device))
-        for chunk in tqdm(parts, desc="integrated gradients", disable=not self.progress, leave=False):
+        for chunk in progress_bar(parts, desc="integrated gradients", disable=not self.progress, leave=False):
             image_index, step_index = chunk // self.steps, chunk % self.steps
             alpha = alphas[step_index].view(-1, 1, 1, 1)
             points = references[image_index] + alpha * difference[image_index]

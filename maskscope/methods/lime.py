@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from skimage.segmentation import slic
-from tqdm.auto import tqdm
+from maskscope.core.progress import progress_bar
 
 from maskscope.core.explanation import Explanation
 from maskscope.core.fillers import Filler, resolve_filler
@@ -189,7 +189,7 @@ class LIME(Method):
         batch_size = default_batch_size(self.batch_size, images.device)
         per_chunk = max(1, batch_size // batch)
         scores = []
-        for start in tqdm(range(0, self.samples, per_chunk), desc="LIME", disable=not self.progress, leave=False):
+        for start in progress_bar(range(0, self.samples, per_chunk), desc="LIME", disable=not self.progress, leave=False):
             chunk = presence[:, start : start + per_chunk].to(images.device)
             masks = torch.gather(chunk, 2, pixels[:, None].expand(-1, chunk.shape[1], -1))
             masks = masks.view(batch, chunk.shape[1], height, width)

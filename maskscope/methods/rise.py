@@ -20,7 +20,7 @@ import math
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from maskscope.core.progress import progress_bar
 
 from maskscope.core.explanation import Explanation
 from maskscope.core.fillers import Filler, resolve_filler
@@ -87,7 +87,7 @@ class RISE(Method):
         saliency = torch.zeros(batch, height * width, device=images.device)
         batch_size = default_batch_size(self.batch_size, images.device)
         per_chunk = max(1, batch_size // batch)
-        for start in tqdm(range(0, self.masks, per_chunk), desc="RISE", disable=not self.progress, leave=False):
+        for start in progress_bar(range(0, self.masks, per_chunk), desc="RISE", disable=not self.progress, leave=False):
             chunk = slice(start, start + per_chunk)
             masks = rise_masks(grids[chunk].to(images.device), shifts[chunk].to(images.device), (height, width))
             scores = score_perturbations(classifier, images, masks, filler, weights, batch_size=batch_size)

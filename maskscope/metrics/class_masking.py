@@ -18,7 +18,7 @@ import copy
 from dataclasses import dataclass
 
 import torch
-from tqdm.auto import tqdm
+from maskscope.core.progress import progress_bar
 
 from maskscope.core.classifier import Classifier
 from maskscope.core.fillers import Constant
@@ -97,7 +97,7 @@ def class_masking_table(
     totals = torch.zeros(classes, classes)
     with torch.no_grad():
         unmasked = scorer.scores(images).cpu()
-    for index in tqdm(range(count), desc="class masking", disable=not progress, leave=False):
+    for index in progress_bar(range(count), desc="class masking", disable=not progress, leave=False):
         if not present[index].any():
             continue
         binary = (class_masks[index].cpu()[:, None] > levels).float().flatten(0, 1)  # (C·T)×H×W

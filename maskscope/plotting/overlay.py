@@ -1,50 +1,86 @@
-"""Heat-map overlays of saliency on the photo they explain."""
+"""Heat-map overlays of saliency on the photo they explain.
+
+Figures are built with matplotlib's object API on the Agg canvas (``matplotlib.figure.Figure``),
+so importing maskscope never changes the user's matplotlib backend, and a notebook shows the
+returned figure as usual. Every colour bar says how its map was scaled (see
+:mod:`maskscope.plotting.scaling`).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+from maskscope.plotting.scaling import MapColours, map_colours
 
 
-def overlay_figure(image: torch.Tensor, saliency: torch.Tensor, title: str = "", view=None, alpha: float = 0.5):
-    """A figure: the photo, and the photo under the saliency heat map (jet, min–max scaled).
+def new_figure(width: float, height: float):
+    """A matplotlib ``Figure`` on its own Agg canvas (no pyplot, no global backend)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height))
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def map_on_photo(image: torch.Tensor | None, saliency: torch.Tensor, view=None) -> tuple[np.ndarray | None, np.ndarray]:
+    """(photo H×W×3, map H×W) at the photo's size: ``saliency`` is placed back with ``view``.
+
+    ``image`` is the whole photo (3×H×W) or the classifier's view of it; without one the map
+    is returned alone. Pixels the classifier never saw are NaN.
+    """
+    heat = saliency.detach().cpu().float()
+    if image is None:
+        return None, heat.numpy()
+    photo = image.detach().cpu().float()
+    size = tuple(photo.shape[-2:])
+    if tuple(heat.shape) != size:
+        if view is not None:
+            heat = view.to_original(heat, size)
+        else:
+            heat = torch.nn.functional.interpolate(heat[None, None], size=size, mode="bilinear")[0, 0]
+    return photo.permute(1, 2, 0).numpy().clip(0, 1), heat.numpy()
+
+
+def draw_map(axis, picture: np.ndarray | None, colours: MapColours, alpha: float = 0.5, colorbar: bool = True):
+    """Draw the map over ``picture`` (or alone) on ``axis``, with a colour bar captioned by its scaling."""
+    if picture is not None:
+        axis.imshow(picture)
+    shown = axis.imshow(np.ma.masked_invalid(colours.values), cmap=colours.cmap, vmin=colours.vmin,
+                        vmax=colours.vmax, alpha=alpha if picture is not None else 1.0)
+    axis.axis("off")
+    if colorbar:
+        bar = axis.figure.colorbar(shown, ax=axis, fraction=0.046, pad=0.04)
+        bar.set_label(colours.caption, fontsize=7)
+        bar.ax.tick_params(labelsize=7)
+    return shown
+
+
+def overlay_figure(image: torch.Tensor, saliency: torch.Tensor, title: str = "", view=None, alpha: float = 0.5,
+                   scale: tuple[float, float] | None = None, pixel_level: bool = False):
+    """A figure: the photo, and the photo under the saliency heat map.
 
     ``image`` is the whole photo (3×H×W); ``saliency`` is at the classifier's view and is
     mapped back with ``view.to_original`` when a view is given. Pixels the classifier did not
-    see are left uncoloured.
+    see are left uncoloured. The map is scaled to its own range unless ``scale`` gives a
+    shared one; ``pixel_level`` maps are clipped at their 99th percentile.
     """
-    photo = image.detach().cpu().float()
-    heat = saliency.detach().cpu().float()
-    if view is not None and tuple(heat.shape) != tuple(photo.shape[-2:]):
-        heat = view.to_original(heat, tuple(photo.shape[-2:]))
-    elif tuple(heat.shape) != tuple(photo.shape[-2:]):
-        heat = torch.nn.functional.interpolate(heat[None, None], size=photo.shape[-2:], mode="bilinear")[0, 0]
-    heat = heat.numpy()
-    finite = np.isfinite(heat)
-    low, high = (np.nanmin(heat), np.nanmax(heat)) if finite.any() else (0.0, 1.0)
-    scaled = np.where(finite, (heat - low) / max(high - low, 1e-12), np.nan)
-    picture = photo.permute(1, 2, 0).numpy().clip(0, 1)
-    figure, axes = plt.subplots(1, 2, figsize=(8, 4.4))
+    picture, heat = map_on_photo(image, saliency, view)
+    figure = new_figure(8, 4.4)
+    axes = figure.subplots(1, 2)
     axes[0].imshow(picture)
     axes[0].set_title("input")
-    axes[1].imshow(picture)
-    shown = axes[1].imshow(np.ma.masked_invalid(scaled), cmap="jet", alpha=alpha, vmin=0, vmax=1)
+    axes[0].axis("off")
+    draw_map(axes[1], picture, map_colours(heat, scale, pixel_level), alpha)
     axes[1].set_title("saliency")
-    figure.colorbar(shown, ax=axes[1], fraction=0.046, pad=0.04)
-    for axis in axes:
-        axis.axis("off")
     figure.suptitle(title)
     figure.tight_layout()
     return figure
 
 
-def save_overlay(path: str | Path, image: torch.Tensor, saliency: torch.Tensor, title: str = "", view=None) -> None:
-    figure = overlay_figure(image, saliency, title, view)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+def save_overlay(path: str | Path, image: torch.Tensor, saliency: torch.Tensor, title: str = "", view=None,
+                 pixel_level: bool = False) -> None:
+    overlay_figure(image, saliency, title, view, pixel_level=pixel_level).savefig(path, dpi=100)

@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
+from maskscope.core.progress import progress_bar
 
 from maskscope.core.explanation import Explanation
 from maskscope.core.fillers import Constant
@@ -69,7 +69,7 @@ class Explainer(Method):
     def class_masks(self, classifier, images: torch.Tensor) -> torch.Tensor:
         """All class masks ``s_c`` (B×C×H×W in [0, 1]) of pixel-space images B×3×H×W."""
         network = self.network(classifier)
-        chunks = tqdm(images.split(self.batch_size), desc="explainer", disable=not self.progress, leave=False)
+        chunks = progress_bar(images.split(self.batch_size), desc="explainer", disable=not self.progress, leave=False)
         return torch.cat([network(classifier.normalise(chunk)).float().sigmoid() for chunk in chunks])
 
     def _explain(self, classifier, images, targets, weights, seed):

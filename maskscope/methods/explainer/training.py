@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
+from maskscope.core.progress import progress_bar
 
 from maskscope.core.classifier import Classifier
 from maskscope.data.dataset import DatasetError
@@ -223,7 +223,7 @@ def _run_epoch(network, loss, classifier, data, indices, batch_size, device, opt
     """One pass over ``indices``: a step per batch when an optimiser is given. Returns the mean terms."""
     sums: dict[str, float] = {}
     batches = [indices[start : start + batch_size] for start in range(0, len(indices), batch_size)]
-    bar = tqdm(batches, desc=label, unit="batch", disable=not progress, leave=False)
+    bar = progress_bar(batches, desc=label, unit="batch", disable=not progress, leave=False)
     autocast = torch.autocast(device.type, dtype=torch.float16) if use_amp else contextlib.nullcontext()
     for batch in bar:
         images, targets = data.batch(batch)

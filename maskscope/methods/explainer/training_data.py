@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
+from maskscope.core.progress import progress_bar
 
 from maskscope.core.classifier import Classifier, TargetError
 from maskscope.core.view import ClassifierView
@@ -152,7 +152,7 @@ def pseudo_labels(
     """Multi-hot rows ``[p_c(x) ≥ threshold]`` of the classifier's probabilities on each image."""
     rows = []
     chunks = [list(range(start, min(start + batch_size, len(examples)))) for start in range(0, len(examples), batch_size)]
-    for chunk in tqdm(chunks, desc="pseudo-labels", unit="batch", disable=not progress, leave=False):
+    for chunk in progress_bar(chunks, desc="pseudo-labels", unit="batch", disable=not progress, leave=False):
         images, _ = examples.batch(chunk)
         rows.append((classifier.probabilities(images.to(classifier.device)) >= threshold).float().cpu())
     return torch.cat(rows)

@@ -26,15 +26,13 @@ def plot_terms(path: str | os.PathLike, rows: list[dict]) -> None:
     """One panel per loss term: training (solid) and validation (dashed) value by epoch."""
     if not rows:
         return
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from maskscope.plotting.overlay import new_figure
 
     terms = [key for key in rows[0] if key not in ("epoch", "split", "seconds")]
     columns = min(4, len(terms))
     line_count = -(-len(terms) // columns)
-    figure, axes = plt.subplots(line_count, columns, figsize=(3.2 * columns, 2.6 * line_count), squeeze=False)
+    figure = new_figure(3.2 * columns, 2.6 * line_count)
+    axes = figure.subplots(line_count, columns, squeeze=False)
     for axis, term in zip(axes.flat, terms):
         for split, style in (("train", "-"), ("validation", "--")):
             chosen = [row for row in rows if row["split"] == split]
@@ -47,4 +45,3 @@ def plot_terms(path: str | os.PathLike, rows: list[dict]) -> None:
     axes.flat[0].legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
-    plt.close(figure)

@@ -1,0 +1,33 @@
+"""``maskscope report RUN_DIR [--out DIR]``: an HTML page of a bench run or an explain folder.
+
+The page (``DIR/report.html``, default ``RUN_DIR/report/``) opens from disk with no network:
+summary tables with intervals and counts, deletion and insertion curves, a gallery of every
+map over its photo that can be filtered and sorted, the failed and skipped items, and the
+configuration. Thumbnails are written beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from maskscope.cli.errors import CommandError
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("report", help="an HTML report of a bench run or an explain folder",
+                                   description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a maskscope bench --out folder, or a maskscope explain --out folder")
+    parser.add_argument("--out", help="folder of the page and its thumbnails (default: RUN_DIR/report)")
+    parser.add_argument("--quiet", action="store_true", help="no progress")
+
+
+def run(args: argparse.Namespace) -> int:
+    from maskscope.report import write_report
+
+    try:
+        page = write_report(args.run_dir, args.out, progress=not args.quiet)
+    except ValueError as error:
+        raise CommandError(str(error)) from error
+    print(f"wrote {page}", file=sys.stderr)
+    return 0

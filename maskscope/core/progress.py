@@ -1,0 +1,84 @@
+"""Progress reporting: a tqdm bar on a terminal, plain periodic lines anywhere else.
+
+Every long loop in maskscope reports progress through :func:`progress_bar`. When standard error
+is a terminal it is a ``tqdm`` bar; when it is redirected to a file or a pipe (a log, CI, a
+cluster job) a bar would write a carriage-return frame per update, so instead an outer loop
+(``leave=True``) prints one line ``desc: n/total unit (p%) elapsed s`` at most every
+``interval`` seconds and one when it ends, and an inner loop (``leave=False``) prints nothing.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Iterable, Iterator
+
+#: seconds between two plain progress lines
+INTERVAL = 30.0
+
+
+class PlainProgress:
+    """The part of tqdm's interface maskscope uses (iterate, ``update``, ``set_postfix``, ``close``), as lines."""
+
+    def __init__(self, iterable: Iterable | None = None, total: int | None = None, desc: str = "",
+                 unit: str = "it", leave: bool = True, interval: float = INTERVAL, stream=None) -> None:
+        self.iterable = iterable
+        self.total = total if total is not None else (len(iterable) if hasattr(iterable, "__len__") else None)
+        self.desc, self.unit, self.leave, self.interval = desc, unit, leave, interval
+        self.stream = stream if stream is not None else sys.stderr
+        self.count = 0
+        self.started = self.last = time.monotonic()
+        self.closed = False
+        self.postfix = ""
+
+    def __iter__(self) -> Iterator:
+        for value in self.iterable:
+            yield value
+            self.update(1)
+        self.close()
+
+    def update(self, count: int = 1) -> None:
+        self.count += count
+        now = time.monotonic()
+        if self.leave and now - self.last >= self.interval:
+            self.last = now
+            self._line(now)
+
+    def set_postfix(self, **values) -> None:
+        self.postfix = ", ".join(f"{key}={value}" for key, value in values.items())
+
+    def close(self) -> None:
+        if not self.closed and self.leave:
+            self._line(time.monotonic())
+        self.closed = True
+
+    def _line(self, now: float) -> None:
+        share = f"/{self.total} {self.unit} ({self.count / self.total:.0%})" if self.total else f" {self.unit}"
+        print(f"{self.desc}: {self.count}{share} {now - self.started:.0f} s" + (f" {self.postfix}" if self.postfix else ""), file=self.stream, flush=True)
+
+    def __enter__(self) -> "PlainProgress":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class _Silent(PlainProgress):
+    def __init__(self, iterable=None, total=None, **_) -> None:
+        super().__init__(iterable, total, leave=False)
+
+
+def progress_bar(iterable: Iterable | None = None, total: int | None = None, desc: str = "", unit: str = "it",
+             disable: bool = False, leave: bool = True):
+    """A progress reporter over ``iterable`` (or updated by hand up to ``total``).
+
+    A tqdm bar when stderr is a terminal, else a :class:`PlainProgress`; nothing at all when
+    ``disable``.
+    """
+    if disable:
+        return _Silent(iterable, total)
+    if sys.stderr.isatty():
+        from tqdm.auto import tqdm
+
+        return tqdm(iterable, total=total, desc=desc, unit=unit, leave=leave)
+    return PlainProgress(iterable, total, desc, unit, leave)
