@@ -130,7 +130,7 @@ def test_a_killed_driver_resumes_on_the_same_cluster_with_nothing_lost_or_duplic
     out = tmp_path / "run"
     args = ["bench", "--data", str(photos / "data"), "--model", str(photos / "tiny.pt"), "--methods",
             "centre,random,gradient", "--metrics", METRICS[0], "--batch-size", "1", "--ray", ray_address,
-            "--workers", "2", "--out", str(out), "--quiet"]
+            "--workers", "1", "--out", str(out), "--quiet"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     driver = subprocess.Popen([sys.executable, "-m", "maskscope.cli.main", *args], env=env, cwd=ROOT,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -86,8 +86,15 @@ class RayRun:
     tasks: int = 0
     images: int = 0
     lost_workers: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0  #: from Ray's start (or the call, when Ray was running) to the last record
     driver_seconds: float = 0.0  #: the driver's own work (not waiting for workers)
+    ready_at: list[float] = field(default_factory=list)  #: seconds at which each worker had loaded its classifier
+    finished_at: list[tuple[float, int]] = field(default_factory=list)  #: (seconds, images) of each finished task
+
+    def images_per_second(self, after: float) -> float:
+        """Images of the tasks finished after ``after`` seconds per second from then to the end."""
+        images = sum(count for at, count in self.finished_at if at > after)
+        return images / (self.seconds - after) if self.seconds > after else 0.0
 
 
 class BenchWorker:
@@ -131,7 +138,6 @@ class _Task:
 class _Pool:
     """The actors: starting (their describe() call), ready, and the tasks each runs."""
 
-    ray: object
     spawn: Callable
     starting: dict = field(default_factory=dict)  # describe ref → actor
     ready: list = field(default_factory=list)
@@ -166,7 +172,10 @@ def run_bench_ray(make_classifier: Callable[[], Classifier], dataset: Dataset, c
     started_ray = not ray.is_initialized()
     if started_ray:
         local = {"include_dashboard": False} if options.address is None else {}
-        ray.init(address=options.address, logging_level="WARNING", **local)
+        try:
+            ray.init(address=options.address, logging_level="WARNING", **local)
+        except (ConnectionError, ValueError, RuntimeError) as error:
+            raise RuntimeError(f"cannot start or join Ray at {options.address or 'this machine'}: {error}") from error
     clock = time.perf_counter()
     try:
         return _drive(ray, make_classifier, dataset, config, out, options, force, progress, samples, resuming, clock)
@@ -186,7 +195,7 @@ def _drive(ray, make_classifier, dataset, config, out, options, force, progress,
     remote = ray.remote(BenchWorker).options(num_cpus=options.worker_threads, num_gpus=options.gpus_per_worker,
                                              max_restarts=0, max_task_retries=0)
     shared = ray.put(dataset)
-    pool = _Pool(ray, lambda: remote.remote(make_classifier, shared, config, options.worker_threads))
+    pool = _Pool(lambda: remote.remote(make_classifier, shared, config, options.worker_threads))
     for _ in range(max(1, min(count, len(tasks) or 1))):
         pool.start()
     folder = MapFolder(out / "maps")
@@ -211,6 +220,7 @@ def _drive(ray, make_classifier, dataset, config, out, options, force, progress,
             if "error" in info:
                 raise ValueError(f"a Ray worker could not start: {info['error']}")
             pool.ready.append(actor)
+            run.ready_at.append(time.perf_counter() - clock)
             if log is None:  # a fresh run: its config.json names the workers' classifier
                 write_or_check(config, out, force, info["model_name"])
                 log = run.log = RecordLog(out / "records.jsonl")
@@ -237,6 +247,7 @@ def _drive(ray, make_classifier, dataset, config, out, options, force, progress,
         log.append(mark_done(done, fresh))
         run.tasks += 1
         run.images += len(task.indices)
+        run.finished_at.append((time.perf_counter() - clock, len(task.indices)))
         bar.update(len(task.indices) * len(config.methods))
     bar.close()
     run.workers = len(pool.ready) + run.lost_workers
@@ -246,6 +257,7 @@ def _drive(ray, make_classifier, dataset, config, out, options, force, progress,
 
 
 def _fitting_workers(ray, options: RayOptions) -> int:
+    """As many workers as the cluster's CPUs (and, with ``gpus_per_worker``, its GPUs) hold; at least 1."""
     resources = ray.cluster_resources()
     count = int(resources.get("CPU", 1) // max(options.worker_threads, 1))
     if options.gpus_per_worker > 0:

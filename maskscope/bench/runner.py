@@ -5,7 +5,8 @@ from ``OUT/maps/<method>/<image>.npy`` when cached, else computed in one batched
 cached (temp file + rename); then every metric scores the batch at once, and the batch's
 records are appended and synced. (image, method, metric) triples already in the records are
 skipped, so an interrupted run resumes where it stopped. A failing image is recorded as
-``failed`` with the reason; an image without usable ground truth as ``skipped``.
+``failed`` with the reason; an image without usable ground truth as ``skipped``. A batch goes
+through :func:`maskscope.bench.batch.batch_records`, which the Ray runner's workers share.
 """
 
 from __future__ import annotations
