@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 #: Keys that decide the records; resuming a run needs them unchanged.
-IDENTITY_KEYS = ("dataset", "methods", "metrics", "params", "seed", "limit", "target", "model", "precision")
+IDENTITY_KEYS = ("dataset", "methods", "metrics", "params", "seed", "limit", "target", "model", "precision", "shard")
 
 
 class ConfigMismatch(ValueError):
@@ -40,6 +40,8 @@ class BenchConfig:
             for the default model on CPU; a GPU wants more).
         device: where the classifier runs.
         precision: the classifier's forward passes (``float32``, ``bfloat16``, ``float16``).
+        shard: ``"K/N"``: only every N-th of the images from the K-th (counting from 0), for
+            runs split over the jobs of a scheduler and merged afterwards; ``None``: all of them.
     """
 
     dataset: str
@@ -54,6 +56,7 @@ class BenchConfig:
     score_batch_size: int = 8
     device: str = "cpu"
     precision: str = "float32"
+    shard: str | None = None
 
     def identity(self) -> dict:
         data = asdict(self)

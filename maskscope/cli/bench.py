@@ -2,17 +2,23 @@
 
 Records go to ``OUT/records.jsonl`` as they are made; running the same command again resumes
 an interrupted run. ``--summarise OUT`` only rewrites the summary of an existing run.
+``--ray`` runs the images on Ray workers with the same records; ``--shard K/N`` runs a
+part of them, and ``--merge DIR...`` combines the parts into ``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 
 from maskscope.bench.config import BenchConfig
 from maskscope.data.registry import open_dataset
+from maskscope.bench.batch import parse_shard
+from maskscope.bench.ray_runner import RayOptions, run_bench_ray
 from maskscope.bench.runner import run_bench
 from maskscope.bench.scoring import check_metric
+from maskscope.bench.shards import merge_shards
 from maskscope.bench.summary import summarise
 from maskscope.cli.errors import CommandError
 from maskscope.cli.options import add_model_options, load_classifier, parse_params
@@ -45,7 +51,18 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--param", action="append", metavar="METHOD.KEY=VALUE", help="e.g. mp.steps=150")
     parser.add_argument("--summarise", metavar="OUT", help="only write the summary of the run in OUT")
     parser.add_argument("--no-report", action="store_true", help="do not write the HTML report OUT/report/ at the end")
+    parser.add_argument("--shard", metavar="K/N", help="only every N-th image from the K-th (from 0), for one job "
+                        "of a scheduler's array, each with its own --out; combine them with --merge")
+    parser.add_argument("--merge", nargs="+", metavar="DIR", help="combine the --shard runs in DIR... into --out")
     add_shared_options(parser)
+    cluster = parser.add_argument_group("Ray cluster")
+    cluster.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                         help="run on Ray workers: no ADDRESS starts Ray on this machine, 'auto' joins the cluster "
+                         "this machine is in, or HOST:6379 / ray://HOST:10001")
+    cluster.add_argument("--workers", type=int, help="Ray workers (default: as many as the cluster's CPUs, or GPUs, allow)")
+    cluster.add_argument("--worker-threads", type=int, default=1, help="torch threads per Ray worker (default: %(default)s)")
+    cluster.add_argument("--gpus-per-worker", type=float, default=0.0,
+                         help="GPUs per Ray worker, with --device cuda; fractions share a GPU (default: %(default)s)")
 
 
 def build_config(args: argparse.Namespace, methods: list[str] | None, params: dict | None) -> BenchConfig:
@@ -55,7 +72,8 @@ def build_config(args: argparse.Namespace, methods: list[str] | None, params: di
                      score_batch_size=args.score_batch_size,
                      metrics=args.metrics.split(",") if args.metrics else None,
                      device=None if args.device == "cpu" and args.config else args.device,
-                     precision=None if args.precision == "float32" and args.config else args.precision)
+                     precision=None if args.precision == "float32" and args.config else args.precision,
+                     shard=getattr(args, "shard", None))
     try:
         if args.config:
             config = BenchConfig.from_file(args.config, **overrides)
@@ -76,6 +94,11 @@ def build_config(args: argparse.Namespace, methods: list[str] | None, params: di
             check_metric(spec)
     except ValueError as error:
         raise CommandError(str(error)) from error
+    if config.shard:
+        try:
+            parse_shard(config.shard)
+        except ValueError as error:
+            raise CommandError(f"--{error}") from error
     return config
 
 
@@ -108,32 +131,74 @@ def run(args: argparse.Namespace) -> int:
         return _summary(args.summarise)
     if not args.out:
         raise CommandError("--out is required")
+    if args.merge:
+        return _merge(args, args.merge, args.out, args.force)
     methods = None
     if args.methods:
         methods = untrained_methods() if args.methods == "all" else [m.strip().lower() for m in args.methods.split(",")]
     config = build_config(args, methods, method_params(args.param, methods or []) if args.param else None)
     check_methods(config)
+    if args.ray is not None:
+        return _run_on_ray(args, config)
     dataset, classifier = open_dataset_and_model(args, config)
     try:
         run_bench(classifier, dataset, config, args.out, force=args.force, progress=not args.quiet)
     except ValueError as error:
         raise CommandError(str(error)) from error
-    status = _summary(args.out)
-    if not args.no_report:
-        from maskscope.report import write_report
-
-        print(f"wrote {write_report(args.out, progress=not args.quiet)}", file=sys.stderr)
-    return status
+    return _finish(args, args.out)
 
 
 def open_dataset_and_model(args: argparse.Namespace, config: BenchConfig) -> tuple[Dataset, Classifier]:
     """The configuration's dataset and classifier; a dataset that cannot be opened is a one-line error."""
     args.model, args.device, args.precision = config.model, config.device, config.precision
+    return _open_dataset(config), load_classifier(args)
+
+
+def _open_dataset(config: BenchConfig) -> Dataset:
     try:
-        dataset = open_dataset(config.dataset)
+        return open_dataset(config.dataset)
     except DatasetError as error:
         raise CommandError(str(error)) from error
-    return dataset, load_classifier(args)
+
+
+def _run_on_ray(args: argparse.Namespace, config: BenchConfig) -> int:
+    """The run on Ray workers, each loading the classifier itself; the driver loads none."""
+    if (args.workers is not None and args.workers < 1) or args.worker_threads < 1 or args.gpus_per_worker < 0:
+        raise CommandError("--workers and --worker-threads must be at least 1, --gpus-per-worker at least 0")
+    model = argparse.Namespace(model=config.model, device=config.device, precision=config.precision)
+    options = RayOptions(None if args.ray == "local" else args.ray, args.workers, args.worker_threads,
+                         args.gpus_per_worker)
+    try:
+        run = run_bench_ray(functools.partial(load_classifier, model), _open_dataset(config), config, args.out,
+                            options, force=args.force, progress=not args.quiet)
+    except (ValueError, ImportError, RuntimeError) as error:
+        raise CommandError(str(error)) from error
+    if run.images:
+        print(f"ray: {run.images} images in {run.tasks} tasks on {run.workers} workers ({run.lost_workers} lost "
+              f"and replaced); the driver's own work {1000 * run.driver_seconds / run.images:.1f} ms per image",
+              file=sys.stderr)
+    return _finish(args, args.out)
+
+
+def _merge(args: argparse.Namespace, folders: list[str], out: str, force: bool) -> int:
+    try:
+        missing = merge_shards(folders, out, force)
+    except ValueError as error:
+        raise CommandError(str(error)) from error
+    if missing:
+        print(f"merged {len(folders)} shards into {out}; shards {', '.join(map(str, missing))} are missing",
+              file=sys.stderr)
+    return _finish(args, out)
+
+
+def _finish(args: argparse.Namespace, out: str) -> int:
+    """The summary tables of the run in ``out`` and, unless ``--no-report``, its HTML report."""
+    status = _summary(out)
+    if not args.no_report:
+        from maskscope.report import write_report
+
+        print(f"wrote {write_report(out, progress=not args.quiet)}", file=sys.stderr)
+    return status
 
 
 def _summary(out: str) -> int:

@@ -1,0 +1,322 @@
+"""``bench`` on a Ray cluster, with the local runner's records, map cache, resume and failure rules.
+
+The driver (the process that calls :func:`run_bench_ray`) splits the pending images into
+tasks of ``config.batch_size`` images, the local runner's batches, and hands them to a pool
+of actors (:class:`BenchWorker`), each holding its own classifier and methods. A worker
+explains and scores a task with the local runner's code (:func:`~maskscope.bench.batch.batch_records`)
+and returns its records and new maps; only the driver writes: first the maps into
+``OUT/maps``, then the records into ``OUT/records.jsonl``. So ``--summarise``, resume and
+every reader of a run folder see no difference.
+
+Faults:
+
+- **Driver killed**: records are written only for finished tasks, after their maps, so running
+  the same command again resumes where it stopped, as the local runner does.
+- **Worker process killed, or its node lost**, mid-task: the task goes back to the queue and runs
+  on another worker, and a new worker is started in place of the lost one. Records come only
+  from finished tasks and a triple already written is never written again, so each
+  (image, method, metric) is in the records exactly once. A task that has lost
+  :data:`ATTEMPTS` workers is split into single images; an image that loses a worker
+  :data:`ATTEMPTS` times is recorded as failed.
+- **Worker raising on an image**: that image is recorded as failed with the reason and the
+  others go on (the batch is retried image by image).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from maskscope.bench.batch import all_failed, batch_records, mark_done, pending, select_samples
+from maskscope.bench.config import BenchConfig, write_or_check
+from maskscope.bench.maps import MapFolder, MapsInMemory, computed_maps
+from maskscope.bench.records import RecordLog
+from maskscope.bench.runner import check_run
+from maskscope.core.classifier import Classifier
+from maskscope.data.dataset import Dataset
+
+#: workers a task (or an image) may lose before it is split (or recorded as failed)
+ATTEMPTS = 3
+#: tasks queued on each worker, so that it never waits for the driver
+TASKS_PER_WORKER = 2
+
+
+def require_ray():
+    """The ``ray`` module, or ImportError naming the extra that installs it."""
+    try:
+        import ray
+    except ImportError as error:
+        raise ImportError("--ray needs Ray: pip install 'maskscope[ray]'") from error
+    return ray
+
+
+@dataclass
+class RayOptions:
+    """Where and how the workers run.
+
+    Attributes:
+        address: ``None`` starts a Ray instance on this machine; ``"auto"`` joins the cluster
+            this machine belongs to; ``"ray://HOST:10001"`` or ``"HOST:6379"`` a given one.
+            Ignored when Ray is already initialised in this process.
+        workers: actors to start; ``None``: as many as the cluster's CPUs (or GPUs) allow.
+        worker_threads: torch threads (and CPUs reserved) per worker.
+        gpus_per_worker: GPUs reserved per worker (fractions share a GPU); give the
+            configuration ``device="cuda"`` with it.
+    """
+
+    address: str | None = None
+    workers: int | None = None
+    worker_threads: int = 1
+    gpus_per_worker: float = 0.0
+
+
+@dataclass
+class RayRun:
+    """What a Ray run did: its records, and the figures of the driver and its workers."""
+
+    log: RecordLog
+    workers: int = 0
+    tasks: int = 0
+    images: int = 0
+    lost_workers: int = 0
+    seconds: float = 0.0  #: from Ray's start (or the call, when Ray was running) to the last record
+    driver_seconds: float = 0.0  #: the driver's own work (not waiting for workers)
+    ready_at: list[float] = field(default_factory=list)  #: seconds at which each worker had loaded its classifier
+    finished_at: list[tuple[float, int]] = field(default_factory=list)  #: (seconds, images) of each finished task
+
+    def images_per_second(self, after: float) -> float:
+        """Images of the tasks finished after ``after`` seconds per second from then to the end."""
+        images = sum(count for at, count in self.finished_at if at > after)
+        return images / (self.seconds - after) if self.seconds > after else 0.0
+
+
+class BenchWorker:
+    """A Ray actor: one classifier, the methods and the run's images; explains and scores tasks."""
+
+    def __init__(self, make_classifier: Callable[[], Classifier], dataset: Dataset, config: BenchConfig,
+                 threads: int) -> None:
+        torch.set_num_threads(threads)
+        self.error = None
+        try:
+            self.classifier = make_classifier()
+            self.methods = check_run(config)
+        except Exception as error:  # reported by describe() as one line, not as a dead actor
+            self.error = f"{type(error).__name__}: {error}"
+        self.dataset, self.config = dataset, config
+        self.samples, self.with_objects = select_samples(dataset, config)
+
+    def describe(self) -> dict:
+        """The classifier's name and this process's id, or the error that stopped the worker."""
+        if self.error:
+            return {"error": self.error}
+        return {"model_name": self.classifier.name, "pid": os.getpid()}
+
+    def run(self, indices: list[int], done: list, cached: dict) -> tuple[list[dict], dict]:
+        """Records of the images ``indices`` (triples in ``done`` skipped), and the maps made here."""
+        store = MapsInMemory(cached)
+        source = computed_maps(self.classifier, self.methods, self.config.seed, store)
+        samples = [self.samples[i] for i in indices]
+        stages = batch_records(self.classifier, self.dataset, samples, self.config, self.with_objects,
+                               set(map(tuple, done)), source)
+        return [record for stage in stages for record in stage], store.new
+
+
+@dataclass
+class _Task:
+    indices: list[int]
+    attempts: int = 0
+
+
+@dataclass
+class _Pool:
+    """The actors: starting (their describe() call), ready, and the tasks each runs."""
+
+    spawn: Callable
+    starting: dict = field(default_factory=dict)  # describe ref → actor
+    ready: list = field(default_factory=list)
+    running: dict = field(default_factory=dict)  # run ref → (actor, task)
+    lost: set = field(default_factory=set)  # id() of the actors lost
+
+    def start(self) -> None:
+        actor = self.spawn()
+        self.starting[actor.describe.remote()] = actor
+
+    def load(self, actor) -> int:
+        return sum(1 for a, _ in self.running.values() if a is actor)
+
+
+def run_bench_ray(make_classifier: Callable[[], Classifier], dataset: Dataset, config: BenchConfig,
+                  out: str | os.PathLike, options: RayOptions | None = None, force: bool = False,
+                  progress: bool = True) -> RayRun:
+    """:func:`~maskscope.bench.runner.run_bench` on Ray workers, each calling ``make_classifier()`` once.
+
+    Every node must see the dataset's files at the same paths (a shared filesystem) and have
+    maskscope installed. Raises ValueError for a bad configuration or a worker that cannot
+    load the classifier, ImportError without Ray.
+    """
+    ray = require_ray()
+    options = options or RayOptions()
+    out = Path(out)
+    check_run(config)
+    resuming = (out / "config.json").exists() and not force
+    if resuming:
+        write_or_check(config, out)  # a different run is refused before anything starts
+    samples, _ = select_samples(dataset, config)
+    started_ray = not ray.is_initialized()
+    if started_ray:
+        local = {"include_dashboard": False} if options.address is None else {}
+        try:
+            ray.init(address=options.address, logging_level="WARNING", **local)
+        except (ConnectionError, ValueError, RuntimeError) as error:
+            raise RuntimeError(f"cannot start or join Ray at {options.address or 'this machine'}: {error}") from error
+    clock = time.perf_counter()
+    try:
+        return _drive(ray, make_classifier, dataset, config, out, options, force, progress, samples, resuming, clock)
+    finally:
+        if started_ray:
+            ray.shutdown()
+
+
+def _drive(ray, make_classifier, dataset, config, out, options, force, progress, samples, resuming, clock) -> RayRun:
+    log = RecordLog(out / "records.jsonl") if resuming else None
+    done = log.done if log else set()
+    tasks = deque(_tasks(samples, config, done))
+    run = RayRun(log)
+    if resuming and not tasks:
+        return run
+    count = options.workers or _fitting_workers(ray, options)
+    remote = ray.remote(BenchWorker).options(num_cpus=options.worker_threads, num_gpus=options.gpus_per_worker,
+                                             max_restarts=0, max_task_retries=0)
+    shared = ray.put(dataset)
+    pool = _Pool(lambda: remote.remote(make_classifier, shared, config, options.worker_threads))
+    for _ in range(max(1, min(count, len(tasks) or 1))):
+        pool.start()
+    folder = MapFolder(out / "maps")
+    bar = tqdm(total=sum(len(t.indices) for t in tasks) * len(config.methods), desc="bench", unit="map",
+               disable=not progress)
+    waited = 0.0
+    while tasks or pool.running or (log is None and pool.starting):
+        _dispatch(pool, tasks, samples, config, done, folder)
+        started = time.perf_counter()
+        (ref,), _ = ray.wait(list(pool.running) + list(pool.starting), num_returns=1)
+        waited += time.perf_counter() - started
+        if ref in pool.starting:
+            actor = pool.starting.pop(ref)
+            try:
+                info = ray.get(ref)
+            except ray.exceptions.RayActorError as error:
+                run.lost_workers += 1
+                if not pool.ready and run.lost_workers >= ATTEMPTS * count:
+                    raise RuntimeError(f"Ray workers keep dying before they start: {error}") from error
+                pool.start()
+                continue
+            if "error" in info:
+                raise ValueError(f"a Ray worker could not start: {info['error']}")
+            pool.ready.append(actor)
+            run.ready_at.append(time.perf_counter() - clock)
+            if log is None:  # a fresh run: its config.json names the workers' classifier
+                write_or_check(config, out, force, info["model_name"])
+                log = run.log = RecordLog(out / "records.jsonl")
+                done.update(log.done)
+            continue
+        actor, task = pool.running.pop(ref)
+        try:
+            records, maps = ray.get(ref)
+        except ray.exceptions.RayActorError:
+            _lose(pool, actor, run)
+            _retry(task, tasks, samples, config, done, log)
+            continue
+        except ray.exceptions.RayTaskError as error:
+            if len(task.indices) > 1:  # raised outside the per-image guards: run its images one by one
+                tasks.extendleft(_Task([i]) for i in reversed(task.indices))
+                continue
+            cause = getattr(error, "cause", error)
+            name = samples[task.indices[0]].name
+            records, maps = all_failed(name, config, _done_of([name], config, done),
+                                       f"{type(cause).__name__}: {cause}"), {}
+        for (method, image), array in maps.items():
+            folder.put(method, image, array)
+        fresh = [r for r in records if (r["image"], r["method"], r["metric"]) not in done]
+        log.append(mark_done(done, fresh))
+        run.tasks += 1
+        run.images += len(task.indices)
+        run.finished_at.append((time.perf_counter() - clock, len(task.indices)))
+        bar.update(len(task.indices) * len(config.methods))
+    bar.close()
+    run.workers = len(pool.ready) + run.lost_workers
+    run.seconds = time.perf_counter() - clock
+    run.driver_seconds = run.seconds - waited
+    return run
+
+
+def _fitting_workers(ray, options: RayOptions) -> int:
+    """As many workers as the cluster's CPUs (and, with ``gpus_per_worker``, its GPUs) hold; at least 1."""
+    resources = ray.cluster_resources()
+    count = int(resources.get("CPU", 1) // max(options.worker_threads, 1))
+    if options.gpus_per_worker > 0:
+        count = min(count, int(resources.get("GPU", 0) // options.gpus_per_worker))
+    return max(count, 1)
+
+
+def _tasks(samples, config, done) -> list[_Task]:
+    """The local runner's batches, each cut to its pending images."""
+    index = {sample.name: i for i, sample in enumerate(samples)}
+    tasks = []
+    for start in range(0, len(samples), config.batch_size):
+        todo = pending(samples[start : start + config.batch_size], config, done)
+        if todo:
+            tasks.append(_Task([index[s.name] for s in todo]))
+    return tasks
+
+
+def _dispatch(pool: _Pool, tasks: deque, samples, config, done, folder: MapFolder) -> None:
+    """Give queued tasks to ready workers, with the triples already done and the cached maps."""
+    for actor in pool.ready:
+        while tasks and pool.load(actor) < TASKS_PER_WORKER:
+            task = tasks.popleft()
+            names = [samples[i].name for i in task.indices]
+            cached = {}
+            for name in names:
+                for method in config.methods:
+                    if any((name, method, k) not in done for k in config.metrics):
+                        array = folder.get(method, name)
+                        if array is not None:
+                            cached[(method, name)] = array
+            triples = sorted(_done_of(names, config, done))
+            pool.running[actor.run.remote(task.indices, triples, cached)] = (actor, task)
+
+
+def _done_of(names: list[str], config: BenchConfig, done: set) -> set:
+    """The triples of the images ``names`` that are in ``done``."""
+    return {(n, m, k) for n in names for m in config.methods for k in config.metrics if (n, m, k) in done}
+
+
+def _lose(pool: _Pool, actor, run: RayRun) -> None:
+    """A worker died: drop it and start another in its place (once per lost worker)."""
+    key = id(actor)
+    if key in pool.lost:
+        return
+    pool.lost.add(key)
+    pool.ready = [a for a in pool.ready if a is not actor]
+    run.lost_workers += 1
+    pool.start()
+
+
+def _retry(task: _Task, tasks: deque, samples, config, done, log: RecordLog) -> None:
+    """Queue a task whose worker died first; after ATTEMPTS losses split it, or fail its one image."""
+    task.attempts += 1
+    if task.attempts < ATTEMPTS:
+        tasks.appendleft(task)
+    elif len(task.indices) > 1:
+        tasks.extendleft(_Task([i]) for i in reversed(task.indices))
+    else:
+        name = samples[task.indices[0]].name
+        log.append(all_failed(name, config, done, f"the worker died on this image {ATTEMPTS} times"))
+
