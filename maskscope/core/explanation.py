@@ -8,8 +8,8 @@ overlay on the photo), plus ``NAME_mask.npy`` when the method has a raw mask. ``
 the photo's name (a name with ``/`` makes sub-folders).
 
 Saving never replaces a file silently: where ``NAME`` already holds another method's
-explanation, the files are called ``NAME_<method>``; where it holds the same method's, or a
-file that is not an explanation (the photo itself, say), saving refuses unless
+explanation, or a file that is not an explanation (the photo itself, say), the files are
+called ``NAME_<method>``; where it holds the same method's explanation, saving refuses unless
 ``overwrite=True``. :meth:`Explanation.load` finds the records of a folder by itself.
 """
 
@@ -124,8 +124,8 @@ class Explanation:
             images: the original photos (3×H×W each); without them no overlay is drawn.
             view: the ``ClassifierView`` that made the classifier's input from each photo,
                 used to place the saliency back on the whole photo.
-            overwrite: replace the files of an earlier explanation by the same method (or
-                other files of the same names) instead of refusing.
+            overwrite: replace the files of an earlier explanation by the same method
+                instead of refusing (other files are never replaced).
         Returns: the paths written.
         Raises:
             FileExistsError: a file would be replaced and ``overwrite`` is false (nothing is written).
@@ -239,9 +239,10 @@ class Explanation:
 def file_stems(directory: str | Path, names: list[str], method: str, overwrite: bool = False) -> list[str]:
     """The file names (without suffix) under which ``method``'s explanations of ``names`` are saved.
 
-    ``NAME`` when it is free (or ``overwrite``); ``NAME_<method>`` when ``NAME`` holds another
-    method's explanation. Raises FileExistsError, naming the file and ``--overwrite``, when the
-    chosen name holds this method's explanation or a file that is not an explanation.
+    ``NAME`` when it is free; ``NAME_<method>`` when ``NAME`` holds another method's explanation
+    or files that are not an explanation. Raises FileExistsError, naming the file and
+    ``--overwrite``, when the chosen name holds this method's explanation and not ``overwrite``,
+    or holds files that are not an explanation.
     """
     directory = Path(directory)
     stems = []
@@ -251,8 +252,8 @@ def file_stems(directory: str | Path, names: list[str], method: str, overwrite: 
         if held not in (None, method):
             stem = f"{name}_{method}"
             held = _saved_method(directory, stem)
-        if held is not None and not overwrite:
-            what = f"a {held} explanation" if held else "a file that is not an explanation"
+        if held == "" or (held is not None and not overwrite):
+            what = f"a {held} explanation" if held else "files that are not an explanation"
             raise FileExistsError(
                 f"{directory / stem}.* already holds {what}; pass overwrite=True (--overwrite) to replace it"
             )

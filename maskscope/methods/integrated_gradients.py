@@ -25,7 +25,7 @@ from maskscope.core.explanation import Explanation
 from maskscope.core.fillers import resolve_filler
 from maskscope.core.scoring import default_batch_size
 from maskscope.methods.base import Method
-from maskscope.methods.gradient import SCORE_KINDS, input_gradients, target_score
+from maskscope.methods.gradient import SCORE_KINDS, chunks, input_gradients, target_score
 from maskscope.methods.parameters import OneOf, at_least
 from maskscope.methods.registry import register
 
@@ -67,7 +67,8 @@ class IntegratedGradients(Method):
         alphas = torch.arange(1, self.steps + 1, device=images.device, dtype=images.dtype) / self.steps
         total = torch.zeros_like(images)
         pairs = torch.arange(batch * self.steps, device=images.device)
-        parts = pairs.split(default_batch_size(self.batch_size, images.device))
+        size = default_batch_size(self.batch_size, images.device)
+        parts = pairs.split(size)
         for chunk in progress_bar(parts, desc="integrated gradients", disable=not self.progress, leave=False):
             image_index, step_index = chunk // self.steps, chunk % self.steps
             alpha = alphas[step_index].view(-1, 1, 1, 1)
@@ -75,9 +76,13 @@ class IntegratedGradients(Method):
             gradients = input_gradients(classifier, points, weights[image_index], self.score)
             total.index_add_(0, image_index, gradients)
         attributions = difference * total / self.steps
-        with torch.no_grad():
-            ends = target_score(classifier, torch.cat([images, references]), weights.repeat(2, 1), self.score)
-        gap = attributions.sum((1, 2, 3)) - (ends[:batch] - ends[batch:])
+
+        @torch.no_grad()
+        def scores(inputs: torch.Tensor) -> torch.Tensor:
+            parts = chunks(batch, size, images.device, False, "")
+            return torch.cat([target_score(classifier, inputs[p], weights[p], self.score) for p in parts])
+
+        gap = attributions.sum((1, 2, 3)) - (scores(images) - scores(references))
         return Explanation(
             saliency=attributions.abs().sum(1).cpu(),
             targets=targets,
