@@ -53,7 +53,8 @@ def build_config(args: argparse.Namespace, methods: list[str] | None, params: di
                      score_batch_size=args.score_batch_size,
                      metrics=args.metrics.split(",") if args.metrics else None,
                      device=None if args.device == "cpu" and args.config else args.device,
-                     precision=None if args.precision == "float32" and args.config else args.precision)
+                     precision=None if args.precision == "float32" and args.config else args.precision,
+                     engine=None if args.engine == "auto" and args.config else args.engine)
     try:
         if args.config:
             config = BenchConfig.from_file(args.config, **overrides)
@@ -104,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
 
 def open_dataset_and_model(args: argparse.Namespace, config: BenchConfig) -> tuple[Dataset, Classifier]:
     """The configuration's dataset and classifier; a dataset that cannot be opened is a one-line error."""
-    args.model, args.device, args.precision = config.model, config.device, config.precision
+    args.model, args.device, args.precision, args.engine = config.model, config.device, config.precision, config.engine
     try:
         dataset = open_dataset(config.dataset)
     except DatasetError as error:

@@ -34,6 +34,7 @@ class Explanation:
         seconds: wall time of the whole call.
         history: per-step objective (B×steps) for optimisation methods.
         names: a name per image (file stems), used when saving.
+        engine: where the classifier's forward passes ran (``Classifier.engine_record``).
     """
 
     saliency: torch.Tensor
@@ -47,6 +48,7 @@ class Explanation:
     seconds: float = 0.0
     history: torch.Tensor | None = None
     names: list[str] = field(default_factory=list)
+    engine: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.saliency.dim() != 3:
@@ -78,6 +80,7 @@ class Explanation:
             seconds=self.seconds / max(len(self), 1),
             history=take(self.history),
             names=self.names[pick],
+            engine=self.engine,
         )
 
     def record(self, index: int = 0) -> dict[str, Any]:
@@ -97,6 +100,7 @@ class Explanation:
             "mask_shape": None if self.mask is None else list(self.mask.shape[1:]),
             "seconds": self.seconds / max(len(self), 1),
             "params": _jsonable(self.params),
+            "engine": _jsonable(self.engine),
         }
 
     def save(self, directory: str | Path, images: list[torch.Tensor] | None = None, view=None) -> list[Path]:
@@ -158,6 +162,7 @@ class Explanation:
             params=records[0]["params"],
             seconds=sum(r["seconds"] for r in records),
             names=list(names),
+            engine=records[0].get("engine", {}),
         )
 
 

@@ -69,6 +69,7 @@ class Method:
         explanation.target_names = [[classifier.class_names[c] for c in classes] for classes in targets]
         explanation.params = self.get_params()
         explanation.seconds = time.perf_counter() - start
+        explanation.engine = classifier.engine_record()
         return explanation
 
     __call__ = explain
