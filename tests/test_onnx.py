@@ -6,7 +6,6 @@ import torch
 from PIL import Image
 
 pytest.importorskip("onnxruntime")
-pytest.importorskip("onnxscript")
 
 from maskscope.cli.main import main  # noqa: E402
 from maskscope.core.classifier import Classifier  # noqa: E402

@@ -345,11 +345,17 @@ class Classifier:
             raise EngineError(f"the model does not export to ONNX: {first_line}") from error
 
     def __getstate__(self) -> dict[str, Any]:
-        """A copy (``copy.deepcopy``, pickling for worker processes) rebuilds its engine and weights
+        """A deep copy or a pickled copy (for a worker process) rebuilds its engine and weights
         digest at its first pass, so a copy whose weights are then changed exports afresh."""
         state = self.__dict__.copy()
         state["_engine"], state["_digest"] = None, None
         return state
+
+    def __copy__(self) -> "Classifier":
+        """A shallow copy shares the module and its engine."""
+        copied = type(self).__new__(type(self))
+        copied.__dict__.update(self.__dict__)
+        return copied
 
     def engine_settings(self) -> dict[str, Any]:
         """``engine``, ``precision`` and ``calibration`` keywords that rebuild this classifier's engine
