@@ -2,12 +2,14 @@
 
 Both score the same saliency maps (Grad-CAM of the default model on imagenet-samples
 photos) with the same model, the same substrate (the model's mean colour, grey 0.5) and the
-same number of curve points, one after the other in this process. Quantus broadcasts a
+same number of curve points, taking turns in this process (ours on each ``--runs`` entry, then
+Quantus, repeated ``--rounds`` times). Quantus broadcasts a
 one-channel map over the three channels and flips ``features_in_step`` channel values a
 step, and asks that value to divide H·W: 448 values on 224×224 gives 336 steps (about 149
 pixels a step), so our curve uses the same 336 even steps over pixels. Both are given channels-last inputs, so the model itself runs at the same
-speed; what differs is how the curve points are built and batched. Writes JSON with
-maps per second, the ratio, and how far the two curves' areas agree.
+speed; what differs is how the curve points are built and batched, and on which engine our
+passes run (Quantus runs the eager torch module, as its users do). Writes JSON with maps per
+second, the ratios, and how far the curves agree.
 
 Quantus is a benchmark-only dependency (its wheel asks for ``opencv-python``, which clashes
 with the core's headless OpenCV, so install it without dependencies):
@@ -58,10 +60,13 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=default_data / "imagenet-samples")
     parser.add_argument("--maps", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=8, help="images per Quantus batch and per our forward pass")
+    parser.add_argument("--runs", default="torch:float32,auto:float32,auto:fast",
+                        help="our runs as ENGINE:PRECISION, comma-separated (default: %(default)s)")
+    parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/deletion_vs_quantus.json"))
     args = parser.parse_args()
 
-    classifier = Classifier.default()
+    classifier = Classifier.default(engine="torch")  # Quantus's passes: eager torch
     samples = ImageNetSamples(args.data)[: args.maps]
     images = torch.stack([classifier.view(load_image(sample.path)) for sample in samples])
     with torch.no_grad():
@@ -71,10 +76,9 @@ def main() -> None:
     steps = 3 * pixels // FEATURES_IN_STEP
     protocol = Protocol("pixel-flipping", "mean", "mean", partial(rise_schedule, steps=steps))
 
-    start = time.perf_counter()
-    ours = deletion(classifier, images, maps, targets=targets.tolist(), protocol=protocol, batch_size=args.batch_size)
-    ours_seconds = time.perf_counter() - start
-
+    ours_classifiers = {f"maskscope-{run.replace(':', '-')}": Classifier.default(engine=run.split(":")[0],
+                                                                              precision=run.split(":")[1])
+                        for run in args.runs.split(",")}
     metric = quantus.PixelFlipping(
         features_in_step=FEATURES_IN_STEP,
         perturb_baseline=0.5,
@@ -82,32 +86,54 @@ def main() -> None:
         abs=False,
         disable_warnings=True,
     )
-    start = time.perf_counter()
-    theirs = metric(
-        model=PixelSpaceModel(classifier).eval(),
-        x_batch=images.numpy(),
-        y_batch=targets.numpy(),
-        a_batch=maps[:, None].numpy(),
-        channel_first=True,
-        softmax=True,
-        device="cpu",
-        batch_size=args.batch_size,
-    )
-    quantus_seconds = time.perf_counter() - start
+    with torch.no_grad():
+        for ours_classifier in ours_classifiers.values():  # export and compile before the clock starts
+            ours_classifier.scores(images[: args.batch_size])
+    seconds: dict[str, list[float]] = {name: [] for name in [*ours_classifiers, "quantus"]}
+    curves = {}
+    for _ in range(args.rounds):
+        for name, ours_classifier in ours_classifiers.items():
+            start = time.perf_counter()
+            curves[name] = deletion(ours_classifier, images, maps, targets=targets.tolist(), protocol=protocol,
+                                    batch_size=args.batch_size)
+            seconds[name].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        theirs = metric(
+            model=PixelSpaceModel(classifier).eval(),
+            x_batch=images.numpy(),
+            y_batch=targets.numpy(),
+            a_batch=maps[:, None].numpy(),
+            channel_first=True,
+            softmax=True,
+            device="cpu",
+            batch_size=args.batch_size,
+        )
+        seconds["quantus"].append(time.perf_counter() - start)
+        print({name: round(values[-1], 1) for name, values in seconds.items()}, flush=True)
+    quantus_seconds = float(np.mean(seconds["quantus"]))
 
     # Quantus's curve has no unperturbed point; compare the remaining points and areas.
     their_curves = np.asarray(theirs)
-    their_auc = np.trapezoid(their_curves, ours.fractions[1:].numpy(), axis=1)
+    their_auc = np.trapezoid(their_curves, next(iter(curves.values())).fractions[1:].numpy(), axis=1)
     record = {
         "maps": len(images),
         "steps_per_curve": steps,
         "batch_size": args.batch_size,
-        "maskscope_maps_per_second": len(images) / ours_seconds,
+        "rounds": args.rounds,
         "quantus_maps_per_second": len(images) / quantus_seconds,
-        "speedup": quantus_seconds / ours_seconds,
-        "curve_mean_abs_difference": float(np.abs(ours.scores[:, 1:].numpy() - their_curves).mean()),
-        "auc_maskscope": ours.mean_auc,
+        "runs": {
+            name: {
+                **ours_classifiers[name].engine_record(),
+                "maps_per_second": len(images) / float(np.mean(seconds[name])),
+                "speedup_over_quantus": quantus_seconds / float(np.mean(seconds[name])),
+                "curve_mean_abs_difference_to_quantus": float(np.abs(curves[name].scores[:, 1:].numpy() - their_curves).mean()),
+                "curve_max_abs_difference_to_quantus": float(np.abs(curves[name].scores[:, 1:].numpy() - their_curves).max()),
+                "auc": curves[name].mean_auc,
+            }
+            for name in ours_classifiers
+        },
         "auc_quantus_without_first_point": float(their_auc.mean()),
+        "seconds": seconds,
         "model": classifier.name,
         "quantus": quantus.__version__,
         **machine(classifier.device),

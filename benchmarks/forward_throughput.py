@@ -1,13 +1,13 @@
-"""Milliseconds per image of the default model's forward pass, by batch size and precision.
+"""Milliseconds per image of the default model's forward pass, by batch size, engine and precision.
 
 The sampling methods (occlusion, SP, LIME, RISE, deletion/insertion) spend nearly all their
-time in forward passes of perturbed images, ``batch_size`` at a time, so the batch size and
-the precision they run at set their speed. For each batch size the model runs on random
-images in float32 and under ``torch.autocast`` in ``--precision`` (bfloat16 on a CPU),
-channels-last as ``Classifier.default`` feeds it. On the photos, the reduced precision is
-compared with float32: the share of photos whose top-1 class is unchanged, the largest change
-of a probability, and the cosine between the two input gradients of the top-1 probability
-(what the gradient-based methods would see). Writes JSON.
+time in forward passes of perturbed images, ``batch_size`` at a time, so the batch size, the
+engine and the precision they run at set their speed. For each batch size the model runs on
+random images on each ``--runs`` entry (ENGINE:PRECISION), one after the other. On the
+photos, each run is compared with the first: the share of photos whose top-1 class is
+unchanged, the largest change of a probability, and the cosine between the input gradients
+of the top-1 probability (what the gradient-based methods would see; gradient passes run the
+torch module, under autocast at bfloat16). Writes JSON.
 
     python benchmarks/forward_throughput.py --out benchmarks/results/forward_throughput.json
 """
@@ -15,7 +15,6 @@ of a probability, and the cosine between the two input gradients of the top-1 pr
 from __future__ import annotations
 
 import argparse
-import copy
 import time
 from pathlib import Path
 
@@ -45,44 +44,51 @@ def top1_gradients(classifier: Classifier, images: torch.Tensor, targets: torch.
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch-sizes", default="1,4,8,16,32,64")
-    parser.add_argument("--precision", default="bfloat16", choices=["bfloat16", "float16"])
+    parser.add_argument("--batch-sizes", default="1,8,32")
+    parser.add_argument("--runs", default="torch:float32,torch:bfloat16,onnxruntime:float32,openvino:bfloat16",
+                        help="ENGINE:PRECISION, comma-separated; the first is the reference (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=4, help="timed passes per batch size")
-    parser.add_argument("--images", type=int, default=32, help="photos for the agreement of the two precisions")
+    parser.add_argument("--images", type=int, default=32, help="photos for the agreement with the reference")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/forward_throughput.json"))
     args = parser.parse_args()
 
-    full = Classifier.default()
-    reduced = copy.copy(full)
-    reduced.precision = args.precision
-    size = full.view.crop
+    runs = [tuple(run.split(":")) for run in args.runs.split(",")]
+    classifiers = {f"{e}-{p}": Classifier.default(engine=e, precision=p) for e, p in runs}
+    reference_name, reference = next(iter(classifiers.items()))
+    size = reference.view.crop
     rows = []
     for batch in (int(value) for value in args.batch_sizes.split(",")):
-        row = {"batch_size": batch,
-               "float32_ms_per_image": milliseconds_per_image(full, batch, size, args.repeats),
-               f"{args.precision}_ms_per_image": milliseconds_per_image(reduced, batch, size, args.repeats)}
-        row["speed_ratio"] = row["float32_ms_per_image"] / row[f"{args.precision}_ms_per_image"]
+        row = {"batch_size": batch}
+        for name, classifier in classifiers.items():  # one run after the other at each batch size
+            row[f"{name}_ms_per_image"] = milliseconds_per_image(classifier, batch, size, args.repeats)
+        for name in classifiers:
+            row[f"{name}_speed_ratio"] = row[f"{reference_name}_ms_per_image"] / row[f"{name}_ms_per_image"]
         print(row, flush=True)
         rows.append(row)
 
-    names, images = imagenet_photos(full, args.images)
+    names, images = imagenet_photos(reference, args.images)
     with torch.no_grad():
-        exact, approximate = full.probabilities(images), reduced.probabilities(images)
+        exact = reference.probabilities(images)
     targets = exact.argmax(1)
-    cosines = torch.nn.functional.cosine_similarity(
-        top1_gradients(full, images, targets), top1_gradients(reduced, images, targets), dim=1
-    )
-    best = min(rows, key=lambda r: r["float32_ms_per_image"])
+    reference_gradients = top1_gradients(reference, images, targets)
+    agreement = {}
+    for name, classifier in classifiers.items():
+        with torch.no_grad():
+            approximate = classifier.probabilities(images)
+        cosines = torch.nn.functional.cosine_similarity(reference_gradients, top1_gradients(classifier, images, targets), dim=1)
+        agreement[name] = {
+            **classifier.engine_record(),
+            "top1_agreement": float((approximate.argmax(1) == targets).float().mean()),
+            "max_probability_change": float((approximate - exact).abs().max()),
+            "gradient_cosine": {"mean": float(cosines.mean()), "min": float(cosines.min())},
+        }
     write_record(args.out, {
-        "model": full.name,
-        "precision": args.precision,
+        "model": reference.name,
+        "reference": reference_name,
         "by_batch_size": rows,
-        "fastest_float32_batch_size": best["batch_size"],
         "photos": len(names),
-        "top1_agreement": float((approximate.argmax(1) == targets).float().mean()),
-        "max_probability_change": float((approximate - exact).abs().max()),
-        "gradient_cosine": {"mean": float(cosines.mean()), "min": float(cosines.min())},
-        **machine(full.device),
+        "agreement_with_reference": agreement,
+        **machine(reference.device),
     })
 
 

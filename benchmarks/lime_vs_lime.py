@@ -7,9 +7,9 @@ kernel width 0.25 on the cosine distance, the classifier's mean colour in hidden
 superpixels, ridge α = 1, all through the same ``Classifier`` (lime's ``classifier_fn``
 converts its NumPy batch and calls it). Each library batches its classifier calls as it does
 by default (lime: 10 images a call; maskscope: 8 on a CPU), or as ``--lime-batch-size`` and
-``--batch-size`` say. maskscope runs once per ``--precisions`` entry (float32, and bfloat16
-under autocast, which this CPU runs about twice as fast); lime runs in float32, as its users
-run it. The runs rotate photo by photo, and so does which goes first, so load on the machine
+``--batch-size`` say. maskscope runs once per ``--runs`` entry (ENGINE:PRECISION: eager torch
+float32, the ``auto`` engine at float32 and at ``fast``); lime runs eager torch float32, as
+its users run it. The runs rotate photo by photo, and so does which goes first, so load on the machine
 hits all alike. Reported: seconds per photo of each and the ratios; the seconds spent inside
 the model's forward passes and the rest, each library's own overhead, with its ratio;
 whether the superpixels were identical; and how well each set of maskscope's superpixel
@@ -92,17 +92,18 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=1000, help="N for both (LIME's default: 1000)")
     parser.add_argument("--batch-size", type=int, help="maskscope's images per classifier call (default: its own)")
     parser.add_argument("--lime-batch-size", type=int, default=10, help="lime's (default: %(default)s, lime's own)")
-    parser.add_argument("--precisions", default="float32,bfloat16", help="maskscope's runs, comma-separated")
+    parser.add_argument("--runs", default="torch:float32,auto:float32,auto:fast",
+                        help="maskscope's runs as ENGINE:PRECISION, comma-separated (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/lime_vs_lime.json"))
     args = parser.parse_args()
 
-    classifier = Classifier.default()
+    classifier = Classifier.default(engine="torch")  # the peer's passes: eager torch, as its users run it
     names, images = imagenet_photos(classifier, args.images)
     with torch.no_grad():
         targets = classifier.probabilities(images).argmax(1).tolist()
     ours = LIME(samples=args.samples, batch_size=args.batch_size)
-    timing, classifiers = SideBySide.at_precisions(classifier, args.precisions.split(","), "lime")
+    timing, classifiers = SideBySide.at_engines(classifier, args.runs.split(","), "lime")
     ours_batch = default_batch_size(args.batch_size, classifier.device)
     timing.warm_up(images.shape[-1], {1, ours_batch, args.samples % ours_batch,
                                       args.lime_batch_size, args.samples % args.lime_batch_size})
@@ -126,7 +127,7 @@ def main() -> None:
         "images": names,
         "samples": args.samples,
         "batch_size": {"maskscope": ours_batch, "lime": args.lime_batch_size},
-        "precision": {**{name: c.precision for name, c in classifiers.items()}, "lime": "float32"},
+        "engine": {**{name: c.engine_record() for name, c in classifiers.items()}, "lime": "torch float32"},
         **timing.summary(),
         "segmentations_identical": all(identical),
         "superpixel_weight_spearman": spearmans,

@@ -8,9 +8,9 @@ border when the stride overshoots it, as for 35:8 on 224 px), the same baseline 
 classifier's mean colour, i.e. 0 in its normalised input, where Captum works), the softmax
 probability of the class. Each library batches the perturbed images as it does by default
 (Captum's ``perturbations_per_eval``: 1; maskscope: 8 on a CPU), or as ``--captum-batch-size``
-and ``--batch-size`` say. maskscope runs once per ``--precisions`` entry (float32, and bfloat16
-under autocast, which this CPU runs about twice as fast); Captum runs in float32, as its users
-run it. Both average each pixel's drop over the windows covering it, so in float32 their maps
+and ``--batch-size`` say. maskscope runs once per ``--runs`` entry (ENGINE:PRECISION: eager
+torch float32, the ``auto`` engine at float32 and at ``fast``); Captum runs eager torch float32,
+as its users run it. Both average each pixel's drop over the windows covering it, so in float32 their maps
 should agree to rounding. The runs rotate photo by photo, and so does which goes first.
 Reported per setting: seconds per photo of each and the ratios, the seconds inside the model's
 forward passes and the rest (each library's own overhead) with its ratio, and the agreement of
@@ -63,7 +63,7 @@ def captum_map(classifier: Classifier, image: torch.Tensor, target: int, window:
 def compare(classifier, names, images, targets, window, stride, args) -> dict:
     """Time every run on every photo at one setting; their seconds and their maps' agreement."""
     ours = Occlusion(sizes=window, stride=stride, placement="edge", batch_size=args.batch_size)
-    timing, classifiers = SideBySide.at_precisions(classifier, args.precisions.split(","), "captum")
+    timing, classifiers = SideBySide.at_engines(classifier, args.runs.split(","), "captum")
     count = len(ours.grids(tuple(images.shape[-2:]))[0])
     ours_batch = default_batch_size(args.batch_size, classifier.device)
     timing.warm_up(images.shape[-1], {1, ours_batch, count % ours_batch,
@@ -83,7 +83,7 @@ def compare(classifier, names, images, targets, window, stride, args) -> dict:
         "stride": stride,
         "windows_per_image": count,
         "batch_size": {"maskscope": ours_batch, "captum": args.captum_batch_size},
-        "precision": {**{name: c.precision for name, c in classifiers.items()}, "captum": "float32"},
+        "engine": {**{name: c.engine_record() for name, c in classifiers.items()}, "captum": "torch float32"},
         **timing.summary(),
         "map_spearman": spearmans,
         "map_max_abs_difference": differences,
@@ -97,12 +97,13 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, help="maskscope's perturbed images per forward pass (default: its own)")
     parser.add_argument("--captum-batch-size", type=int, default=1,
                         help="Captum's perturbations_per_eval (default: %(default)s, Captum's own)")
-    parser.add_argument("--precisions", default="float32,bfloat16", help="maskscope's runs, comma-separated")
+    parser.add_argument("--runs", default="torch:float32,auto:float32,auto:fast",
+                        help="maskscope's runs as ENGINE:PRECISION, comma-separated (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/occlusion_vs_captum.json"))
     args = parser.parse_args()
     settings = [tuple(int(value) for value in pair.split(":")) for pair in args.settings.split(",")]
 
-    classifier = Classifier.default()
+    classifier = Classifier.default(engine="torch")  # the peer's passes: eager torch, as its users run it
     names, images = imagenet_photos(classifier, args.images)
     with torch.no_grad():
         targets = classifier.probabilities(images).argmax(1).tolist()

@@ -35,6 +35,17 @@ class ModelClock(nn.Module):
         self.seconds += time.perf_counter() - start
         return out
 
+    def timed(self, function: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+        """``function`` (a classifier's ``logits``) with its wall time added to ``seconds``."""
+
+        def run(inputs: torch.Tensor) -> torch.Tensor:
+            start = time.perf_counter()
+            out = function(inputs)
+            self.seconds += time.perf_counter() - start
+            return out
+
+        return run
+
     def lap(self) -> float:
         """Seconds since the last lap (or since the start), and start a new lap."""
         seconds, self.seconds = self.seconds, 0.0
@@ -45,7 +56,8 @@ class SideBySide:
     """Times the runs of ``theirs`` and of each of ``ours`` photo by photo, on a classifier
     whose model it clocks.
 
-    ``ours`` names one run or several (:meth:`at_precisions`: maskscope at several precisions).
+    ``ours`` names one run or several (:meth:`at_engines`: maskscope on several engines and
+    precisions).
     """
 
     def __init__(self, classifier: Classifier, ours: str | Sequence[str], theirs: str) -> None:
@@ -60,16 +72,21 @@ class SideBySide:
         self.warmed: list[Classifier] = [classifier]
 
     @classmethod
-    def at_precisions(
-        cls, classifier: Classifier, precisions: Sequence[str], theirs: str
+    def at_engines(
+        cls, classifier: Classifier, runs: Sequence[str], theirs: str
     ) -> tuple["SideBySide", dict[str, Classifier]]:
-        """Runs ``maskscope-<precision>`` against ``theirs``, and the classifier of each run: a
-        copy of ``classifier`` at that precision whose forward passes go through the same clock."""
-        timing = cls(classifier, [f"maskscope-{precision}" for precision in precisions], theirs)
+        """Runs ``maskscope-<engine>-<precision>`` for each ``ENGINE:PRECISION`` of ``runs`` against
+        ``theirs`` (who runs ``classifier``'s torch module), and the classifier of each run: a copy
+        of ``classifier`` on that engine whose forward passes (torch or compiled) the same clock times."""
+        pairs = [run.split(":") if ":" in run else ("torch", run) for run in runs]
+        timing = cls(classifier, [f"maskscope-{engine}-{precision}" for engine, precision in pairs], theirs)
         classifiers = {}
-        for name, precision in zip(timing.ours, precisions):
-            classifiers[name] = copy.copy(classifier)
-            classifiers[name].precision = precision
+        for name, (engine, precision) in zip(timing.ours, pairs):
+            ours = copy.copy(classifier)
+            ours.model = timing.clock.model
+            ours.set_engine(engine, precision)
+            ours.logits = timing.clock.timed(ours.logits)
+            classifiers[name] = ours
         timing.warmed.extend(classifiers.values())
         return timing, classifiers
 

@@ -32,6 +32,19 @@ class ShapesTask:
         return self.test.images[right], self.test.single_labels[right], masks
 
 
+@pytest.fixture(scope="session", autouse=True)
+def engine_cache(tmp_path_factory) -> Path:
+    """A fresh cache folder for exported models, so no test depends on (or fills) the user's cache."""
+    folder = tmp_path_factory.mktemp("maskscope-cache")
+    previous = os.environ.get("MASKSCOPE_CACHE")
+    os.environ["MASKSCOPE_CACHE"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("MASKSCOPE_CACHE", None)
+    else:
+        os.environ["MASKSCOPE_CACHE"] = previous
+
+
 @pytest.fixture(scope="session")
 def shapes_task() -> ShapesTask:
     train = make_shapes(1000, objects=(0, 1), seed=1)

@@ -97,4 +97,6 @@ def test_reduced_precision_needs_a_module_and_a_known_type():
     with pytest.raises(ValueError, match="nn.Module"):
         Classifier.from_callable(lambda batch: batch.mean((2, 3)), precision="bfloat16")
     with pytest.raises(ValueError, match="precision must be one of"):
+        Classifier(ConvNet(), precision="int4")
+    with pytest.raises(ValueError, match="not available on engine torch"):
         Classifier(ConvNet(), precision="int8")

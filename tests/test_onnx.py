@@ -6,7 +6,6 @@ import torch
 from PIL import Image
 
 pytest.importorskip("onnxruntime")
-pytest.importorskip("onnxscript")
 
 from maskscope.cli.main import main  # noqa: E402
 from maskscope.core.classifier import Classifier  # noqa: E402
@@ -17,7 +16,7 @@ from maskscope.methods import METHODS, RISE, MeaningfulPerturbation  # noqa: E40
 @pytest.fixture(scope="module")
 def tiny_onnx(shapes_task, tmp_path_factory) -> Classifier:
     path = export_onnx(shapes_task.classifier, tmp_path_factory.mktemp("onnx") / "tiny.onnx")
-    return Classifier.from_onnx(path, providers=["CPUExecutionProvider"])
+    return Classifier.from_onnx(path, engine="onnxruntime")
 
 
 def test_the_onnx_model_gives_the_torch_scores_and_settings(shapes_task, tiny_onnx):
@@ -84,7 +83,7 @@ def test_the_exported_default_model_agrees_with_torch_on_a_photo(default_classif
     from maskscope.data.images import load_image
 
     path = export_onnx(default_classifier, tmp_path / "efficientnet-lite0.onnx")
-    onnx_classifier = Classifier.from_onnx(path, providers=["CPUExecutionProvider"])
+    onnx_classifier = Classifier.from_onnx(path, engine="onnxruntime")
     photo = default_classifier.view(load_image(data.chelsea(), name="chelsea"))[None]
     with torch.no_grad():
         expected = default_classifier.probabilities(photo)

@@ -39,7 +39,11 @@ class BenchConfig:
         score_batch_size: perturbed images per forward pass when scoring curves (8 is fastest
             for the default model on CPU; a GPU wants more).
         device: where the classifier runs.
-        precision: the classifier's forward passes (``float32``, ``bfloat16``, ``float16``).
+        precision: the classifier's forward passes (``float32``, ``bfloat16``, ``float16``, ``int8``,
+            ``fast``).
+        engine: where the passes that need no gradient run (``torch``, ``onnxruntime``,
+            ``openvino``, ``auto``); not part of the identity, as every engine gives the same
+            float32 scores within 1e-4.
         shard: ``"K/N"``: only every N-th of the images from the K-th (counting from 0), for
             runs split over the jobs of a scheduler and merged afterwards; ``None``: all of them.
     """
@@ -57,6 +61,7 @@ class BenchConfig:
     device: str = "cpu"
     precision: str = "float32"
     shard: str | None = None
+    engine: str = "auto"
 
     def identity(self) -> dict:
         data = asdict(self)

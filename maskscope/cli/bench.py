@@ -73,7 +73,8 @@ def build_config(args: argparse.Namespace, methods: list[str] | None, params: di
                      metrics=args.metrics.split(",") if args.metrics else None,
                      device=None if args.device == "cpu" and args.config else args.device,
                      precision=None if args.precision == "float32" and args.config else args.precision,
-                     shard=getattr(args, "shard", None))
+                     shard=getattr(args, "shard", None),
+                     engine=None if args.engine == "auto" and args.config else args.engine)
     try:
         if args.config:
             config = BenchConfig.from_file(args.config, **overrides)
@@ -150,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
 
 def open_dataset_and_model(args: argparse.Namespace, config: BenchConfig) -> tuple[Dataset, Classifier]:
     """The configuration's dataset and classifier; a dataset that cannot be opened is a one-line error."""
-    args.model, args.device, args.precision = config.model, config.device, config.precision
+    args.model, args.device, args.precision, args.engine = config.model, config.device, config.precision, config.engine
     return _open_dataset(config), load_classifier(args)
 
 
@@ -165,7 +166,8 @@ def _run_on_ray(args: argparse.Namespace, config: BenchConfig) -> int:
     """The run on Ray workers, each loading the classifier itself; the driver loads none."""
     if (args.workers is not None and args.workers < 1) or args.worker_threads < 1 or args.gpus_per_worker < 0:
         raise CommandError("--workers and --worker-threads must be at least 1, --gpus-per-worker at least 0")
-    model = argparse.Namespace(model=config.model, device=config.device, precision=config.precision)
+    model = argparse.Namespace(model=config.model, device=config.device, precision=config.precision,
+                               engine=config.engine)
     options = RayOptions(None if args.ray == "local" else args.ray, args.workers, args.worker_threads,
                          args.gpus_per_worker)
     try:

@@ -9,8 +9,9 @@ from pathlib import Path
 import torch
 
 from maskscope.cli.errors import CommandError
-from maskscope.core.classifier import PRECISIONS, Classifier
+from maskscope.core.classifier import Classifier
 from maskscope.core.default_model import EFFICIENTNET_LITE
+from maskscope.core.engines import ENGINE_CHOICES, FAST_PRECISION, PRECISION_CHOICES
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -22,34 +23,58 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: %(default)s)")
     parser.add_argument(
+        "--engine",
+        default="auto",
+        choices=list(ENGINE_CHOICES),
+        help="where the forward passes that need no gradient run: torch, onnxruntime, openvino, or auto "
+        "(the fastest installed at --precision); gradient passes always run torch (default: %(default)s)",
+    )
+    parser.add_argument(
         "--precision",
         default="float32",
-        choices=list(PRECISIONS),
-        help="the model's forward passes under autocast in this type: bfloat16 is faster on CPUs with "
-        "AVX-512 BF16 or AMX, float16 on GPUs; gradients get noisier (default: %(default)s)",
+        choices=list(PRECISION_CHOICES),
+        help=f"the forward passes' number type: bfloat16 (CPUs with AVX-512 BF16 or AMX), float16 (GPUs, torch), "
+        f"int8 (openvino, calibrated on --calibrate photos or the images explained), fast (= {FAST_PRECISION}); "
+        "gradients get noisier (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--calibrate", metavar="FOLDER", help="photos to calibrate --precision int8 on (default: the images explained)"
     )
 
 
 def load_classifier(args: argparse.Namespace) -> Classifier:
-    """The classifier named by ``--model`` on ``--device`` at ``--precision``."""
+    """The classifier named by ``--model`` on ``--device`` with ``--engine`` at ``--precision``."""
     name = args.model
+    settings = {"engine": getattr(args, "engine", "auto"), "precision": args.precision}
     try:
-        if name == "default":
-            return Classifier.default(device=args.device, precision=args.precision)
-        if name in EFFICIENTNET_LITE:
-            return Classifier.default(name, device=args.device, precision=args.precision)
-        if Path(name).suffix.lower() == ".onnx":
-            if args.precision != "float32":
-                raise CommandError("--precision applies to torch models; an ONNX model runs as it was exported")
-            cuda = ["CUDAExecutionProvider"] if str(args.device).startswith("cuda") else []
-            return Classifier.from_onnx(name, providers=cuda + ["CPUExecutionProvider"])
-        if Path(name).suffix or Path(name).exists():
-            return Classifier.from_torchscript(name, device=args.device, precision=args.precision)
+        if name == "default" or name in EFFICIENTNET_LITE:
+            classifier = Classifier.default(*([] if name == "default" else [name]), device=args.device, **settings)
+        elif Path(name).suffix.lower() == ".onnx":
+            if str(args.device) != "cpu":
+                raise CommandError(f"an ONNX model runs on the CPU here, not --device {args.device}")
+            classifier = Classifier.from_onnx(name, **settings)
+        elif Path(name).suffix or Path(name).exists():
+            classifier = Classifier.from_torchscript(name, device=args.device, **settings)
+        else:
+            raise CommandError(
+                f"unknown model {name!r}: use default, {', '.join(EFFICIENTNET_LITE)}, a TorchScript file or an ONNX file"
+            )
+        if getattr(args, "calibrate", None):
+            classifier.calibration = calibration_photos(Path(args.calibrate), classifier)
     except (FileNotFoundError, ValueError, ImportError, RuntimeError) as error:
         raise CommandError(str(error)) from error
-    raise CommandError(
-        f"unknown model {name!r}: use default, {', '.join(EFFICIENTNET_LITE)}, a TorchScript file or an ONNX file"
-    )
+    return classifier
+
+
+def calibration_photos(folder: Path, classifier: Classifier) -> torch.Tensor:
+    """The photos of ``folder`` (a file or folder) in the classifier's view, to calibrate int8 on."""
+    from maskscope.data.images import ImageLoadError, list_images, load_image
+
+    try:
+        paths = list_images(folder) if folder.is_dir() else [folder]
+        return torch.stack([classifier.view(load_image(path)) for path in paths])
+    except ImageLoadError as error:
+        raise CommandError(f"--calibrate: {error}") from error
 
 
 def parse_params(pairs: list[str]) -> dict:

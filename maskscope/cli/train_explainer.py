@@ -119,6 +119,7 @@ def build_classifier(args: argparse.Namespace) -> Classifier:
             view=ClassifierView(resize=None, crop=args.input_size) if args.input_size else loaded.view,
             name=loaded.name,
             channels_last=loaded.channels_last,
+            **loaded.engine_settings(),
         )
         if args.groups:
             classifier = GroupedClassifier(classifier, read_groups(_groups_file(args.groups)))

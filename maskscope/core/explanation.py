@@ -44,6 +44,8 @@ class Explanation:
         history: per-step objective (B×steps) for optimisation methods.
         names: a name per image (the photos' file stems), used when saving.
         sources: where each image came from (its path), or ``None``; recorded when saving.
+        names: a name per image (file stems), used when saving.
+        engine: where the classifier's forward passes ran (``Classifier.engine_record``).
     """
 
     saliency: torch.Tensor
@@ -58,6 +60,7 @@ class Explanation:
     history: torch.Tensor | None = None
     names: list[str] = field(default_factory=list)
     sources: list[str | None] = field(default_factory=list)
+    engine: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.saliency.dim() != 3:
@@ -92,6 +95,7 @@ class Explanation:
             history=take(self.history),
             names=self.names[pick],
             sources=self.sources[pick],
+            engine=self.engine,
         )
 
     def record(self, index: int = 0) -> dict[str, Any]:
@@ -112,6 +116,7 @@ class Explanation:
             "mask_shape": None if self.mask is None else list(self.mask.shape[1:]),
             "seconds": self.seconds / max(len(self), 1),
             "params": _jsonable(self.params),
+            "engine": _jsonable(self.engine),
         }
 
     def save(
@@ -233,6 +238,7 @@ class Explanation:
             seconds=sum(r["seconds"] for r in records),
             names=[r["name"] for r in records],
             sources=[r.get("source") for r in records],
+            engine=records[0].get("engine", {}),
         )
 
 

@@ -87,6 +87,7 @@ class Method:
         if not isinstance(images, torch.Tensor):
             explanation.names = unique_names([image_name(image, i) for i, image in enumerate(images)])
             explanation.sources = [str(image) if isinstance(image, (str, os.PathLike)) else None for image in images]
+        explanation.engine = classifier.engine_record()
         return explanation
 
     __call__ = explain

@@ -82,6 +82,9 @@ class GroupedClassifier(Classifier):
     __call__ = scores
     probabilities = scores
 
+    def engine_record(self) -> dict:
+        return self.base.engine_record()
+
     def __repr__(self) -> str:
         return f"GroupedClassifier({self.base.name}, {len(self.groups)} groups)"
 

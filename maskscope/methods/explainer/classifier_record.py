@@ -96,6 +96,7 @@ class ClassifierRecord:
             view=ClassifierView(resize=self.resize, crop=self.crop),
             name=classifier.name,
             channels_last=classifier.channels_last,
+            **classifier.engine_settings(),
         )
         return GroupedClassifier(fed, self.groups) if self.groups is not None else fed
 

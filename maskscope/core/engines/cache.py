@@ -1,0 +1,75 @@
+"""The on-disk cache of exported models, keyed by the weights and the export settings.
+
+A torch module is exported to ONNX once per model, input size and settings; a later run (or
+another process of the same run) finds the file and starts at once. The key is a SHA-256 of
+the module's class, every parameter and buffer (name, type, shape, bytes), the input size,
+the torch version and the export format, so changing a weight makes a new file.
+
+The folder is ``$MASKSCOPE_CACHE`` when set, else ``~/.cache/maskscope``; exported models go in
+its ``engines/`` sub-folder. Files are written under a temporary name and renamed, so two
+processes exporting the same model at once both end with a whole file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+#: bump when the exported graph changes for the same module (exporter options, opset)
+EXPORT_FORMAT = "onnx-1"
+
+
+def cache_folder() -> Path:
+    """``$MASKSCOPE_CACHE`` or ``~/.cache/maskscope``."""
+    configured = os.environ.get("MASKSCOPE_CACHE")
+    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "maskscope"
+
+
+def weights_digest(module: nn.Module) -> str:
+    """A SHA-256 of the module's class and its parameters and buffers."""
+    digest = hashlib.sha256(f"{type(module).__module__}.{type(module).__qualname__}".encode())
+    for name, tensor in module.state_dict().items():
+        shape = tensor.shape
+        tensor = tensor.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{name}:{tensor.dtype}:{tuple(shape)}".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
+def cached_file(key: str, suffix: str, write: Callable[[Path], None]) -> Path:
+    """``engines/KEY.SUFFIX`` in the cache, made by ``write(path)`` if it is not there yet.
+
+    ``write`` makes a file (or a folder) at the path it is given, inside a temporary folder
+    that is then renamed into place.
+    """
+    folder = cache_folder() / "engines"
+    path = folder / f"{key}{suffix}"
+    if path.exists():
+        return path
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{key}-", dir=folder) as temporary:
+        made = Path(temporary) / path.name
+        write(made)
+        try:
+            os.replace(made, path)
+        except OSError:  # another process put a whole copy there first
+            if not path.exists():
+                raise
+    return path
+
+
+def exported_onnx(module: nn.Module, height: int, width: int, digest: str) -> Path:
+    """The ONNX export of ``module`` for inputs B×3×height×width (dynamic B), from the cache.
+
+    ``digest`` is :func:`weights_digest` of the module, computed once by the caller.
+    """
+    from maskscope.core.onnx_models import export_module
+
+    key = hashlib.sha256(f"{digest}:{height}x{width}:{torch.__version__}:{EXPORT_FORMAT}".encode()).hexdigest()[:32]
+    return cached_file(key, ".onnx", lambda path: export_module(module, path, height, width))
