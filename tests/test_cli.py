@@ -85,11 +85,11 @@ def test_methods_lists_defaults(capsys):
     assert "mp" in listing and "steps = 300" in listing and "resolution = 28" in listing
 
 
-def test_precision_is_refused_for_an_onnx_model():
+def test_an_onnx_model_is_refused_on_a_gpu():
     import argparse
 
     from maskscope.cli.errors import CommandError
     from maskscope.cli.options import load_classifier
 
-    with pytest.raises(CommandError, match="--precision"):
-        load_classifier(argparse.Namespace(model="model.onnx", device="cpu", precision="bfloat16"))
+    with pytest.raises(CommandError, match="ONNX model runs on the CPU"):
+        load_classifier(argparse.Namespace(model="model.onnx", device="cuda", precision="float32", engine="auto"))

@@ -10,7 +10,7 @@ import torch
 
 from maskscope.cli.errors import CommandError
 from maskscope.core.classifier import Classifier
-from maskscope.core.default_model import EFFICIENTNET_LITE
+from maskscope.core.default_model import DEFAULT_MODEL, EFFICIENTNET_LITE
 from maskscope.core.engines import ENGINE_CHOICES, FAST_PRECISION, PRECISION_CHOICES
 
 
@@ -48,7 +48,7 @@ def load_classifier(args: argparse.Namespace) -> Classifier:
     settings = {"engine": getattr(args, "engine", "auto"), "precision": args.precision}
     try:
         if name == "default" or name in EFFICIENTNET_LITE:
-            classifier = Classifier.default(*([] if name == "default" else [name]), device=args.device, **settings)
+            classifier = Classifier.default(DEFAULT_MODEL if name == "default" else name, device=args.device, **settings)
         elif Path(name).suffix.lower() == ".onnx":
             if str(args.device) != "cpu":
                 raise CommandError(f"an ONNX model runs on the CPU here, not --device {args.device}")

@@ -127,12 +127,12 @@ class Classifier:
         self.name = name or (self._onnx_file.stem if self._onnx_file is not None else type(model).__name__)
         self._class_names = list(class_names) if class_names is not None else None
         self._num_classes: int | None = len(self._class_names) if self._class_names else None
-        self._digest: str | None = None
         self.calibration = calibration
         self.set_engine(engine, precision)
 
     def set_engine(self, engine: str | None = None, precision: str | None = None) -> None:
-        """Choose the engine and/or precision (``None`` keeps the current one); built at the next pass."""
+        """Choose the engine and/or precision (``None`` keeps the current one); the engine is built
+        (the module's weights hashed, its cached export found or made) at the next pass."""
         engine = engine or self.requested_engine
         precision = resolve_precision(precision or self.precision)
         if precision != "float32" and not self.differentiable and self._onnx_file is None:
@@ -145,6 +145,7 @@ class Classifier:
             raise ValueError(f"engine {resolved} needs a torch.nn.Module or an ONNX file; a callable runs on torch")
         self.requested_engine, self.engine, self.precision = engine, resolved, precision
         self._engine: InferenceEngine | None = None
+        self._digest: str | None = None
         self._fallback: str | None = None
 
     # ----------------------------------------------------------------- constructors

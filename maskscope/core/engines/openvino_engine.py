@@ -73,7 +73,11 @@ class OpenVinoEngine(InferenceEngine):
             return known[1]
         path = self.model_file(height, width)
         if self.precision == "int8":
-            path = self.quantised(path, first_batch)
+            try:
+                path = self.quantised(path, first_batch)
+            except Exception as error:  # NNCF raises many kinds; any means: no int8 model
+                reason = (str(error).splitlines() or [type(error).__name__])[0]
+                raise EngineError(f"NNCF could not quantise {path.name} to int8 ({reason})") from error
         try:
             model = self._core.read_model(str(path))
             compiled = self._core.compile_model(
