@@ -10,7 +10,8 @@ from maskscope.core.games import MaskProblem, get_game
 from maskscope.core.line_search import ArmijoLineSearch
 from maskscope.core.masks import Upsampler
 from maskscope.metrics import pointing_game
-from maskscope.methods import IGOS, get_method
+from maskscope.methods import IGOS, IGOSPlusPlus, get_method
+from maskscope.methods.igos import heavy_blur
 
 #: I-GOS scaled to 64-px images: an 8×8 mask (8 px cells), λ scaled to the coarse grid, and the
 #: mean colour as filler: the heavy blur scaled to 64 px (σ ≈ 14 px) leaves a big square or
@@ -20,16 +21,33 @@ SMALL_IGOS = dict(resolution=8, l1=0.3, tv=0.3, points=5, steps=12, filler="mean
 
 
 class CountingModel(torch.nn.Module):
-    """Passes through to a model and counts its forward calls."""
+    """Passes through to a model and records the size of every batch it is given."""
 
     def __init__(self, model: torch.nn.Module) -> None:
         super().__init__()
         self.model = model
-        self.calls = 0
+        self.batches: list[int] = []
+
+    @property
+    def calls(self) -> int:
+        return len(self.batches)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.calls += 1
+        self.batches.append(len(x))
         return self.model(x)
+
+
+def counting(classifier):
+    """A shallow copy of ``classifier`` whose model records its batches."""
+    copied = copy.copy(classifier)
+    copied.model = CountingModel(classifier.model)
+    return copied, copied.model
+
+
+def deletion_problem(classifier, images, classes, regulariser=None):
+    weights = torch.nn.functional.one_hot(classes, classifier.num_classes).float()
+    regulariser = regulariser or IGOS(**SMALL_IGOS).regulariser
+    return MaskProblem(classifier, images, weights, get_game("deletion"), Constant(), Upsampler("bilinear"), regulariser)
 
 
 def test_igos_maximum_lands_on_the_object(shapes_task):
@@ -59,20 +77,92 @@ def test_batched_and_one_by_one_give_the_same_masks(shapes_task):
     assert (alone - together.mask).abs().max() < 1e-3
 
 
-def test_integrated_direction_is_one_classifier_call(shapes_task):
+def test_integrated_direction_is_chunked_by_batch_size_and_equals_one_pass(shapes_task):
+    images, classes, _ = shapes_task.correctly_classified(3)
+    classifier, counter = counting(shapes_task.classifier)
+    problem = deletion_problem(classifier, images, classes)
+    masks = torch.rand(3, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    whole_loss, whole_grad = IntegratedGradient(points=10, noise=0.2, seed=3, batch_size=1000)(problem, masks)
+    assert counter.batches == [30]
+    counter.batches.clear()
+    loss, grad = IntegratedGradient(points=10, noise=0.2, seed=3, batch_size=4)(problem, masks)
+    # 30 path inputs in passes of at most 4, the gradient summed over the chunks
+    assert counter.batches == [4] * 7 + [2]
+    torch.testing.assert_close(loss, whole_loss, atol=1e-5, rtol=0)
+    torch.testing.assert_close(grad, whole_grad, atol=1e-5, rtol=1e-4)
+    assert grad.abs().sum() > 0
+
+
+def test_direction_is_the_gradient_of_the_objective_its_line_search_uses(shapes_task):
     images, classes, _ = shapes_task.correctly_classified(2)
-    classifier = copy.copy(shapes_task.classifier)
-    counter = CountingModel(classifier.model)
-    classifier.model = counter
-    weights = torch.nn.functional.one_hot(classes, classifier.num_classes).float()
-    deletion, regulariser = get_game("deletion"), lambda m: m.mean((1, 2, 3))
-    problem = MaskProblem(classifier, images, weights, deletion, Constant(), Upsampler("bilinear"), regulariser)
-    direction = IntegratedGradient(points=20, noise=0.2)
-    loss, grad = direction(problem, torch.full((2, 1, 8, 8), 0.5))
-    assert counter.calls == 1
-    assert loss.shape == (2,) and grad.shape == (2, 1, 8, 8) and grad.abs().sum() > 0
-    # the objective it reports is the problem's own, at the mask itself
-    assert torch.allclose(loss, problem.objective(torch.full((2, 1, 8, 8), 0.5)), atol=1e-6)
+    problem = deletion_problem(shapes_task.classifier, images, classes)
+    masks = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    direction = IntegratedGradient(points=5, noise=0.2, seed=0)
+    loss, grad = direction(problem, masks)
+    everyone = torch.arange(2)
+    # the line search sees the same function (the same noise) the direction reported ...
+    torch.testing.assert_close(direction.objective(problem, masks, everyone), loss, atol=1e-6, rtol=0)
+    torch.testing.assert_close(direction.objective(problem, masks[1:], everyone[1:]), loss[1:], atol=1e-6, rtol=0)
+    # ... and the direction is that function's gradient (a central difference along it)
+    step = 1e-3 * grad / grad.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
+    ahead, behind = (direction.objective(problem, masks + sign * step, everyone) for sign in (1, -1))
+    slope = (ahead - behind) / 2e-3
+    torch.testing.assert_close(slope, grad.flatten(1).norm(dim=1), atol=2e-3, rtol=2e-2)
+    # a new iteration draws new noise
+    loss_next, _ = direction(problem, masks)
+    assert (loss_next - loss).abs().max() > 1e-4
+
+
+def test_integrated_objective_without_noise_is_the_path_average(shapes_task):
+    images, classes, _ = shapes_task.correctly_classified(2)
+    problem = deletion_problem(shapes_task.classifier, images, classes)
+    masks = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(2))
+    loss, _ = IntegratedGradient(points=4, noise=0.0)(problem, masks)
+    with torch.no_grad():
+        path = torch.stack([problem.class_scores(s / 4 * masks, jitter=False) for s in range(1, 5)]).mean(0)
+    torch.testing.assert_close(loss, path + problem.regulariser(masks), atol=1e-5, rtol=0)
+
+
+def test_chunked_igos_gives_the_unchunked_masks_and_bounds_every_pass(shapes_task):
+    images, classes, _ = shapes_task.correctly_classified(3)
+    classifier, counter = counting(shapes_task.classifier)
+    settings = {**SMALL_IGOS, "steps": 3, "points": 4}
+    whole = IGOS(**settings, batch_size=1000)(classifier, images, target=classes.tolist(), seed=2)
+    counter.batches.clear()
+    chunked = IGOS(**settings, batch_size=5)(classifier, images, target=classes.tolist(), seed=2)
+    torch.testing.assert_close(chunked.mask, whole.mask, atol=1e-5, rtol=0)
+    torch.testing.assert_close(chunked.scores_after, whole.scores_after, atol=1e-5, rtol=0)
+    # after the target pass over the photos, no pass holds more than batch_size images
+    assert counter.batches[0] == 3 and max(counter.batches[1:]) == 5
+
+
+def test_largest_pass_of_igos_does_not_grow_with_the_number_of_photos(shapes_task):
+    images, classes, _ = shapes_task.correctly_classified(8)
+    largest = {}
+    for count in (1, 8):
+        classifier, counter = counting(shapes_task.classifier)
+        for method in (IGOS(**SMALL_IGOS, batch_size=6, steps=2), IGOSPlusPlus(**SMALL_IGOS, batch_size=6, steps=2)):
+            counter.batches.clear()
+            method(classifier, images[:count], target=classes[:count].tolist())
+            largest[method.name, count] = max(counter.batches[1:])  # the first pass finds the targets
+    assert largest == {("igos", 1): 5, ("igos++", 1): 6, ("igos", 8): 6, ("igos++", 8): 6}
+
+
+def test_defaults_are_the_papers():
+    assert IGOS.defaults() == dict(
+        resolution=28, l1=None, tv=None, tv_beta=2.0, filler=None, points=20, noise=0.2, steps=15,
+        initial_step=200.0, shrink=0.2, decrease=1e-4, smallest_step=1e-5, batch_size=None, progress=False,
+    )
+    assert IGOS().weights == (1.0, 20.0)
+    assert IGOS(resolution=112).weights == (3.0, 60.0) and IGOS(resolution=224).weights == (10.0, 20.0)
+    assert IGOS(resolution=14).weights == IGOS(resolution=7).weights == (1.0, 20.0)
+    blur = heavy_blur(224)
+    assert (blur.sigma, blur.kernel_size) == (50.0, 51)
+    direction = IntegratedGradient()
+    assert (direction.points, direction.noise, direction.class_weight) == (20, 0.2, 1.0)
+    search = IGOS()._line_search(direction)
+    assert (search.initial, search.shrink, search.decrease, search.smallest) == (200.0, 0.2, 1e-4, 1e-5)
+    assert search.objective == direction.objective
 
 
 class Quadratic:

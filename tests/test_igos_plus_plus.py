@@ -2,14 +2,15 @@
 
 import torch
 
-from maskscope.core.fillers import Constant
+from maskscope.core.directions import IntegratedGradient, end_point_scores
+from maskscope.core.fillers import Constant, blend
 from maskscope.core.masks import Upsampler
-from maskscope.core.paired_masks import DeletionInsertionProblem, IntegratedDeletionInsertion
+from maskscope.core.paired_masks import COMBINED_DELETION, DeletionInsertionProblem
 from maskscope.core.regularisers import bilateral_total_variation
-from maskscope.methods import get_method
+from maskscope.methods import IGOS, IGOSPlusPlus, get_method
 from maskscope.metrics import pointing_game
 
-from test_igos import CountingModel
+from test_igos import counting
 
 #: I-GOS scaled to 64-px images (λ1 = λ2 = 1, the heavy blur) on a 16×16 mask (4 px cells), with a smaller first step: iGOS++'s
 #: α_u = 1000 saturates whole regions at 0 in one step, and on the 8×8 grid a flat maximum wider than
@@ -42,22 +43,71 @@ def test_bilateral_tv_is_cheaper_along_image_edges():
     assert bilateral_total_variation(torch.ones(1, 1, *size), guide, size) == 0
 
 
-def test_direction_is_one_classifier_call_and_objective_matches_its_terms(shapes_task):
+def paired_problem(classifier, images, classes):
+    weights = torch.nn.functional.one_hot(classes, classifier.num_classes).float()
+    return DeletionInsertionProblem(
+        classifier, images, weights, Constant(0.5), Upsampler("bilinear"), lambda m, index: m.mean((1, 2, 3))
+    )
+
+
+def test_objective_without_noise_is_the_signed_sum_of_the_four_path_averages(shapes_task):
     images, classes, _ = shapes_task.correctly_classified(2)
-    counting = CountingModel(shapes_task.classifier.model)
-    classifier = shapes_task.classifier
-    original = classifier.model
-    classifier.model = counting
-    try:
-        weights = torch.nn.functional.one_hot(classes, classifier.num_classes).float()
-        problem = DeletionInsertionProblem(
-            classifier, images, weights, Constant(0.5), Upsampler("bilinear"), lambda m: torch.zeros(len(m))
-        )
-        masks = torch.rand(2, 2, 8, 8, generator=torch.Generator().manual_seed(0))
-        objective, grad = IntegratedDeletionInsertion(points=3, noise=0.0)(problem, masks)
-        assert counting.calls == 1
-        assert grad.shape == masks.shape
-        # with no noise and no regulariser the reported objective is F at the masks
-        torch.testing.assert_close(objective, problem.objective(masks), atol=1e-5, rtol=1e-4)
-    finally:
-        classifier.model = original
+    problem = paired_problem(shapes_task.classifier, images, classes)
+    masks = torch.rand(2, 2, 8, 8, generator=torch.Generator().manual_seed(0))
+    loss, _ = IntegratedGradient(points=3, noise=0.0, class_weight=0.5)(problem, masks)
+    deletion, insertion, combined = masks[:, :1], masks[:, 1:], masks[:, :1] * masks[:, 1:]
+    filled = torch.full_like(images, 0.5)
+    weights = problem.targets
+
+    def score(composite):
+        with torch.no_grad():
+            return (shapes_task.classifier.probabilities(composite) * weights).sum(1)
+
+    expected = combined.mean((1, 2, 3))
+    for s in (1 / 3, 2 / 3, 1.0):
+        up = {name: torch.nn.functional.interpolate(s * m, size=(64, 64), mode="bilinear") for name, m in
+              (("d", deletion), ("i", insertion), ("c", combined))}
+        expected = expected + (
+            score(blend(images, up["d"], filled)) - score(blend(filled, up["i"], images))
+            + score(blend(images, up["c"], filled)) - score(blend(filled, up["c"], images))
+        ) / 3
+    torch.testing.assert_close(loss, expected, atol=1e-5, rtol=0)
+    # the end point of term 2 is the deletion score of the explanation M = M_d·M_i
+    up = torch.nn.functional.interpolate(combined, size=(64, 64), mode="bilinear")
+    end = end_point_scores(problem, masks, COMBINED_DELETION)
+    torch.testing.assert_close(end, score(blend(images, up, filled)), atol=1e-6, rtol=0)
+
+
+def test_chunked_direction_equals_one_pass_and_halves_the_class_gradient(shapes_task):
+    images, classes, _ = shapes_task.correctly_classified(2)
+    classifier, counter = counting(shapes_task.classifier)
+    problem = paired_problem(classifier, images, classes)
+    masks = torch.rand(2, 2, 8, 8, generator=torch.Generator().manual_seed(1))
+    whole_loss, whole_grad = IntegratedGradient(points=5, noise=0.2, seed=1, batch_size=100)(problem, masks)
+    assert counter.batches == [40]  # 4 terms × 5 points × 2 images
+    counter.batches.clear()
+    loss, grad = IntegratedGradient(points=5, noise=0.2, seed=1, batch_size=7, class_weight=0.5)(problem, masks)
+    assert max(counter.batches) == 7 and sum(counter.batches) == 40
+    torch.testing.assert_close(loss, whole_loss, atol=1e-5, rtol=0)
+    penalty = masks.detach().requires_grad_(True)
+    (penalty_grad,) = torch.autograd.grad(problem.penalty(penalty, torch.arange(2)).sum(), penalty)
+    torch.testing.assert_close(grad - penalty_grad, 0.5 * (whole_grad - penalty_grad), atol=1e-5, rtol=1e-4)
+
+
+def test_chunked_igos_plus_plus_gives_the_unchunked_masks(shapes_task):
+    images, classes, _ = shapes_task.correctly_classified(2)
+    settings = {**SMALL_IGOS_PP, "steps": 3, "points": 3}
+    whole = IGOSPlusPlus(**settings, batch_size=1000)(shapes_task.classifier, images, target=classes.tolist(), seed=4)
+    chunked = IGOSPlusPlus(**settings, batch_size=5)(shapes_task.classifier, images, target=classes.tolist(), seed=4)
+    torch.testing.assert_close(chunked.mask, whole.mask, atol=1e-5, rtol=0)
+    torch.testing.assert_close(chunked.scores_after, whole.scores_after, atol=1e-5, rtol=0)
+
+
+def test_defaults_are_the_papers():
+    defaults = IGOSPlusPlus.defaults()
+    assert defaults == {**IGOS.defaults(), "tv_sigma": 0.01, "initial_step": 1000.0}
+    method = IGOSPlusPlus()
+    assert method.weights == (1.0, 20.0)
+    direction = method._direction(0, class_weight=0.5)
+    search = method._line_search(direction)
+    assert (search.initial, search.shrink, search.decrease, search.smallest) == (1000.0, 0.2, 1e-4, 1e-5)

@@ -128,3 +128,24 @@ class MaskProblem:
     def objective(self, masks: torch.Tensor) -> torch.Tensor:
         """``F(m)`` per image (B); sum it for a batch gradient, images stay independent."""
         return self.class_term(self.class_scores(masks)) + self.regulariser(masks)
+
+    # ------------------------------------------- the path of the integrated gradient (I-GOS)
+    #: one class term along the path
+    terms = 1
+
+    def path_inputs(
+        self, masks: torch.Tensor, image_index: torch.Tensor, term_index: torch.Tensor, fractions: torch.Tensor
+    ) -> torch.Tensor:
+        """``Φ(x_b, t·up(m))`` for masks N×1×h×w of images ``image_index`` at fractions ``t`` (no jitter)."""
+        path_masks = fractions.view(-1, 1, 1, 1) * self.upsampler(masks, self.size)
+        images = self.images[image_index]
+        filled = self.filled[image_index] if self.filled is not None else self.filler(images, path_masks)
+        return blend(images, path_masks, filled)
+
+    def path_values(self, scores: torch.Tensor, term_index: torch.Tensor) -> torch.Tensor:
+        """The signed class term of target scores along the path."""
+        return self.class_term(scores)
+
+    def penalty(self, masks: torch.Tensor, image_index: torch.Tensor) -> torch.Tensor:
+        """The regulariser of masks of the images ``image_index`` (it depends on the masks alone)."""
+        return self.regulariser(masks)

@@ -7,14 +7,24 @@ until the sufficient-decrease condition
     F(P[M − α·g]) − F(M) ≤ −β·α·‖g‖²
 
 holds or ``α ≤ α_l``; the step is then ``M − α·g`` (the engine projects it). Each image
-searches its own ``α``, so images in a batch do not interact.
+searches its own ``α``, so images in a batch do not interact, and each try evaluates ``F``
+only for the images still searching. ``F`` is the problem's objective unless an
+``objective`` is given: I-GOS passes its integrated gradient's
+:meth:`~maskscope.core.directions.IntegratedGradient.objective`, the function whose gradient
+``g`` is (with the iteration's noise), as its authors' code judges steps by the same
+path-integrated objective.
 """
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 
 from maskscope.core.games import MaskProblem
+
+#: ``objective(problem, masks, image_index)``: ``F`` at masks N×… of the images ``image_index``
+Objective = Callable[[MaskProblem, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 class ArmijoLineSearch:
@@ -25,12 +35,19 @@ class ArmijoLineSearch:
         shrink: ``η``, the factor applied after each failed try (0.2).
         decrease: ``β``, the fraction of the predicted decrease required (1e-4).
         smallest: ``α_l``; the search stops once ``α`` is at or below it (1e-5).
+        objective: ``F`` of the sufficient-decrease test (default: ``problem.objective`` on
+            the whole batch).
 
     After each step, ``last_step`` holds the ``α`` taken per image.
     """
 
     def __init__(
-        self, initial: float = 200.0, shrink: float = 0.2, decrease: float = 1e-4, smallest: float = 1e-5
+        self,
+        initial: float = 200.0,
+        shrink: float = 0.2,
+        decrease: float = 1e-4,
+        smallest: float = 1e-5,
+        objective: Objective | None = None,
     ) -> None:
         if not 0 < shrink < 1:
             raise ValueError(f"shrink must lie in (0, 1), got {shrink}")
@@ -38,6 +55,7 @@ class ArmijoLineSearch:
         self.shrink = shrink
         self.decrease = decrease
         self.smallest = smallest
+        self.objective = objective
         self.last_step = torch.empty(0)
 
     def reset(self, masks: torch.Tensor) -> None:
@@ -51,8 +69,14 @@ class ArmijoLineSearch:
         with torch.no_grad():
             while bool(trying.any()):
                 trial = (masks - alpha.view(shape) * grad).clamp(0, 1)
-                change = problem.objective(trial) - loss
-                failed = trying & (change > -self.decrease * alpha * squared_norm)
+                searching = trying.nonzero().squeeze(1)
+                if self.objective is None:
+                    values = problem.objective(trial)[searching]
+                else:
+                    values = self.objective(problem, trial[searching], searching)
+                failed = torch.zeros_like(trying)
+                required = -self.decrease * alpha[searching] * squared_norm[searching]
+                failed[searching] = values - loss[searching] > required
                 alpha = torch.where(failed, alpha * self.shrink, alpha)
                 trying = failed & (alpha > self.smallest)
         self.last_step = alpha

@@ -9,10 +9,11 @@ the explanation. With the filler ``B`` (a heavy blur) and ``up`` bilinear::
 
     F = del(M_d) − ins(M_i) + del(M) − ins(M) + λ1·mean|1 − M| + λ2·BTV(M)
 
-The descent direction (:class:`IntegratedDeletionInsertion`) replaces each class term by its
-average over the path ``(s/S)·M``, s = 1…S, with fresh noise at each point, exactly as the
-I-GOS integrated gradient does for its one term; all ``4·S`` path points and the four
-noiseless terms of every image go through the classifier as one batch.
+Each class term is integrated along the path ``(s/S)·M``, s = 1…S, with fresh noise at each
+point, exactly as the I-GOS integrated gradient does for its one term
+(:class:`~maskscope.core.directions.IntegratedGradient` with this problem's four terms, and
+``class_weight = ½`` as in the authors' code, which halves the four terms' gradient to
+balance them against the regulariser's).
 """
 
 from __future__ import annotations
@@ -22,13 +23,17 @@ from typing import Callable
 import torch
 
 from maskscope.core.classifier import Classifier
-from maskscope.core.directions import IntegratedGradient
 from maskscope.core.fillers import Filler, blend
 from maskscope.core.masks import Upsampler
 
+#: order of the four class terms and their signs: del(M_d), ins(M_i), del(M), ins(M)
+TERM_SIGNS = (1.0, -1.0, 1.0, -1.0)
+#: the term whose end-point score is the deletion score of the explanation ``M``
+COMBINED_DELETION = 2
+
 
 class DeletionInsertionProblem:
-    """``F`` above on a batch of paired masks B×2×h×w, one value per image.
+    """``F`` above on a batch of paired masks B×2×h×w, as a path problem for the integrated gradient.
 
     Args:
         classifier: the model wrapper.
@@ -36,8 +41,11 @@ class DeletionInsertionProblem:
         targets: B×C target weights.
         filler: the removal content ``B`` (must not depend on the mask).
         upsampler: mask → image size.
-        regulariser: combined masks B×1×h×w → B penalty.
+        regulariser: ``regulariser(M, image_index)``: combined masks N×1×h×w of the images
+            ``image_index`` → N penalties.
     """
+
+    terms = len(TERM_SIGNS)
 
     def __init__(
         self,
@@ -46,7 +54,7 @@ class DeletionInsertionProblem:
         targets: torch.Tensor,
         filler: Filler,
         upsampler: Upsampler,
-        regulariser: Callable[[torch.Tensor], torch.Tensor],
+        regulariser: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     ) -> None:
         if filler.depends_on_mask:
             raise ValueError("iGOS++ needs a filler that does not depend on the mask (a blur or a colour)")
@@ -63,67 +71,21 @@ class DeletionInsertionProblem:
         """``M = M_d·M_i``, B×1×h×w."""
         return masks[:, :1] * masks[:, 1:]
 
-    def term_inputs(self, masks: torch.Tensor, fractions: torch.Tensor) -> torch.Tensor:
-        """Inputs of the four class terms at path fractions ``t``: 4×T×B×3×H×W.
+    def path_inputs(
+        self, masks: torch.Tensor, image_index: torch.Tensor, term_index: torch.Tensor, fractions: torch.Tensor
+    ) -> torch.Tensor:
+        """Inputs of the terms ``term_index`` at ``t·M_d``, ``t·M_i`` or ``t·M`` (masks N×2×h×w)."""
+        choices = torch.stack([masks[:, :1], masks[:, 1:], self.combined(masks), self.combined(masks)], 1)
+        chosen = choices[torch.arange(len(masks), device=masks.device), term_index]
+        path_masks = fractions.view(-1, 1, 1, 1) * self.upsampler(chosen, self.size)
+        images, filled = self.images[image_index], self.filled[image_index]
+        deleting = (term_index % 2 == 0).view(-1, 1, 1, 1)
+        return torch.where(deleting, blend(images, path_masks, filled), blend(filled, path_masks, images))
 
-        Order: del(t·M_d), ins(t·M_i), del(t·M), ins(t·M).
-        """
-        deletion_mask = self.upsampler(masks[:, :1], self.size)
-        insertion_mask = self.upsampler(masks[:, 1:], self.size)
-        combined = self.upsampler(self.combined(masks), self.size)
-        t = fractions.view(-1, 1, 1, 1, 1)
-        return torch.stack(
-            [
-                blend(self.images, t * deletion_mask, self.filled),
-                blend(self.filled, t * insertion_mask, self.images),
-                blend(self.images, t * combined, self.filled),
-                blend(self.filled, t * combined, self.images),
-            ]
-        )
+    def path_values(self, scores: torch.Tensor, term_index: torch.Tensor) -> torch.Tensor:
+        """Deletion terms count +, insertion terms −."""
+        return torch.tensor(TERM_SIGNS, dtype=scores.dtype, device=scores.device)[term_index] * scores
 
-    def class_terms(self, scores: torch.Tensor) -> torch.Tensor:
-        """Signed sum of the four terms' scores (4×…×B → …×B): deletions count +, insertions −."""
-        signs = torch.tensor([1.0, -1.0, 1.0, -1.0], dtype=scores.dtype, device=scores.device)
-        return (signs.view(-1, *([1] * (scores.dim() - 1))) * scores).sum(0)
-
-    def target_scores(self, inputs: torch.Tensor) -> torch.Tensor:
-        """Summed target probability of inputs …×B×3×H×W, shape …×B."""
-        flat = inputs.flatten(0, -5)
-        batch = self.images.shape[0]
-        scores = self.classifier.probabilities(flat.flatten(0, 1))
-        scores = (scores.view(-1, batch, scores.shape[-1]) * self.targets).sum(-1)
-        return scores.view(inputs.shape[:-3])
-
-    def objective(self, masks: torch.Tensor) -> torch.Tensor:
-        """``F`` with the noiseless end point of each term (t = 1), per image."""
-        one = torch.ones(1, dtype=masks.dtype, device=masks.device)
-        scores = self.target_scores(self.term_inputs(masks, one))[:, 0]
-        return self.class_terms(scores) + self.regulariser(self.combined(masks))
-
-    def deletion_score(self, masks: torch.Tensor) -> torch.Tensor:
-        """``del(M)`` of the combined mask, per image."""
-        return self.target_scores(blend(self.images, self.upsampler(self.combined(masks), self.size), self.filled)[None])[0]
-
-
-class IntegratedDeletionInsertion(IntegratedGradient):
-    """The integrated gradient of the four iGOS++ terms plus the regulariser's gradient.
-
-    Arguments as for :class:`~maskscope.core.directions.IntegratedGradient`; each term draws
-    its own noise.
-    """
-
-    def __call__(self, problem: DeletionInsertionProblem, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        images = problem.images
-        variable = masks.detach().requires_grad_(True)
-        fractions = torch.arange(1, self.points + 1, dtype=images.dtype, device=images.device) / self.points
-        fractions = torch.cat([fractions, fractions.new_ones(1)])  # S path points, then the noiseless end
-        inputs = problem.term_inputs(variable, fractions)  # 4×(S+1)×B×3×H×W
-        if self.noise > 0:
-            noise = torch.stack([self._noise(images, problem.classifier.std) for _ in range(4)])
-            inputs = torch.cat([inputs[:, : self.points] + noise, inputs[:, self.points :]], dim=1)
-        scores = problem.target_scores(inputs)  # 4×(S+1)×B
-        path_terms = problem.class_terms(scores[:, : self.points]).mean(0)
-        regulariser = problem.regulariser(problem.combined(variable))
-        (grad,) = torch.autograd.grad((path_terms + regulariser).sum(), variable)
-        objective = problem.class_terms(scores[:, self.points]) + regulariser
-        return objective.detach(), grad
+    def penalty(self, masks: torch.Tensor, image_index: torch.Tensor) -> torch.Tensor:
+        """The regulariser of the combined masks."""
+        return self.regulariser(self.combined(masks), image_index)

@@ -3,7 +3,8 @@
 * L1 towards a value ``v``: ``Σ_u |m(u) − v|`` (``reduction="sum"``, MP) or its mean
   (I-GOS). Deletion games pull masks to 1 (remove little), preservation games to 0.
 * Total variation with exponent β: isotropic ``Σ_u ‖∇m(u)‖₂^β`` (MP, forward differences)
-  or anisotropic ``Σ_u |∂_x m|^β + |∂_y m|^β`` (I-GOS, mean).
+  or anisotropic ``Σ_u |∂_x m|^β + Σ_u |∂_y m|^β`` (I-GOS: each sum a mean over its
+  differences, ``mean|∂_y m|^β + mean|∂_x m|^β``, as the I-GOS authors' code computes it).
 * Area bounds: with each mask's values sorted in descending order ``q``, penalise
   ``relu(q_min − q) + relu(q − q_max)`` where ``q_min`` has ones in the first ``⌊Z·a⌋``
   places and ``q_max`` in the first ``⌊Z·b⌋`` (Explainer, a = 0.05, b = 0.3).
@@ -43,7 +44,7 @@ def total_variation(
         return _reduce((squared + 1e-12) ** (beta / 2), reduction)
     if reduction == "sum":
         return _reduce(dy.abs() ** beta, "sum") + _reduce(dx.abs() ** beta, "sum")
-    return 0.5 * (_reduce(dy.abs() ** beta, "mean") + _reduce(dx.abs() ** beta, "mean"))
+    return _reduce(dy.abs() ** beta, "mean") + _reduce(dx.abs() ** beta, "mean")
 
 
 def area_bounds(masks: torch.Tensor, lower: float = 0.05, upper: float = 0.3) -> torch.Tensor:
@@ -92,7 +93,7 @@ def _average_over_ties(values: torch.Tensor, ordered: torch.Tensor, resolution: 
 def bilateral_total_variation(
     masks: torch.Tensor, guide: torch.Tensor, size: tuple[int, int], beta: float = 2.0, sigma: float = 0.01
 ) -> torch.Tensor:
-    """iGOS++'s bilateral TV: ``½·[TV_β(M) + mean exp(−(ΔI)²/σ)·|Δ up(M)|^β]`` per mask.
+    """iGOS++'s bilateral TV: ``½·[TV_β(M) + Σ_axes mean exp(−(ΔI)²/σ)·|Δ up(M)|^β]`` per mask.
 
     The first term is the anisotropic mean TV of the mask at its own resolution; the second
     weighs the differences of the bilinearly upsampled mask by how similar neighbouring
@@ -104,5 +105,5 @@ def bilateral_total_variation(
     weight_x = torch.exp(-((guide[..., :, 1:] - guide[..., :, :-1]) ** 2) / sigma)
     dy = (upsampled[..., 1:, :] - upsampled[..., :-1, :]).abs() ** beta
     dx = (upsampled[..., :, 1:] - upsampled[..., :, :-1]).abs() ** beta
-    edge_aware = 0.5 * (_reduce(weight_y * dy, "mean") + _reduce(weight_x * dx, "mean"))
+    edge_aware = _reduce(weight_y * dy, "mean") + _reduce(weight_x * dx, "mean")
     return 0.5 * (total_variation(masks, beta, False, "mean") + edge_aware)

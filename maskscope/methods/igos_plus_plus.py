@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import torch
 
+from maskscope.core.directions import end_point_scores
 from maskscope.core.explanation import Explanation
-from maskscope.core.line_search import ArmijoLineSearch
 from maskscope.core.masks import Upsampler
 from maskscope.core.optimisation import optimise_masks
-from maskscope.core.paired_masks import DeletionInsertionProblem, IntegratedDeletionInsertion
+from maskscope.core.paired_masks import COMBINED_DELETION, DeletionInsertionProblem
 from maskscope.core.regularisers import bilateral_total_variation, l1
 from maskscope.methods.igos import IGOS
 from maskscope.methods.parameters import positive
@@ -54,10 +54,24 @@ class IGOSPlusPlus(IGOS):
         shrink: float = 0.2,
         decrease: float = 1e-4,
         smallest_step: float = 1e-5,
+        batch_size: int | None = None,
         progress: bool = False,
     ) -> None:
         super().__init__(
-            resolution, l1, tv, tv_beta, filler, points, noise, steps, initial_step, shrink, decrease, smallest_step, progress
+            resolution=resolution,
+            l1=l1,
+            tv=tv,
+            tv_beta=tv_beta,
+            filler=filler,
+            points=points,
+            noise=noise,
+            steps=steps,
+            initial_step=initial_step,
+            shrink=shrink,
+            decrease=decrease,
+            smallest_step=smallest_step,
+            batch_size=batch_size,
+            progress=progress,
         )
         self.tv_sigma = tv_sigma
 
@@ -66,26 +80,22 @@ class IGOSPlusPlus(IGOS):
         weight_l1, weight_tv = self.weights
         size = tuple(images.shape[-2:])
 
-        def regulariser(masks: torch.Tensor) -> torch.Tensor:
-            smoothness = bilateral_total_variation(masks, guide, size, self.tv_beta, self.tv_sigma)
+        def regulariser(masks: torch.Tensor, image_index: torch.Tensor) -> torch.Tensor:
+            smoothness = bilateral_total_variation(masks, guide[image_index], size, self.tv_beta, self.tv_sigma)
             return weight_l1 * l1(masks, 1.0, "mean") + weight_tv * smoothness
 
         problem = DeletionInsertionProblem(
             classifier, images, weights, self._filler(classifier, images), Upsampler("bilinear"), regulariser
         )
         init = torch.ones(images.shape[0], 2, self.resolution, self.resolution, device=images.device)
+        direction = self._direction(seed, class_weight=0.5)
+        search = self._line_search(direction)
         result = optimise_masks(
-            problem,
-            init,
-            IntegratedDeletionInsertion(self.points, self.noise, seed),
-            ArmijoLineSearch(self.initial_step, self.shrink, self.decrease, self.smallest_step),
-            self.steps,
-            progress=self.progress,
-            description="iGOS++",
+            problem, init, direction, search, self.steps, progress=self.progress, description="iGOS++"
         )
         combined = problem.combined(result.masks)
+        scores_after = end_point_scores(problem, result.masks, COMBINED_DELETION, self.batch_size)
         with torch.no_grad():
-            scores_after = problem.deletion_score(result.masks)
             full = problem.upsampler(combined, size)
         return Explanation(
             saliency=(1 - full)[:, 0].cpu(),
