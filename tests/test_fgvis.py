@@ -23,7 +23,7 @@ def test_fgvis_deletion_maximum_lands_on_the_object(shapes_task):
     assert hits.mean() >= 0.9, f"FGVis hit the object in {hits.mean():.0%} of images"
     assert random_hits.mean() <= 0.5
     # the deletion removed the class for most images
-    assert explanation.goal_met.float().mean() >= 0.5
+    assert explanation.decision_changed.float().mean() >= 0.5
     assert explanation.scores_after.mean() < 0.5 * explanation.scores_before.mean()
 
 
@@ -33,10 +33,10 @@ def test_lambda_search_stops_per_image(shapes_task):
     # λ = 10 deletes nothing, so every image goes on to λ = 1e-4
     explanation = FGVis(lambdas=(10.0, 1e-4), steps=20)(shapes_task.classifier, images, target=targets)
     assert (explanation.lambdas == 1e-4).all()
-    assert explanation.goal_met.float().mean() >= 0.5
+    assert explanation.decision_changed.float().mean() >= 0.5
     # the other order: images done at 1e-4 keep it, the others end at 10 with the goal unmet
     explanation = FGVis(lambdas=(1e-4, 10.0), steps=20)(shapes_task.classifier, images, target=targets)
-    met = explanation.goal_met
+    met = explanation.decision_changed
     assert met.any()
     assert (explanation.lambdas[met] == 1e-4).all() and (explanation.lambdas[~met] == 10.0).all()
 
@@ -53,8 +53,8 @@ def test_defense_blocks_generation_from_a_flat_image(shapes_task):
     common = dict(game="generation", lambdas=(0.0,), steps=40, stop_early=True)
     undefended = FGVis(defense=False, **common)(shapes_task.classifier, images, target=targets)
     defended = FGVis(defense=True, **common)(shapes_task.classifier, images, target=targets)
-    assert undefended.goal_met.float().mean() >= 0.75, "the undefended run should create the absent class"
-    assert not defended.goal_met.any(), "the defense let an absent class become top-1"
+    assert undefended.decision_changed.float().mean() >= 0.75, "the undefended run should create the absent class"
+    assert not defended.decision_changed.any(), "the defense let an absent class become top-1"
     assert defended.scores_after.max() < 0.25 and undefended.scores_after.min() > 0.2
 
 

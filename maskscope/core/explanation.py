@@ -33,6 +33,9 @@ class Explanation:
         params: the method's parameters.
         seconds: wall time of the whole call.
         history: per-step objective (B×steps) for optimisation methods.
+        kept_area: the share of the image the final mask keeps (B), for mask optimisations.
+        goal_met: whether the optimisation met its game's goal (B bool, see
+            :func:`maskscope.core.games.goal_met`); ``None`` for methods that play no game.
         names: a name per image (file stems), used when saving.
     """
 
@@ -47,6 +50,8 @@ class Explanation:
     seconds: float = 0.0
     history: torch.Tensor | None = None
     names: list[str] = field(default_factory=list)
+    kept_area: torch.Tensor | None = None
+    goal_met: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.saliency.dim() != 3:
@@ -78,6 +83,8 @@ class Explanation:
             seconds=self.seconds / max(len(self), 1),
             history=take(self.history),
             names=self.names[pick],
+            kept_area=take(self.kept_area),
+            goal_met=take(self.goal_met),
         )
 
     def record(self, index: int = 0) -> dict[str, Any]:
@@ -93,6 +100,8 @@ class Explanation:
             "target_names": self.target_names[index] if self.target_names else [],
             "score_before": number(self.scores_before),
             "score_after": number(self.scores_after),
+            "kept_area": number(self.kept_area),
+            "goal_met": None if self.goal_met is None else bool(self.goal_met[index]),
             "saliency_shape": list(self.saliency.shape[1:]),
             "mask_shape": None if self.mask is None else list(self.mask.shape[1:]),
             "seconds": self.seconds / max(len(self), 1),
@@ -131,7 +140,8 @@ class Explanation:
         names = self.target_names[index] if self.target_names else [str(c) for c in self.targets[index]]
         label = " + ".join(names)
         score = "" if self.scores_before is None else f" (p = {float(self.scores_before[index]):.2f})"
-        return f"{self.method}: {label}{score}"
+        unmet = " — goal NOT met, map not meaningful" if self.goal_met is not None and not self.goal_met[index] else ""
+        return f"{self.method}: {label}{score}{unmet}"
 
     @classmethod
     def load(cls, directory: str | Path, names: list[str]) -> "Explanation":
@@ -158,6 +168,8 @@ class Explanation:
             params=records[0]["params"],
             seconds=sum(r["seconds"] for r in records),
             names=list(names),
+            kept_area=_optional_tensor([r.get("kept_area") for r in records]),
+            goal_met=_optional_tensor([r.get("goal_met") for r in records]),
         )
 
 

@@ -73,6 +73,7 @@ class IGOS(Method):
     """
 
     name = "igos"
+    game = "deletion"
 
     def __init__(
         self,
