@@ -34,11 +34,36 @@ def test_lambda_search_stops_per_image(shapes_task):
     explanation = FGVis(lambdas=(10.0, 1e-4), steps=20)(shapes_task.classifier, images, target=targets)
     assert (explanation.lambdas == 1e-4).all()
     assert explanation.decision_changed.float().mean() >= 0.5
-    # the other order: images done at 1e-4 keep it, the others end at 10 with the goal unmet
-    explanation = FGVis(lambdas=(1e-4, 10.0), steps=20)(shapes_task.classifier, images, target=targets)
+    # the paper's sequential rule in the other order: images done at 1e-4 keep it, the others
+    # end at 10 with the goal unmet (a bisection would try 10 first and stop there)
+    explanation = FGVis(lambdas=(1e-4, 10.0), steps=20, search="sequential")(
+        shapes_task.classifier, images, target=targets
+    )
     met = explanation.decision_changed
     assert met.any()
     assert (explanation.lambdas[met] == 1e-4).all() and (explanation.lambdas[~met] == 10.0).all()
+
+
+def test_bisection_finds_the_sequential_rules_lambda_in_fewer_rounds(shapes_task, monkeypatch):
+    images, classes, _ = shapes_task.correctly_classified(4)
+    targets = classes.tolist()
+    # 10 and 1 delete nothing, the small values do: the first λ meeting the rule is 1e-4
+    lambdas = (10.0, 1.0, 1e-4, 1e-5, 1e-6)
+    rounds = []
+    original = FGVis._round
+
+    def counting(self, *args):
+        rounds.append(1)
+        return original(self, *args)
+
+    monkeypatch.setattr(FGVis, "_round", counting)
+    sequential = FGVis(lambdas=lambdas, steps=20, search="sequential")(shapes_task.classifier, images, target=targets)
+    sequential_rounds, rounds[:] = len(rounds), []
+    bisection = FGVis(lambdas=lambdas, steps=20)(shapes_task.classifier, images, target=targets)
+    assert len(rounds) <= FGVis(lambdas=lambdas).rounds() == 3 <= sequential_rounds  # ⌈log₂ 6⌉ rounds
+    assert torch.equal(bisection.lambdas, sequential.lambdas)
+    torch.testing.assert_close(bisection.mask, sequential.mask)
+    assert sequential.decision_changed.any() and (sequential.lambdas <= 1e-4).all()
 
 
 def test_defense_blocks_generation_from_a_flat_image(shapes_task):

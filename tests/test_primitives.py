@@ -230,3 +230,24 @@ def test_default_batch_size_is_small_on_a_cpu_and_large_on_a_gpu():
     assert default_batch_size(3, "cuda") == 3
     with pytest.raises(ValueError, match="at least 1"):
         default_batch_size(0, "cpu")
+
+
+def test_goal_rule_and_its_record_survive_save_load_and_indexing(tmp_path):
+    from maskscope.core.explanation import Explanation
+    from maskscope.core.games import goal_met
+
+    before = torch.tensor([0.9, 0.9, 0.8])
+    after = torch.tensor([0.1, 0.5, 0.7])
+    area = torch.tensor([0.3, 0.3, 0.9])
+    assert goal_met(get_game("deletion"), before, after, area).tolist() == [True, False, False]
+    assert goal_met(get_game("preservation"), before, after, area).tolist() == [False, True, False]
+    explanation = Explanation(
+        saliency=torch.rand(3, 8, 8), targets=[[1], [2], [3]], method="mp", scores_before=before,
+        scores_after=after, kept_area=area, goal_met=torch.tensor([True, False, True]),
+    )
+    assert explanation[1].goal_met.tolist() == [False] and explanation[1].kept_area.tolist() == [0.3]
+    explanation.save(tmp_path)
+    loaded = Explanation.load(tmp_path, explanation.names)
+    assert loaded.goal_met.tolist() == [True, False, True]
+    torch.testing.assert_close(loaded.kept_area, area)
+    assert "goal NOT met" in explanation.title(1) and "goal NOT met" not in explanation.title(0)

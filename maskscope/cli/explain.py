@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
 from maskscope.cli.errors import CommandError
@@ -105,7 +106,23 @@ def explain_chunk(method, classifier, photos, names, args, out: Path) -> int:
         return sum(explain_chunk(method, classifier, [p], [n], args, out) for p, n in zip(photos, names))
     explanation.names = names
     explanation.save(out, images=photos, view=classifier.view)
+    warn_unmet_goals(explanation)
     return 0
+
+
+def warn_unmet_goals(explanation) -> None:
+    """One line on stderr per image whose optimisation did not meet its game's goal: its map
+    shows where the mask happened to stop, not evidence (the overlay's title says so too)."""
+    if explanation.goal_met is None:
+        return
+    for index in torch.nonzero(~explanation.goal_met)[:, 0].tolist():
+        before, after = float(explanation.scores_before[index]), float(explanation.scores_after[index])
+        print(
+            f"warning: {explanation.names[index]}: {explanation.method} did not meet its goal "
+            f"(p {before:.3f} → {after:.3f}, kept area {float(explanation.kept_area[index]):.2f}); "
+            "its map is not meaningful",
+            file=sys.stderr,
+        )
 
 
 def collect_sources(arguments: list[str]) -> list[tuple[object, str]]:
