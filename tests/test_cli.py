@@ -93,3 +93,17 @@ def test_an_onnx_model_is_refused_on_a_gpu():
 
     with pytest.raises(CommandError, match="ONNX model runs on the CPU"):
         load_classifier(argparse.Namespace(model="model.onnx", device="cuda", precision="float32", engine="auto"))
+
+
+def test_a_map_whose_optimisation_did_not_move_is_flagged(photos, torchscript_model, tmp_path, capsys):
+    (photos / "broken.jpg").unlink()
+    out = tmp_path / "out"
+    still = ["--param", "steps=2", "--param", "init='ones'", "--param", "lr=0.0", "--quiet"]
+    status = main(["explain", str(photos), "--model", str(torchscript_model), "--out", str(out), *still])
+    error = capsys.readouterr().err
+    assert status == 0
+    for name in ("first", "second"):
+        assert f"warning: {name}: mp did not meet its goal" in error
+        record = json.loads((out / f"{name}.json").read_text())
+        assert record["goal_met"] is False and record["kept_area"] == pytest.approx(1.0)
+        assert record["score_after"] == pytest.approx(record["score_before"], rel=1e-4)

@@ -3,11 +3,12 @@
 import torch
 
 from maskscope.core.masks import Upsampler
-from maskscope.methods import ExtremalPerturbation, get_method
+from maskscope.methods import ExtremalPerturbation
 from maskscope.metrics import pointing_game
 
-#: EP scaled to 64-px images: a 16×16 mask (4 px cells), σ = 3 px smoothing, blur up to σ = 8,
-#: and λ growing faster to make up for 150 steps instead of 800
+#: the project's earlier EP (ExtremalPerturbation.adam_variant) scaled to 64-px images: a 16×16
+#: mask (4 px cells), σ = 3 px smoothing, blur up to σ = 8, and λ growing faster to make up for
+#: 150 steps instead of 800
 SMALL_EP = dict(
     areas=(0.02, 0.05),
     mask_step=4,
@@ -30,7 +31,7 @@ def mask_areas(explanation, smooth_sigma: float) -> torch.Tensor:
 
 def test_ep_maximum_lands_on_the_object_at_the_requested_areas(shapes_task):
     images, classes, objects = shapes_task.correctly_classified(20)
-    explanation = ExtremalPerturbation(**SMALL_EP)(shapes_task.classifier, images, target=classes.tolist())
+    explanation = ExtremalPerturbation.adam_variant(**SMALL_EP)(shapes_task.classifier, images, target=classes.tolist())
     assert explanation.mask.shape == (20, 2, 16, 16)
     hits = pointing_game(explanation.saliency, objects, tolerance=3).hits
     random_maps = torch.rand(explanation.saliency.shape, generator=torch.Generator().manual_seed(0))
@@ -49,7 +50,7 @@ def test_ep_maximum_lands_on_the_object_at_the_requested_areas(shapes_task):
 def test_several_areas_grow_with_the_requested_area(shapes_task):
     images, classes, _ = shapes_task.correctly_classified(4)
     requested = (0.05, 0.1, 0.2)
-    explanation = get_method("ep", **{**SMALL_EP, "areas": requested, "steps": 100})(
+    explanation = ExtremalPerturbation.adam_variant(**{**SMALL_EP, "areas": requested, "steps": 100})(
         shapes_task.classifier, images, target=classes.tolist()
     )
     areas = mask_areas(explanation, SMALL_EP["smooth_sigma"])
@@ -61,7 +62,7 @@ def test_several_areas_grow_with_the_requested_area(shapes_task):
 
 def test_batched_and_one_by_one_give_the_same_masks(shapes_task):
     images, classes, _ = shapes_task.correctly_classified(4)
-    method = ExtremalPerturbation(**{**SMALL_EP, "steps": 30})
+    method = ExtremalPerturbation.adam_variant(**{**SMALL_EP, "steps": 30})
     together = method(shapes_task.classifier, images, target=classes.tolist(), seed=3)
     alone = torch.cat(
         [method(shapes_task.classifier, images[i : i + 1], target=[int(classes[i])], seed=3).mask for i in range(4)]
@@ -72,3 +73,16 @@ def test_batched_and_one_by_one_give_the_same_masks(shapes_task):
     # the masks agree to rounding (largest difference measured: 7e-6)
     difference = (alone - together.mask).abs()
     assert difference.max() < 1e-3
+
+
+def test_authors_ep_gives_the_same_masks_in_any_batch_size(shapes_task):
+    # the authors' defaults scaled to 64 px (4 px cells, σ = 8), 20 steps: rows are independent,
+    # so chunking (image, area) rows changes nothing but the peak memory
+    images, classes, _ = shapes_task.correctly_classified(3)
+    common = dict(areas=(0.05, 0.2), mask_step=4, smooth_sigma=8.0, steps=20)
+    whole = ExtremalPerturbation(**common)(shapes_task.classifier, images, target=classes.tolist())
+    chunked = ExtremalPerturbation(batch_size=2, **common)(shapes_task.classifier, images, target=classes.tolist())
+    assert whole.mask.shape == (3, 2, 16, 16)
+    assert (whole.mask - chunked.mask).abs().max() < 1e-4
+    assert not torch.equal(whole.mask, torch.ones_like(whole.mask)), "the masks did not move from 1"
+    assert whole.goal_met is not None and whole.kept_area.shape == (3,)

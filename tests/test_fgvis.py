@@ -23,7 +23,7 @@ def test_fgvis_deletion_maximum_lands_on_the_object(shapes_task):
     assert hits.mean() >= 0.9, f"FGVis hit the object in {hits.mean():.0%} of images"
     assert random_hits.mean() <= 0.5
     # the deletion removed the class for most images
-    assert explanation.goal_met.float().mean() >= 0.5
+    assert explanation.decision_changed.float().mean() >= 0.5
     assert explanation.scores_after.mean() < 0.5 * explanation.scores_before.mean()
 
 
@@ -33,12 +33,37 @@ def test_lambda_search_stops_per_image(shapes_task):
     # λ = 10 deletes nothing, so every image goes on to λ = 1e-4
     explanation = FGVis(lambdas=(10.0, 1e-4), steps=20)(shapes_task.classifier, images, target=targets)
     assert (explanation.lambdas == 1e-4).all()
-    assert explanation.goal_met.float().mean() >= 0.5
-    # the other order: images done at 1e-4 keep it, the others end at 10 with the goal unmet
-    explanation = FGVis(lambdas=(1e-4, 10.0), steps=20)(shapes_task.classifier, images, target=targets)
-    met = explanation.goal_met
+    assert explanation.decision_changed.float().mean() >= 0.5
+    # the paper's sequential rule in the other order: images done at 1e-4 keep it, the others
+    # end at 10 with the goal unmet (a bisection would try 10 first and stop there)
+    explanation = FGVis(lambdas=(1e-4, 10.0), steps=20, search="sequential")(
+        shapes_task.classifier, images, target=targets
+    )
+    met = explanation.decision_changed
     assert met.any()
     assert (explanation.lambdas[met] == 1e-4).all() and (explanation.lambdas[~met] == 10.0).all()
+
+
+def test_bisection_finds_the_sequential_rules_lambda_in_fewer_rounds(shapes_task, monkeypatch):
+    images, classes, _ = shapes_task.correctly_classified(4)
+    targets = classes.tolist()
+    # 10 and 1 delete nothing, the small values do: the first λ meeting the rule is 1e-4
+    lambdas = (10.0, 1.0, 1e-4, 1e-5, 1e-6)
+    rounds = []
+    original = FGVis._round
+
+    def counting(self, *args):
+        rounds.append(1)
+        return original(self, *args)
+
+    monkeypatch.setattr(FGVis, "_round", counting)
+    sequential = FGVis(lambdas=lambdas, steps=20, search="sequential")(shapes_task.classifier, images, target=targets)
+    sequential_rounds, rounds[:] = len(rounds), []
+    bisection = FGVis(lambdas=lambdas, steps=20)(shapes_task.classifier, images, target=targets)
+    assert len(rounds) <= FGVis(lambdas=lambdas).rounds() == 3 <= sequential_rounds  # ⌈log₂ 6⌉ rounds
+    assert torch.equal(bisection.lambdas, sequential.lambdas)
+    torch.testing.assert_close(bisection.mask, sequential.mask)
+    assert sequential.decision_changed.any() and (sequential.lambdas <= 1e-4).all()
 
 
 def test_defense_blocks_generation_from_a_flat_image(shapes_task):
@@ -53,8 +78,8 @@ def test_defense_blocks_generation_from_a_flat_image(shapes_task):
     common = dict(game="generation", lambdas=(0.0,), steps=40, stop_early=True)
     undefended = FGVis(defense=False, **common)(shapes_task.classifier, images, target=targets)
     defended = FGVis(defense=True, **common)(shapes_task.classifier, images, target=targets)
-    assert undefended.goal_met.float().mean() >= 0.75, "the undefended run should create the absent class"
-    assert not defended.goal_met.any(), "the defense let an absent class become top-1"
+    assert undefended.decision_changed.float().mean() >= 0.75, "the undefended run should create the absent class"
+    assert not defended.decision_changed.any(), "the defense let an absent class become top-1"
     assert defended.scores_after.max() < 0.25 and undefended.scores_after.min() > 0.2
 
 

@@ -3,11 +3,13 @@
 import pytest
 import torch
 
-from maskscope.core.blur import gaussian_blur
+from maskscope.core.blur import gaussian_blur, gaussian_kernel1d
 from maskscope.core.classifier import Classifier
 from maskscope.core.fillers import Blur, Constant, Noise, Reference, blend, resolve_filler
-from maskscope.core.jitter import Jitter
-from maskscope.core.masks import Upsampler, disc_masks
+from maskscope.core.games import MaskProblem, get_game
+from maskscope.core.jitter import AlternateFlip, Jitter
+from maskscope.core.masks import SmoothMaxUpsampler, Upsampler, disc_masks
+from maskscope.core.optimisation import MomentumSGD
 from maskscope.core.regularisers import area_bounds, area_target, l1, total_variation
 from maskscope.core.scoring import CPU_BATCH_SIZE, GPU_BATCH_SIZE, default_batch_size, score_perturbations
 from maskscope.core.targets import target_weights
@@ -91,12 +93,99 @@ def test_area_target_is_zero_at_the_area_and_shares_ties():
     torch.testing.assert_close(gradients[0], torch.tensor([0.1, 0.1, 0.1, 0.1]))  # 2·(0.7 − ½)/4, 2·(0.2 − 0)/4
 
 
-def test_jitter_is_seeded_and_shifts_whole_pixels():
-    images = torch.rand(2, 3, 20, 20)
-    first = Jitter(3, torch.Generator().manual_seed(5))(images)
-    second = Jitter(3, torch.Generator().manual_seed(5))(images)
-    assert torch.equal(first, second) and first.shape == images.shape
+def test_blur_with_a_border_colour_extends_the_image_by_it():
+    colour = torch.tensor([0.2, 0.5, 0.9])
+    flat = colour.view(1, 3, 1, 1).expand(1, 3, 30, 30).clone()
+    torch.testing.assert_close(gaussian_blur(flat, 4.0, border=colour), flat)
+    impulse = torch.zeros(1, 1, 31, 31)
+    impulse[..., 0, 0] = 1.0
+    # a black border is the 2-D convolution with zero padding: most of the corner's mass leaks out
+    kernel = gaussian_kernel1d(3.0)
+    expected = torch.nn.functional.conv2d(impulse, torch.outer(kernel, kernel)[None, None], padding=kernel.numel() // 2)
+    torch.testing.assert_close(gaussian_blur(impulse, 3.0, border=torch.zeros(1)), expected)
+    assert float(expected.sum()) < 0.5
+
+
+def test_jitter_translates_a_one_pixel_feature_by_the_drawn_offset():
+    images = torch.zeros(1, 3, 20, 20)
+    images[..., 7, 9] = 1.0
+    for seed in range(6):
+        down, right = Jitter(3, torch.Generator().manual_seed(seed)).draw_offset()
+        moved = Jitter(3, torch.Generator().manual_seed(seed))(images)
+        assert moved.shape == images.shape
+        assert moved[0, 0].nonzero().tolist() == [[7 + down, 9 + right]]
+        assert moved.sum() == images.sum()  # a translation, not a zoom: the pixel keeps its value
     assert torch.equal(Jitter(0)(images), images)
+
+
+def test_jitter_moves_the_image_under_a_fixed_mask(shapes_task):
+    # Φ(x(· − τ), m): the image moves, the mask does not, so a kept window shows shifted content
+    images = torch.zeros(1, 3, 64, 64)
+    images[..., 30, 30] = 1.0
+    masks = torch.zeros(1, 1, 64, 64)
+    masks[..., 28:36, 28:36] = 1.0
+    jitter = Jitter(4, torch.Generator().manual_seed(1))
+    problem = MaskProblem(
+        shapes_task.classifier, images, torch.ones(1, 4), get_game("preservation"),
+        Constant(torch.zeros(3)), Upsampler("nearest"), lambda m: m.sum((1, 2, 3)), jitter,
+    )
+    down, right = Jitter(4, torch.Generator().manual_seed(1)).draw_offset()
+    assert (down, right) != (0, 0)
+    perturbed = problem.perturb(masks)
+    expected = torch.zeros(64, 64)
+    expected[30 + down, 30 + right] = 1.0  # still inside the kept window, which did not move
+    torch.testing.assert_close(perturbed[0, 0], expected)
+
+
+def test_alternate_flip_mirrors_every_other_draw():
+    images = torch.arange(12.0).view(1, 1, 3, 4)
+    flip = AlternateFlip()
+    outputs = [flip.draw()(images) for _ in range(4)]
+    assert torch.equal(outputs[0], images.flip(-1)) and torch.equal(outputs[2], images.flip(-1))
+    assert torch.equal(outputs[1], images) and torch.equal(outputs[3], images)
+
+
+def test_momentum_sgd_steps_as_torch_sgd():
+    torch.manual_seed(0)
+    start = torch.rand(2, 1, 5, 5)
+    gradients = [torch.randn(2, 1, 5, 5) for _ in range(4)]
+    rule = MomentumSGD(0.01, 0.9, 0.9)
+    rule.reset(start)
+    ours = start.clone()
+    parameter = start.clone().requires_grad_(True)
+    optimiser = torch.optim.SGD([parameter], lr=0.01, momentum=0.9, dampening=0.9)
+    for gradient in gradients:
+        ours = rule.step(None, ours, gradient, None)
+        parameter.grad = gradient.clone()
+        optimiser.step()
+    torch.testing.assert_close(ours, parameter.detach())
+
+
+def test_smooth_max_masks_keep_round_blobs_and_a_margin():
+    upsampler = SmoothMaxUpsampler(step=7, sigma=21.0)
+    assert upsampler.parameter_shape((224, 224)) == (32, 32)
+    cells = torch.zeros(1, 1, 32, 32)
+    cells[..., 10, 20] = 1.0
+    canvas = upsampler.full(cells)
+    assert canvas.shape[-2:] == (260, 260)  # the image plus a margin of σ on each side (and the grid's rest)
+    image = upsampler(cells, (224, 224))
+    torch.testing.assert_close(image, canvas[..., 21:245, 21:245])
+    # cell j sits at margin + 7·j on the canvas, i.e. at 7·j in the image
+    peak = image[0, 0]
+    centre = (70, 140)
+    assert peak.max() == peak[centre] and peak[centre] > 0.9
+    ys, xs = torch.meshgrid(torch.arange(224.0), torch.arange(224.0), indexing="ij")
+    distance = ((ys - centre[0]) ** 2 + (xs - centre[1]) ** 2).sqrt()
+    # flat top out to σ/2, fading beyond, symmetric in every direction
+    flat = peak[distance <= 10.5]
+    assert flat.min() > 0.5 * peak.max()
+    assert peak[distance > 60].max() < 0.05
+    for offset in (15, 25):
+        ring = peak[(distance - offset).abs() < 0.5]
+        assert ring.max() - ring.min() < 0.05, f"not round at {offset} px"
+    # all cells at 1 keep the whole image; all at 0 remove it
+    assert upsampler(torch.ones(1, 1, 32, 32), (224, 224)).min() > 0.9
+    assert upsampler(torch.zeros(1, 1, 32, 32), (224, 224)).max() == 0
 
 
 def test_discs_grow_with_radius():
@@ -141,3 +230,24 @@ def test_default_batch_size_is_small_on_a_cpu_and_large_on_a_gpu():
     assert default_batch_size(3, "cuda") == 3
     with pytest.raises(ValueError, match="at least 1"):
         default_batch_size(0, "cpu")
+
+
+def test_goal_rule_and_its_record_survive_save_load_and_indexing(tmp_path):
+    from maskscope.core.explanation import Explanation
+    from maskscope.core.games import goal_met
+
+    before = torch.tensor([0.9, 0.9, 0.8])
+    after = torch.tensor([0.1, 0.5, 0.7])
+    area = torch.tensor([0.3, 0.3, 0.9])
+    assert goal_met(get_game("deletion"), before, after, area).tolist() == [True, False, False]
+    assert goal_met(get_game("preservation"), before, after, area).tolist() == [False, True, False]
+    explanation = Explanation(
+        saliency=torch.rand(3, 8, 8), targets=[[1], [2], [3]], method="mp", scores_before=before,
+        scores_after=after, kept_area=area, goal_met=torch.tensor([True, False, True]),
+    )
+    assert explanation[1].goal_met.tolist() == [False] and explanation[1].kept_area.tolist() == [0.3]
+    explanation.save(tmp_path)
+    loaded = Explanation.load(tmp_path, explanation.names)
+    assert loaded.goal_met.tolist() == [True, False, True]
+    torch.testing.assert_close(loaded.kept_area, area)
+    assert "goal NOT met" in explanation.title(1) and "goal NOT met" not in explanation.title(0)

@@ -113,7 +113,7 @@ def black_image_test(
         targets = chosen[first : first + batch_size]
         images = black.expand(len(targets), -1, -1, -1)
         explanation = method(classifier, images, target=targets, seed=seed)
-        became += explanation.goal_met.tolist()
+        became += explanation.decision_changed.tolist()
         if progress:
             print(f"classes {first + len(targets)}/{len(chosen)}: {sum(became)} top-1 so far", flush=True)
     return BlackImageResult(chosen, became, defense, steps, excluded, time.perf_counter() - start)

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from maskscope.cli.errors import CommandError
 from maskscope.cli.options import add_model_options, load_classifier, parse_params
@@ -133,6 +134,7 @@ def explain_chunk(method, classifier, photos, names, paths, args, out: Path) -> 
     explanation.save(out, images=photos, view=classifier.view, overwrite=args.overwrite)
     for index in range(len(explanation)):
         print(photo_line(explanation.record(index)))
+    warn_unmet_goals(explanation)
     return 0
 
 
@@ -141,6 +143,21 @@ def photo_line(record: dict) -> str:
     after = "" if record["score_after"] is None else f" → {record['score_after']:.3f}"
     return (f"{record['name']}: {' + '.join(record['target_names'])}, p {record['score_before']:.3f}{after}, "
             f"{record['seconds']:.1f} s")
+
+
+def warn_unmet_goals(explanation) -> None:
+    """One line on stderr per image whose optimisation did not meet its game's goal: its map
+    shows where the mask happened to stop, not evidence (the overlay's title says so too)."""
+    if explanation.goal_met is None:
+        return
+    for index in torch.nonzero(~explanation.goal_met)[:, 0].tolist():
+        before, after = float(explanation.scores_before[index]), float(explanation.scores_after[index])
+        print(
+            f"warning: {explanation.names[index]}: {explanation.method} did not meet its goal "
+            f"(p {before:.3f} → {after:.3f}, kept area {float(explanation.kept_area[index]):.2f}); "
+            "its map is not meaningful",
+            file=sys.stderr,
+        )
 
 
 def collect_sources(arguments: list[str]) -> list[tuple[object, str]]:

@@ -26,11 +26,14 @@ def gaussian_kernel1d(sigma: float, size: int | None = None, device=None, dtype=
     return kernel / kernel.sum()
 
 
-def gaussian_blur(images: torch.Tensor, sigma: float, kernel_size: int | None = None) -> torch.Tensor:
-    """Blur a batch B×C×H×W with a Gaussian of ``sigma`` pixels (reflect padding).
+def gaussian_blur(
+    images: torch.Tensor, sigma: float, kernel_size: int | None = None, border: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Blur a batch B×C×H×W with a Gaussian of ``sigma`` pixels.
 
-    Where the kernel is larger than the image allows for reflection, the border is
-    replicated instead. ``sigma = 0`` returns the input unchanged.
+    The image is extended by reflection (where the kernel is larger than the image allows,
+    the border is replicated instead), or, given a ``border`` colour (C values), by that
+    constant colour. ``sigma = 0`` returns the input unchanged.
     """
     if sigma == 0:
         return images
@@ -38,9 +41,14 @@ def gaussian_blur(images: torch.Tensor, sigma: float, kernel_size: int | None = 
     channels = images.shape[1]
     radius = kernel.numel() // 2
     height, width = images.shape[-2:]
-    mode = "reflect" if radius < min(height, width) else "replicate"
     horizontal = kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1)
     vertical = kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1)
+    if border is not None:
+        # the kernel sums to 1, so blurring x − c with zero padding and adding c back pads with c
+        colour = torch.as_tensor(border, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
+        out = F.conv2d(images - colour, horizontal, padding=(0, radius), groups=channels)
+        return F.conv2d(out, vertical, padding=(radius, 0), groups=channels) + colour
+    mode = "reflect" if radius < min(height, width) else "replicate"
     out = F.pad(images, (radius, radius, 0, 0), mode=mode)
     out = F.conv2d(out, horizontal, groups=channels)
     out = F.pad(out, (0, 0, radius, radius), mode=mode)

@@ -44,6 +44,9 @@ class Explanation:
         history: per-step objective (B×steps) for optimisation methods.
         names: a name per image (the photos' file stems), used when saving.
         sources: where each image came from (its path), or ``None``; recorded when saving.
+        kept_area: the share of the image the final mask keeps (B), for mask optimisations.
+        goal_met: whether the optimisation met its game's goal (B bool, see
+            :func:`maskscope.core.games.goal_met`); ``None`` for methods that play no game.
         names: a name per image (file stems), used when saving.
         engine: where the classifier's forward passes ran (``Classifier.engine_record``).
     """
@@ -61,6 +64,8 @@ class Explanation:
     names: list[str] = field(default_factory=list)
     sources: list[str | None] = field(default_factory=list)
     engine: dict[str, Any] = field(default_factory=dict)
+    kept_area: torch.Tensor | None = None
+    goal_met: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.saliency.dim() != 3:
@@ -96,6 +101,8 @@ class Explanation:
             names=self.names[pick],
             sources=self.sources[pick],
             engine=self.engine,
+            kept_area=take(self.kept_area),
+            goal_met=take(self.goal_met),
         )
 
     def record(self, index: int = 0) -> dict[str, Any]:
@@ -112,6 +119,8 @@ class Explanation:
             "target_names": self.target_names[index] if self.target_names else [],
             "score_before": number(self.scores_before),
             "score_after": number(self.scores_after),
+            "kept_area": number(self.kept_area),
+            "goal_met": None if self.goal_met is None else bool(self.goal_met[index]),
             "saliency_shape": list(self.saliency.shape[1:]),
             "mask_shape": None if self.mask is None else list(self.mask.shape[1:]),
             "seconds": self.seconds / max(len(self), 1),
@@ -160,7 +169,8 @@ class Explanation:
         names = self.target_names[index] if self.target_names else [str(c) for c in self.targets[index]]
         label = " + ".join(names)
         score = "" if self.scores_before is None else f" (p = {float(self.scores_before[index]):.2f})"
-        return f"{self.method}: {label}{score}"
+        unmet = " — goal NOT met, map not meaningful" if self.goal_met is not None and not self.goal_met[index] else ""
+        return f"{self.method}: {label}{score}{unmet}"
 
     def plot(self, index: int = 0, image: torch.Tensor | None = None, view=None, ax=None):
         """A matplotlib ``Figure`` of image ``index``'s map, over ``image`` when given.
@@ -239,6 +249,8 @@ class Explanation:
             names=[r["name"] for r in records],
             sources=[r.get("source") for r in records],
             engine=records[0].get("engine", {}),
+            kept_area=_optional_tensor([r.get("kept_area") for r in records]),
+            goal_met=_optional_tensor([r.get("goal_met") for r in records]),
         )
 
 

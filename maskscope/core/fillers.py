@@ -10,6 +10,7 @@ Fillers that ignore the mask are computed once per image; a filler whose
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
@@ -22,6 +23,9 @@ class Filler:
 
     #: True when the content depends on which pixels are removed (inpainting).
     depends_on_mask: bool = False
+    #: False when the content already is the perturbed image ``Φ(x, m)`` (kept pixels
+    #: included), so it is used as it is instead of being blended with the image by the mask
+    blended: bool = True
 
     def fill(self, images: torch.Tensor, masks: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
@@ -105,30 +109,53 @@ class BlurPyramid(Filler):
     interpolated between the two nearest levels: kept pixels stay sharp, removed pixels get
     the strongest blur. Depends on the mask, so it is recomputed whenever the mask changes;
     the levels themselves are kept for the last images seen (the same tensor at every step).
-    Without a mask the filler is the strongest level.
+    Without a mask the filler is the strongest level. With ``blended=False`` the level mix is
+    itself the perturbed image, ``Φ(x, m)(u) = (G_{σ_max·(1 − m(u))} * x)(u)`` (the paper's
+    definition); otherwise it is blended as any filler, ``m·x + (1 − m)·P(x, m)``.
+
+    Args:
+        max_sigma: σ of the strongest level, in pixels.
+        levels: L, the number of levels.
+        border: a colour (3 values) the blur extends the image with, or ``None`` to reflect it.
+        truncate: the kernels reach ``⌈truncate·σ⌉`` pixels either side.
+        blended: blend the level mix with the image by the mask.
     """
 
     depends_on_mask = True
 
-    def __init__(self, max_sigma: float = 20.0, levels: int = 8) -> None:
+    def __init__(
+        self,
+        max_sigma: float = 20.0,
+        levels: int = 8,
+        border: torch.Tensor | None = None,
+        truncate: float = 3.0,
+        blended: bool = True,
+    ) -> None:
         if levels < 2:
             raise ValueError(f"a blur pyramid needs at least 2 levels, got {levels}")
         self.max_sigma = max_sigma
         self.levels = levels
+        self.border = border
+        self.truncate = truncate
+        self.blended = blended
         self._source: torch.Tensor | None = None
         self._pyramid: torch.Tensor | None = None
+
+    def blur(self, images: torch.Tensor, sigma: float) -> torch.Tensor:
+        size = 2 * math.ceil(self.truncate * sigma) + 1
+        return gaussian_blur(images, sigma, size, self.border) if sigma > 0 else images
 
     def pyramid(self, images: torch.Tensor) -> torch.Tensor:
         """The levels stacked along a new first dimension, L×B×3×H×W."""
         if images is not self._source:
             sigmas = [self.max_sigma * k / (self.levels - 1) for k in range(self.levels)]
-            self._pyramid = torch.stack([gaussian_blur(images, sigma) for sigma in sigmas]).detach()
+            self._pyramid = torch.stack([self.blur(images, sigma) for sigma in sigmas]).detach()
             self._source = images
         return self._pyramid
 
     def fill(self, images, masks=None):
         if masks is None:
-            return gaussian_blur(images, self.max_sigma)
+            return self.blur(images, self.max_sigma)
         position = (1 - masks) * (self.levels - 1)  # B×1×H×W
         ks = torch.arange(self.levels, device=images.device, dtype=images.dtype).view(-1, 1, 1, 1, 1)
         weights = torch.relu(1 - (position[None] - ks).abs())  # hat functions, L×B×1×H×W

@@ -22,7 +22,7 @@ import torch
 
 from maskscope.core.classifier import Classifier
 from maskscope.core.fillers import Filler, blend
-from maskscope.core.jitter import Jitter
+from maskscope.core.jitter import AlternateFlip, Jitter
 from maskscope.core.masks import Upsampler
 
 
@@ -51,7 +51,28 @@ GAMES = {
     "repression": Game("repression", removes=True, start=0.0),
 }
 
-CLASS_LOSSES = ("probability", "cross_entropy")
+#: removal games (deletion, repression) meet their goal when the target's probability under the
+#: final mask is at most this share of the probability before
+REMOVAL_GOAL = 0.2
+#: keeping games (preservation, generation) meet theirs when at least this share is kept …
+KEEPING_GOAL = 0.5
+#: … by a mask that keeps at most this share of the image
+KEEPING_AREA = 0.5
+
+
+def goal_met(game: Game, before: torch.Tensor, after: torch.Tensor, kept_area: torch.Tensor) -> torch.Tensor:
+    """Whether each image's optimisation did its game's job (B bool).
+
+    Removal games: ``p_C(Φ(x, m)) ≤ 0.2·p_C(x)`` (the evidence is gone). Keeping games:
+    ``p_C(Φ(x, m)) ≥ 0.5·p_C(x)`` with a mask keeping at most half of the image (the class
+    survives on a small part). A mask that did not move meets neither.
+    """
+    if game.removes:
+        return after <= REMOVAL_GOAL * before
+    return (after >= KEEPING_GOAL * before) & (kept_area <= KEEPING_AREA)
+
+
+CLASS_LOSSES = ("probability", "cross_entropy", "logit")
 
 
 def get_game(name: str | Game) -> Game:
@@ -67,7 +88,8 @@ class MaskProblem:
 
     ``F(m) = s·ℓ(p_C(Φ(x, up(m)))) + regulariser(m)``, with ``s = +1`` for removal games and
     ``−1`` otherwise, and ``ℓ`` the probability itself or, with
-    ``class_loss="cross_entropy"``, ``−log p_C`` for preservation (``s`` then +1).
+    ``class_loss="cross_entropy"``, ``−log p_C`` for preservation (``s`` then +1), or with
+    ``class_loss="logit"`` the summed logits ``z_C`` in place of ``p_C`` (EP's reward).
 
     Args:
         classifier: the model wrapper.
@@ -77,7 +99,7 @@ class MaskProblem:
         filler: removal content.
         upsampler: mask parameter → image-size mask.
         regulariser: masks → B penalty (the L1 and TV terms, weighted).
-        jitter: optional random shift applied to each perturbed batch.
+        jitter: optional random transformation drawn for each perturbed batch.
     """
 
     def __init__(
@@ -89,7 +111,7 @@ class MaskProblem:
         filler: Filler,
         upsampler: Upsampler,
         regulariser: Callable[[torch.Tensor], torch.Tensor],
-        jitter: Jitter | None = None,
+        jitter: Jitter | AlternateFlip | None = None,
         class_loss: str = "probability",
     ) -> None:
         if class_loss not in CLASS_LOSSES:
@@ -107,23 +129,38 @@ class MaskProblem:
         self.filled = None if filler.depends_on_mask else filler(images).detach()
 
     def perturb(self, masks: torch.Tensor, jitter: bool = True) -> torch.Tensor:
-        """``Φ(x, up(m))``, jittered when the problem has jitter and ``jitter`` is true."""
+        """``Φ(x, up(m))``, jittered when the problem has jitter and ``jitter`` is true: a
+        jitter that moves the image does so under the fixed mask, ``Φ(x(· − τ), up(m))``
+        (the filler moves with the image); any other transforms the blended image."""
         upsampled = self.upsampler(masks, self.size)
-        filled = self.filled if self.filled is not None else self.filler(self.images, upsampled)
-        perturbed = blend(self.images, upsampled, filled)
-        return self.jitter(perturbed) if (jitter and self.jitter is not None) else perturbed
+        transform = self.jitter.draw() if (jitter and self.jitter is not None) else None
+        under_mask = transform is not None and self.jitter.moves_image
+        images = transform(self.images) if under_mask else self.images
+        if self.filled is None:
+            filled = self.filler(images, upsampled)
+        else:
+            filled = transform(self.filled) if under_mask else self.filled
+        perturbed = blend(images, upsampled, filled) if self.filler.blended else filled
+        return transform(perturbed) if (transform is not None and not under_mask) else perturbed
 
     def class_scores(self, masks: torch.Tensor, jitter: bool = True) -> torch.Tensor:
-        """``p_C(Φ(x, up(m)))`` per image (B)."""
-        scores = self.classifier.probabilities(self.perturb(masks, jitter))
-        return (scores * self.targets).sum(1)
+        """``p_C(Φ(x, up(m)))`` per image (B); the summed logits with ``class_loss="logit"``."""
+        perturbed = self.perturb(masks, jitter)
+        if self.class_loss == "logit":
+            return (self.classifier.logits(perturbed) * self.targets).sum(1)
+        return (self.classifier.probabilities(perturbed) * self.targets).sum(1)
+
+    def probabilities(self, masks: torch.Tensor) -> torch.Tensor:
+        """``p_C(Φ(x, up(m)))`` per image (B), without jitter, whatever the class loss."""
+        with torch.no_grad():
+            return (self.classifier.probabilities(self.perturb(masks, jitter=False)) * self.targets).sum(1)
 
     def class_term(self, scores: torch.Tensor) -> torch.Tensor:
         if self.class_loss == "cross_entropy":
             if self.game.removes:
                 return -torch.log1p(-scores.clamp(max=1 - 1e-6))
             return -torch.log(scores.clamp(min=1e-12))
-        return scores if self.game.removes else -scores
+        return scores if self.game.removes else -scores  # probability or logit
 
     def objective(self, masks: torch.Tensor) -> torch.Tensor:
         """``F(m)`` per image (B); sum it for a batch gradient, images stay independent."""

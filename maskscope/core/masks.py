@@ -7,6 +7,7 @@ smoothing (MP: ×8 then σ_m = 5), or bilinear interpolation (I-GOS, RISE).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -85,3 +86,90 @@ def disc_masks(radii: torch.Tensor, size: tuple[int, int], edge_sigma: float = 0
     distance = torch.sqrt(ys[:, None] ** 2 + xs[None, :] ** 2)
     discs = (distance[None] <= radii.float().view(-1, 1, 1)).float()[:, None]
     return gaussian_blur(discs, edge_sigma) if edge_sigma > 0 else discs
+
+
+class SmoothMaxUpsampler:
+    """Extremal Perturbation's smooth masks: each pixel is a smooth maximum of the nearby
+    mask-parameter cells, each weighted by a flat-topped kernel of its distance.
+
+    Cell ``j`` of the parameter ``M`` (one cell per ``step`` pixels) sits at
+    ``c_j = margin + step·j`` on a canvas that extends the image by ``margin = σ`` pixels on
+    every side. A canvas pixel ``u`` looks at the ``(2r + 1)²`` cells of a window anchored at
+    ``⌊u/step⌋ − p`` (``r = 1 + ⌈σ/step⌉``, ``p = 1 + ⌈(margin + σ)/step⌉``; cells off the
+    grid count as 0) and takes::
+
+        up(M)(u) = clamp(Σ_j v_j·softmax_j(20·v), 0, 1),   v_j = κ(‖u − c_j‖/σ)·M_j,
+        κ(z) = exp(−2·max(z − ½, 0)²)
+
+    — the softmax-weighted mean, a smooth maximum of the ``v_j``. A cell is a flat disc of
+    radius σ/2 that fades out beyond it, so masks are smooth at every scale of ``M`` and a
+    single cell set to 1 keeps a round blob. :meth:`full` is the whole canvas (the image plus
+    its margin); calling the upsampler crops the image out of it. Defaults of the paper:
+    ``step`` 7 and ``σ`` 21 px for a 224-px image (a 32×32 parameter, a 260×260 canvas).
+    """
+
+    coldness = 20.0
+
+    def __init__(self, step: int = 7, sigma: float = 21.0) -> None:
+        if int(step) != step or step < 1:
+            raise ValueError(f"step must be a positive whole number of pixels, got {step!r}")
+        if sigma <= 0:
+            raise ValueError(f"sigma must be positive, got {sigma!r}")
+        self.step = int(step)
+        self.sigma = float(sigma)
+        self.margin = self.sigma
+        self.radius = 1 + math.ceil(self.sigma / self.step)
+        self.padding = 1 + math.ceil((self.margin + self.sigma) / self.step)
+        self._weights: dict = {}
+
+    def parameter_shape(self, size: tuple[int, int]) -> tuple[int, int]:
+        """The grid of ``M`` for an image of ``size``: ``⌈H/step⌉ × ⌈W/step⌉``."""
+        return (math.ceil(size[0] / self.step), math.ceil(size[1] / self.step))
+
+    def _window_rows(self, cells: int) -> int:
+        """Window anchors along one side: the padded grid less the window width."""
+        return cells + 2 * self.padding - 2 * self.radius
+
+    def _canvas_side(self, cells: int) -> int:
+        return self.step * self._window_rows(cells) - self.step + 1
+
+    def _kernel(self, cells: tuple[int, int], device, dtype) -> torch.Tensor:
+        """κ(‖u − c_j‖/σ) for every canvas pixel and window slot, K×H'×W' (cached)."""
+        key = (cells, str(device), dtype)
+        if key not in self._weights:
+            width = 2 * self.radius + 1
+            offsets = []
+            for side in cells:
+                u = torch.arange(self._canvas_side(side), dtype=torch.float64)
+                slots = torch.arange(width, dtype=torch.float64)
+                cell = torch.div(u, self.step, rounding_mode="floor")[:, None] + slots[None] - self.padding
+                offsets.append(u[:, None] - (self.margin + self.step * cell))  # side × slots
+            dy, dx = offsets
+            distance = torch.sqrt(dy.T[:, None, :, None] ** 2 + dx.T[None, :, None, :] ** 2)  # ky×kx×H'×W'
+            z = distance / self.sigma
+            kernel = torch.exp(-2 * (z - 0.5).clamp(min=0) ** 2)
+            self._weights[key] = kernel.reshape(width * width, *kernel.shape[2:]).to(device=device, dtype=dtype)
+        return self._weights[key]
+
+    def full(self, masks: torch.Tensor) -> torch.Tensor:
+        """The whole canvas ``up(M)`` for parameters B×1×h×w: B×1×H'×W' with the margin."""
+        cells = tuple(masks.shape[-2:])
+        width = 2 * self.radius + 1
+        windows = F.unfold(masks, (width, width), padding=self.padding)
+        rows, cols = (self._window_rows(side) for side in cells)
+        windows = windows.view(masks.shape[0], width * width, rows, cols)
+        canvas = windows.repeat_interleave(self.step, 2).repeat_interleave(self.step, 3)
+        kernel = self._kernel(cells, masks.device, masks.dtype)
+        canvas = canvas[..., : kernel.shape[-2], : kernel.shape[-1]]
+        values = kernel * canvas
+        pooled = (values * torch.softmax(self.coldness * values, dim=1)).sum(1, keepdim=True)
+        return pooled.clamp(0, 1)
+
+    def __call__(self, masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """The image part of the canvas, B×1×H×W (``size`` must be the image the grid was made for)."""
+        if self.parameter_shape(size) != tuple(masks.shape[-2:]):
+            raise ValueError(
+                f"a {tuple(masks.shape[-2:])} mask parameter does not fit a {tuple(size)} image at step {self.step}"
+            )
+        start = round(self.margin)
+        return self.full(masks)[..., start : start + size[0], start : start + size[1]]

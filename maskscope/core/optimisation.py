@@ -83,6 +83,28 @@ class NormalisedSGD:
         return masks - self.lr * grad / peak.view(-1, *([1] * (grad.dim() - 1)))
 
 
+class MomentumSGD:
+    """SGD with momentum and dampening (Extremal Perturbation: lr 0.01, μ = d = 0.9)::
+
+        b₁ = g₁,   b_t = μ·b_{t−1} + (1 − d)·g_t,   m ← m − lr·b_t
+
+    (the first step takes the whole gradient, as PyTorch's ``torch.optim.SGD`` does).
+    """
+
+    def __init__(self, lr: float = 0.01, momentum: float = 0.9, dampening: float = 0.9) -> None:
+        self.lr, self.momentum, self.dampening = lr, momentum, dampening
+
+    def reset(self, masks: torch.Tensor) -> None:
+        self.buffer: torch.Tensor | None = None
+
+    def step(self, problem, masks, grad, loss):
+        if self.buffer is None:
+            self.buffer = grad.clone()
+        else:
+            self.buffer.mul_(self.momentum).add_(grad, alpha=1 - self.dampening)
+        return masks - self.lr * self.buffer
+
+
 StopRule = Callable[[MaskProblem, torch.Tensor, int], torch.Tensor]
 """``stop(problem, masks, step) -> B bool``: which images are finished after ``step``."""
 

@@ -75,7 +75,8 @@ def score_perturbations(
         chunk_masks = upsampler(masks[image_index, mask_index][:, None].to(images), (height, width))
         if static_fill is None:
             chunk_images = images[image_index]
-            perturbed = blend(chunk_images, chunk_masks, filler(chunk_images, chunk_masks))
+            filled = filler(chunk_images, chunk_masks)
+            perturbed = blend(chunk_images, chunk_masks, filled) if filler.blended else filled
         else:
             perturbed = _blend_fixed_fill(images, static_fill, image_index, chunk_masks, classifier.channels_last)
         if transform is not None:

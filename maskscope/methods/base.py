@@ -21,6 +21,7 @@ import torch
 
 from maskscope.core.classifier import Classifier
 from maskscope.core.explanation import Explanation
+from maskscope.core.games import get_game, goal_met
 from maskscope.core.targets import TargetSpec, resolve_targets, target_weights
 from maskscope.data.images import ImageLike, image_name, load_image, unique_names
 from maskscope.methods.parameters import Constraint, check_parameters
@@ -37,11 +38,15 @@ class Method:
     #: ranges and choices of parameters, beyond what the ``__init__`` type hints say (merged along the MRO)
     constraints: ClassVar[dict[str, Constraint]] = {}
 
+    #: whether the map varies pixel by pixel (gradients): figures clip it at a percentile to show it
+    pixel_level: ClassVar[bool] = False
+    #: the game a mask optimisation plays (an instance may set it from a parameter); with one,
+    #: every explanation records whether its goal was met
+    game: str | None = None
+
     def __new__(cls, *args: Any, **kwargs: Any) -> "Method":
         check_parameters(cls, args, kwargs)
         return super().__new__(cls)
-    #: whether the map varies pixel by pixel (gradients): figures clip it at a percentile to show it
-    pixel_level: ClassVar[bool] = False
 
     def get_params(self) -> dict[str, Any]:
         """The constructor's parameters and their current values."""
@@ -81,6 +86,7 @@ class Method:
         weights = target_weights(targets, scores.shape[1], device=batch.device)
         explanation = self._explain(classifier, batch, targets, weights, seed)
         explanation.scores_before = (scores * weights).sum(1).cpu()
+        record_goal(explanation, self.game)
         explanation.target_names = [[classifier.class_names[c] for c in classes] for classes in targets]
         explanation.params = self.get_params()
         explanation.seconds = time.perf_counter() - start
@@ -100,6 +106,18 @@ class Method:
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({params})"
+
+
+def record_goal(explanation: Explanation, game: str | None) -> None:
+    """Fill ``kept_area`` (from the saliency, when the method did not) and ``goal_met`` of a
+    game-playing method's explanation, by the rule of :func:`maskscope.core.games.goal_met`."""
+    if game is None or explanation.scores_after is None:
+        return
+    rules = get_game(game)
+    if explanation.kept_area is None:
+        saliency = explanation.saliency.flatten(1)
+        explanation.kept_area = (1 - saliency if rules.removes else saliency).mean(1)
+    explanation.goal_met = goal_met(rules, explanation.scores_before, explanation.scores_after, explanation.kept_area)
 
 
 def prepare_images(images: torch.Tensor | Sequence[ImageLike], classifier: Classifier) -> torch.Tensor:

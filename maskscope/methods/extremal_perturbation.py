@@ -1,29 +1,39 @@
-"""Extremal Perturbation (Fong, Patrick & Vedaldi, ICCV 2019), preservation variant.
+"""Extremal Perturbation (Fong, Patrick & Vedaldi, ICCV 2019), preservation variant, as the
+authors compute it.
 
-For each requested area ``a`` an independent smooth mask ``m_a`` solves::
+For each requested area ``a`` an independent smooth mask ``m_a = up(M_a)`` solves::
 
-    min_m  −p_C(Φ(x, up(m))) + λ_t · mean_u (sort↓(up(m))_u − r_a(u))²
+    max_M  z_C(Φ(x, up(M))) − λ_t · mean_u (sort↓(up(M))_u − r_a(u))²
 
-where ``r_a`` has ones in its first ``⌊a·HW⌋`` places (the area constraint as a ranking
-loss: zero exactly when ``up(m)`` is a binary mask of area ``a``), and λ grows
-geometrically, ``λ_t = λ₀·g^t``, so the class term shapes the mask first and the area
-constraint is enforced by the end. ``Φ(x, m) = m·x + (1 − m)·P(x, m)`` where ``P`` is a blur
-pyramid (8 levels up to σ = 20 px) whose level is selected per pixel by ``m``.
+where ``z_C`` is the target's logit, ``r_a`` has ones in its first ``⌊a·n⌋`` places (the area
+constraint as a ranking loss: zero exactly when ``up(M)`` is a binary mask of area ``a``),
+taken over the generator's whole canvas of ``n`` pixels (the image and its margin), and
+λ grows geometrically, ``λ_t = λ₀·g^t``, so the class term shapes the mask first and the
+area constraint is enforced by the end. The perturbation is a
+blur pyramid (8 levels up to σ = 20 px, the image extended by the classifier's mean colour):
+``Φ(x, m)(u) = (G_{σ(u)} * x)(u)`` with ``σ(u) = 20·(1 − m(u))``, linearly interpolated between
+levels; at every other step (the first, third, …) the
+perturbed image is mirrored left to right.
 
-Defaults (224-px input): areas (0.05, 0.1, 0.2), a mask parameter of one cell per 7 px,
-``up`` = bilinear enlargement then a Gaussian of σ = 21 px, λ₀ = 300, g = 1.0035, Adam with
-lr 0.05, 800 steps, masks starting at 0.5 and clipped to [0, 1] after every step.
+Defaults (224-px input), those of the authors' code: areas (0.05, 0.1, 0.2), ``up`` the
+smooth-max generator (:class:`~maskscope.core.masks.SmoothMaxUpsampler`, a cell per 7 px,
+σ = 21 px), λ₀ = 300, g = 1.0035, SGD with lr 0.01, momentum 0.9 and dampening 0.9,
+800 steps, ``M`` starting at 1 and clipped to [0, 1] after every step.
 
-Deviations from the paper: the smooth masks use the project's ``Upsampler`` (bilinear then
-Gaussian smoothing) instead of the smooth-max convolution; the class term is the target
-probability (or ``−log p_C``) instead of the logit; the step rule is Adam instead of SGD with
-momentum; there is no flip jitter.
+Two things differ from the authors' code and change nothing the paper specifies: tied
+values share the area reference (the average-rank rule of
+:func:`~maskscope.core.regularisers.area_target`, so that rounding does not decide which
+of them are inside the area), and all (image, area) pairs are optimised together as
+independent rows of a batch, ``batch_size`` rows at a time. :meth:`ExtremalPerturbation.adam_variant`
+gives the variant this project used before (bilinear enlargement then a Gaussian, the
+probability as reward, Adam lr 0.05, masks starting at 0.5, no flip, the blur level
+blended with the image by the mask and the image reflected, the area over the image only).
 
-All (image, area) pairs are optimised together as independent rows of one batch. The
-explanation's ``saliency`` is the sum over areas of ``up(m_a)`` (the paper's summary map:
-pixels in every mask score highest); ``mask`` holds every area's mask parameter, B×A×h×w,
-areas in the order given; ``scores_after`` is the target probability under the first
-area's mask. Nothing is random, so the ``seed`` has no effect.
+The explanation's ``saliency`` is the sum over areas of ``up(M_a)`` (the paper's summary
+map: pixels in every mask score highest); ``mask`` holds every area's mask parameter,
+B×A×h×w, areas in the order given; ``scores_after`` is the target probability under the
+first area's mask and ``kept_area`` that mask's area. Nothing is random, so the ``seed``
+has no effect.
 """
 
 from __future__ import annotations
@@ -35,30 +45,40 @@ import torch
 
 from maskscope.core.explanation import Explanation
 from maskscope.core.fillers import BlurPyramid
-from maskscope.core.games import MaskProblem, get_game
-from maskscope.core.masks import Upsampler
-from maskscope.core.optimisation import Adam, Gradient, optimise_masks
+from maskscope.core.games import CLASS_LOSSES, MaskProblem, get_game
+from maskscope.core.jitter import AlternateFlip
+from maskscope.core.masks import SmoothMaxUpsampler, Upsampler
+from maskscope.core.optimisation import Adam, Gradient, MomentumSGD, optimise_masks
 from maskscope.core.regularisers import area_target
+from maskscope.core.scoring import default_batch_size
 from maskscope.methods.base import Method
-from maskscope.core.games import CLASS_LOSSES
 from maskscope.methods.parameters import Interval, OneOf, at_least, positive
 from maskscope.methods.registry import register
 
+MASK_GENERATORS = ("smooth_max", "gaussian")
+OPTIMISERS = ("sgd", "adam")
+PERTURBATIONS = ("pyramid", "blend")
+
 
 class AreaConstraint:
-    """The growing area term ``λ_t·mean (sort↓(up(m)) − r_a)²`` per mask row.
+    """The growing area term ``λ_t·mean (sort↓(up(m)) − r_a)²`` per mask row, over the
+    generator's whole canvas (:meth:`SmoothMaxUpsampler.full`) or, without one, the image.
 
     ``weight`` is set by :class:`GrowingAreaWeight` before every step.
     """
 
-    def __init__(self, areas: torch.Tensor, upsampler: Upsampler, size: tuple[int, int], weight: float) -> None:
+    def __init__(self, areas: torch.Tensor, upsampler, size: tuple[int, int], weight: float) -> None:
         self.areas = areas
         self.upsampler = upsampler
         self.size = size
         self.weight = weight
 
     def __call__(self, masks: torch.Tensor) -> torch.Tensor:
-        return self.weight * area_target(self.upsampler(masks, self.size), self.areas)
+        if isinstance(self.upsampler, SmoothMaxUpsampler):
+            canvas = self.upsampler.full(masks)
+        else:
+            canvas = self.upsampler(masks, self.size)
+        return self.weight * area_target(canvas, self.areas)
 
 
 class GrowingAreaWeight:
@@ -84,22 +104,38 @@ class ExtremalPerturbation(Method):
     Args:
         areas: target areas as fractions of the image; one mask each.
         mask_step: image pixels per mask-parameter cell (the mask is ``⌈H/step⌉×⌈W/step⌉``).
-        smooth_sigma: σ in image pixels of the Gaussian applied after bilinear enlargement.
+        smooth_sigma: σ in image pixels of the mask generator (the smooth-max kernel's
+            scale, or the Gaussian's after bilinear enlargement).
+        mask_generator: ``"smooth_max"`` (the authors') or ``"gaussian"`` (bilinear then Gaussian).
         max_blur: σ of the strongest blur-pyramid level, in pixels.
         blur_levels: number of pyramid levels (the first is the image itself).
+        perturbation: ``"pyramid"`` (the paper's: each pixel is its blur level, the image
+            extended by the classifier's mean colour, kernels to 4σ, as the authors' code) or
+            ``"blend"`` (``m·x + (1 − m)·`` the blur level, the image reflected, kernels to 3σ).
         area_weight: λ₀, the area term's initial weight.
         area_growth: g, the factor λ grows by at every step.
-        class_loss: ``"probability"`` (maximise ``p_C``) or ``"cross_entropy"`` (minimise ``−log p_C``).
-        lr: Adam learning rate.
+        class_loss: ``"logit"`` (maximise the logit ``z_C``), ``"probability"`` (maximise
+            ``p_C``) or ``"cross_entropy"`` (minimise ``−log p_C``).
+        optimiser: ``"sgd"`` (momentum and dampening ``momentum``) or ``"adam"``.
+        lr: learning rate.
+        momentum: SGD's momentum, also its dampening.
+        init: the value every mask parameter starts at.
+        flip_jitter: mirror the perturbed image at every other step.
         steps: optimisation steps.
-        progress: show a progress bar.
+        batch_size: (image, area) rows optimised at a time; bounds the peak memory (default:
+            8 on a CPU, 64 on a GPU). Rows are independent, so it does not change the masks.
+        progress: show a progress bar with the time left.
     """
 
     name = "ep"
+    game = "preservation"
     constraints = {
         "areas": Interval(0, 1, True, True), "mask_step": at_least(1), "smooth_sigma": at_least(0),
-        "max_blur": at_least(0), "blur_levels": at_least(1), "area_weight": at_least(0), "area_growth": positive(),
-        "class_loss": OneOf(*CLASS_LOSSES), "lr": positive(), "steps": at_least(1), "batch_size": at_least(1),
+        "mask_generator": OneOf(*MASK_GENERATORS), "max_blur": at_least(0), "blur_levels": at_least(1),
+        "perturbation": OneOf(*PERTURBATIONS), "area_weight": at_least(0), "area_growth": positive(),
+        "class_loss": OneOf(*CLASS_LOSSES), "optimiser": OneOf(*OPTIMISERS), "lr": positive(),
+        "momentum": Interval(0, 1, high_open=True), "init": Interval(0, 1), "steps": at_least(1),
+        "batch_size": at_least(1),
     }
 
     def __init__(
@@ -107,67 +143,119 @@ class ExtremalPerturbation(Method):
         areas: Sequence[float] = (0.05, 0.1, 0.2),
         mask_step: int = 7,
         smooth_sigma: float = 21.0,
+        mask_generator: str = "smooth_max",
         max_blur: float = 20.0,
         blur_levels: int = 8,
+        perturbation: str = "pyramid",
         area_weight: float = 300.0,
         area_growth: float = 1.0035,
-        class_loss: str = "probability",
-        lr: float = 0.05,
+        class_loss: str = "logit",
+        optimiser: str = "sgd",
+        lr: float = 0.01,
+        momentum: float = 0.9,
+        init: float = 1.0,
+        flip_jitter: bool = True,
         steps: int = 800,
+        batch_size: int | None = None,
         progress: bool = False,
     ) -> None:
-        if not areas or not all(0 < a < 1 for a in areas):
-            raise ValueError(f"areas must be fractions in (0, 1), got {areas!r}")
         self.areas = tuple(float(a) for a in areas)
         self.mask_step = mask_step
         self.smooth_sigma = smooth_sigma
+        self.mask_generator = mask_generator
         self.max_blur = max_blur
         self.blur_levels = blur_levels
+        self.perturbation = perturbation
         self.area_weight = area_weight
         self.area_growth = area_growth
         self.class_loss = class_loss
+        self.optimiser = optimiser
         self.lr = lr
+        self.momentum = momentum
+        self.init = init
+        self.flip_jitter = flip_jitter
         self.steps = steps
+        self.batch_size = batch_size
         self.progress = progress
 
-    def _explain(self, classifier, images, targets, weights, seed):
-        count, height, width = images.shape[0], *images.shape[-2:]
-        per_image = len(self.areas)
-        # row i·A + j is image i with area j
-        rows = images.repeat_interleave(per_image, 0)
-        row_weights = weights.repeat_interleave(per_image, 0)
-        row_areas = torch.tensor(self.areas, device=images.device).repeat(count)
-        upsampler = Upsampler("bilinear", self.smooth_sigma)
-        constraint = AreaConstraint(row_areas, upsampler, (height, width), self.area_weight)
+    @classmethod
+    def adam_variant(cls, **overrides) -> "ExtremalPerturbation":
+        """The variant this project used before following the authors' code."""
+        earlier = dict(
+            mask_generator="gaussian",
+            perturbation="blend",
+            class_loss="probability",
+            optimiser="adam",
+            lr=0.05,
+            init=0.5,
+            flip_jitter=False,
+        )
+        return cls(**{**earlier, **overrides})
+
+    def _upsampler(self):
+        if self.mask_generator == "smooth_max":
+            return SmoothMaxUpsampler(self.mask_step, self.smooth_sigma)
+        return Upsampler("bilinear", self.smooth_sigma)
+
+    def _optimise_rows(self, classifier, rows, row_weights, row_areas, upsampler, shape):
+        """One batched optimisation of independent (image, area) rows."""
+        size = tuple(rows.shape[-2:])
+        constraint = AreaConstraint(row_areas, upsampler, size, self.area_weight)
+        if self.perturbation == "pyramid":
+            pyramid = BlurPyramid(self.max_blur, self.blur_levels, classifier.mean_colour.flatten(), 4.0, blended=False)
+        else:
+            pyramid = BlurPyramid(self.max_blur, self.blur_levels)
         problem = MaskProblem(
             classifier,
             rows,
             row_weights,
             get_game("preservation"),
-            BlurPyramid(self.max_blur, self.blur_levels),
+            pyramid,
             upsampler,
             constraint,
+            jitter=AlternateFlip() if self.flip_jitter else None,
             class_loss=self.class_loss,
         )
-        shape = (math.ceil(height / self.mask_step), math.ceil(width / self.mask_step))
-        init = torch.full((rows.shape[0], 1, *shape), 0.5, device=images.device)
+        init = torch.full((rows.shape[0], 1, *shape), float(self.init), device=rows.device)
+        step_rule = MomentumSGD(self.lr, self.momentum, self.momentum) if self.optimiser == "sgd" else Adam(self.lr)
         result = optimise_masks(
             problem,
             init,
             GrowingAreaWeight(constraint, self.area_weight, self.area_growth),
-            Adam(self.lr),
+            step_rule,
             self.steps,
             progress=self.progress,
             description="EP",
         )
         with torch.no_grad():
-            scores_after = problem.class_scores(result.masks).view(count, per_image)[:, 0]
-            full = upsampler(result.masks, (height, width)).view(count, per_image, height, width)
+            scores = problem.probabilities(result.masks)
+            full = upsampler(result.masks, size)
+        return result.masks, full, scores, result.objective
+
+    def _explain(self, classifier, images, targets, weights, seed):
+        count, height, width = images.shape[0], *images.shape[-2:]
+        per_image = len(self.areas)
+        upsampler = self._upsampler()
+        shape = (math.ceil(height / self.mask_step), math.ceil(width / self.mask_step))
+        # row i·A + j is image i with area j
+        rows = images.repeat_interleave(per_image, 0)
+        row_weights = weights.repeat_interleave(per_image, 0)
+        row_areas = torch.tensor(self.areas, device=images.device).repeat(count)
+        chunk = default_batch_size(self.batch_size, images.device)
+        parts = [
+            self._optimise_rows(
+                classifier, rows[s : s + chunk], row_weights[s : s + chunk], row_areas[s : s + chunk], upsampler, shape
+            )
+            for s in range(0, rows.shape[0], chunk)
+        ]
+        masks, full, scores, objective = (torch.cat(values) for values in zip(*parts))
+        full = full.view(count, per_image, height, width)
         return Explanation(
             saliency=full.sum(1).cpu(),
             targets=targets,
             method=self.name,
-            mask=result.masks.view(count, per_image, *shape).cpu(),
-            scores_after=scores_after.cpu(),
-            history=result.objective.view(count, per_image, -1).sum(1).cpu(),
+            mask=masks.view(count, per_image, *shape).cpu(),
+            scores_after=scores.view(count, per_image)[:, 0].cpu(),
+            kept_area=full[:, 0].flatten(1).mean(1).cpu(),
+            history=objective.view(count, per_image, -1).sum(1).cpu(),
         )

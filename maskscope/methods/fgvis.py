@@ -11,25 +11,33 @@ generation (preservation loss) and repression (deletion loss) at ``m ~ U(0, 0.01
 SGD with lr 0.1 on the gradient divided by its largest magnitude, 500 iterations, ``m``
 clipped to [0, 1] after each step.
 
-λ line search: λ runs through 13 values from 1e-4 down to 1e-10 (log-spaced, inferred);
-for each, the masks are optimised from the start, and an image is done at the first λ whose
-result meets the game's goal: the target is no longer top-1 (deletion, repression) or is
-top-1 (preservation, generation). Done images drop out of the later rounds; an image that
-never meets it keeps the last λ's mask. The optimisation is protected by the adversarial
-defense (:class:`~maskscope.core.defense.AdversarialDefense`) unless ``defense=False``.
+λ line search: λ runs through 13 values from 1e-4 down to 1e-10 (log-spaced, inferred); the
+paper takes, per image, the first (largest) λ whose result meets the game's goal: the
+target is no longer top-1 (deletion, repression) or is top-1 (preservation, generation).
+``search="sequential"`` does just that, optimising from the start for each λ in turn (up
+to 13 rounds of 500 steps). The default, ``search="bisection"``, finds the same λ when
+meeting the goal is monotone in λ (a smaller L1 weight never makes the goal harder): it
+tests the middle of each image's remaining interval, so ⌈log₂(n + 1)⌉ rounds — 4 for 13
+values — settle every image, each image at its own λ in the same batch. An image that
+meets the goal at no λ keeps the smallest λ's mask in both. The optimisation is protected
+by the adversarial defense (:class:`~maskscope.core.defense.AdversarialDefense`) unless
+``defense=False``.
 
 The saliency is the mean over channels of ``m`` (``1 − m`` for deletion and repression).
-The explanation also carries ``lambdas`` (the λ each image ended with), ``goal_met`` (per
-image) and, as ``history``, the objective of the first λ round.
+The explanation also carries ``lambdas`` (the λ each image ended with), ``decision_changed``
+(per image, whether the search's top-1 rule was met) and, as ``history``, the objective of
+the first round.
 """
 
 from __future__ import annotations
 
+import math
 from contextlib import nullcontext
 from typing import Sequence
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from maskscope.core.defense import AdversarialDefense
 from maskscope.core.explanation import Explanation
@@ -38,12 +46,14 @@ from maskscope.core.games import GAMES, MaskProblem, get_game
 from maskscope.core.masks import Upsampler
 from maskscope.core.optimisation import Gradient, NormalisedSGD, optimise_masks
 from maskscope.core.regularisers import l1
+from maskscope.core.scoring import default_batch_size
 from maskscope.methods.base import Method
 from maskscope.methods.parameters import Interval, OneOf, at_least, positive
 from maskscope.methods.registry import register
 
 #: the λ line search of the paper: 13 log-spaced values from 1e-4 to 1e-10
 DEFAULT_LAMBDAS = tuple(float(v) for v in np.logspace(-4, -10, 13))
+SEARCHES = ("bisection", "sequential")
 
 
 @register
@@ -57,15 +67,19 @@ class FGVis(Method):
         lr: SGD learning rate (on the max-normalised gradient).
         defense: protect the gradients with the adversarial defense.
         start_width: initial masks are ``U(1 − w, 1)`` (deletion, preservation) or ``U(0, w)``.
-        stop_early: stop an image's optimisation as soon as it meets the game's goal (the
+        stop_early: stop an image's optimisation as soon as it meets the search's rule (the
             adversarial check uses this); otherwise every λ runs all ``steps``.
-        progress: show a progress bar.
+        search: ``"bisection"`` (at most ⌈log₂(n + 1)⌉ rounds) or ``"sequential"`` (the
+            paper's: every λ in turn until the rule is met, up to n rounds).
+        batch_size: images optimised at a time; bounds the peak memory (default: 8 on a CPU,
+            64 on a GPU). Images are independent, so it does not change the masks.
+        progress: show progress bars over λ rounds and steps, with the time left.
     """
 
     name = "fgvis"
     constraints = {
         "game": OneOf(*GAMES), "lambdas": at_least(0), "steps": at_least(1), "lr": positive(),
-        "start_width": Interval(0, 1), "batch_size": at_least(1),
+        "start_width": Interval(0, 1), "search": OneOf(*SEARCHES), "batch_size": at_least(1),
     }
     pixel_level = True
 
@@ -78,14 +92,12 @@ class FGVis(Method):
         defense: bool = True,
         start_width: float = 0.01,
         stop_early: bool = False,
+        search: str = "bisection",
+        batch_size: int | None = None,
         progress: bool = False,
     ) -> None:
-        if game not in GAMES:
-            raise ValueError(f"game must be one of {', '.join(GAMES)}, got {game!r}")
-        if len(lambdas) == 0 or any(value < 0 for value in lambdas):
-            raise ValueError(f"lambdas must be a non-empty list of values ≥ 0, got {lambdas!r}")
-        if steps < 1:
-            raise ValueError(f"steps must be at least 1, got {steps}")
+        if len(lambdas) == 0:
+            raise ValueError("lambdas must hold at least one value, got an empty list")
         self.game = game
         self.lambdas = tuple(float(value) for value in lambdas)
         self.steps = steps
@@ -93,7 +105,15 @@ class FGVis(Method):
         self.defense = defense
         self.start_width = start_width
         self.stop_early = stop_early
+        self.search = search
+        self.batch_size = batch_size
         self.progress = progress
+
+    def rounds(self) -> int:
+        """The most rounds of ``steps`` the λ search can take."""
+        if self.search == "sequential":
+            return len(self.lambdas)
+        return math.ceil(math.log2(len(self.lambdas) + 1))
 
     def _initial_masks(self, shape: tuple[int, ...], seed: int, device) -> torch.Tensor:
         """``U(0, w)`` or ``U(1 − w, 1)``, one generator per image (same start alone or in a batch)."""
@@ -102,14 +122,15 @@ class FGVis(Method):
         return (draws if get_game(self.game).start == 0.0 else 1 - draws).to(device)
 
     @staticmethod
-    def goal_met(problem: MaskProblem, masks: torch.Tensor) -> torch.Tensor:
-        """Per image: target not top-1 (removal games) or target top-1 (the others)."""
+    def decision_changed(problem: MaskProblem, masks: torch.Tensor) -> torch.Tensor:
+        """The search's rule per image: target not top-1 (removal games) or target top-1 (the others)."""
         with torch.no_grad():
             top = problem.classifier.probabilities(problem.perturb(masks, jitter=False)).argmax(1)
         on_target = problem.targets.gather(1, top[:, None])[:, 0] > 0
         return ~on_target if problem.game.removes else on_target
 
-    def _problem(self, classifier, images, weights, weight: float) -> MaskProblem:
+    def _problem(self, classifier, images, weights, weight: float | torch.Tensor) -> MaskProblem:
+        """The game's problem with L1 weight λ (one value, or one per image)."""
         game = get_game(self.game)
 
         def regulariser(masks: torch.Tensor) -> torch.Tensor:
@@ -119,29 +140,59 @@ class FGVis(Method):
         filler = Constant(classifier.mean_colour.flatten())
         return MaskProblem(classifier, images, weights, game, filler, Upsampler("nearest"), regulariser, None, class_loss)
 
-    def _explain(self, classifier, images, targets, weights, seed):
-        game = get_game(self.game)
-        init = self._initial_masks(tuple(images.shape), seed, images.device)
-        masks = init.clone()
-        chosen = torch.full((images.shape[0],), float("nan"), dtype=torch.float64)
-        todo = torch.arange(images.shape[0], device=images.device)
-        history = None
-        stop = (lambda problem, current, step: self.goal_met(problem, current)) if self.stop_early else None
-        for weight in self.lambdas:
-            subset = images[todo]
-            problem = self._problem(classifier, subset, weights[todo], weight)
+    def _round(self, classifier, images, weights, init, lambdas: torch.Tensor, bar):
+        """Optimise every image at its own λ, ``batch_size`` images at a time: masks, met, objective."""
+        chunk = default_batch_size(self.batch_size, images.device)
+        stop = (lambda problem, current, step: self.decision_changed(problem, current)) if self.stop_early else None
+        masks, met, objective = [], [], []
+        for start in range(0, images.shape[0], chunk):
+            part = slice(start, start + chunk)
+            subset = images[part]
+            problem = self._problem(classifier, subset, weights[part], lambdas[part].to(subset))
             with AdversarialDefense(classifier, subset) if self.defense else nullcontext():
                 result = optimise_masks(
-                    problem, init[todo], Gradient(), NormalisedSGD(self.lr), self.steps, stop, self.progress, "FGVis"
+                    problem, init[part], Gradient(), NormalisedSGD(self.lr), self.steps, stop, self.progress, "FGVis steps"
                 )
-            masks[todo] = result.masks
-            chosen[todo.cpu()] = weight
-            if history is None:
-                history = result.objective.cpu()
-            met = self.goal_met(problem, result.masks)
-            todo = todo[~met]
+            masks.append(result.masks)
+            met.append(self.decision_changed(problem, result.masks))
+            objective.append(result.objective.cpu())
+            bar.update(subset.shape[0] / images.shape[0])
+        width = max(values.shape[1] for values in objective)
+        objective = [torch.nn.functional.pad(values, (0, width - values.shape[1]), value=float("nan")) for values in objective]
+        return torch.cat(masks), torch.cat(met), torch.cat(objective)
+
+    def _explain(self, classifier, images, targets, weights, seed):
+        game = get_game(self.game)
+        count = images.shape[0]
+        init = self._initial_masks(tuple(images.shape), seed, images.device)
+        masks = init.clone()
+        values = torch.tensor(self.lambdas, dtype=torch.float64)
+        # per image, the search interval [low, high) of λ indices; high = n means "none met yet"
+        low = torch.zeros(count, dtype=torch.long)
+        high = torch.full((count,), len(self.lambdas), dtype=torch.long)
+        met_any = torch.zeros(count, dtype=torch.bool)
+        history = None
+        bar = tqdm(total=self.rounds(), desc="FGVis λ rounds", disable=not self.progress, leave=False)
+        while True:
+            todo = torch.nonzero(low < high)[:, 0]
             if todo.numel() == 0:
                 break
+            tried = low[todo] if self.search == "sequential" else (low[todo] + high[todo]) // 2
+            found, met, objective = self._round(
+                classifier, images[todo], weights[todo], init[todo], values[tried].float(), bar
+            )
+            history = objective if history is None else history
+            met = met.cpu()
+            last = tried == len(self.lambdas) - 1
+            # a met λ is kept; so is the smallest λ's mask while nothing better has been met
+            keep = met | (last & ~met_any[todo])
+            masks[todo[keep]] = found[keep]
+            met_any[todo[met]] = True
+            # met: no larger λ left to try above it; not met: the answer lies below it
+            high[todo[met]] = tried[met]
+            low[todo[~met]] = tried[~met] + 1
+        bar.close()
+        chosen = values[high.clamp(max=len(self.lambdas) - 1)]
         final = self._problem(classifier, images, weights, 0.0)
         with torch.no_grad():
             scores_after = final.class_scores(masks, jitter=False)
@@ -154,5 +205,5 @@ class FGVis(Method):
             history=history,
         )
         explanation.lambdas = chosen
-        explanation.goal_met = self.goal_met(final, masks).cpu()
+        explanation.decision_changed = self.decision_changed(final, masks).cpu()
         return explanation

@@ -82,6 +82,7 @@ class IGOS(Method):
         "noise": at_least(0), "steps": at_least(1), "initial_step": positive(), "shrink": Interval(0, 1, True, True),
         "decrease": at_least(0), "smallest_step": positive(), "batch_size": at_least(1),
     }
+    game = "deletion"
 
     def __init__(
         self,

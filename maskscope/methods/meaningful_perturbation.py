@@ -6,7 +6,8 @@ Deletion game::
 
 preservation game: ``λ1·Σ|m| + λ2·TV − E_τ[p_C(…)]``. ``m`` is a 28×28 mask, ``up`` is
 nearest-neighbour enlargement to the image followed by a Gaussian of σ_m = 5 px, the filler
-is a Gaussian blur of σ = 10 px, ``τ`` a random shift of up to 4 px. Adam (lr 0.1) for
+is a Gaussian blur of σ = 10 px, ``τ`` a random translation of the image (and its filler)
+under the fixed mask by up to 4 px along each axis, drawn anew at every step. Adam (lr 0.1) for
 300 steps, the mask clipped to [0, 1] after each. ``C`` may be a set of classes (top-5).
 The saliency is ``1 − up(m)`` for deletion, ``up(m)`` for preservation.
 
@@ -56,7 +57,7 @@ class MeaningfulPerturbation(Method):
         tv_beta: β.
         lr: Adam learning rate.
         steps: optimisation steps.
-        jitter: largest random shift τ in pixels (0 disables).
+        jitter: largest translation τ of the image under the mask, in pixels (0 disables).
         init: ``"circular"`` (the disc search), ``"ones"``, ``"half"`` or ``"uniform"``.
         layer: name of a module whose activations are masked instead of the image.
         batch_size: perturbed images per forward pass during the circular search (default: 8 on a CPU, 64 on a GPU).

@@ -36,7 +36,7 @@ class MeaningfulPerturbationG(MeaningfulPerturbation):
         tv_beta: β.
         lr: Adam learning rate.
         steps: optimisation steps, each one inpainting every image of the batch once.
-        jitter: largest random shift τ in pixels (0 disables).
+        jitter: largest translation τ of the image under the mask, in pixels (0 disables).
         init: ``"uniform"`` (U(0, 1), seeded), ``"circular"``, ``"ones"`` or ``"half"``.
         batch_size: perturbed images per forward pass during the circular search (default: 8 on a CPU, 64 on a GPU).
         progress: show a progress bar.

@@ -1,0 +1,62 @@
+"""The mask optimisations do their game's job on real photos with the default model.
+
+Each method explains two imagenet-samples photos and must meet its goal (the rule of
+:func:`maskscope.core.games.goal_met`): deletion drives the target's probability to at most a
+fifth of the original; preservation keeps at least half of it with at most half the image.
+Steps are reduced from the papers' defaults to keep the suite short; each test says how.
+"""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from maskscope import load_image
+from maskscope.core.games import KEEPING_AREA, KEEPING_GOAL, REMOVAL_GOAL
+from maskscope.methods import ExtremalPerturbation, FGVis, MeaningfulPerturbation, MeaningfulPerturbationG
+
+pytestmark = pytest.mark.slow
+
+PHOTOS = ("n01440764", "n02165105")  # a tench and a tiger beetle
+
+
+@pytest.fixture(scope="module")
+def photos(shared_data: Path, default_classifier) -> torch.Tensor:
+    folder = shared_data / "imagenet-samples" / "images"
+    return torch.stack([default_classifier.view(load_image(folder / f"{name}.jpg")) for name in PHOTOS])
+
+
+def check_goal(explanation, removes: bool) -> None:
+    before, after = explanation.scores_before, explanation.scores_after
+    assert explanation.goal_met is not None and explanation.goal_met.dtype == torch.bool
+    assert explanation.goal_met.all(), f"goal not met: p {before.tolist()} → {after.tolist()}, area {explanation.kept_area.tolist()}"
+    if removes:
+        assert (after <= REMOVAL_GOAL * before).all()
+    else:
+        assert (after >= KEEPING_GOAL * before).all() and (explanation.kept_area <= KEEPING_AREA).all()
+    # the record on disk says so too
+    assert explanation.record(0)["goal_met"] is True
+
+
+def test_mp_deletion_removes_the_evidence(default_classifier, photos):
+    # 100 steps instead of 300
+    explanation = MeaningfulPerturbation(steps=100)(default_classifier, photos)
+    check_goal(explanation, removes=True)
+
+
+def test_mp_g_deletion_removes_the_evidence(default_classifier, photos):
+    # 60 steps instead of 300, each inpainting both photos
+    explanation = MeaningfulPerturbationG(steps=60)(default_classifier, photos)
+    check_goal(explanation, removes=True)
+
+
+def test_fgvis_deletion_removes_the_evidence(default_classifier, photos):
+    # the bisection over the paper's 13 λ values (4 rounds) at 60 steps a round instead of 500
+    explanation = FGVis(steps=60)(default_classifier, photos)
+    check_goal(explanation, removes=True)
+
+
+def test_ep_preserves_the_class_on_a_small_area(default_classifier, photos):
+    # one area of 20 % and 150 steps instead of three areas and 800 steps
+    explanation = ExtremalPerturbation(areas=(0.2,), steps=150)(default_classifier, photos)
+    check_goal(explanation, removes=False)
