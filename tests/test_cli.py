@@ -98,7 +98,7 @@ def test_an_onnx_model_is_refused_on_a_gpu():
 def test_a_map_whose_optimisation_did_not_move_is_flagged(photos, torchscript_model, tmp_path, capsys):
     (photos / "broken.jpg").unlink()
     out = tmp_path / "out"
-    still = ["--param", "steps=2", "--param", "init='ones'", "--param", "lr=0.0", "--quiet"]
+    still = ["--param", "steps=2", "--param", "init='ones'", "--param", "lr=1e-9", "--quiet"]
     status = main(["explain", str(photos), "--model", str(torchscript_model), "--out", str(out), *still])
     error = capsys.readouterr().err
     assert status == 0
