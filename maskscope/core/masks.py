@@ -121,6 +121,7 @@ class SmoothMaxUpsampler:
         self.radius = 1 + math.ceil(self.sigma / self.step)
         self.padding = 1 + math.ceil((self.margin + self.sigma) / self.step)
         self._weights: dict = {}
+        self._last: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def parameter_shape(self, size: tuple[int, int]) -> tuple[int, int]:
         """The grid of ``M`` for an image of ``size``: ``⌈H/step⌉ × ⌈W/step⌉``."""
@@ -152,7 +153,13 @@ class SmoothMaxUpsampler:
         return self._weights[key]
 
     def full(self, masks: torch.Tensor) -> torch.Tensor:
-        """The whole canvas ``up(M)`` for parameters B×1×h×w: B×1×H'×W' with the margin."""
+        """The whole canvas ``up(M)`` for parameters B×1×h×w: B×1×H'×W' with the margin.
+
+        The canvas of the last parameter tensor is kept, so the blend and the area term of one
+        step (which see the same tensor) share one evaluation.
+        """
+        if self._last is not None and self._last[0] is masks:
+            return self._last[1]
         cells = tuple(masks.shape[-2:])
         width = 2 * self.radius + 1
         windows = F.unfold(masks, (width, width), padding=self.padding)
@@ -163,7 +170,9 @@ class SmoothMaxUpsampler:
         canvas = canvas[..., : kernel.shape[-2], : kernel.shape[-1]]
         values = kernel * canvas
         pooled = (values * torch.softmax(self.coldness * values, dim=1)).sum(1, keepdim=True)
-        return pooled.clamp(0, 1)
+        canvas = pooled.clamp(0, 1)
+        self._last = (masks, canvas)
+        return canvas
 
     def __call__(self, masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         """The image part of the canvas, B×1×H×W (``size`` must be the image the grid was made for)."""

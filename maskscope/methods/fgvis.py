@@ -186,7 +186,7 @@ class FGVis(Method):
             last = tried == len(self.lambdas) - 1
             # a met λ is kept; so is the smallest λ's mask while nothing better has been met
             keep = met | (last & ~met_any[todo])
-            masks[todo[keep]] = found[keep]
+            masks[todo[keep]] = found[keep.to(found.device)]
             met_any[todo[met]] = True
             # met: no larger λ left to try above it; not met: the answer lies below it
             high[todo[met]] = tried[met]
