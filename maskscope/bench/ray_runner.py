@@ -86,7 +86,7 @@ class RayRun:
     tasks: int = 0
     images: int = 0
     lost_workers: int = 0
-    seconds: float = 0.0  #: from Ray's start (or the call, when Ray was running) to the last record
+    seconds: float = 0.0  #: from Ray being up (started or joined) to the last record
     driver_seconds: float = 0.0  #: the driver's own work (not waiting for workers)
     ready_at: list[float] = field(default_factory=list)  #: seconds at which each worker had loaded its classifier
     finished_at: list[tuple[float, int]] = field(default_factory=list)  #: (seconds, images) of each finished task
