@@ -87,13 +87,13 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(str(error)) from error
     renamed = [stem for (_, name), stem in zip(sources, stems) if stem != name]
     if renamed:
-        print(f"note: {len(renamed)} name(s) in {out}/ hold another method's explanations; "
-              f"{method.name}'s are saved as {renamed[0]} and so on", file=sys.stderr)
+        print(f"note: {len(renamed)} name(s) in {out}/ are taken by other files; "
+              f"{method.name}'s explanations are saved as {renamed[0]} and so on", file=sys.stderr)
     failures = 0
     photos, names, paths = [], [], []
+    side = classifier.view.decode_side
     for source, name in sources:
         try:
-            side = classifier.view.decode_side
             photos.append(load_image(source, name=None if isinstance(source, Path) else name, min_side=side))
             names.append(name)
             paths.append(str(source) if isinstance(source, Path) else None)

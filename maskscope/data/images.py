@@ -95,7 +95,7 @@ def _open(path: Path, min_side: int | None = None) -> Image.Image:
         factor = _reduction(image.size, min_side)
         if factor > 1 and image.format == "JPEG":
             width, height = image.size
-            image.draft("RGB", (-(-width // factor), -(-height // factor)))
+            image.draft(image.mode, (-(-width // factor), -(-height // factor)))
         image.load()
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
         raise ImageLoadError(f"{path}: unreadable or truncated image ({error})") from error
