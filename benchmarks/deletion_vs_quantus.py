@@ -50,29 +50,18 @@ class PixelSpaceModel(nn.Module):
         return self.classifier.logits(images.float())
 
 
-def main() -> None:
+def compare_with_quantus(
+    classifier: Classifier, images: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, batch_size: int
+) -> dict:
+    """Deletion curves of ``maps`` by maskscope and by Quantus's ``PixelFlipping``: speed and agreement."""
     import quantus
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default_data = Path(os.environ.get("MASKSCOPE_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-    parser.add_argument("--data", type=Path, default=default_data / "imagenet-samples")
-    parser.add_argument("--maps", type=int, default=16)
-    parser.add_argument("--batch-size", type=int, default=8, help="images per Quantus batch and per our forward pass")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/deletion_vs_quantus.json"))
-    args = parser.parse_args()
-
-    classifier = Classifier.default()
-    samples = ImageNetSamples(args.data)[: args.maps]
-    images = torch.stack([classifier.view(load_image(sample.path)) for sample in samples])
-    with torch.no_grad():
-        targets = classifier.probabilities(images).argmax(1)
-    maps = get_method("gradcam")(classifier, images, target=targets.tolist()).saliency
     pixels = images.shape[-1] * images.shape[-2]
     steps = 3 * pixels // FEATURES_IN_STEP
     protocol = Protocol("pixel-flipping", "mean", "mean", partial(rise_schedule, steps=steps))
 
     start = time.perf_counter()
-    ours = deletion(classifier, images, maps, targets=targets.tolist(), protocol=protocol, batch_size=args.batch_size)
+    ours = deletion(classifier, images, maps, targets=targets.tolist(), protocol=protocol, batch_size=batch_size)
     ours_seconds = time.perf_counter() - start
 
     metric = quantus.PixelFlipping(
@@ -91,17 +80,17 @@ def main() -> None:
         channel_first=True,
         softmax=True,
         device="cpu",
-        batch_size=args.batch_size,
+        batch_size=batch_size,
     )
     quantus_seconds = time.perf_counter() - start
 
     # Quantus's curve has no unperturbed point; compare the remaining points and areas.
     their_curves = np.asarray(theirs)
     their_auc = np.trapezoid(their_curves, ours.fractions[1:].numpy(), axis=1)
-    record = {
+    return {
         "maps": len(images),
         "steps_per_curve": steps,
-        "batch_size": args.batch_size,
+        "batch_size": batch_size,
         "maskscope_maps_per_second": len(images) / ours_seconds,
         "quantus_maps_per_second": len(images) / quantus_seconds,
         "speedup": quantus_seconds / ours_seconds,
@@ -110,9 +99,26 @@ def main() -> None:
         "auc_quantus_without_first_point": float(their_auc.mean()),
         "model": classifier.name,
         "quantus": quantus.__version__,
-        **machine(classifier.device),
     }
-    write_record(args.out, record)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    default_data = Path(os.environ.get("MASKSCOPE_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+    parser.add_argument("--data", type=Path, default=default_data / "imagenet-samples")
+    parser.add_argument("--maps", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=8, help="images per Quantus batch and per our forward pass")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/deletion_vs_quantus.json"))
+    args = parser.parse_args()
+
+    classifier = Classifier.default()
+    samples = ImageNetSamples(args.data)[: args.maps]
+    images = torch.stack([classifier.view(load_image(sample.path)) for sample in samples])
+    with torch.no_grad():
+        targets = classifier.probabilities(images).argmax(1)
+    maps = get_method("gradcam")(classifier, images, target=targets.tolist()).saliency
+    record = compare_with_quantus(classifier, images, targets, maps, args.batch_size)
+    write_record(args.out, {**record, **machine(classifier.device)})
 
 
 if __name__ == "__main__":
