@@ -197,7 +197,7 @@ def gradcam_row(photos: Photos) -> Pair:
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     classifier, images, targets = photos.classifier, photos.images, photos.targets
-    layer = last_spatial_layer(classifier, images[:1])
+    layer = photos.args.gradcam_layer or last_spatial_layer(classifier, images[:1])
     ours, ours_s = timed(lambda: GradCAM(layer=layer)(classifier, images, target=targets).saliency, len(images))
     with PeerGradCAM(model=classifier.model, target_layers=[find_module(classifier.model, layer)]) as cam:
         theirs, theirs_s = timed(lambda: torch.from_numpy(cam(
@@ -659,6 +659,9 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=4, help="imagenet-samples photos per row")
     parser.add_argument("--ig-steps", type=int, default=20, help="path points of both IGs (the paper: 20-300)")
     parser.add_argument("--occlusion-stride", type=int, default=16, help="stride of both occlusions (window 35)")
+    parser.add_argument("--gradcam-layer", default="_bn1",
+                        help="layer of both Grad-CAMs: one the model calls once (its default '_swish' runs twice, "
+                             "after the stem and the head; pytorch-grad-cam then uses the first call)")
     parser.add_argument("--lime-samples", type=int, default=200, help="samples of both LIMEs (LIME's default: 1000)")
     parser.add_argument("--rise-masks", type=int, default=500, help="masks of the same-mask RISE row")
     parser.add_argument("--ep-steps", type=int, default=100, help="iterations of both EPs (the paper: 800)")
