@@ -618,12 +618,17 @@ def maskscope_code() -> dict:
     return {"path": str(root), "branch": branch.stdout.strip(), "commit": git_commit(root)}
 
 
+def cell(text: str) -> str:
+    """``text`` safe inside a Markdown table cell."""
+    return text.replace("|", "\\|")
+
+
 def write_table(folder: Path) -> str:
     """``table.md`` from every row's JSON in ``folder``, in the order of the rows."""
     lines = [
-        "| row | compares | photos | Spearman mean / min | peak distance px mean / max "
+        "| row | compares | settings | photos | Spearman mean / min | peak distance px mean / max "
         "| deletion AUC ours / theirs | insertion AUC ours / theirs | s/photo ours / theirs | goal | met | code |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name in [*MAP_ROWS, *METRIC_ROWS]:
         path = folder / f"{name}.json"
@@ -632,6 +637,8 @@ def write_table(folder: Path) -> str:
         row = json.loads(path.read_text())
         met = {True: "yes", False: "no", None: "—"}[row.get("met")]
         code = row["maskscope_code"]["branch"]
+        settings = ", ".join(f"{key} {value}" for key, value in row.get("settings", {}).items())
+        head = f"| {name} | {cell(row['compares'])} | {settings} | {len(row['photos'])} "
         if "spearman" in row:
             auc = row["auc"]
             means = {side: {kind: np.mean(values) for kind, values in curves.items()} for side, curves in auc.items()}
@@ -639,16 +646,14 @@ def write_table(folder: Path) -> str:
             figure = row.get("max_abs_difference")
             extra = f" (max abs diff {figure:.1g})" if figure is not None else ""
             lines.append(
-                f"| {name} | {row['compares']} | {len(row['photos'])} "
-                f"| {row['spearman']['mean']:.4f} / {row['spearman']['min']:.4f}{extra} "
+                f"{head}| {row['spearman']['mean']:.4f} / {row['spearman']['min']:.4f}{extra} "
                 f"| {row['peak_distance_px']['mean']:.1f} / {row['peak_distance_px']['max']:.1f} "
                 f"| {means['maskscope']['deletion']:.3f} / {means['reference']['deletion']:.3f} "
                 f"| {means['maskscope']['insertion']:.3f} / {means['reference']['insertion']:.3f} "
-                f"| {seconds['maskscope']:.2f} / {seconds['reference']:.2f} | {row['goal']} | {met} | {code} |"
+                f"| {seconds['maskscope']:.2f} / {seconds['reference']:.2f} | {cell(row['goal'])} | {met} | {code} |"
             )
         else:
-            lines.append(f"| {name} | {row['compares']} | {len(row['photos'])} | {row['figure']} | | | | "
-                         f"| {row['goal']} | {met} | {code} |")
+            lines.append(f"{head}| {cell(row['figure'])} | | | | | {cell(row['goal'])} | {met} | {code} |")
     table = "\n".join(lines) + "\n"
     (folder / "table.md").write_text(table)
     return table
