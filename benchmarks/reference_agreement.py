@@ -287,9 +287,11 @@ def rise_torchray_row(photos: Photos) -> Pair:
     theirs, theirs_s = timed(lambda: per_photo(lambda i: rise(
         classifier.model, classifier.normalise(images[i:i + 1]), seed=i, num_masks=count, batch_size=8,
     )[0, targets[i]], len(images)), len(images))
+    correlation = spearman(ours, theirs).mean().item()
     return Pair("RISE (softmax) vs TorchRay rise as called by its users (own masks, sigmoid of the logit)",
                 {"masks": count, "cells": 7, "keep": 0.5}, ours, theirs,
-                {"maskscope": ours_s, "reference": theirs_s}, goal="Spearman >= 0.9 (random masks)")
+                {"maskscope": ours_s, "reference": theirs_s}, goal="Spearman >= 0.9 (random masks)",
+                extra={"met": correlation >= 0.9})
 
 
 def ep_row(photos: Photos) -> Pair:
