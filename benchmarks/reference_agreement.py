@@ -676,7 +676,7 @@ def main() -> None:
     parser.add_argument("--igos-steps", type=int, default=15, help="iterations of both I-GOS codes")
     parser.add_argument("--igos-code", type=Path, default=Path("/work/ext/IGOS_pp"))
     parser.add_argument("--igos-sides", default="reference,maskscope",
-                        help="which sides of the I-GOS rows to run now (the other is read from --out)")
+                        help="which sides of the I-GOS rows to run now ('none': score the two saved in --out)")
     parser.add_argument("--coco-images", type=int, default=256, help="coco128 photos of the RLE row")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
