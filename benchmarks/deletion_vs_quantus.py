@@ -52,9 +52,79 @@ class PixelSpaceModel(nn.Module):
         return self.classifier.logits(images.float())
 
 
-def main() -> None:
+def compare_with_quantus(
+    classifier: Classifier, images: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, batch_size: int,
+    ours: dict[str, Classifier] | None = None, rounds: int = 1,
+) -> dict:
+    """Deletion curves of ``maps`` by maskscope (each of ``ours``; default: ``classifier`` itself)
+    and by Quantus's ``PixelFlipping`` on ``classifier``'s eager module: speed and agreement."""
     import quantus
 
+    ours = ours or {"maskscope": classifier}
+    pixels = images.shape[-1] * images.shape[-2]
+    steps = 3 * pixels // FEATURES_IN_STEP
+    protocol = Protocol("pixel-flipping", "mean", "mean", partial(rise_schedule, steps=steps))
+    metric = quantus.PixelFlipping(
+        features_in_step=FEATURES_IN_STEP,
+        perturb_baseline=0.5,
+        return_auc_per_sample=False,
+        abs=False,
+        disable_warnings=True,
+    )
+    with torch.no_grad():
+        for ours_classifier in ours.values():  # export and compile before the clock starts
+            ours_classifier.scores(images[:batch_size])
+    seconds: dict[str, list[float]] = {name: [] for name in [*ours, "quantus"]}
+    curves = {}
+    for _ in range(rounds):
+        for name, ours_classifier in ours.items():
+            start = time.perf_counter()
+            curves[name] = deletion(ours_classifier, images, maps, targets=targets.tolist(), protocol=protocol,
+                                    batch_size=batch_size)
+            seconds[name].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        theirs = metric(
+            model=PixelSpaceModel(classifier).eval(),
+            x_batch=images.numpy(),
+            y_batch=targets.numpy(),
+            a_batch=maps[:, None].numpy(),
+            channel_first=True,
+            softmax=True,
+            device="cpu",
+            batch_size=batch_size,
+        )
+        seconds["quantus"].append(time.perf_counter() - start)
+        print({name: round(values[-1], 1) for name, values in seconds.items()}, flush=True)
+    quantus_seconds = float(np.mean(seconds["quantus"]))
+
+    # Quantus's curve has no unperturbed point; compare the remaining points and areas.
+    their_curves = np.asarray(theirs)
+    their_auc = np.trapezoid(their_curves, next(iter(curves.values())).fractions[1:].numpy(), axis=1)
+    return {
+        "maps": len(images),
+        "steps_per_curve": steps,
+        "batch_size": batch_size,
+        "rounds": rounds,
+        "quantus_maps_per_second": len(images) / quantus_seconds,
+        "runs": {
+            name: {
+                **ours[name].engine_record(),
+                "maps_per_second": len(images) / float(np.mean(seconds[name])),
+                "speedup_over_quantus": quantus_seconds / float(np.mean(seconds[name])),
+                "curve_mean_abs_difference_to_quantus": float(np.abs(curves[name].scores[:, 1:].numpy() - their_curves).mean()),
+                "curve_max_abs_difference_to_quantus": float(np.abs(curves[name].scores[:, 1:].numpy() - their_curves).max()),
+                "auc": curves[name].mean_auc,
+            }
+            for name in ours
+        },
+        "auc_quantus_without_first_point": float(their_auc.mean()),
+        "seconds": seconds,
+        "model": classifier.name,
+        "quantus": quantus.__version__,
+    }
+
+
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     default_data = Path(os.environ.get("MASKSCOPE_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
     parser.add_argument("--data", type=Path, default=default_data / "imagenet-samples")
@@ -72,73 +142,10 @@ def main() -> None:
     with torch.no_grad():
         targets = classifier.probabilities(images).argmax(1)
     maps = get_method("gradcam")(classifier, images, target=targets.tolist()).saliency
-    pixels = images.shape[-1] * images.shape[-2]
-    steps = 3 * pixels // FEATURES_IN_STEP
-    protocol = Protocol("pixel-flipping", "mean", "mean", partial(rise_schedule, steps=steps))
-
-    ours_classifiers = {f"maskscope-{run.replace(':', '-')}": Classifier.default(engine=run.split(":")[0],
-                                                                              precision=run.split(":")[1])
-                        for run in args.runs.split(",")}
-    metric = quantus.PixelFlipping(
-        features_in_step=FEATURES_IN_STEP,
-        perturb_baseline=0.5,
-        normalise=False,
-        abs=False,
-        disable_warnings=True,
-    )
-    with torch.no_grad():
-        for ours_classifier in ours_classifiers.values():  # export and compile before the clock starts
-            ours_classifier.scores(images[: args.batch_size])
-    seconds: dict[str, list[float]] = {name: [] for name in [*ours_classifiers, "quantus"]}
-    curves = {}
-    for _ in range(args.rounds):
-        for name, ours_classifier in ours_classifiers.items():
-            start = time.perf_counter()
-            curves[name] = deletion(ours_classifier, images, maps, targets=targets.tolist(), protocol=protocol,
-                                    batch_size=args.batch_size)
-            seconds[name].append(time.perf_counter() - start)
-        start = time.perf_counter()
-        theirs = metric(
-            model=PixelSpaceModel(classifier).eval(),
-            x_batch=images.numpy(),
-            y_batch=targets.numpy(),
-            a_batch=maps[:, None].numpy(),
-            channel_first=True,
-            softmax=True,
-            device="cpu",
-            batch_size=args.batch_size,
-        )
-        seconds["quantus"].append(time.perf_counter() - start)
-        print({name: round(values[-1], 1) for name, values in seconds.items()}, flush=True)
-    quantus_seconds = float(np.mean(seconds["quantus"]))
-
-    # Quantus's curve has no unperturbed point; compare the remaining points and areas.
-    their_curves = np.asarray(theirs)
-    their_auc = np.trapezoid(their_curves, next(iter(curves.values())).fractions[1:].numpy(), axis=1)
-    record = {
-        "maps": len(images),
-        "steps_per_curve": steps,
-        "batch_size": args.batch_size,
-        "rounds": args.rounds,
-        "quantus_maps_per_second": len(images) / quantus_seconds,
-        "runs": {
-            name: {
-                **ours_classifiers[name].engine_record(),
-                "maps_per_second": len(images) / float(np.mean(seconds[name])),
-                "speedup_over_quantus": quantus_seconds / float(np.mean(seconds[name])),
-                "curve_mean_abs_difference_to_quantus": float(np.abs(curves[name].scores[:, 1:].numpy() - their_curves).mean()),
-                "curve_max_abs_difference_to_quantus": float(np.abs(curves[name].scores[:, 1:].numpy() - their_curves).max()),
-                "auc": curves[name].mean_auc,
-            }
-            for name in ours_classifiers
-        },
-        "auc_quantus_without_first_point": float(their_auc.mean()),
-        "seconds": seconds,
-        "model": classifier.name,
-        "quantus": quantus.__version__,
-        **machine(classifier.device),
-    }
-    write_record(args.out, record)
+    ours = {f"maskscope-{run.replace(':', '-')}": Classifier.default(engine=run.split(":")[0], precision=run.split(":")[1])
+            for run in args.runs.split(",")}
+    record = compare_with_quantus(classifier, images, targets, maps, args.batch_size, ours, args.rounds)
+    write_record(args.out, {**record, **machine(classifier.device)})
 
 
 if __name__ == "__main__":

