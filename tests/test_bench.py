@@ -171,27 +171,36 @@ def test_a_run_killed_mid_way_resumes_with_nothing_lost_or_duplicated(tmp_path):
     args = ["bench", "--data", str(tmp_path / "data"), "--model", str(tmp_path / "tiny.pt"), "--methods",
             "centre,random,gradient", "--metrics", "deletion:rise-batch,insertion:rise-batch", "--batch-size", "1",
             "--out", str(out), "--quiet"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen([sys.executable, "-m", "maskscope.cli.main", *args], env=env, cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    records = out / "records.jsonl"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and process.poll() is None:
-        if records.exists() and records.read_bytes().count(b"\n") >= 4:
-            break
-        time.sleep(0.01)
-    assert process.poll() is None, "the run ended before it could be killed: " + process.stderr.read().decode()
-    process.kill()
-    process.wait()
-    before = records.read_bytes()
+    before = kill_bench_midway(args, out / "records.jsonl", lines=4, timeout=60)
     before = before[: before.rfind(b"\n") + 1]
     lines_before = before.count(b"\n")
     expected = {(f"c{k}", m, k2) for k in range(count) for m in ("centre", "random", "gradient")
                 for k2 in ("deletion:rise-batch", "insertion:rise-batch")}
     assert 4 <= lines_before < len(expected)
+    assert_resumed_with_each_triple_once(args, out, before, expected)
 
+
+def kill_bench_midway(args: list[str], records: Path, lines: int, timeout: float) -> bytes:
+    """Run ``maskscope bench ARGS`` in a subprocess, ``kill -9`` it once ``records`` holds
+    ``lines`` lines, and return what the records held then."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen([sys.executable, "-m", "maskscope.cli.main", *args], env=env, cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        if records.exists() and records.read_bytes().count(b"\n") >= lines:
+            break
+        time.sleep(0.01)
+    assert process.poll() is None, "the run ended before it could be killed: " + process.stderr.read().decode()
+    process.kill()
+    process.wait()
+    return records.read_bytes()
+
+
+def assert_resumed_with_each_triple_once(args: list[str], out: Path, before: bytes, expected: set) -> None:
+    """Re-running ``args`` completes the run in ``out``: the old records kept, each triple once."""
     assert main(args) == 0
-    after = records.read_bytes()
+    after = (out / "records.jsonl").read_bytes()
     assert after.startswith(before)
     triples = [(r["image"], r["method"], r["metric"]) for r in map(json.loads, after.decode().splitlines())]
     assert len(triples) == len(set(triples)) and set(triples) == expected

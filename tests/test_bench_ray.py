@@ -6,9 +6,7 @@ import functools
 import json
 import os
 import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +19,7 @@ from maskscope.bench.ray_runner import RayOptions, run_bench_ray
 from maskscope.cli.main import main
 from maskscope.core.classifier import Classifier
 from maskscope.data.registry import open_dataset
-from test_bench import PooledLinear, _imagenet_style_folder
+from test_bench import PooledLinear, _imagenet_style_folder, assert_resumed_with_each_triple_once, kill_bench_midway
 
 ROOT = Path(__file__).resolve().parents[1]
 METRICS = ["deletion:rise-batch", "insertion:rise-batch"]
@@ -131,28 +129,10 @@ def test_a_killed_driver_resumes_on_the_same_cluster_with_nothing_lost_or_duplic
     args = ["bench", "--data", str(photos / "data"), "--model", str(photos / "tiny.pt"), "--methods",
             "centre,random,gradient", "--metrics", METRICS[0], "--batch-size", "1", "--ray", ray_address,
             "--workers", "1", "--out", str(out), "--quiet"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    driver = subprocess.Popen([sys.executable, "-m", "maskscope.cli.main", *args], env=env, cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    records = out / "records.jsonl"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and driver.poll() is None:
-        if records.exists() and records.read_bytes().count(b"\n") >= 3:
-            break
-        time.sleep(0.01)
-    assert driver.poll() is None, "the run ended before it could be killed: " + driver.stderr.read().decode()
-    driver.kill()
-    driver.wait()
-    before = records.read_bytes()
+    before = kill_bench_midway(args, out / "records.jsonl", lines=3, timeout=120)
     expected = {(f"c{k}", m, METRICS[0]) for k in range(12) for m in ("centre", "random", "gradient")}
     assert 3 <= before.count(b"\n") < len(expected)
-
-    assert main(args) == 0
-    after = records.read_bytes()
-    assert after.startswith(before)
-    triples = [(r["image"], r["method"], r["metric"]) for r in map(json.loads, after.decode().splitlines())]
-    assert len(triples) == len(set(triples)) and set(triples) == expected
-    assert (out / "summary.md").exists()
+    assert_resumed_with_each_triple_once(args, out, before, expected)
 
 
 def test_without_ray_the_option_stops_with_one_line_naming_the_extra(photos, tmp_path, monkeypatch, capsys):
