@@ -161,6 +161,13 @@ def _imagenet_style_folder(folder: Path, count: int) -> None:
     (folder / "labels.csv").write_text("\n".join(rows) + "\n")
 
 
+def write_tiny_bench_task(folder: Path, count: int) -> None:
+    """``folder/tiny.pt`` (a seeded TorchScript classifier) and ``folder/data``: ``count`` shape photos."""
+    torch.manual_seed(0)
+    torch.jit.script(PooledLinear(count).eval()).save(str(folder / "tiny.pt"))
+    _imagenet_style_folder(folder / "data", count)
+
+
 def test_a_run_killed_mid_way_resumes_with_nothing_lost_or_duplicated(tmp_path):
     torch.manual_seed(0)
     count = 24

@@ -19,7 +19,7 @@ from maskscope.bench.ray_runner import RayOptions, run_bench_ray
 from maskscope.cli.main import main
 from maskscope.core.classifier import Classifier
 from maskscope.data.registry import open_dataset
-from test_bench import PooledLinear, _imagenet_style_folder, assert_resumed_with_each_triple_once, kill_bench_midway
+from test_bench import assert_resumed_with_each_triple_once, kill_bench_midway, write_tiny_bench_task
 
 ROOT = Path(__file__).resolve().parents[1]
 METRICS = ["deletion:rise-batch", "insertion:rise-batch"]
@@ -44,9 +44,7 @@ def ray_address():
 def photos(tmp_path_factory):
     """12 shape photos in an ImageNet-style folder, a truncated file, and a TorchScript classifier."""
     folder = tmp_path_factory.mktemp("ray")
-    torch.manual_seed(0)
-    torch.jit.script(PooledLinear(12).eval()).save(str(folder / "tiny.pt"))
-    _imagenet_style_folder(folder / "data", 12)
+    write_tiny_bench_task(folder, 12)
     (folder / "data" / "c11.png").write_bytes((folder / "data" / "c11.png").read_bytes()[:60])
     return folder
 

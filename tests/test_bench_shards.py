@@ -6,14 +6,13 @@ import dataclasses
 import json
 
 import pytest
-import torch
 
 from maskscope.bench import BenchConfig, ConfigMismatch, RecordLog, run_bench
 from maskscope.bench.shards import merge_shards
 from maskscope.cli.main import main
 from maskscope.core.classifier import Classifier
 from maskscope.data.registry import open_dataset
-from test_bench import PooledLinear, _imagenet_style_folder
+from test_bench import write_tiny_bench_task
 
 METRICS = ["deletion:rise-batch"]
 
@@ -21,9 +20,7 @@ METRICS = ["deletion:rise-batch"]
 @pytest.fixture(scope="module")
 def task(tmp_path_factory):
     folder = tmp_path_factory.mktemp("shards")
-    torch.manual_seed(0)
-    torch.jit.script(PooledLinear(7).eval()).save(str(folder / "tiny.pt"))
-    _imagenet_style_folder(folder / "data", 7)
+    write_tiny_bench_task(folder, 7)
     return folder, Classifier.from_torchscript(folder / "tiny.pt"), open_dataset(str(folder / "data"))
 
 
