@@ -13,11 +13,10 @@ import time
 from pathlib import Path
 
 import torch
+from records import machine, write_record
 from skimage import data
 
 from maskscope import Classifier, MeaningfulPerturbation, load_image
-
-from records import machine, write_record
 
 PHOTOS = ("chelsea", "coffee", "rocket", "astronaut", "cat", "hubble_deep_field", "immunohistochemistry", "retina")
 

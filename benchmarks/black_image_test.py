@@ -12,10 +12,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from records import machine, write_record
+
 from maskscope import Classifier
 from maskscope.checks import black_image_test
-
-from records import machine, write_record
 
 
 def main() -> None:

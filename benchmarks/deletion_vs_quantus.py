@@ -6,7 +6,8 @@ same number of curve points, taking turns in this process (ours on each ``--runs
 Quantus, repeated ``--rounds`` times). Quantus broadcasts a
 one-channel map over the three channels and flips ``features_in_step`` channel values a
 step, and asks that value to divide H·W: 448 values on 224×224 gives 336 steps (about 149
-pixels a step), so our curve uses the same 336 even steps over pixels. Both are given channels-last inputs, so the model itself runs at the same
+pixels a step), so our curve uses the same 336 even steps over pixels. Both are given channels-last
+inputs, so the model itself runs at the same
 speed; what differs is how the curve points are built and batched, and on which engine our
 passes run (Quantus runs the eager torch module, as its users do). Writes JSON with maps per
 second, the ratios, and how far the curves agree.
@@ -28,14 +29,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from records import machine, write_record
 from torch import nn
 
 from maskscope import Classifier, load_image
 from maskscope.data import ImageNetSamples
 from maskscope.methods.registry import get_method
 from maskscope.metrics import Protocol, deletion, rise_schedule
-
-from records import machine, write_record
 
 #: channel values Quantus flips a step; it must divide H·W (50176 = 2¹⁰·7² on 224×224)
 FEATURES_IN_STEP = 448

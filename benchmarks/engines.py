@@ -25,13 +25,12 @@ import time
 from pathlib import Path
 
 import torch
+from photos import imagenet_photos
+from records import machine, write_record
 
 from maskscope import Classifier
 from maskscope.methods import RISE, Occlusion
 from maskscope.metrics import spearman
-
-from photos import imagenet_photos
-from records import machine, write_record
 
 RUNS = "torch:float32,torch:bfloat16,onnxruntime:float32,openvino:float32,openvino:bfloat16,openvino:int8"
 

@@ -26,13 +26,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from photos import imagenet_photos
+from records import machine, write_record
 
 from maskscope import Classifier
 from maskscope.methods import ExtremalPerturbation
 from maskscope.metrics import spearman
-
-from photos import imagenet_photos
-from records import machine, write_record
 
 try:
     from torchray.attribution.extremal_perturbation import extremal_perturbation

@@ -33,6 +33,8 @@ import time
 from pathlib import Path
 
 import torch
+from explainer_synthetic import to_unit_range
+from records import machine, write_record
 
 from maskscope import Classifier, load_image
 from maskscope.bench.summary import bootstrap
@@ -42,9 +44,6 @@ from maskscope.methods import RISE, GradCAM, MeaningfulPerturbation
 from maskscope.methods.explainer import Explainer, classifier_for_checkpoint
 from maskscope.metrics import pointing_game
 from maskscope.metrics.segmentation import sanity_rows, segmentation_scores
-
-from explainer_synthetic import to_unit_range
-from records import machine, write_record
 
 
 def photos_and_targets(grouped: Classifier, split: str, limit: int | None):

@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 import torch
+from records import machine, write_record
 
 from maskscope.core.classifier import Classifier
 from maskscope.core.view import ClassifierView
@@ -44,8 +45,6 @@ from maskscope.methods.explainer import Explainer, TrainingConfig, TrainingImage
 from maskscope.metrics.class_masking import class_masking_table
 from maskscope.metrics.segmentation import sanity_rows, segmentation_scores
 from maskscope.models import TinyCNN, train_tiny_classifier
-
-from records import machine, write_record
 
 EXPLAINERS = {
     "light": dict(network="light", learning_rate=1e-3),

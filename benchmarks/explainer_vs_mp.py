@@ -28,13 +28,12 @@ import time
 from pathlib import Path
 
 import torch
+from photos import imagenet_photos
+from records import machine, write_record
 
 from maskscope import Classifier
 from maskscope.methods import MeaningfulPerturbation
 from maskscope.methods.explainer import Explainer, classifier_for_checkpoint, load_checkpoint
-
-from photos import imagenet_photos
-from records import machine, write_record
 
 
 def seconds_per_image(run, images: torch.Tensor, batch_size: int) -> float:

@@ -16,13 +16,12 @@ import time
 from pathlib import Path
 
 import torch
+from photos import imagenet_photos
+from records import machine, write_record
 
 from maskscope import Classifier
 from maskscope.methods import FGVis
 from maskscope.metrics import spearman
-
-from photos import imagenet_photos
-from records import machine, write_record
 
 
 def run(method: FGVis, classifier: Classifier, images: torch.Tensor, targets: list[int]):

@@ -19,11 +19,10 @@ import time
 from pathlib import Path
 
 import torch
-
-from maskscope import Classifier
-
 from photos import imagenet_photos
 from records import machine, write_record
+
+from maskscope import Classifier
 
 
 def milliseconds_per_image(classifier: Classifier, batch: int, size: int, repeats: int) -> float:

@@ -24,12 +24,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from photos import imagenet_photos
+from records import machine, write_record
 
 from maskscope import Classifier
 from maskscope.methods import get_method
-
-from photos import imagenet_photos
-from records import machine, write_record
 
 
 def confident_photos(classifier: Classifier, count: int, confidence: float, scan: int = 64):

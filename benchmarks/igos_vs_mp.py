@@ -30,15 +30,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from photos import imagenet_photos
+from records import machine, write_record
 from tqdm.auto import tqdm
 
 from maskscope import Classifier
 from maskscope.bench.summary import bootstrap
 from maskscope.methods import IGOS, MeaningfulPerturbation
 from maskscope.metrics import deletion, insertion
-
-from photos import imagenet_photos
-from records import machine, write_record
 
 
 def explain_batch(method, classifier: Classifier, batch: torch.Tensor) -> tuple[torch.Tensor, float]:

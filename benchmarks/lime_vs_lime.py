@@ -32,15 +32,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from photos import imagenet_photos
+from records import machine, write_record
+from side_by_side import Agreement, SideBySide
 
 from maskscope import Classifier
 from maskscope.core.scoring import default_batch_size
 from maskscope.methods import LIME
 from maskscope.methods.lime import superpixels
-
-from photos import imagenet_photos
-from records import machine, write_record
-from side_by_side import Agreement, SideBySide
 
 try:
     from lime.lime_image import LimeImageExplainer

@@ -17,13 +17,12 @@ import time
 from pathlib import Path
 
 import torch
+from records import machine, write_record
 
 from maskscope import Classifier, MeaningfulPerturbation, load_image
 from maskscope.data.coco128 import Coco128
 from maskscope.data.dataset import ground_truth
 from maskscope.metrics import pointing_game
-
-from records import machine, write_record
 
 
 def main() -> None:

@@ -26,14 +26,13 @@ import argparse
 from pathlib import Path
 
 import torch
+from photos import imagenet_photos
+from records import machine, write_record
+from side_by_side import Agreement, SideBySide
 
 from maskscope import Classifier
 from maskscope.core.scoring import default_batch_size
 from maskscope.methods import Occlusion
-
-from photos import imagenet_photos
-from records import machine, write_record
-from side_by_side import Agreement, SideBySide
 
 try:
     from captum.attr import Occlusion as CaptumOcclusion

@@ -31,7 +31,6 @@ import time
 from pathlib import Path
 
 from PIL import Image
-
 from records import machine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -93,6 +92,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1, help="optimisation steps of I-GOS, iGOS++, EP, MP")
     parser.add_argument("--compare-with", type=Path, help="a checkout of an earlier maskscope for the large photo")
     parser.add_argument("--skip-large", action="store_true", help="leave out the 6000×4000 photo")
+    parser.add_argument("--out", type=Path, default=OUT, help="JSON to write (default: %(default)s)")
     args = parser.parse_args()
     methods = args.methods.split(",")
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
@@ -102,8 +102,8 @@ def main() -> None:
     def add(run: dict) -> None:  # written after every run, so a stopped benchmark keeps what it measured
         runs.append(run)
         print(run, flush=True)
-        OUT.parent.mkdir(parents=True, exist_ok=True)
-        OUT.write_text(json.dumps({"benchmark": "peak resident memory of maskscope explain, one fresh process per run",
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"benchmark": "peak resident memory of maskscope explain, one fresh process per run",
                                    "machine": machine(), "runs": runs}, indent=2))
 
     with tempfile.TemporaryDirectory() as temporary:

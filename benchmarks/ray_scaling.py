@@ -27,13 +27,12 @@ from pathlib import Path
 import ray
 import torch
 from ray.cluster_utils import Cluster
+from records import machine, write_record
 
 from maskscope import Classifier
 from maskscope.bench import BenchConfig, run_bench
 from maskscope.bench.ray_runner import RayOptions, run_bench_ray
 from maskscope.data.registry import open_dataset
-
-from records import machine, write_record
 
 PHOTOS = 50_000
 

@@ -50,7 +50,7 @@ not maskscope itself (it is taken from the checkout on ``PYTHONPATH``)::
     /work/refenv/bin/pip install -c constraints.txt quantus --no-deps
     /work/refenv/bin/pip install -c constraints.txt pandas cachetools
     git clone https://github.com/khorrams/IGOS_pp /work/ext/IGOS_pp   # GPL-3: run from there only
-    sed -i 's/indices\[indices\] \*=/indices[indices.clone()] *=/' /work/ext/IGOS_pp/methods_helper.py
+    sed -i 's/indices\\[indices\\] \\*=/indices[indices.clone()] *=/' /work/ext/IGOS_pp/methods_helper.py
     # (torch 2 refuses an index that aliases the tensor written to; the logic is unchanged)
     PYTHONPATH=$PWD /work/refenv/bin/python benchmarks/reference_agreement.py --photos 8
 
@@ -77,6 +77,12 @@ from typing import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
+from deletion_vs_quantus import PixelSpaceModel, compare_with_quantus
+from lime_vs_lime import run_lime
+from occlusion_vs_captum import captum_map
+from photos import imagenet_photos
+from records import machine
+from rise_vs_torchray import CELLS, KEEP, SEED, ProbabilityAsLogit, seeded_masks
 
 import maskscope
 from maskscope import Classifier
@@ -84,27 +90,20 @@ from maskscope.core.fillers import Blur
 from maskscope.core.layer_masks import find_module
 from maskscope.data.coco_json import decode_rle
 from maskscope.methods import (
+    IGOS,
     LIME,
     RISE,
     ExtremalPerturbation,
     GradCAM,
     Gradient,
-    IGOS,
     IGOSPlusPlus,
     IntegratedGradients,
     Occlusion,
 )
 from maskscope.methods.gradcam import last_spatial_layer
 from maskscope.methods.igos import heavy_blur
-from maskscope.methods.rise import rise_masks
 from maskscope.metrics import deletion, insertion, spearman
 from maskscope.metrics.ms_ssim import ms_ssim
-
-from deletion_vs_quantus import PixelSpaceModel, compare_with_quantus
-from lime_vs_lime import run_lime
-from occlusion_vs_captum import captum_map
-from photos import imagenet_photos
-from records import machine
 
 RESULTS = Path("benchmarks/results/reference_agreement")
 DATA = Path(os.environ.get("MASKSCOPE_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -201,7 +200,8 @@ def gradcam_row(photos: Photos) -> Pair:
     ours, ours_s = timed(lambda: GradCAM(layer=layer)(classifier, images, target=targets).saliency, len(images))
     with PeerGradCAM(model=classifier.model, target_layers=[find_module(classifier.model, layer)]) as cam:
         theirs, theirs_s = timed(lambda: torch.from_numpy(cam(
-            input_tensor=classifier.normalise(images).requires_grad_(True), targets=[ClassifierOutputTarget(t) for t in targets])),
+            input_tensor=classifier.normalise(images).requires_grad_(True),
+            targets=[ClassifierOutputTarget(t) for t in targets])),
             len(images))
     return Pair("GradCAM vs pytorch-grad-cam GradCAM (its map is min-max scaled, resized by OpenCV)",
                 {"layer": layer, "score": "logit"}, ours, theirs, {"maskscope": ours_s, "reference": theirs_s})
@@ -238,32 +238,16 @@ def lime_row(photos: Photos) -> Pair:
                 ours, theirs, {"maskscope": ours_s, "reference": theirs_s})
 
 
-class ProbabilityAsLogit(torch.nn.Module):
-    """The model's softmax probability written as a logit, so that TorchRay's sigmoid returns it."""
-
-    def __init__(self, classifier: Classifier) -> None:
-        super().__init__()
-        self.classifier = classifier
-
-    def forward(self, normalised: torch.Tensor) -> torch.Tensor:
-        return torch.logit(self.classifier.model(normalised).double().softmax(1)).float()
-
-
 def rise_row(photos: Photos) -> Pair:
     from torchray.attribution.rise import rise
 
     classifier, images, targets = photos.classifier, photos.images, photos.targets
-    count, cells, keep, seed = photos.args.rise_masks, 7, 0.5, 0
+    count, cells, keep, seed = photos.args.rise_masks, CELLS, KEEP, SEED
     method = RISE(masks=count, cells=cells, keep=keep)
     ours, ours_s = timed(lambda: per_photo(
         lambda i: method(classifier, images[i:i + 1], target=[targets[i]], seed=seed).saliency[0], len(images)),
         len(images))
-    # the masks RISE draws from its seed (its own code, repeated here to hand them to TorchRay)
-    generator = torch.Generator().manual_seed(seed)
-    grids = (torch.rand(count, cells, cells, generator=generator) < keep).float()
-    limits = torch.tensor([-(-images.shape[-2] // cells), -(-images.shape[-1] // cells)])
-    shifts = (torch.rand(count, 2, generator=generator) * limits).long()
-    masks = rise_masks(grids, shifts, tuple(images.shape[-2:]))[:, None]
+    masks = seeded_masks(count, tuple(images.shape[-2:]))  # the masks RISE draws from its seed
     model = ProbabilityAsLogit(classifier)
     theirs, theirs_s = timed(lambda: per_photo(lambda i: rise(
         model, classifier.normalise(images[i:i + 1]), filter_masks=masks, num_masks=count, batch_size=8,

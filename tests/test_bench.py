@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 from maskscope.bench import BenchConfig, ConfigMismatch, RecordLog, evaluate_maps, run_bench, summarise
+from maskscope.bench.scoring import check_metric
 from maskscope.cli.main import main
 from maskscope.data.dataset import Dataset, ObjectBox, Sample
 
@@ -63,6 +64,14 @@ def test_complete_run_writes_every_record_and_the_summary(shapes_task, tmp_path)
     assert stored["seed"] == 0 and stored["model_name"] == "tiny-cnn" and "torch" in stored["versions"]
     table = (tmp_path / "run" / "summary.md").read_text()
     assert "| centre |" in table and "weak_localisation:value@0.25" in table
+
+
+def test_a_bare_deletion_or_insertion_takes_the_default_protocol_and_says_so():
+    config = BenchConfig("shapes", ["centre"], ["deletion", "insertion", "insertion:igos", "pointing"])
+    assert config.metrics == ["deletion:rise", "insertion:rise", "insertion:igos", "pointing"]
+    assert check_metric("insertion") == "insertion:rise"
+    with pytest.raises(ValueError, match="unknown metric 'deletion:fast'.*deletion \\(= deletion:rise\\)"):
+        check_metric("deletion:fast")
 
 
 def test_oracle_maps_rank_above_random_maps(shapes_task, tmp_path):

@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_bench import assert_resumed_with_each_triple_once, kill_bench_midway, write_tiny_bench_task
 
 from maskscope.bench import BenchConfig, run_bench
 from maskscope.bench.ray_runner import RayOptions, run_bench_ray
 from maskscope.cli.main import main
 from maskscope.core.classifier import Classifier
 from maskscope.data.registry import open_dataset
-from test_bench import assert_resumed_with_each_triple_once, kill_bench_midway, write_tiny_bench_task
 
 ROOT = Path(__file__).resolve().parents[1]
 METRICS = ["deletion:rise-batch", "insertion:rise-batch"]

@@ -119,3 +119,17 @@ def test_a_large_jpeg_is_reduced_while_decoding_and_looks_the_same_to_the_classi
     png = tmp_path / "large.png"
     photo.save(png)
     assert min(load_image(png, min_side=view.decode_side).shape[1:]) == 600  # reduced by 3, short side ≥ 512
+
+
+def test_normalised_or_0_255_images_are_refused_not_normalised_again(shapes_task):
+    from maskscope.methods import Occlusion
+    from maskscope.metrics import deletion
+
+    classifier, images = shapes_task.classifier, shapes_task.test.images[:2]
+    for bad in (classifier.normalise(images), images * 255):
+        with pytest.raises(ValueError, match=r"images must be pixels in \[0, 1\], got values from"):
+            Occlusion(sizes=8, stride=8)(classifier, bad, target=0)
+        with pytest.raises(ValueError, match=r"images must be pixels in \[0, 1\]"):
+            deletion(classifier, bad, torch.rand(2, *bad.shape[-2:]), targets=0)
+    Occlusion(sizes=8, stride=8)(classifier, images, target=0)  # pixels in [0, 1] pass
+

@@ -69,8 +69,8 @@ def test_randomisation_rejects_bad_steps(shapes_task):
 
 @pytest.mark.slow
 def test_check_entropy_command_on_the_default_model(tmp_path, capsys):
-    from skimage import data
     from PIL import Image
+    from skimage import data
 
     path = tmp_path / "chelsea.png"
     Image.fromarray(data.chelsea()).save(path)

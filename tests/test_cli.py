@@ -79,10 +79,23 @@ def test_a_model_with_nan_output_is_reported_per_image(photos, tmp_path, capsys)
     assert (tmp_path / "o" / "first.npy").is_file() and not (tmp_path / "o" / "dark.npy").exists()
 
 
-def test_methods_lists_defaults(capsys):
+def test_methods_lists_defaults_and_the_papers_names(capsys):
     assert main(["methods"]) == 0
     listing = capsys.readouterr().out
     assert "mp" in listing and "steps = 300" in listing and "resolution = 28" in listing
+    assert "sp-g         sliding_patch with filler='inpaint'" in listing
+
+
+def test_the_papers_names_are_aliases_with_their_settings():
+    from maskscope.methods import LIME, GradCAM, IntegratedGradients, SlidingPatch, get_method
+
+    assert isinstance(get_method("grad-cam"), GradCAM) and isinstance(get_method("IG"), IntegratedGradients)
+    assert get_method("sp").filler == SlidingPatch().filler
+    assert get_method("sp-g").filler == "inpaint" and get_method("lime-g").filler == "inpaint"
+    assert isinstance(get_method("lime-g"), LIME)
+    assert get_method("sp-g", filler="blur", stride=5).filler == "blur"  # the user's settings win
+    with pytest.raises(ValueError, match="unknown method 'spg'.*sp-g"):
+        get_method("spg")
 
 
 def test_an_onnx_model_is_refused_on_a_gpu():

@@ -14,6 +14,8 @@ from torch import nn
 from maskscope.core.classifier import Classifier
 from maskscope.core.engines import ENGINES, installed, resolve_engine
 from maskscope.core.engines.cache import cache_folder
+from maskscope.core.fillers import Constant
+from maskscope.core.scoring import score_perturbations
 from maskscope.methods import LIME, RISE, Occlusion, SlidingPatch
 from maskscope.metrics.deletion_insertion import deletion
 
@@ -190,6 +192,30 @@ def test_threads_follow_the_torch_thread_count(shapes_task, engines):
                 classifier.probabilities(images)
             session = classifier._engine.session(*images.shape[-2:])[0]
             assert session.get_session_options().intra_op_num_threads == wanted
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_scoring_loops_keep_torch_on_one_thread_while_the_engine_keeps_the_process_count(shapes_task, engines):
+    if "onnxruntime" not in engines:
+        pytest.skip("onnxruntime is not installed")
+    classifier, images = engines["onnxruntime"], shapes_task.test.images[:2]
+    threads = torch.get_num_threads()
+    seen = []
+
+    def record_threads(batch: torch.Tensor) -> torch.Tensor:
+        seen.append(torch.get_num_threads())
+        return batch
+
+    try:
+        torch.set_num_threads(2)
+        score_perturbations(classifier, images, torch.rand(3, 4, 4), Constant(0.5), transform=record_threads)
+        session = classifier._engine.session(*images.shape[-2:])[0]
+        assert seen == [1] and torch.get_num_threads() == 2
+        assert session.get_session_options().intra_op_num_threads == 2
+        seen.clear()  # on torch, the loop leaves the thread count alone
+        score_perturbations(shapes_task.classifier, images, torch.rand(3, 4, 4), Constant(0.5), transform=record_threads)
+        assert seen == [2]
     finally:
         torch.set_num_threads(threads)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 
 import numpy as np
@@ -11,6 +12,7 @@ from PIL import Image
 from torch import nn
 
 from maskscope.core.classifier import Classifier
+from maskscope.core.engines import OnnxRuntimeEngine, installed
 from maskscope.core.view import ClassifierView
 from maskscope.data.dataset import DatasetError
 from maskscope.methods.explainer import (
@@ -84,6 +86,19 @@ def test_the_method_gives_every_class_mask_and_their_max_over_the_targets(classi
     assert torch.equal(explanation.saliency[1], torch.maximum(masks[1, 1], masks[1, 2]))
     assert torch.equal(explanation.saliency[2], masks[2, 1])
     assert explanation.scores_after.shape == (3,) and explanation.target_names[1] == ["disc", "triangle"]
+
+
+@pytest.mark.skipif(not installed("onnxruntime"), reason="onnxruntime is not installed")
+def test_on_a_compiled_engine_the_network_runs_there_and_gives_the_torch_masks(classifier, shapes, trained):
+    images, _ = shapes.batch([0, 1, 2])
+    on_torch = Explainer(trained.checkpoint)(classifier, images, [0, 1, 2])
+    compiled = copy.copy(classifier)
+    compiled.set_engine("onnxruntime")
+    method = Explainer(trained.checkpoint)
+    on_engine = method(compiled, images, [0, 1, 2])
+    assert isinstance(method._compiled[1], OnnxRuntimeEngine)
+    torch.testing.assert_close(on_engine.mask, on_torch.mask, atol=1e-4, rtol=0)
+    torch.testing.assert_close(on_engine.scores_after, on_torch.scores_after, atol=1e-4, rtol=0)
 
 
 def test_an_interrupted_run_resumes_where_it_stopped(classifier, shapes, tmp_path):

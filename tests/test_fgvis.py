@@ -5,8 +5,8 @@ import torch
 from torch import nn
 
 from maskscope.core.defense import AdversarialDefense, DefenseError, covered_modules
-from maskscope.metrics import pointing_game
 from maskscope.methods import FGVis, get_method
+from maskscope.metrics import pointing_game
 
 #: FGVis scaled for speed on 64-px images: one λ, 20 steps
 SMALL_FGVIS = dict(lambdas=(1e-4,), steps=20)

@@ -29,7 +29,9 @@ def photos(shared_data: Path, default_classifier) -> torch.Tensor:
 def check_goal(explanation, removes: bool) -> None:
     before, after = explanation.scores_before, explanation.scores_after
     assert explanation.goal_met is not None and explanation.goal_met.dtype == torch.bool
-    assert explanation.goal_met.all(), f"goal not met: p {before.tolist()} → {after.tolist()}, area {explanation.kept_area.tolist()}"
+    assert explanation.goal_met.all(), (
+        f"goal not met: p {before.tolist()} → {after.tolist()}, area {explanation.kept_area.tolist()}"
+    )
     if removes:
         assert (after <= REMOVAL_GOAL * before).all()
     else:
@@ -50,14 +52,16 @@ def test_mp_g_deletion_removes_the_evidence(default_classifier, photos):
     check_goal(explanation, removes=True)
 
 
-@pytest.mark.xfail(strict=True, reason="known shortfall: at this test's reduced steps FGVis's deletion mask keeps 98% of the image and p falls only 0.93 -> 0.92")
+@pytest.mark.xfail(strict=True, reason="known shortfall: at this test's reduced steps FGVis's deletion mask keeps 98% "
+                   "of the image and p falls only 0.93 -> 0.92")
 def test_fgvis_deletion_removes_the_evidence(default_classifier, photos):
     # the bisection over the paper's 13 λ values (4 rounds) at 60 steps a round instead of 500
     explanation = FGVis(steps=60)(default_classifier, photos)
     check_goal(explanation, removes=True)
 
 
-@pytest.mark.xfail(strict=True, reason="known shortfall: at this test's reduced steps EP's 20% mask still keeps 55% of the image (goal: at most half)")
+@pytest.mark.xfail(strict=True, reason="known shortfall: at this test's reduced steps EP's 20% mask still keeps 55% "
+                   "of the image (goal: at most half)")
 def test_ep_preserves_the_class_on_a_small_area(default_classifier, photos):
     # one area of 20 % and 150 steps instead of three areas and 800 steps
     explanation = ExtremalPerturbation(areas=(0.2,), steps=150)(default_classifier, photos)

@@ -1,8 +1,8 @@
-import pytest
 """I-GOS on the synthetic task, its integrated direction and its Armijo line search."""
 
 import copy
 
+import pytest
 import torch
 
 from maskscope.core.directions import IntegratedGradient
@@ -10,9 +10,9 @@ from maskscope.core.fillers import Constant
 from maskscope.core.games import MaskProblem, get_game
 from maskscope.core.line_search import ArmijoLineSearch
 from maskscope.core.masks import Upsampler
-from maskscope.metrics import pointing_game
 from maskscope.methods import IGOS, IGOSPlusPlus, get_method
 from maskscope.methods.igos import heavy_blur
+from maskscope.metrics import pointing_game
 
 #: I-GOS scaled to 64-px images: an 8×8 mask (8 px cells), λ scaled to the coarse grid, and the
 #: mean colour as filler: the heavy blur scaled to 64 px (σ ≈ 14 px) leaves a big square or
@@ -51,7 +51,9 @@ def deletion_problem(classifier, images, classes, regulariser=None):
     return MaskProblem(classifier, images, weights, get_game("deletion"), Constant(), Upsampler("bilinear"), regulariser)
 
 
-@pytest.mark.xfail(strict=True, reason="known shortfall: since the line search judges steps by the integrated objective (as the authors' code does), I-GOS hits the object in 67% of these 20 images (0.95 before); the mask-optimisation settings of this test need re-tuning")
+@pytest.mark.xfail(strict=True, reason="known shortfall: since the line search judges steps by the integrated objective "
+                   "(as the authors' code does), I-GOS hits the object in 67% of these 20 images (0.95 before); the "
+                   "mask-optimisation settings of this test need re-tuning")
 def test_igos_maximum_lands_on_the_object(shapes_task):
     images, classes, objects = shapes_task.correctly_classified(20)
     explanation = get_method("igos", **SMALL_IGOS)(shapes_task.classifier, images, target=classes.tolist())
@@ -134,8 +136,8 @@ def test_chunked_igos_gives_the_unchunked_masks_and_bounds_every_pass(shapes_tas
     chunked = IGOS(**settings, batch_size=5)(classifier, images, target=classes.tolist(), seed=2)
     torch.testing.assert_close(chunked.mask, whole.mask, atol=1e-5, rtol=0)
     torch.testing.assert_close(chunked.scores_after, whole.scores_after, atol=1e-5, rtol=0)
-    # after the target pass over the photos, no pass holds more than batch_size images
-    assert counter.batches[0] == 3 and max(counter.batches[1:]) == 5
+    # no pass holds more than batch_size images, the target pass over the photos included
+    assert counter.batches[0] == 3 and max(counter.batches) == 5
 
 
 def test_largest_pass_of_igos_does_not_grow_with_the_number_of_photos(shapes_task):
@@ -147,7 +149,8 @@ def test_largest_pass_of_igos_does_not_grow_with_the_number_of_photos(shapes_tas
         for method in (IGOS(**short, batch_size=6), IGOSPlusPlus(**short, batch_size=6)):
             counter.batches.clear()
             method(classifier, images[:count], target=classes[:count].tolist())
-            largest[method.name, count] = max(counter.batches[1:])  # the first pass finds the targets
+            largest[method.name, count] = max(counter.batches)
+    assert largest[IGOS.name, 8] == largest[IGOSPlusPlus.name, 8] == 6, largest
     assert max(largest.values()) <= 6, largest
 
 

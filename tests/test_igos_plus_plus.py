@@ -1,7 +1,8 @@
-import pytest
 """iGOS++ on the synthetic task: its paired masks, bilateral TV and batched direction."""
 
+import pytest
 import torch
+from test_igos import counting
 
 from maskscope.core.directions import IntegratedGradient, end_point_scores
 from maskscope.core.fillers import Constant, blend
@@ -11,15 +12,14 @@ from maskscope.core.regularisers import bilateral_total_variation
 from maskscope.methods import IGOS, IGOSPlusPlus, get_method
 from maskscope.metrics import pointing_game
 
-from test_igos import counting
-
 #: I-GOS scaled to 64-px images (λ1 = λ2 = 1, the heavy blur) on a 16×16 mask (4 px cells), with a smaller first step: iGOS++'s
 #: α_u = 1000 saturates whole regions at 0 in one step, and on the 8×8 grid a flat maximum wider than
 #: the object dilutes the hit (0.88-0.92 there, 0.94-0.99 at 16×16 over models trained with seeds 0-2)
 SMALL_IGOS_PP = dict(resolution=16, l1=1.0, tv=1.0, points=4, steps=8, initial_step=20.0)
 
 
-@pytest.mark.xfail(strict=True, reason='known shortfall: since the line search judges steps by the integrated objective, iGOS++ hits the object in 83% of these 20 images (0.95 before)')
+@pytest.mark.xfail(strict=True, reason="known shortfall: since the line search judges steps by the integrated objective, "
+                   "iGOS++ hits the object in 83% of these 20 images (0.95 before)")
 def test_igos_plus_plus_maximum_lands_on_the_object(shapes_task):
     images, classes, objects = shapes_task.correctly_classified(20)
     explanation = get_method("igos++", **SMALL_IGOS_PP)(shapes_task.classifier, images, target=classes.tolist())

@@ -35,7 +35,8 @@ def test_igos_mask_moves_and_keeps_most_of_the_photo(photos, default_classifier)
     assert ((masks >= 0.9).float().flatten(1).mean(1) > 0.5).all()  # it did not delete everything
 
 
-@pytest.mark.xfail(strict=True, reason='known shortfall: at 6 iterations and 8 path points iGOS++ lowers p only from 0.93 to 0.80 on these photos; the goal is below half')
+@pytest.mark.xfail(strict=True, reason="known shortfall: at 6 iterations and 8 path points iGOS++ lowers p only from "
+                   "0.93 to 0.80 on these photos; the goal is below half")
 def test_igos_plus_plus_deletion_removes_the_evidence_and_keeps_most_of_the_photo(photos, default_classifier):
     explanation = IGOSPlusPlus(**CHEAP)(default_classifier, photos)
     combined = explanation.mask.prod(1)  # M = M_d·M_i

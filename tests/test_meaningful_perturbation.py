@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from maskscope.metrics import pointing_game
 from maskscope.methods import MeaningfulPerturbation
+from maskscope.metrics import pointing_game
 
 #: MP scaled to 64-px images: a 16×16 mask (4 px cells) and a blur filler of σ = 8 px
 SMALL_MP = dict(resolution=16, smooth_sigma=1.0, filler="blur:8", l1=0.03, tv=0.1, steps=100, jitter=0)
@@ -29,7 +29,8 @@ def test_deletion_game_removes_the_class(shapes_task):
     explanation = MeaningfulPerturbation(**SMALL_MP)(shapes_task.classifier, images, target=classes.tolist())
     assert explanation.scores_before.mean() > 0.9
     assert explanation.scores_after.mean() < 0.5 * explanation.scores_before.mean()
-    assert explanation.history is not None and (explanation.history[:, -1] < explanation.history[:, 0]).all()  # loss per image × step
+    # history: the loss per image × step
+    assert explanation.history is not None and (explanation.history[:, -1] < explanation.history[:, 0]).all()
 
 
 def test_batched_and_one_by_one_give_the_same_masks(shapes_task):

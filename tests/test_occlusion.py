@@ -20,19 +20,19 @@ def test_occlusion_is_registered_with_its_variants():
 
 
 def test_coverage_normalisation_by_hand():
-    # red = 100 everywhere, so removing a pixel costs 1: the 3×3 windows at corners 0, 2, 4
-    # (clipped by the border to 3×1 or 1×1 at the far ones) cost 9, 3 or 1
+    # red = 1 everywhere, so removing a pixel costs 1/100 (counted here in hundredths): the 3×3
+    # windows at corners 0, 2, 4 (clipped by the border to 3×1 or 1×1 at the far ones) cost 9, 3 or 1
     classifier = linear_classifier(5)
     images = torch.zeros(1, 3, 5, 5)
-    images[:, 0] = 100.0
+    images[:, 0] = 1.0
     explanation = Occlusion(sizes=3, stride=2)(classifier, images, target=0)
-    saliency = explanation.saliency[0]
+    saliency = 100 * explanation.saliency[0]
     assert saliency[0, 0] == pytest.approx(9.0)  # only the window at (0, 0) covers it
     assert saliency[2, 2] == pytest.approx(9.0)  # four whole windows
     assert saliency[1, 4] == pytest.approx((9 + 3) / 2)  # windows at (0, 2) and (0, 4)
     assert saliency[4, 4] == pytest.approx((9 + 3 + 3 + 1) / 4)
     # the same average written out window by window
-    drops = {(r, c): float(images[0, 0, r : r + 3, c : c + 3].sum() / 100) for r in (0, 2, 4) for c in (0, 2, 4)}
+    drops = {(r, c): float(images[0, 0, r : r + 3, c : c + 3].sum()) for r in (0, 2, 4) for c in (0, 2, 4)}
     for y in range(5):
         for x in range(5):
             covering = [d for (r, c), d in drops.items() if r <= y < r + 3 and c <= x < c + 3]

@@ -86,7 +86,8 @@ def test_report_of_a_folder_that_is_no_run_is_a_one_line_error(tmp_path, capsys)
 
 def _page_json(page: Path) -> dict:
     text = page.read_text()
-    start = text.index('<script id="report-data" type="application/json">') + len('<script id="report-data" type="application/json">')
+    opening = '<script id="report-data" type="application/json">'
+    start = text.index(opening) + len(opening)
     return json.loads(text[start: text.index("</script>", start)].replace("<\\/", "</"))
 
 

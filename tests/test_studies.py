@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 from skimage import data
+from test_bench import PooledLinear, _imagenet_style_folder, shapes_dataset
 
 from maskscope.bench.filler_study import StudyObject, fill_objects, study_fillers, summarise_fillers
 from maskscope.bench.robustness_study import (
@@ -20,7 +21,6 @@ from maskscope.bench.robustness_study import (
 from maskscope.cli.main import main
 from maskscope.metrics.ms_ssim import ms_ssim
 from maskscope.models import TinyCNN
-from test_bench import PooledLinear, _imagenet_style_folder, shapes_dataset
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from maskscope.bench.scoring import with_default_protocol
+
 #: Keys that decide the records; resuming a run needs them unchanged.
 IDENTITY_KEYS = ("dataset", "methods", "metrics", "params", "seed", "limit", "target", "model", "precision", "shard")
 
@@ -29,7 +31,8 @@ class BenchConfig:
         dataset: the dataset spec (a name or a folder).
         methods: method registry names (or, for ``evaluate``, the maps' name).
         metrics: ``deletion:<protocol>``, ``insertion:<protocol>``, ``pointing``,
-            ``weak_localisation``, ``segmentation``.
+            ``weak_localisation``, ``segmentation``; a bare ``deletion`` or ``insertion`` is
+            stored with its default protocol named (``deletion:rise``).
         params: per-method parameters, ``{method: {key: value}}``.
         seed: seed passed to every method.
         limit: the first ``limit`` images (all for ``None``).
@@ -62,6 +65,9 @@ class BenchConfig:
     precision: str = "float32"
     shard: str | None = None
     engine: str = "auto"
+
+    def __post_init__(self) -> None:
+        self.metrics = [with_default_protocol(spec) for spec in self.metrics]
 
     def identity(self) -> dict:
         data = asdict(self)

@@ -33,11 +33,11 @@ from typing import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from maskscope.core.progress import progress_bar
 
 from maskscope.bench.summary import mean_interval
 from maskscope.core.classifier import Classifier
 from maskscope.core.fillers import Filler, Noise, blend, resolve_filler
+from maskscope.core.progress import progress_bar
 from maskscope.data.dataset import Dataset, ground_truth
 from maskscope.data.images import ImageLoadError, load_image
 from maskscope.metrics.ms_ssim import ms_ssim

@@ -34,12 +34,12 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from maskscope.core.progress import progress_bar
 
 from maskscope.bench.config import BenchConfig, write_or_check
 from maskscope.bench.records import RecordLog
 from maskscope.bench.summary import mean_interval
 from maskscope.core.classifier import Classifier
+from maskscope.core.progress import progress_bar
 from maskscope.data.dataset import Dataset, Sample
 from maskscope.data.images import ImageLoadError, load_image
 from maskscope.methods.registry import get_method

@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from maskscope.core.progress import progress_bar
 from maskscope.bench.batch import MapSource, batch_records, parse_shard, pending, select_samples
 from maskscope.bench.config import BenchConfig, write_or_check
 from maskscope.bench.maps import MapFolder, computed_maps
 from maskscope.bench.records import RecordLog
 from maskscope.bench.scoring import Item, check_metric
 from maskscope.core.classifier import Classifier
+from maskscope.core.progress import progress_bar
 from maskscope.data.dataset import Dataset
 from maskscope.methods.registry import get_method
 

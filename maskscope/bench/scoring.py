@@ -1,7 +1,8 @@
 """Score a batch of saliency maps by one metric; one result (values or a skip reason) per image.
 
 Metric specs: ``deletion:<protocol>`` and ``insertion:<protocol>`` (AUC and the curve;
-protocols of :mod:`maskscope.metrics.deletion_insertion`), ``pointing`` (hit within 15 px
+protocols of :mod:`maskscope.metrics.deletion_insertion`; a bare ``deletion`` or ``insertion``
+takes :data:`DEFAULT_PROTOCOL`, the metric functions' default), ``pointing`` (hit within 15 px
 of the target's masks, else boxes, and the centre-point baseline's hit), ``weak_localisation``
 (best box IoU for every thresholding method over its α sweep), ``segmentation`` (Acc, IoU,
 MAE of the min–max normalised map against the object masks).
@@ -26,6 +27,8 @@ ALPHAS = {
     "max": list(DEFAULT_ALPHAS),
 }
 NEEDS_OBJECTS = ("pointing", "weak_localisation", "segmentation")
+#: the protocol of a bare ``deletion`` or ``insertion`` (that of :func:`maskscope.metrics.deletion`)
+DEFAULT_PROTOCOL = "rise"
 
 
 @dataclass
@@ -40,14 +43,21 @@ class Item:
     class_name: str | None = None
 
 
+def with_default_protocol(spec: str) -> str:
+    """``deletion`` and ``insertion`` with :data:`DEFAULT_PROTOCOL` named; any other spec as it is."""
+    return f"{spec}:{DEFAULT_PROTOCOL}" if spec in ("deletion", "insertion") else spec
+
+
 def check_metric(spec: str) -> str:
-    """``spec`` if it names a metric, else ValueError listing the choices."""
-    kind, _, protocol = spec.partition(":")
+    """``spec`` (a bare deletion or insertion with its default protocol) if it names a metric,
+    else ValueError listing the choices."""
+    kind, _, protocol = with_default_protocol(spec).partition(":")
     if kind in ("deletion", "insertion") and protocol in PROTOCOLS:
-        return spec
+        return f"{kind}:{protocol}"
     if kind in NEEDS_OBJECTS and not protocol:
         return spec
     choices = [f"{k}:{p}" for k in ("deletion", "insertion") for p in PROTOCOLS] + list(NEEDS_OBJECTS)
+    choices[:0] = [f"deletion (= deletion:{DEFAULT_PROTOCOL})", "insertion"]
     raise ValueError(f"unknown metric {spec!r}; choices: {', '.join(choices)}")
 
 

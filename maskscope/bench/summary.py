@@ -4,7 +4,8 @@ Per-image values: deletion/insertion AUC; pointing hit (accuracy is the per-clas
 in the pointing-game paper, with a ``centre-point`` baseline row); segmentation IoU;
 weak-localisation error (1 − [IoU ≥ 0.5]) at α* chosen per threshold method (mean, value,
 energy, and max: the G-removal protocol's h ≥ α·max) on the even-indexed images and reported
-on the odd ones, plus the error at MP's fixed α (value 0.25, energy 0.90, mean 1.0) on all images. Intervals: 1000 resamples of the images, seed 0.
+on the odd ones, plus the error at MP's fixed α (value 0.25, energy 0.90, mean 1.0) on all images.
+Intervals: 1000 resamples of the images, seed 0.
 """
 
 from __future__ import annotations

@@ -12,24 +12,26 @@ import argparse
 import functools
 import sys
 
-from maskscope.bench.config import BenchConfig
-from maskscope.data.registry import open_dataset
 from maskscope.bench.batch import parse_shard
+from maskscope.bench.config import BenchConfig
 from maskscope.bench.ray_runner import RayOptions, run_bench_ray
 from maskscope.bench.runner import run_bench
-from maskscope.bench.scoring import check_metric
+from maskscope.bench.scoring import DEFAULT_PROTOCOL, check_metric
 from maskscope.bench.shards import merge_shards
 from maskscope.bench.summary import summarise
 from maskscope.cli.errors import CommandError
 from maskscope.cli.options import add_model_options, load_classifier, parse_params
 from maskscope.core.classifier import Classifier
 from maskscope.data.dataset import Dataset, DatasetError
-from maskscope.methods import METHODS, get_method
+from maskscope.data.registry import open_dataset
+from maskscope.methods import METHODS, get_method, method_names
+from maskscope.metrics import PROTOCOLS
 
 
 def add_shared_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", help="imagenet-samples, coco128 or a dataset folder")
-    parser.add_argument("--metrics", help="comma-separated: deletion:<protocol>, insertion:<protocol>, pointing, "
+    parser.add_argument("--metrics", help="comma-separated: deletion:<protocol>, insertion:<protocol> (protocols: "
+                        f"{', '.join(PROTOCOLS)}; bare deletion or insertion: {DEFAULT_PROTOCOL}), pointing, "
                         "weak_localisation, segmentation")
     parser.add_argument("--limit", type=int, help="the first N images")
     parser.add_argument("--target", choices=("top1", "label"), help="top1 (default) or the dataset's label")
@@ -47,7 +49,7 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("bench", help="benchmark methods × metrics over a dataset",
                                    description=__doc__.splitlines()[0])
     parser.add_argument("--methods", help="comma-separated names, or 'all' (every method that needs no trained checkpoint): "
-                        + ", ".join(sorted(METHODS)))
+                        + ", ".join(method_names()))
     parser.add_argument("--param", action="append", metavar="METHOD.KEY=VALUE", help="e.g. mp.steps=150")
     parser.add_argument("--summarise", metavar="OUT", help="only write the summary of the run in OUT")
     parser.add_argument("--no-report", action="store_true", help="do not write the HTML report OUT/report/ at the end")

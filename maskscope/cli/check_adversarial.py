@@ -26,7 +26,8 @@ def add_parser(subparsers) -> None:
     defense = parser.add_mutually_exclusive_group()
     defense.add_argument("--no-defense", action="store_true", help="run without the adversarial defense")
     defense.add_argument("--both", action="store_true", help="run without and with the defense")
-    parser.add_argument("--json", type=Path, default=None, help="write the results to this JSON file (and a figure beside it, .png)")
+    parser.add_argument("--json", type=Path, default=None,
+                        help="write the results to this JSON file (and a figure beside it, .png)")
     parser.add_argument("--progress", action="store_true", help="print a line per batch")
 
 

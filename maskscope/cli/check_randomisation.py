@@ -22,9 +22,8 @@ from maskscope.checks.model_randomisation import (
 )
 from maskscope.cli.errors import CommandError
 from maskscope.cli.options import add_model_options, add_photo_options, load_classifier, load_photos, parse_params
-from maskscope.methods import METHODS, get_method
+from maskscope.methods import get_method, method_names, resolve_method
 from maskscope.plotting.check_figures import save_check_figure
-from maskscope.methods.base import Method
 
 COLUMNS = ("spearman", "spearman_abs", "ssim", "ssim_abs", "hog_pearson", "hog_pearson_abs")
 
@@ -37,7 +36,7 @@ def add_parser(subparsers) -> None:
     )
     add_photo_options(parser)
     parser.add_argument(
-        "--method", default="gradient", help=f"one of: {', '.join(sorted(METHODS))} (default: %(default)s)"
+        "--method", default="gradient", help=f"one of: {', '.join(method_names())} (default: %(default)s)"
     )
     parser.add_argument("--param", action="append", metavar="KEY=VALUE", help="a method parameter, e.g. steps=100")
     parser.add_argument("--target", default="top1", help="top1, a class index or a class name (default: %(default)s)")
@@ -66,7 +65,7 @@ def markdown_table(result: RandomisationResult) -> str:
 def run(args: argparse.Namespace) -> int:
     params = parse_params(args.param)
     try:
-        if "progress" in METHODS.get(args.method.lower(), Method).defaults():
+        if "progress" in resolve_method(args.method)[0].defaults():
             params.setdefault("progress", False)
         method = get_method(args.method, **params)
     except (ValueError, TypeError) as error:

@@ -24,8 +24,8 @@ from maskscope.core.classifier import ModelOutputError, TargetError
 from maskscope.core.explanation import file_stems
 from maskscope.core.progress import progress_bar
 from maskscope.data.images import ImageLoadError, list_images, load_image, unique_names
-from maskscope.methods import METHODS, get_method
-from maskscope.methods.base import Method, prepare_images
+from maskscope.methods import get_method, method_names, resolve_method
+from maskscope.methods.base import prepare_images
 from maskscope.methods.explainer.checkpoint import classifier_for_checkpoint
 
 DEFAULT_PHOTO = "chelsea"
@@ -38,7 +38,7 @@ def add_parser(subparsers) -> None:
         description="Explain each IMAGE (files or folders) and write NAME.npy, NAME.png and NAME.json to --out.",
     )
     parser.add_argument("images", nargs="*", help="image files or folders (default: scikit-image's chelsea photo)")
-    parser.add_argument("--method", default="mp", help=f"one of: {', '.join(sorted(METHODS))} (default: %(default)s)")
+    parser.add_argument("--method", default="mp", help=f"one of: {', '.join(method_names())} (default: %(default)s)")
     parser.add_argument("--target", default="top1", help="top1, topk:K, a class index or a class name (default: %(default)s)")
     add_model_options(parser)
     parser.add_argument("--out", default="results", help="output folder (default: %(default)s)")
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError("--checkpoint is for --method explainer")
         params["checkpoint"] = args.checkpoint
     try:
-        if "progress" in METHODS.get(args.method.lower(), Method).defaults():
+        if "progress" in resolve_method(args.method)[0].defaults():
             params.setdefault("progress", not args.quiet)
         method = get_method(args.method, **params)
     except (ValueError, TypeError) as error:

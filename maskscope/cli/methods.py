@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from maskscope.methods import METHODS
+from maskscope.methods import ALIASES, METHODS
 
 
 def add_parser(subparsers) -> None:
@@ -18,4 +18,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{name:12s} {summary}")
         for key, value in cls.defaults().items():
             print(f"    {key} = {value!r}")
+    print("aliases (the papers' names):")
+    for alias, (name, preset) in sorted(ALIASES.items()):
+        settings = ", ".join(f"{key}={value!r}" for key, value in preset.items())
+        print(f"{alias:12s} {name}" + (f" with {settings}" if settings else ""))
     return 0

@@ -36,7 +36,8 @@ def add_parser(subparsers) -> None:
     model.add_argument("--classifier", default="default", help="'default' (EfficientNet-Lite0), "
                        "efficientnet-lite1/2, or a TorchScript file (default: %(default)s)")  # fmt: skip
     model.add_argument("--input-size", type=int, help="the classifier sees images resized to N×N (default: its own view)")
-    model.add_argument("--mean", help="normalisation mean, three comma-separated numbers (a TorchScript model's default: ImageNet's)")
+    model.add_argument("--mean",
+                       help="normalisation mean, three comma-separated numbers (a TorchScript model's default: ImageNet's)")
     model.add_argument("--std", help="normalisation std, three comma-separated numbers")
     model.add_argument("--multilabel", action="store_true", help="the classifier is multi-label (sigmoid outputs)")
     model.add_argument("--class-names", help="the classifier's class names: comma-separated, or a file with one a line")

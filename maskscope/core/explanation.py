@@ -330,4 +330,6 @@ def _jsonable(value: Any) -> Any:
         return value
     if isinstance(value, torch.Tensor) and value.numel() == 1:
         return value.item()
+    if isinstance(value, torch.nn.Module):
+        return f"<{type(value).__name__} module>"
     return repr(value)

@@ -125,7 +125,8 @@ def read_settings(path: str | os.PathLike) -> dict[str, Any]:
     try:
         proto = onnx.load(str(path), load_external_data=False)
     except Exception as error:  # onnx raises DecodeError and others for a file that is not a model
-        raise ValueError(f"{path}: not a usable ONNX model ({str(error).splitlines()[0] if str(error) else type(error).__name__})") from error
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ValueError(f"{path}: not a usable ONNX model ({reason})") from error
     if not proto.graph.node:
         raise ValueError(f"{path}: not a usable ONNX model (it has no graph)")
     return settings_from_metadata({prop.key: prop.value for prop in proto.metadata_props})

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
 import torch
-from maskscope.core.progress import progress_bar
 
 from maskscope.core.games import MaskProblem
+from maskscope.core.progress import progress_bar
 
 
 class Direction(Protocol):

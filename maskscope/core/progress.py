@@ -54,7 +54,8 @@ class PlainProgress:
 
     def _line(self, now: float) -> None:
         share = f"/{self.total} {self.unit} ({self.count / self.total:.0%})" if self.total else f" {self.unit}"
-        print(f"{self.desc}: {self.count}{share} {now - self.started:.0f} s" + (f" {self.postfix}" if self.postfix else ""), file=self.stream, flush=True)
+        postfix = f" {self.postfix}" if self.postfix else ""
+        print(f"{self.desc}: {self.count}{share} {now - self.started:.0f} s{postfix}", file=self.stream, flush=True)
 
     def __enter__(self) -> "PlainProgress":
         return self

@@ -28,11 +28,11 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from maskscope.core.progress import progress_bar
 
 from maskscope.core.classifier import Classifier
 from maskscope.core.fillers import Filler
 from maskscope.core.masks import disc_masks
+from maskscope.core.progress import progress_bar
 from maskscope.core.scoring import default_batch_size, score_perturbations
 
 PLACEMENTS = ("valid", "edge", "cover")

@@ -50,6 +50,24 @@ def load_image(source: ImageLike, name: str | None = None, min_side: int | None 
     raise ImageLoadError(f"{label}: cannot read an image from a {type(source).__name__}")
 
 
+#: how far outside [0, 1] a pixel may be (rounding of resizes and blends) before images count as normalised
+PIXEL_RANGE_SLACK = 1e-3
+
+
+def check_pixel_range(images: torch.Tensor) -> None:
+    """ValueError unless ``images`` are pixel-space values in [0, 1] (within
+    :data:`PIXEL_RANGE_SLACK`): a tensor that was already normalised (``(x − mean) / std``)
+    would be normalised a second time by the classifier."""
+    if images.numel() == 0:
+        return
+    low, high = float(images.min()), float(images.max())
+    if low < -PIXEL_RANGE_SLACK or high > 1 + PIXEL_RANGE_SLACK:
+        raise ValueError(
+            f"images must be pixels in [0, 1], got values from {low:.3g} to {high:.3g}: pass them before "
+            "normalisation (the classifier normalises them itself), or scale 0–255 images by 1/255"
+        )
+
+
 def list_images(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
     """The image files inside ``folder`` (and its sub-folders when ``recursive``, hidden ones
     left out), sorted; an error if there are none."""

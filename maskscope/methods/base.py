@@ -22,8 +22,9 @@ import torch
 from maskscope.core.classifier import Classifier
 from maskscope.core.explanation import Explanation
 from maskscope.core.games import get_game, goal_met
+from maskscope.core.scoring import default_batch_size
 from maskscope.core.targets import TargetSpec, resolve_targets, target_weights
-from maskscope.data.images import ImageLike, image_name, load_image, unique_names
+from maskscope.data.images import ImageLike, check_pixel_range, image_name, load_image, unique_names
 from maskscope.methods.parameters import Constraint, check_parameters
 
 
@@ -80,8 +81,7 @@ class Method:
             classifier.require_gradients(type(self).__name__)
         batch = prepare_images(images, classifier)
         start = time.perf_counter()
-        with torch.no_grad():
-            scores = classifier.probabilities(batch)
+        scores = self._scores(classifier, batch)
         targets = resolve_targets(target, classifier, scores)
         weights = target_weights(targets, scores.shape[1], device=batch.device)
         explanation = self._explain(classifier, batch, targets, weights, seed)
@@ -97,6 +97,12 @@ class Method:
         return explanation
 
     __call__ = explain
+
+    @torch.no_grad()
+    def _scores(self, classifier: Classifier, images: torch.Tensor) -> torch.Tensor:
+        """Class probabilities of the images, ``batch_size`` images a pass when the method has one."""
+        size = default_batch_size(getattr(self, "batch_size", None), images.device)
+        return torch.cat([classifier.probabilities(images[i : i + size]) for i in range(0, len(images), size)])
 
     def _explain(
         self, classifier: Classifier, images: torch.Tensor, targets: list[list[int]], weights: torch.Tensor, seed: int
@@ -126,6 +132,7 @@ def prepare_images(images: torch.Tensor | Sequence[ImageLike], classifier: Class
         batch = images if images.dim() == 4 else images[None]
         if batch.shape[1] != 3:
             raise ValueError(f"images must be B×3×H×W, got {tuple(batch.shape)}")
+        check_pixel_range(batch)
     else:
         side = classifier.view.decode_side
         batch = torch.stack([classifier.view(load_image(image, min_side=side)) for image in images])

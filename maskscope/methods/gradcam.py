@@ -6,14 +6,18 @@ class score ``y^c`` (the logit, before the softmax):
 
     α_k^c = (1/Z) · Σ_{i,j} ∂y^c/∂A^k_{ij},        L^c = ReLU(Σ_k α_k^c · A^k)
 
-``L^c`` is upsampled bilinearly to the input size. The layer is named by ``layer``; by
-default it is the last module (in execution order) whose output is a 4-D activation with
-more than one position in each spatial direction — the paper's "last convolutional layer".
+``L^c`` is upsampled bilinearly to the input size. The layer is named by ``layer`` (a name or
+the module itself, or several); by default it is the last module (in execution order) whose
+output is a 4-D activation with more than one position in each spatial direction — the
+paper's "last convolutional layer". A vision transformer's tokens B×T×D become feature maps
+through ``reshape`` (:class:`TokenGrid`: the patch tokens on their grid).
 Images go ``batch_size`` at a time through the forward and backward pass. Every hook is
 removed before the method returns, whether or not the call succeeds.
 """
 
 from __future__ import annotations
+
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -54,67 +58,153 @@ def last_spatial_layer(classifier: Classifier, images: torch.Tensor) -> str:
     return seen[-1]
 
 
+class TokenGrid:
+    """A vision transformer's token outputs as feature maps, for Grad-CAM's ``reshape``.
+
+    Tokens B×T×D become B×D×h×w: the first ``prefix_tokens`` (the class token, and a
+    distillation or register tokens where the model has them) are dropped and the remaining
+    ``h·w`` patch tokens are laid out row by row, as the patch embedding reads the image
+    (``grid = (h, w)``, by default the square ``h = w = √(T − prefix_tokens)``). The same
+    rearrangement is applied to the activations and to their gradients; it is linear, so
+    ``∂y/∂(reshaped A)`` is the reshaped gradient. For a ViT that classifies from its class
+    token, explain the tokens the last block attends over (e.g. ``blocks[-1].norm1``): the
+    last block's own patch outputs no longer reach the class token, so their gradient is 0.
+    """
+
+    def __init__(self, prefix_tokens: int = 1, grid: tuple[int, int] | None = None) -> None:
+        self.prefix_tokens = prefix_tokens
+        self.grid = grid
+
+    def __call__(self, tokens: torch.Tensor) -> torch.Tensor:
+        if tokens.dim() != 3:
+            raise ValueError(f"TokenGrid expects tokens B×T×D, got {tuple(tokens.shape)}")
+        patches = tokens[:, self.prefix_tokens :]
+        count = patches.shape[1]
+        height, width = self.grid or (round(count**0.5),) * 2
+        if height * width != count:
+            raise ValueError(f"{count} patch tokens do not form a {height}×{width} grid; give grid=(h, w)")
+        return patches.transpose(1, 2).reshape(len(tokens), -1, height, width)
+
+    def __repr__(self) -> str:
+        return f"TokenGrid(prefix_tokens={self.prefix_tokens}, grid={self.grid})"
+
+
 def layer_activations_and_gradients(
-    classifier: Classifier, images: torch.Tensor, weights: torch.Tensor, module: nn.Module, score: str
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``A`` (the module's output) and ``∂y^c/∂A`` for each image."""
-    captured: list[torch.Tensor] = []
+    classifier: Classifier,
+    images: torch.Tensor,
+    weights: torch.Tensor,
+    modules: Sequence[nn.Module],
+    score: str,
+    reshape: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``A`` (each module's output, through ``reshape`` when given) and ``∂y^c/∂A`` for each
+    image, from one forward and one backward pass."""
+    captured: dict[int, torch.Tensor] = {}
 
-    def hook(_module, _inputs, output):
-        captured.append(output)
-        if isinstance(output, torch.Tensor):
-            return output.clone()  # later in-place ops (e.g. ReLU(inplace=True)) must not alter A
-        return None
+    def hook_for(index: int):
+        def hook(_module, _inputs, output):
+            captured[index] = output  # the last call of a module used twice
+            if isinstance(output, torch.Tensor):
+                return output.clone()  # later in-place ops (e.g. ReLU(inplace=True)) must not alter A
+            return None
 
-    handle = module.register_forward_hook(hook)
+        return hook
+
+    handles = [module.register_forward_hook(hook_for(i)) for i, module in enumerate(modules)]
     try:
         inputs = images.detach().clone().requires_grad_(True)
         with torch.enable_grad():
             scores = target_score(classifier, inputs, weights, score)
-            if not captured:
-                raise ValueError("the chosen layer is not used in the model's forward pass")
-            activations = captured[-1]
-            if not isinstance(activations, torch.Tensor) or activations.dim() != 4:
-                found = tuple(activations.shape) if isinstance(activations, torch.Tensor) else type(activations)
-                raise ValueError(f"Grad-CAM needs a B×C×H×W activation; the chosen layer gives {found}")
-            (gradients,) = torch.autograd.grad(scores.sum(), activations)
+            if len(captured) < len(modules):
+                raise ValueError("a chosen layer is not used in the model's forward pass")
+            outputs = [captured[i] for i in range(len(modules))]
+            for output in outputs:
+                if not isinstance(output, torch.Tensor) or (reshape is None and output.dim() != 4):
+                    found = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output)
+                    raise ValueError(
+                        f"Grad-CAM needs a B×C×H×W activation; the chosen layer gives {found} "
+                        "(for tokens B×T×D give reshape=TokenGrid())"
+                    )
+            gradients = torch.autograd.grad(scores.sum(), outputs)
     finally:
-        handle.remove()
-    return activations.detach(), gradients
+        for handle in handles:
+            handle.remove()
+    pairs = []
+    for output, gradient in zip(outputs, gradients):
+        activation, gradient = output.detach(), gradient
+        if reshape is not None:
+            activation, gradient = reshape(activation), reshape(gradient)
+            if activation.dim() != 4:
+                raise ValueError(f"reshape must give B×C×H×W feature maps, it gave {tuple(activation.shape)}")
+        pairs.append((activation, gradient))
+    return pairs
+
+
+def scaled_to_unit(maps: torch.Tensor) -> torch.Tensor:
+    """Each map of B×1×H×W divided by its own maximum (ReLU maps are ≥ 0; an all-zero map stays 0)."""
+    peak = maps.flatten(1).amax(1).view(-1, 1, 1, 1)
+    return torch.where(peak > 0, maps / peak.clamp_min(torch.finfo(maps.dtype).tiny), 0.0)
 
 
 @register
 class GradCAM(Method):
-    """Grad-CAM on one convolutional layer.
+    """Grad-CAM on one layer or several, of a CNN or (through ``reshape``) a vision transformer.
 
     Args:
-        layer: module name as in ``model.named_modules()``; ``None`` finds the last spatial one.
+        layer: the layer as a name in ``model.named_modules()`` or the module itself, or a
+            list of them; ``None`` finds the last spatial layer. With several layers each
+            layer's map is upsampled to the input, divided by its maximum and the maps are
+            averaged, so that no layer dominates by the scale of its activations.
         score: ``"logit"`` (the paper's pre-softmax ``y^c``) or ``"probability"``.
         batch_size: images per forward/backward pass (default: 8 on a CPU, 64 on a GPU).
         progress: show a progress bar.
+        reshape: turns a layer's output into B×C×H×W feature maps, e.g. :class:`TokenGrid`
+            for a vision transformer's B×T×D tokens; applied to activations and gradients.
     """
 
     name = "gradcam"
     constraints = {"score": OneOf(*SCORE_KINDS), "batch_size": at_least(1)}
 
     def __init__(
-        self, layer: str | None = None, score: str = "logit", batch_size: int | None = None, progress: bool = False
+        self,
+        layer: str | nn.Module | Sequence[str | nn.Module] | None = None,
+        score: str = "logit",
+        batch_size: int | None = None,
+        progress: bool = False,
+        reshape: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         self.layer = layer
         self.score = score
         self.batch_size = batch_size
         self.progress = progress
+        self.reshape = reshape
+
+    def modules(self, classifier: Classifier, images: torch.Tensor) -> list[nn.Module]:
+        """The modules whose outputs are explained, in the order given."""
+        if self.layer is None:
+            layers: list = [last_spatial_layer(classifier, images)]
+        elif isinstance(self.layer, (str, nn.Module)):
+            layers = [self.layer]
+        else:
+            layers = list(self.layer)
+        return [find_module(classifier.model, layer) if isinstance(layer, str) else layer for layer in layers]
 
     def _explain(self, classifier, images, targets, weights, seed):
-        layer = self.layer or last_spatial_layer(classifier, images)
-        module = find_module(classifier.model, layer)
-        maps = []
+        modules = self.modules(classifier, images)
+        size = images.shape[-2:]
+        per_layer: list[list[torch.Tensor]] = [[] for _ in modules]
         for part in chunks(len(images), self.batch_size, images.device, self.progress, "Grad-CAM"):
-            activations, gradients = layer_activations_and_gradients(
-                classifier, images[part], weights[part], module, self.score
+            pairs = layer_activations_and_gradients(
+                classifier, images[part], weights[part], modules, self.score, self.reshape
             )
-            alpha = gradients.mean((2, 3), keepdim=True)
-            maps.append(F.relu((alpha * activations).sum(1, keepdim=True)))
-        cam = torch.cat(maps)
-        saliency = F.interpolate(cam, size=images.shape[-2:], mode="bilinear", align_corners=False)
-        return Explanation(saliency=saliency[:, 0].cpu(), targets=targets, method=self.name, mask=cam.cpu())
+            for maps, (activations, gradients) in zip(per_layer, pairs):
+                alpha = gradients.mean((2, 3), keepdim=True)
+                maps.append(F.relu((alpha * activations).sum(1, keepdim=True)))
+        cams = [torch.cat(maps) for maps in per_layer]
+        upsampled = [F.interpolate(cam, size=size, mode="bilinear", align_corners=False) for cam in cams]
+        if len(cams) == 1:
+            saliency, mask = upsampled[0], cams[0]
+        else:
+            saliency = torch.stack([scaled_to_unit(cam) for cam in upsampled]).mean(0)
+            mask = torch.cat(upsampled, 1)
+        return Explanation(saliency=saliency[:, 0].cpu(), targets=targets, method=self.name, mask=mask.cpu())

@@ -13,10 +13,10 @@ from __future__ import annotations
 from typing import Iterator
 
 import torch
-from maskscope.core.progress import progress_bar
 
 from maskscope.core.classifier import Classifier
 from maskscope.core.explanation import Explanation
+from maskscope.core.progress import progress_bar
 from maskscope.core.scoring import default_batch_size
 from maskscope.methods.base import Method
 from maskscope.methods.parameters import OneOf, at_least

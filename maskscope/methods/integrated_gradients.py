@@ -19,10 +19,10 @@ Output: ``saliency = Σ_channels |IG|``; ``mask`` holds the signed attributions 
 from __future__ import annotations
 
 import torch
-from maskscope.core.progress import progress_bar
 
 from maskscope.core.explanation import Explanation
 from maskscope.core.fillers import resolve_filler
+from maskscope.core.progress import progress_bar
 from maskscope.core.scoring import default_batch_size
 from maskscope.methods.base import Method
 from maskscope.methods.gradient import SCORE_KINDS, chunks, input_gradients, target_score

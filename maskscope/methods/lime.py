@@ -32,10 +32,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 from skimage.segmentation import slic
-from maskscope.core.progress import progress_bar
 
 from maskscope.core.explanation import Explanation
 from maskscope.core.fillers import Filler, resolve_filler
+from maskscope.core.progress import progress_bar
 from maskscope.core.scoring import default_batch_size, score_perturbations
 from maskscope.methods.base import Method
 from maskscope.methods.parameters import OneOf, at_least, positive

@@ -17,6 +17,7 @@ import inspect
 import os
 import types
 import typing
+from collections.abc import Callable as CallableType
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -154,6 +155,9 @@ def _matches(value: Any, hint: Any) -> bool:
             (element,) = typing.get_args(option)[:1] or (Any,)
             if _is_sequence(value) and value and all(_matches(item, element) for item in value):
                 return True
+        elif typing.get_origin(option) is CallableType or option is CallableType:
+            if callable(value):
+                return True
         elif isinstance(option, type) and isinstance(value, option):
             return True
     return False
@@ -176,7 +180,9 @@ def _describe(hint: Any) -> str:
             words.append("a path")
         elif typing.get_origin(option) in (Sequence, list, tuple):
             (element,) = typing.get_args(option)[:1] or (Any,)
-            words.append(f"a non-empty list of {_describe(element).removeprefix('an ').removeprefix('a ')}s")
+            words.append(f"a non-empty list, each {_describe(element)}")
+        elif typing.get_origin(option) is CallableType or option is CallableType:
+            words.append("a function")
         else:
             words.append(f"a {getattr(option, '__name__', option)}")
     return " or ".join(words)

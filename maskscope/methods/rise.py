@@ -20,10 +20,10 @@ import math
 
 import torch
 import torch.nn.functional as F
-from maskscope.core.progress import progress_bar
 
 from maskscope.core.explanation import Explanation
 from maskscope.core.fillers import Filler, resolve_filler
+from maskscope.core.progress import progress_bar
 from maskscope.core.scoring import default_batch_size, score_perturbations
 from maskscope.methods.base import Method
 from maskscope.methods.parameters import Interval, at_least

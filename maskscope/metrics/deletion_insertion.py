@@ -41,6 +41,7 @@ from maskscope.core.fillers import Blur, Filler, resolve_filler
 from maskscope.core.masks import Upsampler
 from maskscope.core.scoring import score_perturbations
 from maskscope.core.targets import TargetSpec, resolve_targets, target_weights
+from maskscope.data.images import check_pixel_range
 
 Schedule = Callable[[int], torch.Tensor]
 
@@ -243,6 +244,7 @@ def _resolve_protocol(protocol: str | Protocol) -> Protocol:
 def _check_inputs(images: torch.Tensor, saliency: torch.Tensor, protocol: Protocol) -> None:
     if images.dim() != 4 or images.shape[1] != 3:
         raise ValueError(f"images must be B×3×H×W, got {tuple(images.shape)}")
+    check_pixel_range(images)
     if saliency.dim() != 3 or saliency.shape[0] != images.shape[0]:
         raise ValueError(
             f"saliency must be B×H×W with one map per image ({images.shape[0]}), got {tuple(saliency.shape)}"

@@ -81,7 +81,10 @@ def shared_scale(maps: list[np.ndarray]) -> tuple[float, float]:
 
 
 def is_pixel_level(method: str) -> bool:
-    """Whether the registered method ``method`` makes pixel-level maps (unknown names: no)."""
-    from maskscope.methods import METHODS
+    """Whether the method called ``method`` (a name or an alias) makes pixel-level maps (unknown names: no)."""
+    from maskscope.methods import resolve_method
 
-    return bool(getattr(METHODS.get(method), "pixel_level", False))
+    try:
+        return bool(getattr(resolve_method(method)[0], "pixel_level", False))
+    except ValueError:
+        return False

@@ -22,6 +22,9 @@ recommends for the black-box methods and the metrics (see :data:`FAST_PRECISION`
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
+
+from torch import nn
 
 from maskscope.core.engines.base import EngineError, InferenceEngine
 from maskscope.core.engines.onnxruntime_engine import OnnxRuntimeEngine
@@ -88,6 +91,25 @@ def resolve_engine(engine: str, precision: str, device: str = "cpu", compiled_ok
     raise ValueError(f"precision {precision!r} needs engine openvino: pip install openvino nncf")
 
 
+def compiled_module(module: nn.Module, engine: str, precision: str = "float32") -> InferenceEngine:
+    """A compiled engine (``onnxruntime`` or ``openvino``, not int8) for any module that maps an
+    image batch B×3×H×W to outputs with the batch first, such as the learned explainer's
+    network. It exports the module once per input size through the cache, at the first pass,
+    and raises :class:`EngineError` then when the module does not export."""
+    from maskscope.core.engines.cache import exported_onnx, weights_digest
+
+    if engine not in ("onnxruntime", "openvino") or precision == "int8":
+        raise ValueError(f"a module compiles on onnxruntime or openvino at float32 or bfloat16, not {engine} {precision}")
+    digest = weights_digest(module)
+
+    def model_file(height: int, width: int) -> Path:
+        return exported_onnx(module, height, width, digest)
+
+    if engine == "onnxruntime":
+        return OnnxRuntimeEngine(model_file, precision)
+    return OpenVinoEngine(model_file, precision)
+
+
 __all__ = [
     "ENGINES",
     "ENGINE_CHOICES",
@@ -99,6 +121,7 @@ __all__ = [
     "PRECISIONS",
     "PRECISION_CHOICES",
     "TorchEngine",
+    "compiled_module",
     "installed",
     "resolve_engine",
     "resolve_precision",

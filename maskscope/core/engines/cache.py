@@ -21,6 +21,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from maskscope.core.engines.base import EngineError
+
 #: bump when the exported graph changes for the same module (exporter options, opset)
 EXPORT_FORMAT = "onnx-1"
 
@@ -67,9 +69,15 @@ def cached_file(key: str, suffix: str, write: Callable[[Path], None]) -> Path:
 def exported_onnx(module: nn.Module, height: int, width: int, digest: str) -> Path:
     """The ONNX export of ``module`` for inputs B×3×height×width (dynamic B), from the cache.
 
-    ``digest`` is :func:`weights_digest` of the module, computed once by the caller.
+    ``digest`` is :func:`weights_digest` of the module, computed once by the caller. A module
+    that fails to export raises :class:`~maskscope.core.engines.base.EngineError` with the
+    exporter's first line.
     """
     from maskscope.core.onnx_models import export_module
 
     key = hashlib.sha256(f"{digest}:{height}x{width}:{torch.__version__}:{EXPORT_FORMAT}".encode()).hexdigest()[:32]
-    return cached_file(key, ".onnx", lambda path: export_module(module, path, height, width))
+    try:
+        return cached_file(key, ".onnx", lambda path: export_module(module, path, height, width))
+    except Exception as error:  # an exporter failure of any kind means: no compiled engine for this module
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise EngineError(f"the model does not export to ONNX: {first_line}") from error

@@ -3,8 +3,9 @@
 ONNX Runtime's CPU provider fuses convolutions with their batch norms and activations and
 runs them with its own kernels; for EfficientNet-Lite0 on this project's CPU that is about 3×
 the forward passes of eager torch, with probabilities within 1e-5 of it. It runs float32
-only (its CPU kernels have no bfloat16 path). Threads follow ``torch.get_num_threads()``:
-the session is rebuilt when that number changes.
+only (its CPU kernels have no bfloat16 path). Threads follow the process's torch thread count
+(:func:`~maskscope.core.engines.threads.engine_threads`): the session is rebuilt when that
+number changes.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Callable
 import torch
 
 from maskscope.core.engines.base import EngineError, InferenceEngine
+from maskscope.core.engines.threads import engine_threads
 
 INSTALL_HINT = "pip install onnxruntime"
 
@@ -47,7 +49,7 @@ class OnnxRuntimeEngine(InferenceEngine):
 
     def session(self, height: int, width: int):
         """The session for this input size (and the current torch thread count), and its input's name."""
-        threads = torch.get_num_threads()
+        threads = engine_threads()
         known = self._sessions.get((height, width))
         if known is not None and known[0] == threads:
             return known[1], known[2]

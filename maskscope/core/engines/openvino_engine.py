@@ -10,8 +10,9 @@
   (in a method, the images being explained). The quantised model is cached on disk under a
   key of the graph and the calibration images. :meth:`record` says which images were used.
 
-Threads follow ``torch.get_num_threads()`` (``INFERENCE_NUM_THREADS``); a model is compiled
-once per input size and thread count.
+Threads (``INFERENCE_NUM_THREADS``) follow the process's torch thread count
+(:func:`~maskscope.core.engines.threads.engine_threads`); a model is compiled once per input
+size and thread count.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import torch
 
 from maskscope.core.engines.base import EngineError, InferenceEngine
 from maskscope.core.engines.cache import cached_file
+from maskscope.core.engines.threads import engine_threads
 
 INSTALL_HINT = "pip install openvino"
 PRECISION_HINTS = {"float32": "f32", "bfloat16": "bf16", "int8": "f32"}
@@ -67,7 +69,7 @@ class OpenVinoEngine(InferenceEngine):
 
     def compiled(self, height: int, width: int, first_batch: torch.Tensor):
         """The compiled model for this input size and the current torch thread count."""
-        threads = torch.get_num_threads()
+        threads = engine_threads()
         known = self._compiled.get((height, width))
         if known is not None and known[0] == threads:
             return known[1]

@@ -6,7 +6,8 @@ c (1 = the evidence the classifier uses for c). For targets T the saliency is th
 mask ``max_{c∈T} s_c``. The explanation's ``mask`` holds all C class masks (B×C×H×W, in the
 order of the classifier's classes); ``scores_after`` is the targets' probability on the
 image masked by the aggregated mask in the classifier's normalised space (removed pixels take
-its mean colour).
+its mean colour). When the classifier runs on a compiled engine, so does the network (its
+export cached the same way, see :mod:`maskscope.core.engines`).
 
 The classifier must be the one the checkpoint was trained for, fed the same way and with the
 same class list (or class groups): a checkpoint records it and the method checks it.
@@ -17,13 +18,16 @@ model the recorded way.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
+from typing import Callable
 
 import torch
-from maskscope.core.progress import progress_bar
 
+from maskscope.core.engines import EngineError, InferenceEngine, compiled_module
 from maskscope.core.explanation import Explanation
 from maskscope.core.fillers import Constant
+from maskscope.core.progress import progress_bar
 from maskscope.core.scoring import score_perturbations
 from maskscope.methods.base import Method
 from maskscope.methods.explainer.checkpoint import load_checkpoint, network_from_checkpoint
@@ -53,6 +57,7 @@ class Explainer(Method):
         self.batch_size = batch_size
         self.progress = progress
         self._loaded: tuple[tuple, object, torch.nn.Module] | None = None
+        self._compiled: tuple[torch.nn.Module, InferenceEngine | torch.nn.Module] | None = None
 
     def network(self, classifier) -> torch.nn.Module:
         """The checkpoint's network for ``classifier`` (loaded once, checked against the classifier)."""
@@ -65,12 +70,40 @@ class Explainer(Method):
             self._loaded = (key, classifier, network)
         return self._loaded[2]
 
+    def __getstate__(self) -> dict:
+        """A copy (for a worker process) compiles the network afresh at its first pass."""
+        state = self.__dict__.copy()
+        state["_compiled"] = None
+        return state
+
+    def network_pass(self, classifier) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The network's forward pass: on the classifier's compiled engine when it has one (its
+        export cached like the classifier's; float32, or bfloat16 on OpenVINO), else in torch."""
+        network = self.network(classifier)
+        if classifier.engine == "torch" or classifier.device.type != "cpu":
+            return network
+        if self._compiled is None or self._compiled[0] is not network:
+            precision = "bfloat16" if classifier.engine == "openvino" and classifier.precision == "bfloat16" else "float32"
+            self._compiled = (network, compiled_module(network, classifier.engine, precision))
+        engine = self._compiled[1]
+
+        def run(inputs: torch.Tensor) -> torch.Tensor:
+            try:
+                return engine(inputs)
+            except EngineError as error:
+                warnings.warn(f"explainer network: engine {engine.name} is unavailable, running on torch ({error})")
+                self._compiled = (network, network)
+                return network(inputs)
+
+        return run if isinstance(engine, InferenceEngine) else network
+
     @torch.no_grad()
     def class_masks(self, classifier, images: torch.Tensor) -> torch.Tensor:
         """All class masks ``s_c`` (B×C×H×W in [0, 1]) of pixel-space images B×3×H×W."""
-        network = self.network(classifier)
+        network = self.network_pass(classifier)
         chunks = progress_bar(images.split(self.batch_size), desc="explainer", disable=not self.progress, leave=False)
-        return torch.cat([network(classifier.normalise(chunk)).float().sigmoid() for chunk in chunks])
+        with classifier.forward_only():
+            return torch.cat([network(classifier.normalise(chunk, contiguous=True)).float().sigmoid() for chunk in chunks])
 
     def _explain(self, classifier, images, targets, weights, seed):
         class_masks = self.class_masks(classifier, images)

@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from maskscope.core.progress import progress_bar
 
 from maskscope.core.classifier import Classifier
+from maskscope.core.progress import progress_bar
 from maskscope.data.dataset import DatasetError
 from maskscope.methods.explainer.checkpoint import classifier_record, load_checkpoint, save_checkpoint
 from maskscope.methods.explainer.classifier_record import ClassifierRecord

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from maskscope.core.progress import progress_bar
 
 from maskscope.core.classifier import Classifier, TargetError
+from maskscope.core.progress import progress_bar
 from maskscope.core.view import ClassifierView
 from maskscope.data.dataset import DatasetError
 from maskscope.data.images import load_image
