@@ -116,18 +116,15 @@ def main() -> None:
         theirs, segments = results["lime"]
         identical.append(bool(np.array_equal(segments, superpixels(image).numpy())))
         theirs = torch.from_numpy(theirs).float()
-        shown = ", ".join(f"{name} {timing.seconds[name][-1]:.1f} s (Spearman "
-                          f"{agreement.add(name, results[name].mask[0, 0, 0, : len(theirs)], theirs):.3f})"
-                          for name in classifiers)
-        print(f"{names[index]}: lime {timing.seconds['lime'][-1]:.1f} s, {shown}", flush=True)
+        weights = {name: results[name].mask[0, 0, 0, : len(theirs)] for name in classifiers}
+        print(f"{names[index]}: {timing.photo_line(agreement, weights, theirs)}", flush=True)
 
     spearmans, differences = agreement.summary()
     record = {
         "images": names,
         "samples": args.samples,
         "batch_size": {"maskscope": ours_batch, "lime": args.lime_batch_size},
-        "engine": {**{name: c.engine_record() for name, c in classifiers.items()}, "lime": "torch float32"},
-        **timing.summary(),
+        **timing.engines_record(classifiers),
         "segmentations_identical": all(identical),
         "superpixel_weight_spearman": spearmans,
         "superpixel_weight_max_abs_difference": differences,

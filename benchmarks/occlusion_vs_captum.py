@@ -72,9 +72,7 @@ def compare(classifier, names, images, targets, window, stride, args) -> dict:
         calls = {name: (lambda c=c: ours(c, image[None], target=[target]).saliency[0]) for name, c in classifiers.items()}
         calls["captum"] = lambda: captum_map(classifier, image, target, window, stride, args.captum_batch_size)
         maps = timing.run(index, calls)
-        shown = ", ".join(f"{name} {timing.seconds[name][-1]:.1f} s "
-                          f"(Spearman {agreement.add(name, maps[name], maps['captum']):.4f})" for name in classifiers)
-        print(f"{window}:{stride} {names[index]}: captum {timing.seconds['captum'][-1]:.1f} s, {shown}", flush=True)
+        print(f"{window}:{stride} {names[index]}: {timing.photo_line(agreement, maps, maps['captum'])}", flush=True)
     timing.release()
     spearmans, differences = agreement.summary()
     return {
@@ -82,8 +80,7 @@ def compare(classifier, names, images, targets, window, stride, args) -> dict:
         "stride": stride,
         "windows_per_image": count,
         "batch_size": {"maskscope": ours_batch, "captum": args.captum_batch_size},
-        "engine": {**{name: c.engine_record() for name, c in classifiers.items()}, "captum": "torch float32"},
-        **timing.summary(),
+        **timing.engines_record(classifiers),
         "map_spearman": spearmans,
         "map_max_abs_difference": differences,
     }

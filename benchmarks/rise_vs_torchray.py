@@ -97,9 +97,7 @@ def main() -> None:
 
         calls["torchray"] = torchray_map
         maps = timing.run(index, calls)
-        shown = ", ".join(f"{name} {timing.seconds[name][-1]:.1f} s "
-                          f"(Spearman {agreement.add(name, maps[name], maps['torchray']):.4f})" for name in classifiers)
-        print(f"{names[index]}: torchray {timing.seconds['torchray'][-1]:.1f} s, {shown}", flush=True)
+        print(f"{names[index]}: {timing.photo_line(agreement, maps, maps['torchray'])}", flush=True)
     timing.release()
     spearmans, differences = agreement.summary()
     write_record(args.out, {
@@ -108,8 +106,7 @@ def main() -> None:
         "cells": CELLS,
         "keep": KEEP,
         "batch_size": {"maskscope": ours_batch, "torchray": args.torchray_batch_size},
-        "engine": {**{name: c.engine_record() for name, c in classifiers.items()}, "torchray": "torch float32"},
-        **timing.summary(),
+        **timing.engines_record(classifiers),
         "map_spearman": spearmans,
         "map_max_abs_difference": differences,
         **machine(classifier.device),

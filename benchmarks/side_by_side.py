@@ -112,6 +112,18 @@ class SideBySide:
             self.model_seconds[name].append(self.clock.lap())
         return results
 
+    def photo_line(self, agreement: "Agreement", ours: dict[str, torch.Tensor], theirs: torch.Tensor) -> str:
+        """The last photo's seconds of every run, each of ours with its Spearman correlation to
+        the peer's map (added to ``agreement``)."""
+        shown = ", ".join(f"{name} {self.seconds[name][-1]:.1f} s "
+                          f"(Spearman {agreement.add(name, ours[name], theirs):.4f})" for name in self.ours)
+        return f"{self.theirs} {self.seconds[self.theirs][-1]:.1f} s, {shown}"
+
+    def engines_record(self, classifiers: dict[str, Classifier]) -> dict:
+        """Each run's engine (the peer's: eager torch float32) and the :meth:`summary` of the times."""
+        engines = {name: classifier.engine_record() for name, classifier in classifiers.items()}
+        return {"engine": {**engines, self.theirs: "torch float32"}, **self.summary()}
+
     def release(self) -> None:
         """Give the classifier its own model back."""
         self.classifier.model = self.clock.model
