@@ -53,16 +53,16 @@ def main() -> None:
     args = parser.parse_args()
 
     photo = next(iter(open_dataset("imagenet-samples").limit(1))).path
-    warm = Path(tempfile.mkdtemp(prefix="maskscope-warm-"))
-    if args.skip_cold:  # fill the cache once, so every auto run below finds the export
+    warm = Path(tempfile.mkdtemp(prefix="maskscope-warm-")) if args.skip_cold else None
+    if warm is not None:  # fill the cache once, so every auto run below finds the export
         explain_seconds(photo, "whole", "auto", warm, args.timeout)
     rows = {}
     for method in args.methods.split(","):
         cold = Path(tempfile.mkdtemp(prefix="maskscope-cold-"))
         row = {"torch": explain_seconds(photo, method, "torch", cold, args.timeout)}
-        if not args.skip_cold:
+        if warm is None:
             row["auto_cold_cache"] = explain_seconds(photo, method, "auto", cold, args.timeout)
-        row["auto_warm_cache"] = explain_seconds(photo, method, "auto", cold if not args.skip_cold else warm, args.timeout)
+        row["auto_warm_cache"] = explain_seconds(photo, method, "auto", warm or cold, args.timeout)
         if row["torch"] and row["auto_warm_cache"]:
             row["speed_ratio_warm"] = row["torch"] / row["auto_warm_cache"]
         rows[method] = row

@@ -27,6 +27,7 @@ from pathlib import Path
 from torch import nn
 
 from maskscope.core.engines.base import EngineError, InferenceEngine
+from maskscope.core.engines.cache import exported_onnx, weights_digest
 from maskscope.core.engines.onnxruntime_engine import OnnxRuntimeEngine
 from maskscope.core.engines.openvino_engine import OpenVinoEngine
 from maskscope.core.engines.torch_engine import TorchEngine
@@ -96,8 +97,6 @@ def compiled_module(module: nn.Module, engine: str, precision: str = "float32") 
     image batch B×3×H×W to outputs with the batch first, such as the learned explainer's
     network. It exports the module once per input size through the cache, at the first pass,
     and raises :class:`EngineError` then when the module does not export."""
-    from maskscope.core.engines.cache import exported_onnx, weights_digest
-
     if engine not in ("onnxruntime", "openvino") or precision == "int8":
         raise ValueError(f"a module compiles on onnxruntime or openvino at float32 or bfloat16, not {engine} {precision}")
     digest = weights_digest(module)
