@@ -73,13 +73,13 @@ def compare_with_quantus(
     )
     with torch.no_grad():
         for ours_classifier in ours.values():  # export and compile before the clock starts
-            ours_classifier.scores(images[:batch_size])
+            ours_classifier.probabilities(images[:batch_size])
     seconds: dict[str, list[float]] = {name: [] for name in [*ours, "quantus"]}
     curves = {}
     for _ in range(rounds):
         for name, ours_classifier in ours.items():
             start = time.perf_counter()
-            curves[name] = deletion(ours_classifier, images, maps, targets=targets.tolist(), protocol=protocol,
+            curves[name] = deletion(ours_classifier, images, maps, target=targets.tolist(), protocol=protocol,
                                     batch_size=batch_size)
             seconds[name].append(time.perf_counter() - start)
         start = time.perf_counter()

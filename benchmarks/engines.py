@@ -85,7 +85,7 @@ def main() -> None:
     reference_name = "torch-float32"
     expected = scores(classifiers.get(reference_name) or base, images, args.batch_size)
     targets = expected.argmax(1)
-    methods = {"occlusion": Occlusion(sizes=35, stride=14), "rise": RISE(masks=args.rise_masks)}
+    methods = {"occlusion": Occlusion(window=35, stride=14), "rise": RISE(samples=args.rise_masks)}
     map_images, map_targets = images[: args.map_images], targets[: args.map_images].tolist()
     map_reference = classifiers[args.map_reference]
     reference_maps = {m: method(map_reference, map_images, target=map_targets).saliency for m, method in methods.items()}

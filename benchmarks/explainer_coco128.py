@@ -103,7 +103,7 @@ def main() -> None:
     methods = {
         "explainer": (Explainer(args.checkpoint), True),
         "gradcam": (GradCAM(), False),
-        "rise": (RISE(masks=args.rise_masks), False),
+        "rise": (RISE(samples=args.rise_masks), False),
         "mp": (MeaningfulPerturbation(steps=args.mp_steps), True),
     }
     record = {
@@ -121,7 +121,7 @@ def main() -> None:
         saliency, seconds = explain_all(method, grouped, images, targets, args.batch_size)
         maps = saliency if is_mask else to_unit_range(saliency)
         pointing = pointing_game(saliency, objects, classes=targets)
-        scores = segmentation_scores(maps, objects, classifier=grouped, images=images, targets=targets)
+        scores = segmentation_scores(maps, objects, classifier=grouped, images=images, target=targets)
         record["methods"][name] = {
             "seconds_per_image": seconds,
             "pointing": interval(pointing.hits), "pointing_per_class": pointing.accuracy,

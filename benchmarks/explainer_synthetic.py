@@ -68,7 +68,7 @@ def shapes_classifier(work: Path) -> Classifier:
 
 
 def scores_of(saliency: torch.Tensor, objects: torch.Tensor, classifier, images, present) -> dict:
-    return segmentation_scores(saliency, objects, classifier=classifier, images=images, targets=present).means()
+    return segmentation_scores(saliency, objects, classifier=classifier, images=images, target=present).means()
 
 
 def to_unit_range(maps: torch.Tensor) -> torch.Tensor:
@@ -132,8 +132,8 @@ def main() -> None:
         }  # fmt: skip
     others = {  # method, images per call, whether its map is a mask in [0, 1] already
         "mp": (MeaningfulPerturbation(game="preservation", resolution=16, filler="blur:8", steps=100), 25, True),
-        "igos": (IGOS(resolution=8, l1=0.3, tv=0.3, points=5, steps=12, filler="mean"), 25, True),
-        "rise": (RISE(masks=args.rise_masks), 10, False),
+        "igos": (IGOS(resolution=8, l1_weight=0.3, tv_weight=0.3, points=5, steps=12, filler="mean"), 25, True),
+        "rise": (RISE(samples=args.rise_masks), 10, False),
         "gradcam": (GradCAM(), 50, False),
     }
     for name in filter(None, args.methods.split(",")):

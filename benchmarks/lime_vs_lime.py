@@ -116,7 +116,7 @@ def main() -> None:
         theirs, segments = results["lime"]
         identical.append(bool(np.array_equal(segments, superpixels(image).numpy())))
         theirs = torch.from_numpy(theirs).float()
-        weights = {name: results[name].mask[0, 0, 0, : len(theirs)] for name in classifiers}
+        weights = {name: results[name].superpixel_weights[0, : len(theirs)] for name in classifiers}
         print(f"{names[index]}: {timing.photo_line(agreement, weights, theirs)}", flush=True)
 
     spearmans, differences = agreement.summary()

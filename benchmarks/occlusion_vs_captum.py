@@ -61,7 +61,7 @@ def captum_map(classifier: Classifier, image: torch.Tensor, target: int, window:
 
 def compare(classifier, names, images, targets, window, stride, args) -> dict:
     """Time every run on every photo at one setting; their seconds and their maps' agreement."""
-    ours = Occlusion(sizes=window, stride=stride, placement="edge", batch_size=args.batch_size)
+    ours = Occlusion(window=window, stride=stride, placement="edge", batch_size=args.batch_size)
     timing, classifiers = SideBySide.at_engines(classifier, args.runs.split(","), "captum")
     count = len(ours.grids(tuple(images.shape[-2:]))[0])
     ours_batch = default_batch_size(args.batch_size, classifier.device)

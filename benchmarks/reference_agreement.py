@@ -165,7 +165,7 @@ def gradient_row(photos: Photos) -> Pair:
     from captum.attr import Saliency
 
     classifier, images, targets = photos.classifier, photos.images, photos.targets
-    ours, ours_s = timed(lambda: Gradient()(classifier, images, target=targets).saliency, len(images))
+    ours, ours_s = timed(lambda: Gradient(score="logit")(classifier, images, target=targets).saliency, len(images))
     saliency = Saliency(PixelSpaceModel(classifier))
     theirs, theirs_s = timed(
         lambda: saliency.attribute(images.clone(), target=targets, abs=True).amax(1), len(images)
@@ -179,7 +179,7 @@ def integrated_gradients_row(photos: Photos) -> Pair:
 
     classifier, images, targets = photos.classifier, photos.images, photos.targets
     steps = photos.args.ig_steps
-    method = IntegratedGradients(steps=steps, baseline="black", score="probability")
+    method = IntegratedGradients(points=steps, baseline="black", score="probability")
     ours, ours_s = timed(lambda: method(classifier, images, target=targets).saliency, len(images))
     captum = CaptumIG(probability_model(classifier))
     theirs, theirs_s = timed(
@@ -187,7 +187,7 @@ def integrated_gradients_row(photos: Photos) -> Pair:
             images[i:i + 1], baselines=0.0, target=targets[i], n_steps=steps, method="riemann_right",
             internal_batch_size=8).abs().sum(1)[0], len(images)), len(images))
     return Pair("IntegratedGradients vs Captum IntegratedGradients (riemann_right)",
-                {"steps": steps, "baseline": "black", "score": "probability"},
+                {"points": steps, "baseline": "black", "score": "probability"},
                 ours, theirs.detach(), {"maskscope": ours_s, "reference": theirs_s})
 
 
@@ -197,7 +197,7 @@ def gradcam_row(photos: Photos) -> Pair:
 
     classifier, images, targets = photos.classifier, photos.images, photos.targets
     layer = photos.args.gradcam_layer or last_spatial_layer(classifier, images[:1])
-    ours, ours_s = timed(lambda: GradCAM(layer=layer)(classifier, images, target=targets).saliency, len(images))
+    ours, ours_s = timed(lambda: GradCAM(layer=layer, score="logit")(classifier, images, target=targets).saliency, len(images))
     with PeerGradCAM(model=classifier.model, target_layers=[find_module(classifier.model, layer)]) as cam:
         theirs, theirs_s = timed(lambda: torch.from_numpy(cam(
             input_tensor=classifier.normalise(images).requires_grad_(True),
@@ -210,7 +210,7 @@ def gradcam_row(photos: Photos) -> Pair:
 def occlusion_row(photos: Photos) -> Pair:
     classifier, images, targets = photos.classifier, photos.images, photos.targets
     window, stride = 35, photos.args.occlusion_stride
-    method = Occlusion(sizes=window, stride=stride, placement="edge")
+    method = Occlusion(window=window, stride=stride, placement="edge")
     ours, ours_s = timed(lambda: method(classifier, images, target=targets).saliency, len(images))
     theirs, theirs_s = timed(lambda: per_photo(
         lambda i: captum_map(classifier, images[i], targets[i], window, stride, 8), len(images)), len(images))
@@ -243,7 +243,7 @@ def rise_row(photos: Photos) -> Pair:
 
     classifier, images, targets = photos.classifier, photos.images, photos.targets
     count, cells, keep, seed = photos.args.rise_masks, CELLS, KEEP, SEED
-    method = RISE(masks=count, cells=cells, keep=keep)
+    method = RISE(samples=count, resolution=cells, keep=keep)
     ours, ours_s = timed(lambda: per_photo(
         lambda i: method(classifier, images[i:i + 1], target=[targets[i]], seed=seed).saliency[0], len(images)),
         len(images))
@@ -254,7 +254,7 @@ def rise_row(photos: Photos) -> Pair:
     )[0, targets[i]] / keep, len(images)), len(images))
     difference = float((ours - theirs).abs().max())
     return Pair("RISE vs TorchRay rise, the same masks, its sigmoid read as the softmax probability",
-                {"masks": count, "cells": cells, "keep": keep, "seed": seed},
+                {"samples": count, "resolution": cells, "keep": keep, "seed": seed},
                 ours, theirs, {"maskscope": ours_s, "reference": theirs_s},
                 goal="max |difference| <= 1e-5", extra={"max_abs_difference": difference, "met": difference <= 1e-5})
 
@@ -264,7 +264,7 @@ def rise_torchray_row(photos: Photos) -> Pair:
 
     classifier, images, targets = photos.classifier, photos.images, photos.targets
     count = 4000
-    method = RISE(masks=count)
+    method = RISE(samples=count)
     ours, ours_s = timed(lambda: per_photo(
         lambda i: method(classifier, images[i:i + 1], target=[targets[i]], seed=i).saliency[0], len(images)),
         len(images))

@@ -50,7 +50,7 @@ class ProbabilityAsLogit(torch.nn.Module):
 
 
 def seeded_masks(count: int, size: tuple[int, int]) -> torch.Tensor:
-    """The masks ``RISE(masks=count)`` draws from ``SEED`` (its drawing order), N×1×H×W."""
+    """The masks ``RISE(samples=count)`` draws from ``SEED`` (its drawing order), N×1×H×W."""
     generator = torch.Generator().manual_seed(SEED)
     grids = (torch.rand(count, CELLS, CELLS, generator=generator) < KEEP).float()
     limits = torch.tensor([-(-size[0] // CELLS), -(-size[1] // CELLS)])
@@ -77,7 +77,7 @@ def main() -> None:
     names, images = imagenet_photos(classifier, args.images)
     with torch.no_grad():
         targets = classifier.probabilities(images).argmax(1).tolist()
-    ours = RISE(masks=args.masks, cells=CELLS, keep=KEEP, batch_size=args.batch_size)
+    ours = RISE(samples=args.masks, resolution=CELLS, keep=KEEP, batch_size=args.batch_size)
     masks = seeded_masks(args.masks, tuple(images.shape[-2:]))
     timing, classifiers = SideBySide.at_engines(classifier, args.runs.split(","), "torchray")
     theirs_model = ProbabilityAsLogit(classifier)
@@ -102,8 +102,8 @@ def main() -> None:
     spearmans, differences = agreement.summary()
     write_record(args.out, {
         "images": names,
-        "masks": args.masks,
-        "cells": CELLS,
+        "samples": args.masks,
+        "resolution": CELLS,
         "keep": KEEP,
         "batch_size": {"maskscope": ours_batch, "torchray": args.torchray_batch_size},
         **timing.engines_record(classifiers),

@@ -96,7 +96,7 @@ class SideBySide:
         with torch.no_grad():
             for classifier in self.warmed:
                 for batch in sorted(b for b in batch_sizes if b > 0):
-                    classifier.scores(classifier.mean_colour.expand(batch, 3, size, size))
+                    classifier.probabilities(classifier.mean_colour.expand(batch, 3, size, size))
         self.clock.lap()
 
     def run(self, index: int, runs: dict[str, Callable[[], Any]]) -> dict[str, Any]:

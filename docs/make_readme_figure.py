@@ -17,7 +17,7 @@ from maskscope import Classifier, load_image, plot_explanations
 from maskscope.methods import RISE, GradCAM, IntegratedGradients, MeaningfulPerturbation
 
 #: the methods shown, with settings that keep the script short
-METHODS = (MeaningfulPerturbation(steps=150), RISE(masks=2000), GradCAM(), IntegratedGradients(steps=32))
+METHODS = (MeaningfulPerturbation(steps=150), RISE(samples=2000), GradCAM(), IntegratedGradients(points=32))
 
 
 def main() -> None:

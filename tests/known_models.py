@@ -32,8 +32,9 @@ class WeightedRed(nn.Module):
 
 
 def logit_classifier(model: nn.Module, size: int) -> Classifier:
-    """``model`` read as raw logits, with mean colour 0: the default "mean" filler is black."""
-    return Classifier(model, mean=(0, 0, 0), std=(1, 1, 1), output="logits", view=ClassifierView(None, size))
+    """``model`` with mean colour 0 (the default "mean" filler is black); its logits are linear,
+    so methods explain them exactly with ``score="logit"``."""
+    return Classifier(model, mean=(0, 0, 0), std=(1, 1, 1), view=ClassifierView(None, size))
 
 
 def linear_classifier(size: int) -> Classifier:

@@ -69,7 +69,7 @@ def test_random_map_is_seeded_and_centre_map_peaks_in_the_middle(shapes):
 
 @pytest.mark.parametrize(
     "method",
-    [Gradient(), IntegratedGradients(steps=16), GradCAM()],
+    [Gradient(), IntegratedGradients(points=16), GradCAM()],
     ids=["gradient", "integrated_gradients", "gradcam"],
 )
 def test_gradient_methods_point_at_the_object(shapes, method):
@@ -84,7 +84,7 @@ def test_gradient_methods_point_at_the_object(shapes, method):
 def test_rise_points_at_the_object(shapes):
     classifier, images, classes, masks = shapes
     images, classes, masks = images[:16], classes[:16], masks[:16]
-    hits = hit_rate(RISE(masks=150)(classifier, images, classes, seed=0), masks)
+    hits = hit_rate(RISE(samples=150)(classifier, images, classes, seed=0), masks)
     assert hits >= 0.75
     assert hits >= random_hit_rate(classifier, images, classes, masks) + 0.5
 
@@ -92,23 +92,23 @@ def test_rise_points_at_the_object(shapes):
 def test_integrated_gradients_completeness(shapes):
     classifier, images, classes, _ = shapes
     images, classes = images[:6], classes[:6]
-    explanation = IntegratedGradients(steps=64, batch_size=50)(classifier, images, classes)
+    explanation = IntegratedGradients(points=64, batch_size=50)(classifier, images, classes)
     with torch.no_grad():
         at_image = classifier.probabilities(images)[range(6), classes]
         at_black = classifier.probabilities(torch.zeros_like(images))[range(6), classes]
-    total = explanation.mask.sum((1, 2, 3))
+    total = explanation.attributions.sum((1, 2, 3))
     assert torch.allclose(total, at_image - at_black, atol=0.03)
     assert torch.allclose(explanation.history[:, 0], total - (at_image - at_black), atol=1e-4)
-    assert torch.allclose(explanation.saliency, explanation.mask.abs().sum(1))
+    assert torch.allclose(explanation.saliency, explanation.attributions.abs().sum(1))
 
 
 def test_integrated_gradients_mean_colour_baseline_gives_no_credit_to_mean_pixels(shapes):
     classifier, images, classes, _ = shapes
     image = images[:1].clone()
     image[..., :10, :10] = classifier.mean_colour.view(1, 3, 1, 1)
-    explanation = IntegratedGradients(steps=8, baseline="mean")(classifier, image, classes[:1])
-    assert explanation.mask[..., :10, :10].abs().max() < 1e-6
-    assert explanation.mask[..., 10:, 10:].abs().max() > 0
+    explanation = IntegratedGradients(points=8, baseline="mean")(classifier, image, classes[:1])
+    assert explanation.attributions[..., :10, :10].abs().max() < 1e-6
+    assert explanation.attributions[..., 10:, 10:].abs().max() > 0
 
 
 def test_rise_masks_shift_within_a_cell():
@@ -124,9 +124,9 @@ def test_rise_masks_shift_within_a_cell():
 def test_rise_is_seeded_and_independent_of_batch_size(shapes):
     classifier, images, classes, _ = shapes
     images, classes = images[:2], classes[:2]
-    first = RISE(masks=24, batch_size=16)(classifier, images, classes, seed=5).saliency
-    again = RISE(masks=24, batch_size=5)(classifier, images, classes, seed=5).saliency
-    other = RISE(masks=24, batch_size=16)(classifier, images, classes, seed=6).saliency
+    first = RISE(samples=24, batch_size=16)(classifier, images, classes, seed=5).saliency
+    again = RISE(samples=24, batch_size=5)(classifier, images, classes, seed=5).saliency
+    other = RISE(samples=24, batch_size=16)(classifier, images, classes, seed=6).saliency
     assert torch.allclose(first, again, atol=1e-5)
     assert not torch.allclose(first, other, atol=1e-3)
 
@@ -135,7 +135,7 @@ def test_gradcam_finds_the_last_spatial_layer_and_accepts_a_named_one(shapes):
     classifier, images, classes, _ = shapes
     assert last_spatial_layer(classifier, images) == "features"
     explanation = GradCAM(layer="features.4")(classifier, images[:3], classes[:3])
-    assert explanation.mask.shape == (3, 1, 32, 32)
+    assert explanation.coarse_map.shape == (3, 1, 32, 32)
     assert explanation.saliency.shape == (3, 64, 64) and explanation.saliency.min() >= 0
     with pytest.raises(ValueError, match="no layer"):
         GradCAM(layer="nonexistent")(classifier, images[:1], classes[:1])
@@ -164,11 +164,11 @@ def test_forward_only_classifier_is_refused_by_gradient_methods_but_explained_by
             return model(torch.from_numpy(batch)).numpy()
 
     black_box = Classifier.from_callable(run, mean=(0.5,) * 3, std=(0.5,) * 3, class_names=classifier.class_names)
-    for method in (Gradient(), IntegratedGradients(steps=4), GradCAM()):
+    for method in (Gradient(), IntegratedGradients(points=4), GradCAM()):
         with pytest.raises(TypeError, match="needs gradients"):
             method(black_box, images[:2], classes[:2])
-    from_black_box = RISE(masks=16)(black_box, images[:2], classes[:2], seed=1).saliency
-    from_module = RISE(masks=16)(classifier, images[:2], classes[:2], seed=1).saliency
+    from_black_box = RISE(samples=16)(black_box, images[:2], classes[:2], seed=1).saliency
+    from_module = RISE(samples=16)(classifier, images[:2], classes[:2], seed=1).saliency
     assert torch.allclose(from_black_box, from_module, atol=1e-5)
 
 

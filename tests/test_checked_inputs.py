@@ -20,12 +20,12 @@ from maskscope.methods.parameters import ParameterError
 # (method, parameter, value, the words the error must say) — one case per kind of mistake
 BAD_PARAMETERS = [
     ("mp", "steps", "abc", "parameter 'steps' for mp must be an integer, got 'abc'"),  # type
-    ("rise", "masks", 150.0, "parameter 'masks' for rise must be an integer, got 150.0"),  # type (a float)
+    ("rise", "samples", 150.0, "parameter 'samples' for rise must be an integer, got 150.0"),  # type (a float)
     ("mp", "steps", -5, "parameter 'steps' for mp must be ≥ 1, got -5"),  # range
     ("rise", "keep", 0.0, "parameter 'keep' for rise must be in (0, 1], got 0.0"),  # open range end
     ("ep", "areas", [0.1, 1.5], "parameter 'areas' for ep must be in (0, 1), got [0.1, 1.5]"),  # range per element
     ("mp", "game", "removal", "parameter 'game' for mp must be one of 'deletion', 'preservation'"),  # choice
-    ("gradcam", "score", "logits", "parameter 'score' for gradcam must be one of 'logit', 'probability'"),  # choice
+    ("gradcam", "score", "logits", "parameter 'score' for gradcam must be one of 'probability', 'logit'"),  # choice
     ("mp", "stepz", 10, "unknown parameter 'stepz' for mp; valid: game, resolution,"),  # unknown name
 ]
 
@@ -44,15 +44,15 @@ def test_the_constructor_checks_positional_and_inherited_parameters():
         get_method("mp-g", init="random")  # MP's choices hold for its subclass
     with pytest.raises(ParameterError, match="'shrink' for igos\\+\\+ must be in \\(0, 1\\)"):
         get_method("igos++", shrink=1.0)
-    assert get_method("rise", masks=10, keep=1.0).keep == 1.0  # the closed end is allowed
-    assert get_method("igos", l1=None).l1 is None  # an optional value may be None
+    assert get_method("rise", samples=10, keep=1.0).keep == 1.0  # the closed end is allowed
+    assert get_method("igos", l1_weight=None).l1_weight is None  # an optional value may be None
 
 
 @pytest.mark.parametrize(
     "arguments, message",
     [
         (["--param", "steps=abc"], "parameter 'steps' for mp must be an integer, got 'abc'"),
-        (["--method", "rise", "--param", "masks=1.5e2"], "parameter 'masks' for rise must be an integer, got 150.0"),
+        (["--method", "rise", "--param", "samples=1.5e2"], "parameter 'samples' for rise must be an integer, got 150.0"),
         (["--param", "steps=-5"], "parameter 'steps' for mp must be ≥ 1, got -5"),
         (["--param", "stepz=10"], "unknown parameter 'stepz' for mp; valid:"),
         (["--seed", "-1"], "--seed must be at least 0, got -1"),
@@ -86,7 +86,7 @@ class BatchRecorder:
     "make",
     [
         lambda size: Gradient(batch_size=size),
-        lambda size: IntegratedGradients(steps=4, batch_size=size),
+        lambda size: IntegratedGradients(points=4, batch_size=size),
         lambda size: GradCAM(batch_size=size),
     ],
     ids=["gradient", "integrated_gradients", "gradcam"],
@@ -128,8 +128,8 @@ def test_normalised_or_0_255_images_are_refused_not_normalised_again(shapes_task
     classifier, images = shapes_task.classifier, shapes_task.test.images[:2]
     for bad in (classifier.normalise(images), images * 255):
         with pytest.raises(ValueError, match=r"images must be pixels in \[0, 1\], got values from"):
-            Occlusion(sizes=8, stride=8)(classifier, bad, target=0)
+            Occlusion(window=8, stride=8)(classifier, bad, target=0)
         with pytest.raises(ValueError, match=r"images must be pixels in \[0, 1\]"):
-            deletion(classifier, bad, torch.rand(2, *bad.shape[-2:]), targets=0)
-    Occlusion(sizes=8, stride=8)(classifier, images, target=0)  # pixels in [0, 1] pass
+            deletion(classifier, bad, torch.rand(2, *bad.shape[-2:]), target=0)
+    Occlusion(window=8, stride=8)(classifier, images, target=0)  # pixels in [0, 1] pass
 

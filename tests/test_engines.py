@@ -55,7 +55,9 @@ def test_every_engine_gives_the_torch_probabilities_at_float32(shapes_task, engi
 def test_maps_and_deletion_curves_agree_across_engines(shapes_task, engines, engine):
     images, classes, _ = shapes_task.correctly_classified(2)
     targets = classes.tolist()
-    methods = [Occlusion(sizes=16, stride=8), RISE(masks=200), LIME(samples=100, segments=20), SlidingPatch(patch=15, stride=8)]
+    methods = [
+        Occlusion(window=16, stride=8), RISE(samples=200), LIME(samples=100, segments=20), SlidingPatch(window=15, stride=8)
+    ]
     for method in methods:
         on_torch = method(shapes_task.classifier, images, target=targets, seed=0)
         on_engine_ = method(engines[engine], images, target=targets, seed=0)

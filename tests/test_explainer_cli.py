@@ -56,7 +56,7 @@ def test_explain_with_the_checkpoint_writes_every_class_mask(run, tmp_path):
     status = main(["explain", str(photo), "--method", "explainer", "--checkpoint", str(folder / "run" / "best.pt"),
                    "--model", str(model), "--target", "disc", "--out", str(out), "--quiet"])  # fmt: skip
     assert status == 0
-    saliency, masks = np.load(out / "shapes.npy"), np.load(out / "shapes_mask.npy")
+    saliency, masks = np.load(out / "shapes.npy"), np.load(out / "shapes_class_masks.npy")
     assert saliency.shape == (32, 32) and masks.shape == (3, 32, 32)
     assert np.array_equal(saliency, masks[1])  # the target's own mask
     record = json.loads((out / "shapes.json").read_text())

@@ -28,7 +28,7 @@ def test_group_scores_are_summed_softmax_probabilities(base):
         groups = grouped.probabilities(images)
     assert grouped.class_names == ["cat", "dog", "bus"] and grouped.num_classes == 3
     assert torch.allclose(groups, torch.stack([p[:, 0] + p[:, 1], p[:, 2] + p[:, 3], p[:, 5]], 1), atol=1e-6)
-    assert torch.allclose(grouped.scores(images), groups) and torch.allclose(grouped.logits(images).exp(), groups)
+    assert torch.allclose(grouped.probabilities(images), groups) and torch.allclose(grouped.logits(images).exp(), groups)
     assert (groups.sum(1) < 1).all()  # 'car' is in no group
 
 

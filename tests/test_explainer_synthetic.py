@@ -46,7 +46,7 @@ def trained_task(tmp_path_factory):
     result = train_explainer(classifier, data, tmp_path_factory.mktemp("explainer"), config, progress=False)
     present = [row.nonzero().flatten().tolist() for row in test.labels]
     explanation = Explainer(result.checkpoint)(classifier, test.images, present)
-    table = class_masking_table(classifier, test.images, test.labels, explanation.mask)
+    table = class_masking_table(classifier, test.images, test.labels, explanation.class_masks)
     return table, test, explanation
 
 

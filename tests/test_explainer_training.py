@@ -80,7 +80,7 @@ def test_a_run_writes_checkpoints_and_a_log_of_every_term(trained):
 def test_the_method_gives_every_class_mask_and_their_max_over_the_targets(classifier, shapes, trained):
     images, _ = shapes.batch([0, 1, 2])
     explanation = Explainer(trained.checkpoint)(classifier, images, [[0], [1, 2], "disc"])
-    masks = explanation.mask
+    masks = explanation.class_masks
     assert masks.shape == (3, 3, 32, 32) and 0 <= masks.min() and masks.max() <= 1
     assert torch.equal(explanation.saliency[0], masks[0, 0])
     assert torch.equal(explanation.saliency[1], torch.maximum(masks[1, 1], masks[1, 2]))

@@ -11,7 +11,7 @@ from maskscope.metrics import pointing_game
 #: 150 steps instead of 800
 SMALL_EP = dict(
     areas=(0.02, 0.05),
-    mask_step=4,
+    resolution=16,
     smooth_sigma=3.0,
     max_blur=8.0,
     area_weight=30.0,
@@ -24,15 +24,15 @@ SMALL_EP = dict(
 
 def mask_areas(explanation, smooth_sigma: float) -> torch.Tensor:
     """The area of every upsampled mask, B×A."""
-    count, per_image = explanation.mask.shape[:2]
-    full = Upsampler("bilinear", smooth_sigma)(explanation.mask.flatten(0, 1)[:, None], (64, 64))
+    count, per_image = explanation.area_masks.shape[:2]
+    full = Upsampler("bilinear", smooth_sigma)(explanation.area_masks.flatten(0, 1)[:, None], (64, 64))
     return full.view(count, per_image, -1).mean(2)
 
 
 def test_ep_maximum_lands_on_the_object_at_the_requested_areas(shapes_task):
     images, classes, objects = shapes_task.correctly_classified(20)
     explanation = ExtremalPerturbation.adam_variant(**SMALL_EP)(shapes_task.classifier, images, target=classes.tolist())
-    assert explanation.mask.shape == (20, 2, 16, 16)
+    assert explanation.area_masks.shape == (20, 2, 16, 16)
     hits = pointing_game(explanation.saliency, objects, tolerance=3).hits
     random_maps = torch.rand(explanation.saliency.shape, generator=torch.Generator().manual_seed(0))
     random_hits = pointing_game(random_maps, objects, tolerance=3).hits
@@ -65,13 +65,13 @@ def test_batched_and_one_by_one_give_the_same_masks(shapes_task):
     method = ExtremalPerturbation.adam_variant(**{**SMALL_EP, "steps": 30})
     together = method(shapes_task.classifier, images, target=classes.tolist(), seed=3)
     alone = torch.cat(
-        [method(shapes_task.classifier, images[i : i + 1], target=[int(classes[i])], seed=3).mask for i in range(4)]
+        [method(shapes_task.classifier, images[i : i + 1], target=[int(classes[i])], seed=3).area_masks for i in range(4)]
     )
     # convolutions of different batch sizes round differently (~1e-7). Adam's first steps and the
     # clipping leave many exactly tied pixels; were the area term to rank them by that rounding,
     # single cells would differ by up to 0.5 after 30 steps. Ties share the area reference, so
     # the masks agree to rounding (largest difference measured: 7e-6)
-    difference = (alone - together.mask).abs()
+    difference = (alone - together.area_masks).abs()
     assert difference.max() < 1e-3
 
 
@@ -79,10 +79,10 @@ def test_authors_ep_gives_the_same_masks_in_any_batch_size(shapes_task):
     # the authors' defaults scaled to 64 px (4 px cells, σ = 8), 20 steps: rows are independent,
     # so chunking (image, area) rows changes nothing but the peak memory
     images, classes, _ = shapes_task.correctly_classified(3)
-    common = dict(areas=(0.05, 0.2), mask_step=4, smooth_sigma=8.0, steps=20)
+    common = dict(areas=(0.05, 0.2), resolution=16, smooth_sigma=8.0, steps=20)
     whole = ExtremalPerturbation(**common)(shapes_task.classifier, images, target=classes.tolist())
     chunked = ExtremalPerturbation(batch_size=2, **common)(shapes_task.classifier, images, target=classes.tolist())
-    assert whole.mask.shape == (3, 2, 16, 16)
-    assert (whole.mask - chunked.mask).abs().max() < 1e-4
-    assert not torch.equal(whole.mask, torch.ones_like(whole.mask)), "the masks did not move from 1"
+    assert whole.area_masks.shape == (3, 2, 16, 16)
+    assert (whole.area_masks - chunked.area_masks).abs().max() < 1e-4
+    assert not torch.equal(whole.area_masks, torch.ones_like(whole.area_masks)), "the masks did not move from 1"
     assert whole.goal_met is not None and whole.kept_area.shape == (3,)

@@ -9,7 +9,7 @@ from maskscope.methods import FGVis, get_method
 from maskscope.metrics import pointing_game
 
 #: FGVis scaled for speed on 64-px images: one λ, 20 steps
-SMALL_FGVIS = dict(lambdas=(1e-4,), steps=20)
+SMALL_FGVIS = dict(l1_weights=(1e-4,), steps=20)
 
 
 def test_fgvis_deletion_maximum_lands_on_the_object(shapes_task):
@@ -31,17 +31,17 @@ def test_lambda_search_stops_per_image(shapes_task):
     images, classes, _ = shapes_task.correctly_classified(6)
     targets = classes.tolist()
     # λ = 10 deletes nothing, so every image goes on to λ = 1e-4
-    explanation = FGVis(lambdas=(10.0, 1e-4), steps=20)(shapes_task.classifier, images, target=targets)
-    assert (explanation.lambdas == 1e-4).all()
+    explanation = FGVis(l1_weights=(10.0, 1e-4), steps=20)(shapes_task.classifier, images, target=targets)
+    assert (explanation.chosen_l1_weight == 1e-4).all()
     assert explanation.decision_changed.float().mean() >= 0.5
     # the paper's sequential rule in the other order: images done at 1e-4 keep it, the others
     # end at 10 with the goal unmet (a bisection would try 10 first and stop there)
-    explanation = FGVis(lambdas=(1e-4, 10.0), steps=20, search="sequential")(
+    explanation = FGVis(l1_weights=(1e-4, 10.0), steps=20, search="sequential")(
         shapes_task.classifier, images, target=targets
     )
     met = explanation.decision_changed
     assert met.any()
-    assert (explanation.lambdas[met] == 1e-4).all() and (explanation.lambdas[~met] == 10.0).all()
+    assert (explanation.chosen_l1_weight[met] == 1e-4).all() and (explanation.chosen_l1_weight[~met] == 10.0).all()
 
 
 def test_bisection_finds_the_sequential_rules_lambda_in_fewer_rounds(shapes_task, monkeypatch):
@@ -57,13 +57,13 @@ def test_bisection_finds_the_sequential_rules_lambda_in_fewer_rounds(shapes_task
         return original(self, *args)
 
     monkeypatch.setattr(FGVis, "_round", counting)
-    sequential = FGVis(lambdas=lambdas, steps=20, search="sequential")(shapes_task.classifier, images, target=targets)
+    sequential = FGVis(l1_weights=lambdas, steps=20, search="sequential")(shapes_task.classifier, images, target=targets)
     sequential_rounds, rounds[:] = len(rounds), []
-    bisection = FGVis(lambdas=lambdas, steps=20)(shapes_task.classifier, images, target=targets)
-    assert len(rounds) <= FGVis(lambdas=lambdas).rounds() == 3 <= sequential_rounds  # ⌈log₂ 6⌉ rounds
-    assert torch.equal(bisection.lambdas, sequential.lambdas)
+    bisection = FGVis(l1_weights=lambdas, steps=20)(shapes_task.classifier, images, target=targets)
+    assert len(rounds) <= FGVis(l1_weights=lambdas).rounds() == 3 <= sequential_rounds  # ⌈log₂ 6⌉ rounds
+    assert torch.equal(bisection.chosen_l1_weight, sequential.chosen_l1_weight)
     torch.testing.assert_close(bisection.mask, sequential.mask)
-    assert sequential.decision_changed.any() and (sequential.lambdas <= 1e-4).all()
+    assert sequential.decision_changed.any() and (sequential.chosen_l1_weight <= 1e-4).all()
 
 
 def test_defense_blocks_generation_from_a_flat_image(shapes_task):
@@ -75,7 +75,7 @@ def test_defense_blocks_generation_from_a_flat_image(shapes_task):
     # the defended probability at most 0.09.
     images = torch.cat([torch.ones(2, 3, 64, 64), torch.full((2, 3, 64, 64), 0.8)])
     targets = [2, 3, 2, 3]  # triangle, cross
-    common = dict(game="generation", lambdas=(0.0,), steps=40, stop_early=True)
+    common = dict(game="generation", l1_weights=(0.0,), steps=40, stop_early=True)
     undefended = FGVis(defense=False, **common)(shapes_task.classifier, images, target=targets)
     defended = FGVis(defense=True, **common)(shapes_task.classifier, images, target=targets)
     assert undefended.decision_changed.float().mean() >= 0.75, "the undefended run should create the absent class"
@@ -159,8 +159,8 @@ def test_model_without_nonlinearities_is_refused():
 def test_bad_parameters_are_refused():
     with pytest.raises(ValueError, match="game"):
         FGVis(game="insertion")
-    with pytest.raises(ValueError, match="lambdas"):
-        FGVis(lambdas=(-1.0,))
+    with pytest.raises(ValueError, match="l1_weights"):
+        FGVis(l1_weights=(-1.0,))
 
 
 def test_defense_finds_the_default_models_activations(default_classifier):

@@ -18,7 +18,7 @@ from maskscope.metrics import pointing_game
 #: mean colour as filler: the heavy blur scaled to 64 px (σ ≈ 14 px) leaves a big square or
 #: triangle recognisable to the tiny CNN (class score 0.4-0.6 with the whole image blurred), so
 #: no step can pay for its area and 9 of 60 masks never left M = 1
-SMALL_IGOS = dict(resolution=8, l1=0.3, tv=0.3, points=5, steps=12, filler="mean")
+SMALL_IGOS = dict(resolution=8, l1_weight=0.3, tv_weight=0.3, points=5, steps=12, filler="mean")
 
 
 class CountingModel(torch.nn.Module):
@@ -156,7 +156,7 @@ def test_largest_pass_of_igos_does_not_grow_with_the_number_of_photos(shapes_tas
 
 def test_defaults_are_the_papers():
     assert IGOS.defaults() == dict(
-        resolution=28, l1=None, tv=None, tv_beta=2.0, filler=None, points=20, noise=0.2, steps=15,
+        resolution=28, l1_weight=None, tv_weight=None, tv_beta=2.0, filler=None, points=20, noise=0.2, steps=15,
         initial_step=200.0, shrink=0.2, decrease=1e-4, smallest_step=1e-5, batch_size=None, progress=False,
     )
     assert IGOS().weights == (1.0, 20.0)

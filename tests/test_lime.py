@@ -45,10 +45,10 @@ def test_lime_recovers_the_weights_of_a_linear_classifier(picture):
     image, labels, count = picture
     weights = torch.randn(count, generator=torch.Generator().manual_seed(0))
     classifier = superpixel_linear_classifier(image, labels, weights)
-    exact = LIME(samples=300, alpha=0.0)(classifier, image, target=0)
-    assert torch.allclose(exact.mask[0, 0, 0, :count], weights, atol=1e-4)
+    exact = LIME(score="logit", samples=300, alpha=0.0)(classifier, image, target=0)
+    assert torch.allclose(exact.superpixel_weights[0, :count], weights, atol=1e-4)
     assert torch.allclose(exact.saliency[0], weights[labels], atol=1e-4)
-    shrunk = LIME(samples=300)(classifier, image, target=0).mask[0, 0, 0, :count]  # ridge α = 1
+    shrunk = LIME(score="logit", samples=300)(classifier, image, target=0).superpixel_weights[0, :count]  # ridge α = 1
     assert torch.allclose(shrunk, weights, rtol=0.1, atol=0.02) and shrunk.norm() < weights.norm()
 
 
@@ -57,7 +57,8 @@ def test_lasso_finds_the_few_superpixels_that_matter(picture):
     weights = torch.zeros(count)
     weights[[1, 5, 9]] = torch.tensor([1.0, -0.5, 0.8])
     classifier = superpixel_linear_classifier(image, labels, weights)
-    found = LIME(samples=300, regression="lasso", alpha=0.01)(classifier, image, target=0).mask[0, 0, 0, :count]
+    lasso = LIME(score="logit", samples=300, regression="lasso", alpha=0.01)
+    found = lasso(classifier, image, target=0).superpixel_weights[0, :count]
     assert torch.equal(found != 0, weights != 0)
     assert torch.allclose(found, weights, atol=0.05)
 
@@ -74,7 +75,7 @@ def test_the_seed_fixes_the_map_and_batches_agree(shapes_task):
     assert torch.allclose(alone.saliency[0], first.saliency[2], atol=1e-5)
     counts = [int(superpixels(image).max()) + 1 for image in images]
     for index, count in enumerate(counts):  # the weights, then NaN past the image's own superpixels
-        row = first.mask[index, 0, 0]
+        row = first.superpixel_weights[index]
         assert not row[:count].isnan().any() and row[count:].isnan().all()
 
 
@@ -89,7 +90,7 @@ def test_kernel_of_the_cosine_distance():
 def test_a_mask_dependent_filler_gets_the_sampled_superpixels(picture):
     image, labels, count = picture
     filler = RecordingFiller()
-    method = LIME(samples=20, filler=filler, batch_size=8)
+    method = LIME(score="logit", samples=20, filler=filler, batch_size=8)
     method(superpixel_linear_classifier(image, labels, torch.ones(count)), image, target=0, seed=4)
     masks = torch.cat(filler.masks)[:, 0]
     samples = method.draw_samples(torch.tensor([count]), seed=4)[0]

@@ -7,7 +7,7 @@ from maskscope.methods import MeaningfulPerturbation
 from maskscope.metrics import pointing_game
 
 #: MP scaled to 64-px images: a 16×16 mask (4 px cells) and a blur filler of σ = 8 px
-SMALL_MP = dict(resolution=16, smooth_sigma=1.0, filler="blur:8", l1=0.03, tv=0.1, steps=100, jitter=0)
+SMALL_MP = dict(resolution=16, smooth_sigma=1.0, filler="blur:8", l1_weight=0.03, tv_weight=0.1, steps=100, jitter=0)
 
 
 def test_mp_maximum_lands_on_the_object(shapes_task):
@@ -51,12 +51,19 @@ def test_top5_targets_and_layer_masks(shapes_task):
     images, _, _ = shapes_task.correctly_classified(2)
     explanation = MeaningfulPerturbation(**{**SMALL_MP, "steps": 20})(shapes_task.classifier, images, target="topk:2")
     assert all(len(t) == 2 for t in explanation.targets)
-    layered = MeaningfulPerturbation(layer="features.3", steps=30, init="ones", l1=1e-2, tv=0.0)(
+    layered = MeaningfulPerturbation(layer="features.3", steps=30, init="ones", l1_weight=1e-2, tv_weight=0.0)(
         shapes_task.classifier, images
     )
     assert layered.mask.shape[-2:] == (32, 32)  # the layer's spatial size
     assert layered.saliency.shape[1:] == (64, 64)
     assert layered.scores_after.max() < layered.scores_before.min()
+    module = shapes_task.classifier.model.features[3]  # the same layer, given as the module
+    by_module = MeaningfulPerturbation(layer=module, steps=30, init="ones", l1_weight=1e-2, tv_weight=0.0)(
+        shapes_task.classifier, images
+    )
+    assert torch.allclose(by_module.mask, layered.mask, atol=1e-6)
+    with pytest.raises(ValueError, match="not part of the model"):
+        MeaningfulPerturbation(layer=torch.nn.Conv2d(3, 3, 1), steps=2)(shapes_task.classifier, images)
 
 
 def test_explanation_round_trip(shapes_task, tmp_path):

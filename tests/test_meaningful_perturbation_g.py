@@ -7,7 +7,7 @@ from maskscope.methods import MeaningfulPerturbationG, get_method
 from maskscope.metrics import pointing_game
 
 #: MP-G scaled to 64-px images: a 16×16 mask (4 px cells), λ scaled to the smaller mask
-SMALL_MPG = dict(resolution=16, l1=0.003, tv=0.03, steps=100, jitter=2)
+SMALL_MPG = dict(resolution=16, l1_weight=0.003, tv_weight=0.03, steps=100, jitter=2)
 
 
 def test_the_blend_sees_a_binary_mask_and_the_gradient_passes_straight_through():

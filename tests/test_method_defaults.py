@@ -34,7 +34,7 @@ def captured(monkeypatch):
 
 def test_mp_defaults_are_the_papers(shapes_task, captured):
     assert MeaningfulPerturbation.defaults() == dict(
-        game="deletion", resolution=28, smooth_sigma=5.0, filler="blur:10", l1=1e-4, tv=1e-2, tv_beta=3.0,
+        game="deletion", resolution=28, smooth_sigma=5.0, filler="blur:10", l1_weight=1e-4, tv_weight=1e-2, tv_beta=3.0,
         lr=0.1, steps=300, jitter=4, init="circular", layer=None, batch_size=None, progress=False,
     )
     images, classes, _ = shapes_task.correctly_classified(1)
@@ -51,7 +51,7 @@ def test_mp_defaults_are_the_papers(shapes_task, captured):
 
 def test_mp_g_defaults_are_the_g_removal_papers(shapes_task, captured):
     assert MeaningfulPerturbationG.defaults() == dict(
-        game="deletion", resolution=28, filler="inpaint", l1=1e-4, tv=1e-2, tv_beta=3.0,
+        game="deletion", resolution=28, filler="inpaint", l1_weight=1e-4, tv_weight=1e-2, tv_beta=3.0,
         lr=0.1, steps=300, jitter=4, init="uniform", batch_size=None, progress=False,
     )
     images, classes, _ = shapes_task.correctly_classified(1)
@@ -68,12 +68,12 @@ def test_mp_g_defaults_are_the_g_removal_papers(shapes_task, captured):
 
 def test_fgvis_defaults_are_the_papers(shapes_task, captured):
     defaults = FGVis.defaults()
-    lambdas = defaults.pop("lambdas")
+    l1_weights = defaults.pop("l1_weights")
     assert defaults == dict(
         game="deletion", steps=500, lr=0.1, defense=True, start_width=0.01, stop_early=False,
         search="bisection", batch_size=None, progress=False,
     )
-    np.testing.assert_allclose(lambdas, np.logspace(-4, -10, 13))
+    np.testing.assert_allclose(l1_weights, np.logspace(-4, -10, 13))
     assert FGVis().rounds() == 4 and FGVis(search="sequential").rounds() == 13
     images, classes, _ = shapes_task.correctly_classified(1)
     FGVis()(shapes_task.classifier, images, target=classes.tolist())
@@ -90,7 +90,7 @@ def test_fgvis_defaults_are_the_papers(shapes_task, captured):
 
 def test_ep_defaults_are_the_authors(shapes_task, captured):
     assert ExtremalPerturbation.defaults() == dict(
-        areas=(0.05, 0.1, 0.2), mask_step=7, smooth_sigma=21.0, mask_generator="smooth_max", max_blur=20.0,
+        areas=(0.05, 0.1, 0.2), resolution=32, smooth_sigma=21.0, mask_generator="smooth_max", max_blur=20.0,
         blur_levels=8, perturbation="pyramid", area_weight=300.0, area_growth=1.0035, class_loss="logit",
         optimiser="sgd", lr=0.01, momentum=0.9, init=1.0, flip_jitter=True, steps=800, batch_size=None, progress=False,
     )

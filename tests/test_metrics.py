@@ -68,11 +68,11 @@ def test_auc_by_hand_on_a_brightness_classifier():
     saliency = right_first_saliency(4, 4)
     # Deletion to the mean colour (black here): flat at 1 while the right half goes, then
     # linear to 0 over the second half: AUC = 0.5 + 0.25.
-    deleted = deletion(classifier, image, saliency, targets=0, protocol="rise")
+    deleted = deletion(classifier, image, saliency, target=0, protocol="rise")
     assert deleted.auc.item() == pytest.approx(0.75, abs=1e-4)
     # Insertion on black, one pixel per step: 0 for the right half, then linear to 1.
     black = replace(PROTOCOLS["rise"], insertion_filler=Constant((0, 0, 0)), schedule=partial(rise_schedule, steps=16))
-    inserted = insertion(classifier, image, saliency, targets=0, protocol=black)
+    inserted = insertion(classifier, image, saliency, target=0, protocol=black)
     assert inserted.scores.shape == (1, 17)
     assert inserted.auc.item() == pytest.approx(0.25, abs=1e-4)
     assert inserted.scores[0, 8].item() == pytest.approx(0.0, abs=1e-5)
@@ -87,7 +87,7 @@ def test_ties_are_broken_by_position():
 def test_curve_is_scored_in_a_few_large_batches():
     classifier = brightness_classifier()
     image = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-    result = deletion(classifier, image, torch.rand(1, 32, 32), targets=0, protocol="rise", batch_size=64)
+    result = deletion(classifier, image, torch.rand(1, 32, 32), target=0, protocol="rise", batch_size=64)
     assert result.scores.shape == (1, 225)
     assert classifier.model.calls <= 5
 
@@ -105,7 +105,7 @@ def test_schedules():
 def test_igos_deletes_cells_of_the_saliency_grid():
     classifier = brightness_classifier()
     image = torch.ones(1, 3, 16, 16)
-    result = deletion(classifier, image, right_first_saliency(2, 2), targets=0, protocol="igos")
+    result = deletion(classifier, image, right_first_saliency(2, 2), target=0, protocol="igos")
     # 4 cells, one per step; blurring a constant image gives the image back, so the score stays 1.
     assert result.fractions.tolist() == [0.0, 0.25, 0.5, 0.75, 1.0]
     assert torch.allclose(result.scores, torch.ones(1, 5), atol=1e-4)
@@ -115,21 +115,21 @@ def test_bad_saliency_is_refused():
     classifier = brightness_classifier()
     image = torch.ones(2, 3, 8, 8)
     with pytest.raises(ValueError, match="NaN"):
-        deletion(classifier, image, torch.full((2, 8, 8), float("nan")), targets=0)
+        deletion(classifier, image, torch.full((2, 8, 8), float("nan")), target=0)
     with pytest.raises(ValueError, match="one map per image"):
-        deletion(classifier, image, torch.rand(1, 8, 8), targets=0)
+        deletion(classifier, image, torch.rand(1, 8, 8), target=0)
     with pytest.raises(ValueError, match="must match the image size"):
-        insertion(classifier, image, torch.rand(2, 4, 4), targets=0, protocol="fgvis")
+        insertion(classifier, image, torch.rand(2, 4, 4), target=0, protocol="fgvis")
     with pytest.raises(ValueError, match="unknown protocol"):
-        deletion(classifier, image, torch.rand(2, 8, 8), targets=0, protocol="nope")
+        deletion(classifier, image, torch.rand(2, 8, 8), target=0, protocol="nope")
 
 
 def test_curve_endpoints_on_the_shapes_task(shapes_task):
     classifier = shapes_task.classifier
     images, classes, _ = shapes_task.correctly_classified(2)
     saliency = torch.rand(2, 64, 64, generator=torch.Generator().manual_seed(0))
-    deleted = deletion(classifier, images, saliency, targets=classes.tolist(), protocol="rise-batch")
-    inserted = insertion(classifier, images, saliency, targets=classes.tolist(), protocol="rise-batch")
+    deleted = deletion(classifier, images, saliency, target=classes.tolist(), protocol="rise-batch")
+    inserted = insertion(classifier, images, saliency, target=classes.tolist(), protocol="rise-batch")
     with torch.no_grad():
         clean = classifier.probabilities(images)[torch.arange(2), classes]
         grey = classifier.probabilities(classifier.mean_colour.expand_as(images))[torch.arange(2), classes]
@@ -158,7 +158,7 @@ def test_object_map_beats_other_maps_on_the_shapes_task(shapes_task):
     aucs = {}
     for name, saliency in maps.items():
         for curve in (deletion, insertion):
-            result = curve(classifier, images, saliency, targets=classes.tolist(), protocol="rise-batch")
+            result = curve(classifier, images, saliency, target=classes.tolist(), protocol="rise-batch")
             aucs[name, curve.__name__] = result.mean_auc
     assert aucs["perfect", "insertion"] > aucs["random", "insertion"] + 0.2
     assert aucs["perfect", "insertion"] > aucs["inverted", "insertion"] + 0.2
@@ -177,7 +177,7 @@ def test_object_map_beats_a_random_map_on_both_curves_at_cell_resolution(shapes_
     random = torch.rand(perfect.shape, generator=torch.Generator().manual_seed(0))
     targets = classes.tolist()
     auc = {
-        (name, curve.__name__): curve(classifier, images, saliency, targets=targets, protocol="igos").mean_auc
+        (name, curve.__name__): curve(classifier, images, saliency, target=targets, protocol="igos").mean_auc
         for name, saliency in (("perfect", perfect), ("random", random))
         for curve in (deletion, insertion)
     }
@@ -203,7 +203,7 @@ def test_segmentation_threshold_and_sal():
     truth[:, :, :2] = True
     masks = torch.stack([truth[0].float() * 0.6 + 0.1, torch.zeros(4, 4)])
     soft = segmentation_scores(masks, truth)
-    binary = segmentation_scores(masks, truth, threshold=0.5, classifier=classifier, images=images, targets=0)
+    binary = segmentation_scores(masks, truth, threshold=0.5, classifier=classifier, images=images, target=0)
     assert soft.iou[0].item() == pytest.approx(0.7 * 8 / (8 + 0.1 * 8))
     assert binary.iou.tolist() == pytest.approx([1.0, 0.0])
     # Keeping the left half keeps the score at 1 with half the area; an empty mask is

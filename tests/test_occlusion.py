@@ -25,7 +25,7 @@ def test_coverage_normalisation_by_hand():
     classifier = linear_classifier(5)
     images = torch.zeros(1, 3, 5, 5)
     images[:, 0] = 1.0
-    explanation = Occlusion(sizes=3, stride=2)(classifier, images, target=0)
+    explanation = Occlusion(score="logit", window=3, stride=2)(classifier, images, target=0)
     saliency = 100 * explanation.saliency[0]
     assert saliency[0, 0] == pytest.approx(9.0)  # only the window at (0, 0) covers it
     assert saliency[2, 2] == pytest.approx(9.0)  # four whole windows
@@ -45,7 +45,7 @@ def test_soft_discs_weight_both_the_perturbation_and_the_coverage():
     assert torch.allclose(stamp, stamp.flip(0)) and torch.allclose(stamp, stamp.T)
     classifier = linear_classifier(16)
     images = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(1))
-    method = Occlusion(variant="blur", sizes=7, stride=3, edge_sigma=1.0, filler="black")
+    method = Occlusion(score="logit", variant="blur", window=7, stride=3, edge_sigma=1.0, filler="black")
     saliency = method(classifier, images, target=0).saliency[0]
     (grid,) = method.grids((16, 16))
     removed = 1 - grid.masks(torch.arange(len(grid)))  # w_k(u), N×H×W
@@ -57,12 +57,12 @@ def test_soft_discs_weight_both_the_perturbation_and_the_coverage():
 def test_variable_occlusion_averages_the_maps_of_its_sizes():
     classifier = linear_classifier(12)
     images = torch.rand(2, 3, 12, 12, generator=torch.Generator().manual_seed(2))
-    explanation = Occlusion(variant="variable", sizes=(3, 5), stride=2)(classifier, images, target=0)
-    assert explanation.mask.shape == (2, 2, 12, 12)
+    explanation = Occlusion(score="logit", variant="variable", window=(3, 5), stride=2)(classifier, images, target=0)
+    assert explanation.window_maps.shape == (2, 2, 12, 12)
     for channel, size in enumerate((3, 5)):
-        single = Occlusion(sizes=size, stride=2)(classifier, images, target=0).saliency
-        assert torch.allclose(explanation.mask[:, channel], single, atol=1e-6)
-    assert torch.allclose(explanation.saliency, explanation.mask.mean(1))
+        single = Occlusion(score="logit", window=size, stride=2)(classifier, images, target=0).saliency
+        assert torch.allclose(explanation.window_maps[:, channel], single, atol=1e-6)
+    assert torch.allclose(explanation.saliency, explanation.window_maps.mean(1))
 
 
 def test_window_spread_matches_the_masks():
@@ -75,7 +75,7 @@ def test_window_spread_matches_the_masks():
 
 def test_a_mask_dependent_filler_gets_each_window():
     filler = RecordingFiller()
-    Occlusion(sizes=4, stride=4, filler=filler)(linear_classifier(8), torch.rand(1, 3, 8, 8), target=0)
+    Occlusion(score="logit", window=4, stride=4, filler=filler)(linear_classifier(8), torch.rand(1, 3, 8, 8), target=0)
     holes = 1 - torch.cat(filler.masks)[:, 0]
     assert holes.shape == (4, 8, 8) and (holes.sum((1, 2)) == 16).all()
     assert torch.equal(holes.sum(0), torch.ones(8, 8))  # the four windows tile the image
@@ -83,6 +83,6 @@ def test_a_mask_dependent_filler_gets_each_window():
 
 def test_mean_occlusion_maximum_lands_on_the_object(shapes_task):
     images, classes, objects = shapes_task.correctly_classified(20)
-    explanation = Occlusion(sizes=11, stride=4)(shapes_task.classifier, images, target=classes.tolist())
+    explanation = Occlusion(window=11, stride=4)(shapes_task.classifier, images, target=classes.tolist())
     hits = pointing_game(explanation.saliency, objects, tolerance=3).hits.mean()
     assert hits >= 0.9, f"occlusion hit the object in {hits:.0%} of images"

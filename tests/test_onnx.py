@@ -36,7 +36,7 @@ def test_the_onnx_model_gives_the_torch_scores_and_settings(shapes_task, tiny_on
 def test_black_box_methods_give_the_same_map_on_onnx(shapes_task, tiny_onnx, method_name):
     if method_name not in METHODS:
         pytest.skip(f"method {method_name} is not available")
-    method = RISE(masks=300) if method_name == "rise" else METHODS[method_name]()
+    method = RISE(samples=300) if method_name == "rise" else METHODS[method_name]()
     images, classes, _ = shapes_task.correctly_classified(2)
     on_torch = method(shapes_task.classifier, images, target=classes.tolist(), seed=0).saliency
     on_onnx = method(tiny_onnx, images, target=classes.tolist(), seed=0).saliency

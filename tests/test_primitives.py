@@ -208,13 +208,15 @@ class BrightnessOfLeftHalf(torch.nn.Module):
 
 def test_scoring_matches_direct_evaluation_and_batches():
     model = BrightnessOfLeftHalf()
-    classifier = Classifier(model, mean=(0, 0, 0), std=(1, 1, 1), output="logits", view=ClassifierView(None, 16))
+    classifier = Classifier(model, mean=(0, 0, 0), std=(1, 1, 1), view=ClassifierView(None, 16))
     images = torch.rand(2, 3, 16, 16)
     masks = torch.rand(2, 10, 4, 4)
     filler = Constant(torch.zeros(3))
     weights = target_weights([[0], [0]], 2)
     model.calls = BrightnessOfLeftHalf.calls = 0
-    scores = score_perturbations(classifier, images, masks, filler, weights, batch_size=8, upsampler=Upsampler("nearest"))
+    scores = score_perturbations(
+        classifier, images, masks, filler, weights, batch_size=8, upsampler=Upsampler("nearest"), score="logit"
+    )
     assert BrightnessOfLeftHalf.calls == 3  # 20 perturbed images in chunks of 8
     up = Upsampler("nearest")(masks.flatten(0, 1)[:, None], (16, 16)).view(2, 10, 1, 16, 16)
     expected = (images[:, None] * up)[..., :8].mean((2, 3, 4))

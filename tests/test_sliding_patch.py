@@ -12,7 +12,7 @@ from maskscope.metrics import pointing_game
 
 def test_sp_is_registered():
     assert METHODS["sliding_patch"] is SlidingPatch
-    assert get_method("sliding_patch", patch=5).patch == 5
+    assert get_method("sliding_patch", window=5).window == 5
 
 
 def test_the_paper_grid_has_66_positions_centred_on_the_patches():
@@ -34,15 +34,15 @@ def test_the_paper_grid_has_66_positions_centred_on_the_patches():
 def test_sp_attribution_is_the_drop_at_each_valid_position():
     classifier = linear_classifier(12)
     images = torch.rand(2, 3, 12, 12, generator=torch.Generator().manual_seed(0))
-    explanation = SlidingPatch(patch=4, stride=3, batch_size=7)(classifier, images, target=0)
+    explanation = SlidingPatch(score="logit", window=4, stride=3, batch_size=7)(classifier, images, target=0)
     # valid corners 0, 3, 6: a 4-px patch at 9 would leave the 12-px image
-    assert explanation.mask.shape == (2, 1, 3, 3)
+    assert explanation.window_drops.shape == (2, 3, 3)
     for b in range(2):
         for i, r in enumerate((0, 3, 6)):
             for j, c in enumerate((0, 3, 6)):
                 expected = images[b, 0, r : r + 4, c : c + 4].sum() / 100
-                assert torch.isclose(explanation.mask[b, 0, i, j], expected, atol=1e-5)
-    alone = SlidingPatch(patch=4, stride=3)(classifier, images[1:], target=0)
+                assert torch.isclose(explanation.window_drops[b, i, j], expected, atol=1e-5)
+    alone = SlidingPatch(score="logit", window=4, stride=3)(classifier, images[1:], target=0)
     assert torch.allclose(alone.saliency, explanation.saliency[1:], atol=1e-6)
 
 
@@ -50,7 +50,7 @@ def test_a_mask_dependent_filler_gets_each_patch_hole():
     classifier = linear_classifier(9)
     images = torch.ones(1, 3, 9, 9)
     filler = RecordingFiller()
-    explanation = SlidingPatch(patch=3, stride=3, filler=filler, batch_size=4)(classifier, images, target=0)
+    explanation = SlidingPatch(score="logit", window=3, stride=3, filler=filler, batch_size=4)(classifier, images, target=0)
     masks = torch.cat(filler.masks)[:, 0]
     assert masks.shape == (9, 9, 9)  # one call per chunk of 4, 9 patches in row-major order
     for index, mask in enumerate(masks):
@@ -59,13 +59,13 @@ def test_a_mask_dependent_filler_gets_each_patch_hole():
         expected[r : r + 3, c : c + 3] = 0
         assert torch.equal(mask, expected)
     # the hole holds the filler's 0.25: the red sum falls by 9 · 0.75 / 100
-    assert torch.allclose(explanation.mask, torch.full((1, 1, 3, 3), 0.0675), atol=1e-6)
+    assert torch.allclose(explanation.window_drops, torch.full((1, 3, 3), 0.0675), atol=1e-6)
 
 
 def test_sp_maximum_lands_on_the_object(shapes_task):
     images, classes, objects = shapes_task.correctly_classified(20)
-    explanation = SlidingPatch(patch=15, stride=4)(shapes_task.classifier, images, target=classes.tolist())
-    assert explanation.saliency.shape == (20, 64, 64) and explanation.mask.shape == (20, 1, 13, 13)
+    explanation = SlidingPatch(window=15, stride=4)(shapes_task.classifier, images, target=classes.tolist())
+    assert explanation.saliency.shape == (20, 64, 64) and explanation.window_drops.shape == (20, 13, 13)
     hits = pointing_game(explanation.saliency, objects, tolerance=3).hits.mean()
     random_maps = RandomMap()(shapes_task.classifier, images, classes.tolist(), seed=0)
     random_hits = pointing_game(random_maps.saliency, objects, tolerance=3).hits.mean()

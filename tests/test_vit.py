@@ -115,7 +115,7 @@ def test_gradcam_on_a_vits_tokens_points_at_the_object_above_chance(vit_task):
     # ViT, Grad-CAM explains the tokens the last block attends over: its first norm's output
     layer = classifier.model.blocks[-1].norm1
     explanation = GradCAM(layer=layer, reshape=TokenGrid())(classifier, images, target=targets)
-    assert explanation.mask.shape == (len(images), 1, SIZE // PATCH, SIZE // PATCH)
+    assert explanation.coarse_map.shape == (len(images), 1, SIZE // PATCH, SIZE // PATCH)
     assert hit_rate(explanation, masks) > chance  # measured: 0.25
     by_name = GradCAM(layer="blocks.1.norm1", reshape=TokenGrid())(classifier, images, target=targets)
     torch.testing.assert_close(by_name.saliency, explanation.saliency)
@@ -129,9 +129,14 @@ def test_gradcam_on_a_vits_tokens_points_at_the_object_above_chance(vit_task):
 @pytest.mark.parametrize(
     "method",
     [
-        (MeaningfulPerturbation(resolution=16, smooth_sigma=1.0, filler="blur:8", l1=0.03, tv=0.1, steps=100, jitter=0), 0.75),
-        (RISE(masks=1000, cells=8), 0.75),
-        (Occlusion(sizes=16, stride=8), 0.6),
+        (
+            MeaningfulPerturbation(
+                resolution=16, smooth_sigma=1.0, filler="blur:8", l1_weight=0.03, tv_weight=0.1, steps=100, jitter=0
+            ),
+            0.75,
+        ),
+        (RISE(samples=1000, resolution=8), 0.75),
+        (Occlusion(window=16, stride=8), 0.6),
     ],
     ids=["mp", "rise", "occlusion"],
 )

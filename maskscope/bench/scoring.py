@@ -4,7 +4,7 @@ Metric specs: ``deletion:<protocol>`` and ``insertion:<protocol>`` (AUC and the 
 protocols of :mod:`maskscope.metrics.deletion_insertion`; a bare ``deletion`` or ``insertion``
 takes :data:`DEFAULT_PROTOCOL`, the metric functions' default), ``pointing`` (hit within 15 px
 of the target's masks, else boxes, and the centre-point baseline's hit), ``weak_localisation``
-(best box IoU for every thresholding method over its α sweep), ``segmentation`` (Acc, IoU,
+(best box IoU for every threshold rule over its α sweep), ``segmentation`` (Acc, IoU,
 MAE of the min–max normalised map against the object masks).
 """
 
@@ -67,7 +67,7 @@ def score(spec: str, classifier, images: torch.Tensor, maps: torch.Tensor, items
     if kind in ("deletion", "insertion"):
         function = deletion if kind == "deletion" else insertion
         targets = [item.target for item in items]
-        curves = function(classifier, images, maps, targets=targets, protocol=protocol, batch_size=batch_size)
+        curves = function(classifier, images, maps, target=targets, protocol=protocol, batch_size=batch_size)
         fractions = [round(float(f), 6) for f in curves.fractions]
         return [
             {"auc": float(auc), "fractions": fractions, "scores": [round(float(s), 6) for s in row]}

@@ -99,7 +99,7 @@ def black_image_test(
     start = time.perf_counter()
     side = classifier.view.crop
     black = torch.zeros(1, 3, side, side, device=classifier.device)
-    method = FGVis(game="generation", lambdas=(0.0,), steps=steps, lr=lr, defense=defense, stop_early=True)
+    method = FGVis(game="generation", l1_weights=(0.0,), steps=steps, lr=lr, defense=defense, stop_early=True)
     initial = method._initial_masks((1, 3, side, side), seed, black.device)
     reference = classifier.mean_colour.to(black)
     with torch.no_grad():

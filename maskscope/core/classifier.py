@@ -45,7 +45,11 @@ from maskscope.core.engines.cache import exported_onnx, weights_digest
 from maskscope.core.engines.threads import engine_scoring
 from maskscope.core.view import ClassifierView
 
-OUTPUT_KINDS = ("softmax", "sigmoid", "logits")
+OUTPUT_KINDS = ("softmax", "sigmoid")
+#: the class scores a method can explain: the probability (softmax, or sigmoid for a multi-label
+#: model) or the raw logit; every method and metric takes it as ``score``, with this default
+SCORES = ("probability", "logit")
+DEFAULT_SCORE = "probability"
 
 
 class ModelOutputError(RuntimeError):
@@ -72,7 +76,8 @@ class Classifier:
         mean, std: per-channel normalisation ``(x − mean) / std`` applied to pixel-space
             inputs. The classifier's *mean colour* is ``mean``: the pixel-space image that
             is zero after normalisation.
-        output: ``"softmax"``, ``"sigmoid"`` (multi-label) or ``"logits"``.
+        output: how logits become probabilities: ``"softmax"`` or ``"sigmoid"`` (multi-label).
+            Which score a method explains is the method's ``score`` (probability or logit).
         class_names: a name per output; defaults to ``class_0 …``.
         view: the resize/centre-crop policy used to prepare photos for this model.
         name: a label used in records and plots.
@@ -111,7 +116,8 @@ class Classifier:
         calibration: torch.Tensor | None = None,
     ) -> None:
         if output not in OUTPUT_KINDS:
-            raise ValueError(f"output must be one of {OUTPUT_KINDS}, got {output!r}")
+            hint = "; to explain logits pass score=\"logit\" to the method" if output == "logits" else ""
+            raise ValueError(f"output must be one of {OUTPUT_KINDS}, got {output!r}{hint}")
         self._onnx_file = Path(model) if isinstance(model, (str, os.PathLike)) else None
         self.model = self._run_engine if self._onnx_file is not None else model
         self.differentiable = isinstance(model, nn.Module)
@@ -401,21 +407,20 @@ class Classifier:
         compiled = self._onnx_file is not None or (self.engine != "torch" and self._fallback is None)
         return engine_scoring(compiled and self.device.type == "cpu")
 
-    def scores(self, images: torch.Tensor) -> torch.Tensor:
-        """Scores B×C in the wrapper's output kind (probabilities unless ``logits``)."""
-        logits = self.logits(images)
-        if self.output == "softmax":
-            return logits.softmax(dim=1)
-        if self.output == "sigmoid":
-            return logits.sigmoid()
-        return logits
-
-    __call__ = scores
+    def class_scores(self, images: torch.Tensor, score: str = DEFAULT_SCORE) -> torch.Tensor:
+        """Scores B×C of every class: probabilities (``score="probability"``) or logits (``"logit"``)."""
+        if score == "logit":
+            return self.logits(images)
+        if score == "probability":
+            return self.probabilities(images)
+        raise ValueError(f"score must be one of {SCORES}, got {score!r}")
 
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
-        """Softmax (or sigmoid, for multi-label) probabilities, whatever ``output`` says."""
+        """Softmax (or, with ``output="sigmoid"``, sigmoid) probabilities B×C."""
         logits = self.logits(images)
         return logits.sigmoid() if self.output == "sigmoid" else logits.softmax(dim=1)
+
+    __call__ = probabilities
 
     def require_gradients(self, method: str) -> None:
         """Raise a clear error if ``method`` needs gradients this classifier cannot give."""

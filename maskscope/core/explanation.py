@@ -2,10 +2,14 @@
 
 One convention for all methods: ``saliency`` is B×H×W at the classifier's input size and
 higher means more important for the target, so metrics never need to know which method
-made a map. On disk an explanation of one image is three files: ``NAME.npy`` (saliency),
-``NAME.json`` (the record, with the photo's name and source path) and ``NAME.png`` (an
-overlay on the photo), plus ``NAME_mask.npy`` when the method has a raw mask. ``NAME`` is
-the photo's name (a name with ``/`` makes sub-folders).
+made a map. What a method returns beyond the map has its own declared field (the raw mask,
+per-window maps, per-area masks, superpixel weights, signed attributions, class masks, the
+λ and goal flags, the completeness gap), the same name whichever method fills it; a field a
+method does not fill is ``None``. On disk an explanation of one image is three files:
+``NAME.npy`` (saliency), ``NAME.json`` (the record: the photo's name and source path and the
+per-image numbers) and ``NAME.png`` (an overlay on the photo), plus ``NAME_<field>.npy`` for
+each array field the method filled. ``NAME`` is the photo's name (a name with ``/`` makes
+sub-folders).
 
 Saving never replaces a file silently: where ``NAME`` already holds another method's
 explanation, or a file that is not an explanation (the photo itself, say), the files are
@@ -16,7 +20,7 @@ called ``NAME_<method>``; where it holds the same method's explanation, saving r
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +30,20 @@ import torch
 #: most images drawn by an explanation's HTML view in a notebook
 HTML_IMAGES = 8
 
+#: per-image array fields, saved as ``NAME_<field>.npy``
+ARRAY_FIELDS = (
+    "mask", "history", "attributions", "window_maps", "window_drops", "area_masks", "superpixels",
+    "superpixel_weights", "class_masks", "coarse_map",
+)
+#: per-image numbers, saved in the record
+NUMBER_FIELDS = (
+    "scores_before", "scores_after", "kept_area", "goal_met", "completeness_gap", "chosen_l1_weight", "decision_changed",
+)
+#: the number fields that are flags
+FLAG_FIELDS = ("goal_met", "decision_changed")
+#: a per-image record names the batch's scores in the singular
+RECORD_KEYS = {"scores_before": "score_before", "scores_after": "score_after"}
+
 
 @dataclass
 class Explanation:
@@ -33,39 +51,68 @@ class Explanation:
 
     Attributes:
         saliency: B×H×W, higher = more important for the target.
-        mask: the method's raw mask at its own resolution (B×C×h×w) or ``None``.
         targets: class indices per image (a set is explained jointly).
-        target_names: their names.
-        scores_before: summed target probability on the original images (B).
-        scores_after: the same on the perturbed images ``Φ(x, m)``, where it applies.
         method: the method's short name.
+        target_names: their names.
+        score: what ``scores_before``/``scores_after`` (and a read-out method's map) measure:
+            ``"probability"`` or ``"logit"``, the method's ``score``.
+        scores_before: summed target score on the original images (B).
+        scores_after: the same on the perturbed images ``Φ(x, m)``, where it applies.
         params: the method's parameters.
         seconds: wall time of the whole call.
-        history: per-step objective (B×steps) for optimisation methods.
         names: a name per image (the photos' file stems), used when saving.
         sources: where each image came from (its path), or ``None``; recorded when saving.
+        engine: where the classifier's forward passes ran (``Classifier.engine_record``).
+
+    Method-specific results, ``None`` where the method has none:
+        mask: the optimised mask at its own resolution, B×C×h×w, 1 = keep (MP, MP-G, I-GOS,
+            iGOS++ with its two masks as channels, FGVis with one per colour channel).
+        history: the objective per step, B×steps (optimisation methods).
+        attributions: signed per-channel attributions B×3×H×W (gradient: ``∂S/∂x``;
+            Integrated Gradients: ``IG``).
+        window_maps: occlusion's coverage-normalised map per window size, B×P×H×W.
+        window_drops: sliding patch's score drop at each patch position, B×rows×cols.
+        area_masks: EP's mask parameter per requested area, B×A×h×w (areas in order).
+        superpixels: LIME's superpixel labels B×H×W.
+        superpixel_weights: LIME's weight per superpixel, B×S (NaN past an image's own count).
+        class_masks: the explainer's mask of every class, B×C×h×w.
+        coarse_map: Grad-CAM's map on the layer's grid before upsampling, B×1×h×w (with
+            several layers, each layer's map at the image size, B×L×H×W).
         kept_area: the share of the image the final mask keeps (B), for mask optimisations.
         goal_met: whether the optimisation met its game's goal (B bool, see
-            :func:`maskscope.core.games.goal_met`); ``None`` for methods that play no game.
-        names: a name per image (file stems), used when saving.
-        engine: where the classifier's forward passes ran (``Classifier.engine_record``).
+            :func:`maskscope.core.games.goal_met`).
+        completeness_gap: Integrated Gradients' ``Σ IG − (S(x) − S(x'))`` (B).
+        chosen_l1_weight: FGVis' λ each image ended with (B).
+        decision_changed: FGVis: whether the search's top-1 rule was met (B bool).
     """
 
     saliency: torch.Tensor
     targets: list[list[int]]
     method: str
-    mask: torch.Tensor | None = None
     target_names: list[list[str]] = field(default_factory=list)
+    score: str = "probability"
     scores_before: torch.Tensor | None = None
     scores_after: torch.Tensor | None = None
     params: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
-    history: torch.Tensor | None = None
     names: list[str] = field(default_factory=list)
     sources: list[str | None] = field(default_factory=list)
     engine: dict[str, Any] = field(default_factory=dict)
+    mask: torch.Tensor | None = None
+    history: torch.Tensor | None = None
+    attributions: torch.Tensor | None = None
+    window_maps: torch.Tensor | None = None
+    window_drops: torch.Tensor | None = None
+    area_masks: torch.Tensor | None = None
+    superpixels: torch.Tensor | None = None
+    superpixel_weights: torch.Tensor | None = None
+    class_masks: torch.Tensor | None = None
+    coarse_map: torch.Tensor | None = None
     kept_area: torch.Tensor | None = None
     goal_met: torch.Tensor | None = None
+    completeness_gap: torch.Tensor | None = None
+    chosen_l1_weight: torch.Tensor | None = None
+    decision_changed: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.saliency.dim() != 3:
@@ -81,29 +128,18 @@ class Explanation:
         return self.saliency.shape[0]
 
     def __getitem__(self, index: int) -> "Explanation":
-        """The explanation of one image, as a batch of one."""
+        """The explanation of one image, as a batch of one, every per-image field with it."""
         pick = slice(index, index + 1) if index >= 0 else slice(index, index + 1 or None)
+        return replace(self._sliced(pick), seconds=self.seconds / max(len(self), 1))
 
-        def take(value):
-            return value[pick] if isinstance(value, torch.Tensor) else value
-
-        return Explanation(
-            saliency=self.saliency[pick],
-            targets=self.targets[pick],
-            method=self.method,
-            mask=take(self.mask),
-            target_names=self.target_names[pick],
-            scores_before=take(self.scores_before),
-            scores_after=take(self.scores_after),
-            params=self.params,
-            seconds=self.seconds / max(len(self), 1),
-            history=take(self.history),
-            names=self.names[pick],
-            sources=self.sources[pick],
-            engine=self.engine,
-            kept_area=take(self.kept_area),
-            goal_met=take(self.goal_met),
-        )
+    def _sliced(self, rows: slice) -> "Explanation":
+        """The explanation of the images ``rows``, every per-image field sliced alike."""
+        per_image = {
+            name: value[rows]
+            for name in ("saliency", "targets", "target_names", "names", "sources", *ARRAY_FIELDS, *NUMBER_FIELDS)
+            if (value := getattr(self, name)) is not None and len(value)
+        }
+        return replace(self, **per_image)
 
     def record(self, index: int = 0) -> dict[str, Any]:
         """A JSON-ready summary of image ``index``."""
@@ -111,22 +147,26 @@ class Explanation:
         def number(value):
             return None if value is None else float(value[index])
 
-        return {
+        record = {
             "name": self.names[index],
             "source": self.sources[index],
             "method": self.method,
             "targets": self.targets[index],
             "target_names": self.target_names[index] if self.target_names else [],
-            "score_before": number(self.scores_before),
-            "score_after": number(self.scores_after),
-            "kept_area": number(self.kept_area),
-            "goal_met": None if self.goal_met is None else bool(self.goal_met[index]),
-            "saliency_shape": list(self.saliency.shape[1:]),
-            "mask_shape": None if self.mask is None else list(self.mask.shape[1:]),
-            "seconds": self.seconds / max(len(self), 1),
-            "params": _jsonable(self.params),
-            "engine": _jsonable(self.engine),
+            "score": self.score,
         }
+        for name in NUMBER_FIELDS:
+            value = getattr(self, name)
+            kind = bool if name in FLAG_FIELDS else float
+            record[RECORD_KEYS.get(name, name)] = None if value is None else kind(value[index])
+        record.update(
+            saliency_shape=list(self.saliency.shape[1:]),
+            arrays={name: list(value.shape[1:]) for name in ARRAY_FIELDS if (value := getattr(self, name)) is not None},
+            seconds=self.seconds / max(len(self), 1),
+            params=_jsonable(self.params),
+            engine=_jsonable(self.engine),
+        )
+        return record
 
     def save(
         self, directory: str | Path, images: list[torch.Tensor] | None = None, view=None, overwrite: bool = False
@@ -152,8 +192,10 @@ class Explanation:
             saliency = self.saliency[index].detach().cpu().float().numpy()
             np.save(directory / f"{name}.npy", saliency)
             written.append(directory / f"{name}.npy")
-            if self.mask is not None:
-                np.save(directory / f"{name}_mask.npy", self.mask[index].detach().cpu().float().numpy())
+            for field_name in ARRAY_FIELDS:
+                value = getattr(self, field_name)
+                if value is not None:
+                    np.save(directory / f"{name}_{field_name}.npy", value[index].detach().cpu().numpy())
             (directory / f"{name}.json").write_text(json.dumps(self.record(index), indent=2))
             written.append(directory / f"{name}.json")
             if images is not None:
@@ -206,11 +248,8 @@ class Explanation:
                 f"{rows}</table></div>")
 
     def _first(self, count: int) -> "Explanation":
-        return self if count == len(self) else Explanation(
-            saliency=self.saliency[:count], targets=self.targets[:count], method=self.method,
-            target_names=self.target_names[:count], names=self.names[:count],
-            scores_before=None if self.scores_before is None else self.scores_before[:count],
-            scores_after=None if self.scores_after is None else self.scores_after[:count])
+        """The first ``count`` images' explanation."""
+        return self if count == len(self) else self._sliced(slice(0, count))
 
     @classmethod
     def load(cls, directory: str | Path, names: list[str] | None = None, method: str | None = None) -> "Explanation":
@@ -226,31 +265,35 @@ class Explanation:
         directory = Path(directory)
         if names is None:
             names = saved_stems(directory, method)
-        records, maps, masks = [], [], []
+        records, maps = [], []
         for name in names:
             path = directory / f"{name}.json"
             if not path.is_file():
                 raise FileNotFoundError(f"{path}: no explanation record")
             records.append(json.loads(path.read_text()))
             maps.append(torch.from_numpy(np.load(directory / f"{name}.npy")))
-            mask_path = directory / f"{name}_mask.npy"
-            masks.append(torch.from_numpy(np.load(mask_path)) if mask_path.is_file() else None)
-        has_masks = all(m is not None for m in masks)
+        arrays = {}
+        for field_name in ARRAY_FIELDS:
+            paths = [directory / f"{name}_{field_name}.npy" for name in names]
+            if all(path.is_file() for path in paths):
+                arrays[field_name] = _stack_padded([torch.from_numpy(np.load(path)) for path in paths])
+        numbers = {
+            field_name: _optional_tensor([r.get(RECORD_KEYS.get(field_name, field_name)) for r in records])
+            for field_name in NUMBER_FIELDS
+        }
         return cls(
             saliency=torch.stack(maps),
             targets=[r["targets"] for r in records],
             method=records[0]["method"],
-            mask=torch.stack(masks) if has_masks else None,
             target_names=[r["target_names"] for r in records],
-            scores_before=_optional_tensor([r["score_before"] for r in records]),
-            scores_after=_optional_tensor([r["score_after"] for r in records]),
+            score=records[0].get("score", "probability"),
             params=records[0]["params"],
             seconds=sum(r["seconds"] for r in records),
             names=[r["name"] for r in records],
             sources=[r.get("source") for r in records],
             engine=records[0].get("engine", {}),
-            kept_area=_optional_tensor([r.get("kept_area") for r in records]),
-            goal_met=_optional_tensor([r.get("goal_met") for r in records]),
+            **arrays,
+            **numbers,
         )
 
 
@@ -301,7 +344,8 @@ def _saved_method(directory: Path, stem: str) -> str | None:
     record = directory / f"{stem}.json"
     if record.is_file():
         return _record_method(record)
-    others = (directory / f"{stem}{suffix}" for suffix in (".npy", ".png", "_mask.npy"))
+    suffixes = (".npy", ".png", *(f"_{name}.npy" for name in ARRAY_FIELDS))
+    others = (directory / f"{stem}{suffix}" for suffix in suffixes)
     return "" if any(path.exists() for path in others) else None
 
 
@@ -319,6 +363,16 @@ def _number(value: float | None) -> str:
 
 def _optional_tensor(values: list) -> torch.Tensor | None:
     return None if any(v is None for v in values) else torch.tensor(values)
+
+
+def _stack_padded(arrays: list[torch.Tensor]) -> torch.Tensor:
+    """Stack per-image arrays, padding a last dimension that differs (LIME's superpixel
+    weights) with NaN, or −1 for integers."""
+    longest = max(array.shape[-1] for array in arrays)
+    if all(array.shape[-1] == longest for array in arrays):
+        return torch.stack(arrays)
+    fill = float("nan") if arrays[0].is_floating_point() else -1
+    return torch.stack([torch.nn.functional.pad(a, (0, longest - a.shape[-1]), value=fill) for a in arrays])
 
 
 def _jsonable(value: Any) -> Any:

@@ -19,8 +19,13 @@ from maskscope.core.games import Game, MaskProblem
 from maskscope.core.masks import Upsampler
 
 
-def find_module(model: nn.Module, name: str) -> nn.Module:
-    """The sub-module called ``name`` (as in ``model.named_modules()``), or a clear error."""
+def find_module(model: nn.Module, name: str | nn.Module) -> nn.Module:
+    """The sub-module called ``name`` (as in ``model.named_modules()``), or ``name`` itself when
+    it is a module of ``model``; a clear error otherwise."""
+    if isinstance(name, nn.Module):
+        if not any(module is name for module in model.modules()):
+            raise ValueError(f"the {type(name).__name__} module given as layer is not part of the model")
+        return name
     modules = dict(model.named_modules())
     if name not in modules:
         sample = ", ".join(list(modules)[1:8])

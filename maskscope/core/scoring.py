@@ -8,11 +8,11 @@ curves all reduce to one call.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 
-from maskscope.core.classifier import Classifier
+from maskscope.core.classifier import DEFAULT_SCORE, Classifier
 from maskscope.core.fillers import Filler, blend
 from maskscope.core.masks import Upsampler
 from maskscope.core.progress import progress_bar
@@ -44,6 +44,7 @@ def score_perturbations(
     upsampler: Upsampler | None = None,
     progress: bool = False,
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    score: str = DEFAULT_SCORE,
 ) -> torch.Tensor:
     """Scores of the perturbed images ``Φ(x_b, up(m_{b,n}))``.
 
@@ -58,6 +59,7 @@ def score_perturbations(
         batch_size: perturbed images per forward pass (default: :func:`default_batch_size`).
         upsampler: how masks reach image size (default bilinear).
         transform: optional function applied to each chunk of perturbed images.
+        score: ``"probability"`` or ``"logit"`` (:meth:`Classifier.class_scores`).
     """
     batch, _, height, width = images.shape
     if masks.dim() == 3:
@@ -82,12 +84,40 @@ def score_perturbations(
                 perturbed = _blend_fixed_fill(images, static_fill, image_index, chunk_masks, classifier.channels_last)
             if transform is not None:
                 perturbed = transform(perturbed)
-            scores = classifier.scores(perturbed)
+            scores = classifier.class_scores(perturbed, score)
             if targets is not None:
                 scores = (scores * targets[image_index].to(scores)).sum(1)
             results.append(scores)
     out = torch.cat(results)
     return out.view(batch, count, *out.shape[1:])
+
+
+def score_mask_stream(
+    classifier: Classifier,
+    images: torch.Tensor,
+    count: int,
+    masks_of: Callable[[slice], torch.Tensor],
+    filler: Filler,
+    targets: torch.Tensor,
+    batch_size: int | None = None,
+    progress: bool = False,
+    description: str = "scoring",
+    score: str = DEFAULT_SCORE,
+) -> Iterator[tuple[slice, torch.Tensor, torch.Tensor]]:
+    """Score ``count`` masks per image, a chunk of ``batch_size // B`` masks at a time.
+
+    The methods that sample or slide masks (RISE, LIME, occlusion, sliding patch) build each
+    chunk's masks only when it is scored, so memory holds one chunk. Yields
+    ``(chunk, masks, scores)``: the chunk's slice of ``range(count)``, its masks
+    ``masks_of(chunk)`` (n×h×w for all images, or B×n×h×w) and the summed target scores B×n
+    (:func:`score_perturbations`; ``targets`` are the B×C weights).
+    """
+    batch_size = default_batch_size(batch_size, images.device)
+    per_chunk = max(1, batch_size // len(images))
+    for start in progress_bar(range(0, count, per_chunk), desc=description, disable=not progress, leave=False):
+        chunk = slice(start, min(start + per_chunk, count))
+        masks = masks_of(chunk)
+        yield chunk, masks, score_perturbations(classifier, images, masks, filler, targets, batch_size, score=score)
 
 
 def _blend_fixed_fill(

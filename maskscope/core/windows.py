@@ -29,11 +29,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from maskscope.core.classifier import Classifier
+from maskscope.core.classifier import DEFAULT_SCORE, Classifier
 from maskscope.core.fillers import Filler
 from maskscope.core.masks import disc_masks
-from maskscope.core.progress import progress_bar
-from maskscope.core.scoring import default_batch_size, score_perturbations
+from maskscope.core.scoring import score_mask_stream
 
 PLACEMENTS = ("valid", "edge", "cover")
 
@@ -179,18 +178,16 @@ def score_windows(
     weights: torch.Tensor,
     batch_size: int | None = None,
     progress: bool = False,
+    score: str = DEFAULT_SCORE,
 ) -> torch.Tensor:
     """Target scores of every image with every window removed, B×rows×cols.
 
     Windows are taken ``batch_size // B`` at a time (one forward pass of ``batch_size``
     perturbed images); their masks are built for that chunk only.
     """
-    batch = len(images)
-    batch_size = default_batch_size(batch_size, images.device)
-    per_chunk = max(1, batch_size // batch)
-    scores = []
-    for start in progress_bar(range(0, len(grid), per_chunk), desc="windows", disable=not progress, leave=False):
-        index = torch.arange(start, min(start + per_chunk, len(grid)))
-        masks = grid.masks(index).to(images.device)
-        scores.append(score_perturbations(classifier, images, masks, filler, weights, batch_size=batch_size))
-    return torch.cat(scores, 1).view(batch, *grid.shape)
+
+    def masks_of(chunk: slice) -> torch.Tensor:
+        return grid.masks(torch.arange(chunk.start, chunk.stop)).to(images.device)
+
+    stream = score_mask_stream(classifier, images, len(grid), masks_of, filler, weights, batch_size, progress, "windows", score)
+    return torch.cat([scores for _, _, scores in stream], 1).view(len(images), *grid.shape)

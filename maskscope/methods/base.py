@@ -19,9 +19,10 @@ from typing import Any, ClassVar, Sequence
 
 import torch
 
-from maskscope.core.classifier import Classifier
+from maskscope.core.classifier import DEFAULT_SCORE, Classifier
 from maskscope.core.explanation import Explanation
 from maskscope.core.games import get_game, goal_met
+from maskscope.core.optimisation import OptimisationResult
 from maskscope.core.scoring import default_batch_size
 from maskscope.core.targets import TargetSpec, resolve_targets, target_weights
 from maskscope.data.images import ImageLike, check_pixel_range, image_name, load_image, unique_names
@@ -86,6 +87,7 @@ class Method:
         weights = target_weights(targets, scores.shape[1], device=batch.device)
         explanation = self._explain(classifier, batch, targets, weights, seed)
         explanation.scores_before = (scores * weights).sum(1).cpu()
+        explanation.score = self.explained_score
         record_goal(explanation, self.game)
         explanation.target_names = [[classifier.class_names[c] for c in classes] for classes in targets]
         explanation.params = self.get_params()
@@ -98,16 +100,37 @@ class Method:
 
     __call__ = explain
 
+    @property
+    def explained_score(self) -> str:
+        """The class score the method explains and reports: its ``score`` parameter where it has
+        one; the optimisation methods' games are defined on the probability."""
+        return getattr(self, "score", DEFAULT_SCORE)
+
     @torch.no_grad()
     def _scores(self, classifier: Classifier, images: torch.Tensor) -> torch.Tensor:
-        """Class probabilities of the images, ``batch_size`` images a pass when the method has one."""
+        """Class scores of the images (:attr:`explained_score`), ``batch_size`` images a pass when the method has one."""
         size = default_batch_size(getattr(self, "batch_size", None), images.device)
-        return torch.cat([classifier.probabilities(images[i : i + size]) for i in range(0, len(images), size)])
+        parts = range(0, len(images), size)
+        return torch.cat([classifier.class_scores(images[i : i + size], self.explained_score) for i in parts])
 
     def _explain(
         self, classifier: Classifier, images: torch.Tensor, targets: list[list[int]], weights: torch.Tensor, seed: int
     ) -> Explanation:
         raise NotImplementedError
+
+    def _optimised(
+        self, targets: list[list[int]], saliency: torch.Tensor, result: OptimisationResult, scores_after: torch.Tensor
+    ) -> Explanation:
+        """The explanation of a mask optimisation: its map B×H×W, the optimised masks, the
+        target scores under them and the objective per step, on the CPU."""
+        return Explanation(
+            saliency=saliency.cpu(),
+            targets=targets,
+            method=self.name,
+            mask=result.masks.cpu(),
+            scores_after=scores_after.cpu(),
+            history=result.objective.cpu(),
+        )
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())

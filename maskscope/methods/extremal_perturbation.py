@@ -16,8 +16,8 @@ levels; at every other step (the first, third, …) the
 perturbed image is mirrored left to right.
 
 Defaults (224-px input), those of the authors' code: areas (0.05, 0.1, 0.2), ``up`` the
-smooth-max generator (:class:`~maskscope.core.masks.SmoothMaxUpsampler`, a cell per 7 px,
-σ = 21 px), λ₀ = 300, g = 1.0035, SGD with lr 0.01, momentum 0.9 and dampening 0.9,
+smooth-max generator (:class:`~maskscope.core.masks.SmoothMaxUpsampler`, 32 cells along the
+longer side, so a cell per 7 px, σ = 21 px), λ₀ = 300, g = 1.0035, SGD with lr 0.01, momentum 0.9 and dampening 0.9,
 800 steps, ``M`` starting at 1 and clipped to [0, 1] after every step.
 
 Two things differ from the authors' code and change nothing the paper specifies: tied
@@ -30,7 +30,7 @@ probability as reward, Adam lr 0.05, masks starting at 0.5, no flip, the blur le
 blended with the image by the mask and the image reflected, the area over the image only).
 
 The explanation's ``saliency`` is the sum over areas of ``up(M_a)`` (the paper's summary
-map: pixels in every mask score highest); ``mask`` holds every area's mask parameter,
+map: pixels in every mask score highest); ``area_masks`` holds every area's mask parameter,
 B×A×h×w, areas in the order given; ``scores_after`` is the target probability under the
 first area's mask and ``kept_area`` that mask's area. Nothing is random, so the ``seed``
 has no effect.
@@ -103,7 +103,9 @@ class ExtremalPerturbation(Method):
 
     Args:
         areas: target areas as fractions of the image; one mask each.
-        mask_step: image pixels per mask-parameter cell (the mask is ``⌈H/step⌉×⌈W/step⌉``).
+        resolution: mask-parameter cells along the image's longer side; a cell covers
+            ``step = ⌈max(H, W)/resolution⌉`` pixels and the mask is ``⌈H/step⌉×⌈W/step⌉``
+            (32 at 224 px: the authors' 7 px step).
         smooth_sigma: σ in image pixels of the mask generator (the smooth-max kernel's
             scale, or the Gaussian's after bilinear enlargement).
         mask_generator: ``"smooth_max"`` (the authors') or ``"gaussian"`` (bilinear then Gaussian).
@@ -130,7 +132,7 @@ class ExtremalPerturbation(Method):
     name = "ep"
     game = "preservation"
     constraints = {
-        "areas": Interval(0, 1, True, True), "mask_step": at_least(1), "smooth_sigma": at_least(0),
+        "areas": Interval(0, 1, True, True), "resolution": at_least(1), "smooth_sigma": at_least(0),
         "mask_generator": OneOf(*MASK_GENERATORS), "max_blur": at_least(0), "blur_levels": at_least(1),
         "perturbation": OneOf(*PERTURBATIONS), "area_weight": at_least(0), "area_growth": positive(),
         "class_loss": OneOf(*CLASS_LOSSES), "optimiser": OneOf(*OPTIMISERS), "lr": positive(),
@@ -141,7 +143,7 @@ class ExtremalPerturbation(Method):
     def __init__(
         self,
         areas: Sequence[float] = (0.05, 0.1, 0.2),
-        mask_step: int = 7,
+        resolution: int = 32,
         smooth_sigma: float = 21.0,
         mask_generator: str = "smooth_max",
         max_blur: float = 20.0,
@@ -160,7 +162,7 @@ class ExtremalPerturbation(Method):
         progress: bool = False,
     ) -> None:
         self.areas = tuple(float(a) for a in areas)
-        self.mask_step = mask_step
+        self.resolution = resolution
         self.smooth_sigma = smooth_sigma
         self.mask_generator = mask_generator
         self.max_blur = max_blur
@@ -192,9 +194,13 @@ class ExtremalPerturbation(Method):
         )
         return cls(**{**earlier, **overrides})
 
-    def _upsampler(self):
+    def cell_step(self, size: tuple[int, int]) -> int:
+        """Image pixels per mask cell for an image of ``size`` (H, W)."""
+        return math.ceil(max(size) / self.resolution)
+
+    def _upsampler(self, size: tuple[int, int]):
         if self.mask_generator == "smooth_max":
-            return SmoothMaxUpsampler(self.mask_step, self.smooth_sigma)
+            return SmoothMaxUpsampler(self.cell_step(size), self.smooth_sigma)
         return Upsampler("bilinear", self.smooth_sigma)
 
     def _optimise_rows(self, classifier, rows, row_weights, row_areas, upsampler, shape):
@@ -235,8 +241,9 @@ class ExtremalPerturbation(Method):
     def _explain(self, classifier, images, targets, weights, seed):
         count, height, width = images.shape[0], *images.shape[-2:]
         per_image = len(self.areas)
-        upsampler = self._upsampler()
-        shape = (math.ceil(height / self.mask_step), math.ceil(width / self.mask_step))
+        upsampler = self._upsampler((height, width))
+        step = self.cell_step((height, width))
+        shape = (math.ceil(height / step), math.ceil(width / step))
         # row i·A + j is image i with area j
         rows = images.repeat_interleave(per_image, 0)
         row_weights = weights.repeat_interleave(per_image, 0)
@@ -254,7 +261,7 @@ class ExtremalPerturbation(Method):
             saliency=full.sum(1).cpu(),
             targets=targets,
             method=self.name,
-            mask=masks.view(count, per_image, *shape).cpu(),
+            area_masks=masks.view(count, per_image, *shape).cpu(),
             scores_after=scores.view(count, per_image)[:, 0].cpu(),
             kept_area=full[:, 0].flatten(1).mean(1).cpu(),
             history=objective.view(count, per_image, -1).sum(1).cpu(),

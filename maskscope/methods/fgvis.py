@@ -24,8 +24,8 @@ by the adversarial defense (:class:`~maskscope.core.defense.AdversarialDefense`)
 ``defense=False``.
 
 The saliency is the mean over channels of ``m`` (``1 − m`` for deletion and repression).
-The explanation also carries ``lambdas`` (the λ each image ended with), ``decision_changed``
-(per image, whether the search's top-1 rule was met) and, as ``history``, the objective of
+The explanation also carries ``chosen_l1_weight`` (the λ each image ended with),
+``decision_changed`` (per image, whether the search's top-1 rule was met) and, as ``history``, the objective of
 the first round.
 """
 
@@ -52,7 +52,7 @@ from maskscope.methods.parameters import Interval, OneOf, at_least, positive
 from maskscope.methods.registry import register
 
 #: the λ line search of the paper: 13 log-spaced values from 1e-4 to 1e-10
-DEFAULT_LAMBDAS = tuple(float(v) for v in np.logspace(-4, -10, 13))
+DEFAULT_L1_WEIGHTS = tuple(float(v) for v in np.logspace(-4, -10, 13))
 SEARCHES = ("bisection", "sequential")
 
 
@@ -62,7 +62,7 @@ class FGVis(Method):
 
     Args:
         game: ``"deletion"``, ``"preservation"``, ``"generation"`` or ``"repression"``.
-        lambdas: the λ values tried in order; one value disables the search.
+        l1_weights: the λ values tried in order; one value disables the search.
         steps: iterations per λ.
         lr: SGD learning rate (on the max-normalised gradient).
         defense: protect the gradients with the adversarial defense.
@@ -78,7 +78,7 @@ class FGVis(Method):
 
     name = "fgvis"
     constraints = {
-        "game": OneOf(*GAMES), "lambdas": at_least(0), "steps": at_least(1), "lr": positive(),
+        "game": OneOf(*GAMES), "l1_weights": at_least(0), "steps": at_least(1), "lr": positive(),
         "start_width": Interval(0, 1), "search": OneOf(*SEARCHES), "batch_size": at_least(1),
     }
     pixel_level = True
@@ -86,7 +86,7 @@ class FGVis(Method):
     def __init__(
         self,
         game: str = "deletion",
-        lambdas: Sequence[float] = DEFAULT_LAMBDAS,
+        l1_weights: Sequence[float] = DEFAULT_L1_WEIGHTS,
         steps: int = 500,
         lr: float = 0.1,
         defense: bool = True,
@@ -96,10 +96,10 @@ class FGVis(Method):
         batch_size: int | None = None,
         progress: bool = False,
     ) -> None:
-        if len(lambdas) == 0:
-            raise ValueError("lambdas must hold at least one value, got an empty list")
+        if len(l1_weights) == 0:
+            raise ValueError("l1_weights must hold at least one value, got an empty list")
         self.game = game
-        self.lambdas = tuple(float(value) for value in lambdas)
+        self.l1_weights = tuple(float(value) for value in l1_weights)
         self.steps = steps
         self.lr = lr
         self.defense = defense
@@ -112,8 +112,8 @@ class FGVis(Method):
     def rounds(self) -> int:
         """The most rounds of ``steps`` the λ search can take."""
         if self.search == "sequential":
-            return len(self.lambdas)
-        return math.ceil(math.log2(len(self.lambdas) + 1))
+            return len(self.l1_weights)
+        return math.ceil(math.log2(len(self.l1_weights) + 1))
 
     def _initial_masks(self, shape: tuple[int, ...], seed: int, device) -> torch.Tensor:
         """``U(0, w)`` or ``U(1 − w, 1)``, one generator per image (same start alone or in a batch)."""
@@ -166,10 +166,10 @@ class FGVis(Method):
         count = images.shape[0]
         init = self._initial_masks(tuple(images.shape), seed, images.device)
         masks = init.clone()
-        values = torch.tensor(self.lambdas, dtype=torch.float64)
+        values = torch.tensor(self.l1_weights, dtype=torch.float64)
         # per image, the search interval [low, high) of λ indices; high = n means "none met yet"
         low = torch.zeros(count, dtype=torch.long)
-        high = torch.full((count,), len(self.lambdas), dtype=torch.long)
+        high = torch.full((count,), len(self.l1_weights), dtype=torch.long)
         met_any = torch.zeros(count, dtype=torch.bool)
         history = None
         bar = tqdm(total=self.rounds(), desc="FGVis λ rounds", disable=not self.progress, leave=False)
@@ -183,7 +183,7 @@ class FGVis(Method):
             )
             history = objective if history is None else history
             met = met.cpu()
-            last = tried == len(self.lambdas) - 1
+            last = tried == len(self.l1_weights) - 1
             # a met λ is kept; so is the smallest λ's mask while nothing better has been met
             keep = met | (last & ~met_any[todo])
             masks[todo[keep]] = found[keep.to(found.device)]
@@ -192,18 +192,17 @@ class FGVis(Method):
             high[todo[met]] = tried[met]
             low[todo[~met]] = tried[~met] + 1
         bar.close()
-        chosen = values[high.clamp(max=len(self.lambdas) - 1)]
+        chosen = values[high.clamp(max=len(self.l1_weights) - 1)]
         final = self._problem(classifier, images, weights, 0.0)
         with torch.no_grad():
             scores_after = final.class_scores(masks, jitter=False)
-        explanation = Explanation(
+        return Explanation(
             saliency=game.saliency(masks).mean(1).cpu(),
             targets=targets,
             method=self.name,
             mask=masks.cpu(),
             scores_after=scores_after.cpu(),
             history=history,
+            chosen_l1_weight=chosen,
+            decision_changed=self.decision_changed(final, masks).cpu(),
         )
-        explanation.lambdas = chosen
-        explanation.decision_changed = self.decision_changed(final, masks).cpu()
-        return explanation

@@ -2,7 +2,8 @@
 Gradient-based Localization", ICCV 2017).
 
 For the feature maps ``A^k`` of a convolutional layer (Z = its number of positions) and the
-class score ``y^c`` (the logit, before the softmax):
+class score ``y^c`` (the paper's is the logit, before the softmax: ``score="logit"``; the
+default, as for every method, is the probability):
 
     α_k^c = (1/Z) · Σ_{i,j} ∂y^c/∂A^k_{ij},        L^c = ReLU(Σ_k α_k^c · A^k)
 
@@ -23,11 +24,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from maskscope.core.classifier import Classifier
+from maskscope.core.classifier import DEFAULT_SCORE, SCORES, Classifier
 from maskscope.core.explanation import Explanation
 from maskscope.core.layer_masks import find_module
 from maskscope.methods.base import Method
-from maskscope.methods.gradient import SCORE_KINDS, chunks, target_score
+from maskscope.methods.gradient import chunks, target_score
 from maskscope.methods.parameters import OneOf, at_least
 from maskscope.methods.registry import register
 
@@ -155,7 +156,7 @@ class GradCAM(Method):
             list of them; ``None`` finds the last spatial layer. With several layers each
             layer's map is upsampled to the input, divided by its maximum and the maps are
             averaged, so that no layer dominates by the scale of its activations.
-        score: ``"logit"`` (the paper's pre-softmax ``y^c``) or ``"probability"``.
+        score: ``"probability"`` (the default of every method) or ``"logit"`` (the paper's pre-softmax ``y^c``).
         batch_size: images per forward/backward pass (default: 8 on a CPU, 64 on a GPU).
         progress: show a progress bar.
         reshape: turns a layer's output into B×C×H×W feature maps, e.g. :class:`TokenGrid`
@@ -163,12 +164,12 @@ class GradCAM(Method):
     """
 
     name = "gradcam"
-    constraints = {"score": OneOf(*SCORE_KINDS), "batch_size": at_least(1)}
+    constraints = {"score": OneOf(*SCORES), "batch_size": at_least(1)}
 
     def __init__(
         self,
         layer: str | nn.Module | Sequence[str | nn.Module] | None = None,
-        score: str = "logit",
+        score: str = DEFAULT_SCORE,
         batch_size: int | None = None,
         progress: bool = False,
         reshape: Callable[[torch.Tensor], torch.Tensor] | None = None,
@@ -187,7 +188,7 @@ class GradCAM(Method):
             layers = [self.layer]
         else:
             layers = list(self.layer)
-        return [find_module(classifier.model, layer) if isinstance(layer, str) else layer for layer in layers]
+        return [find_module(classifier.model, layer) for layer in layers]
 
     def _explain(self, classifier, images, targets, weights, seed):
         modules = self.modules(classifier, images)
@@ -207,4 +208,4 @@ class GradCAM(Method):
         else:
             saliency = torch.stack([scaled_to_unit(cam) for cam in upsampled]).mean(0)
             mask = torch.cat(upsampled, 1)
-        return Explanation(saliency=saliency[:, 0].cpu(), targets=targets, method=self.name, mask=mask.cpu())
+        return Explanation(saliency=saliency[:, 0].cpu(), targets=targets, method=self.name, coarse_map=mask.cpu())

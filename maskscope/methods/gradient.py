@@ -2,8 +2,8 @@
 
 The class score ``S_c`` is linearised around the image, ``S_c(x) ≈ wᵀx + b`` with
 ``w = ∂S_c/∂x |_x``, and the saliency of a pixel is the largest magnitude over its colour
-channels: ``M(i, j) = max_k |w(k, i, j)|``. ``S_c`` is the unnormalised class score (the
-logit), as in the paper; ``score="probability"`` differentiates the probability instead.
+channels: ``M(i, j) = max_k |w(k, i, j)|``. The paper's ``S_c`` is the unnormalised class
+score, the logit (``score="logit"``); the default, as for every method, is the probability.
 A set of target classes sums their scores. Images go ``batch_size`` at a time through the
 forward and backward pass, so memory does not grow with the number of images.
 """
@@ -14,15 +14,13 @@ from typing import Iterator
 
 import torch
 
-from maskscope.core.classifier import Classifier
+from maskscope.core.classifier import DEFAULT_SCORE, SCORES, Classifier
 from maskscope.core.explanation import Explanation
 from maskscope.core.progress import progress_bar
 from maskscope.core.scoring import default_batch_size
 from maskscope.methods.base import Method
 from maskscope.methods.parameters import OneOf, at_least
 from maskscope.methods.registry import register
-
-SCORE_KINDS = ("logit", "probability")
 
 
 def chunks(count: int, batch_size: int | None, device: torch.device, progress: bool, desc: str) -> Iterator[slice]:
@@ -34,7 +32,7 @@ def chunks(count: int, batch_size: int | None, device: torch.device, progress: b
 
 def target_score(classifier: Classifier, images: torch.Tensor, weights: torch.Tensor, score: str) -> torch.Tensor:
     """The summed target score of each image (B): target logits or target probabilities."""
-    outputs = classifier.logits(images) if score == "logit" else classifier.probabilities(images)
+    outputs = classifier.class_scores(images, score)
     return (outputs * weights.to(outputs)).sum(1)
 
 
@@ -51,16 +49,16 @@ class Gradient(Method):
     """Vanilla gradient saliency, ``max_k |∂S_c/∂x_k|``.
 
     Args:
-        score: ``"logit"`` (the paper's unnormalised score) or ``"probability"``.
+        score: ``"probability"`` (the default of every method) or ``"logit"`` (the paper's unnormalised score).
         batch_size: images per forward/backward pass (default: 8 on a CPU, 64 on a GPU).
         progress: show a progress bar.
     """
 
     name = "gradient"
-    constraints = {"score": OneOf(*SCORE_KINDS), "batch_size": at_least(1)}
+    constraints = {"score": OneOf(*SCORES), "batch_size": at_least(1)}
     pixel_level = True
 
-    def __init__(self, score: str = "logit", batch_size: int | None = None, progress: bool = False) -> None:
+    def __init__(self, score: str = DEFAULT_SCORE, batch_size: int | None = None, progress: bool = False) -> None:
         self.score = score
         self.batch_size = batch_size
         self.progress = progress
@@ -69,5 +67,5 @@ class Gradient(Method):
         parts = chunks(len(images), self.batch_size, images.device, self.progress, "gradient")
         gradients = torch.cat([input_gradients(classifier, images[c], weights[c], self.score) for c in parts])
         return Explanation(
-            saliency=gradients.abs().amax(1).cpu(), targets=targets, method=self.name, mask=gradients.cpu()
+            saliency=gradients.abs().amax(1).cpu(), targets=targets, method=self.name, attributions=gradients.cpu()
         )

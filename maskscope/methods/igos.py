@@ -25,7 +25,6 @@ import math
 import torch
 
 from maskscope.core.directions import IntegratedGradient, end_point_scores
-from maskscope.core.explanation import Explanation
 from maskscope.core.fillers import Blur, Filler, resolve_filler
 from maskscope.core.games import MaskProblem, get_game
 from maskscope.core.line_search import ArmijoLineSearch
@@ -59,8 +58,8 @@ class IGOS(Method):
 
     Args:
         resolution: side of the square mask ``M``.
-        l1: λ1, weight of ``mean|1 − M|``; ``None`` takes the per-resolution default.
-        tv: λ2, weight of the anisotropic ``TV_β``; ``None`` takes the per-resolution default.
+        l1_weight: λ1, weight of ``mean|1 − M|``; ``None`` takes the per-resolution default.
+        tv_weight: λ2, weight of the anisotropic ``TV_β``; ``None`` takes the per-resolution default.
         tv_beta: β of the TV term.
         filler: removal content; ``None`` is the heavy blur scaled to the image.
         points: path points ``S`` of the integrated gradient.
@@ -78,17 +77,17 @@ class IGOS(Method):
 
     name = "igos"
     constraints = {
-        "resolution": at_least(1), "l1": at_least(0), "tv": at_least(0), "tv_beta": positive(), "points": at_least(1),
-        "noise": at_least(0), "steps": at_least(1), "initial_step": positive(), "shrink": Interval(0, 1, True, True),
-        "decrease": at_least(0), "smallest_step": positive(), "batch_size": at_least(1),
+        "resolution": at_least(1), "l1_weight": at_least(0), "tv_weight": at_least(0), "tv_beta": positive(),
+        "points": at_least(1), "noise": at_least(0), "steps": at_least(1), "initial_step": positive(),
+        "shrink": Interval(0, 1, True, True), "decrease": at_least(0), "smallest_step": positive(), "batch_size": at_least(1),
     }
     game = "deletion"
 
     def __init__(
         self,
         resolution: int = 28,
-        l1: float | None = None,
-        tv: float | None = None,
+        l1_weight: float | None = None,
+        tv_weight: float | None = None,
         tv_beta: float = 2.0,
         filler: str | Filler | None = None,
         points: int = 20,
@@ -102,8 +101,8 @@ class IGOS(Method):
         progress: bool = False,
     ) -> None:
         self.resolution = resolution
-        self.l1 = l1
-        self.tv = tv
+        self.l1_weight = l1_weight
+        self.tv_weight = tv_weight
         self.tv_beta = tv_beta
         self.filler = filler
         self.points = points
@@ -120,7 +119,10 @@ class IGOS(Method):
     def weights(self) -> tuple[float, float]:
         """(λ1, λ2) in effect."""
         default_l1, default_tv = default_weights(self.resolution)
-        return (default_l1 if self.l1 is None else self.l1, default_tv if self.tv is None else self.tv)
+        return (
+            default_l1 if self.l1_weight is None else self.l1_weight,
+            default_tv if self.tv_weight is None else self.tv_weight,
+        )
 
     def regulariser(self, masks: torch.Tensor) -> torch.Tensor:
         """``λ1·mean|1 − M| + λ2·TV_β(M)`` per mask."""
@@ -153,11 +155,4 @@ class IGOS(Method):
         scores_after = end_point_scores(problem, result.masks, batch_size=self.batch_size)
         with torch.no_grad():
             full = problem.upsampler(result.masks, problem.size)
-        return Explanation(
-            saliency=game.saliency(full)[:, 0].cpu(),
-            targets=targets,
-            method=self.name,
-            mask=result.masks.cpu(),
-            scores_after=scores_after.cpu(),
-            history=result.objective.cpu(),
-        )
+        return self._optimised(targets, game.saliency(full)[:, 0], result, scores_after)

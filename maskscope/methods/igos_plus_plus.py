@@ -18,7 +18,6 @@ from __future__ import annotations
 import torch
 
 from maskscope.core.directions import end_point_scores
-from maskscope.core.explanation import Explanation
 from maskscope.core.masks import Upsampler
 from maskscope.core.optimisation import optimise_masks
 from maskscope.core.paired_masks import COMBINED_DELETION, DeletionInsertionProblem
@@ -32,7 +31,7 @@ from maskscope.methods.registry import register
 class IGOSPlusPlus(IGOS):
     """iGOS++ with the paper's defaults (224-px input, 28×28 masks).
 
-    Arguments as for :class:`~maskscope.methods.igos.IGOS`, with ``tv`` weighing the
+    Arguments as for :class:`~maskscope.methods.igos.IGOS`, with ``tv_weight`` weighing the
     bilateral TV, ``tv_sigma`` its σ, and ``initial_step`` 1000 by default.
     """
 
@@ -42,8 +41,8 @@ class IGOSPlusPlus(IGOS):
     def __init__(
         self,
         resolution: int = 28,
-        l1: float | None = None,
-        tv: float | None = None,
+        l1_weight: float | None = None,
+        tv_weight: float | None = None,
         tv_beta: float = 2.0,
         tv_sigma: float = 0.01,
         filler=None,
@@ -59,8 +58,8 @@ class IGOSPlusPlus(IGOS):
     ) -> None:
         super().__init__(
             resolution=resolution,
-            l1=l1,
-            tv=tv,
+            l1_weight=l1_weight,
+            tv_weight=tv_weight,
             tv_beta=tv_beta,
             filler=filler,
             points=points,
@@ -97,11 +96,4 @@ class IGOSPlusPlus(IGOS):
         scores_after = end_point_scores(problem, result.masks, COMBINED_DELETION, self.batch_size)
         with torch.no_grad():
             full = problem.upsampler(combined, size)
-        return Explanation(
-            saliency=(1 - full)[:, 0].cpu(),
-            targets=targets,
-            method=self.name,
-            mask=result.masks.cpu(),
-            scores_after=scores_after.cpu(),
-            history=result.objective.cpu(),
-        )
+        return self._optimised(targets, (1 - full)[:, 0], result, scores_after)

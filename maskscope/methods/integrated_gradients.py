@@ -5,27 +5,28 @@ For an input ``x`` and a baseline ``x'`` the attribution of input ``i`` is
     IG_i(x) = (x_i − x'_i) · ∫_0^1 ∂F(x' + α(x − x'))/∂x_i dα
             ≈ (x_i − x'_i) · (1/m) · Σ_{k=1..m} ∂F(x' + (k/m)(x − x'))/∂x_i
 
-(the paper's Riemann sum, m = ``steps`` = 50 by default; it suggests 20–300). Completeness,
+(the paper's Riemann sum, m = ``points`` = 50 by default; it suggests 20–300). Completeness,
 ``Σ_i IG_i(x) = F(x) − F(x')``, holds up to the sum's error. The baseline is the black
 image by default, or any filler spec applied to ``x`` (``"mean"``: the classifier's mean
 colour, the zero image of its normalised space). ``F`` is the target probability (or the
 logit with ``score="logit"``). All ``B·m`` path points are evaluated ``batch_size`` at a
 time.
 
-Output: ``saliency = Σ_channels |IG|``; ``mask`` holds the signed attributions B×3×H×W;
-``history`` holds the completeness gap ``Σ_i IG_i − (F(x) − F(x'))`` per image (B×1).
+Output: ``saliency = Σ_channels |IG|``; ``attributions`` holds the signed attributions
+B×3×H×W and ``completeness_gap`` the gap ``Σ_i IG_i − (F(x) − F(x'))`` per image (B).
 """
 
 from __future__ import annotations
 
 import torch
 
+from maskscope.core.classifier import DEFAULT_SCORE, SCORES
 from maskscope.core.explanation import Explanation
 from maskscope.core.fillers import resolve_filler
 from maskscope.core.progress import progress_bar
 from maskscope.core.scoring import default_batch_size
 from maskscope.methods.base import Method
-from maskscope.methods.gradient import SCORE_KINDS, chunks, input_gradients, target_score
+from maskscope.methods.gradient import chunks, input_gradients, target_score
 from maskscope.methods.parameters import OneOf, at_least
 from maskscope.methods.registry import register
 
@@ -35,7 +36,7 @@ class IntegratedGradients(Method):
     """Integrated Gradients along the straight path from a baseline to the image.
 
     Args:
-        steps: path points m of the Riemann sum.
+        points: path points m of the Riemann sum.
         baseline: ``"black"``, ``"mean"`` (the classifier's mean colour) or another filler spec.
         score: ``"probability"`` or ``"logit"``.
         batch_size: path points per forward/backward pass (default: 8 on a CPU, 64 on a GPU).
@@ -43,18 +44,18 @@ class IntegratedGradients(Method):
     """
 
     name = "integrated_gradients"
-    constraints = {"steps": at_least(1), "score": OneOf(*SCORE_KINDS), "batch_size": at_least(1)}
+    constraints = {"points": at_least(1), "score": OneOf(*SCORES), "batch_size": at_least(1)}
     pixel_level = True
 
     def __init__(
         self,
-        steps: int = 50,
+        points: int = 50,
         baseline: str = "black",
-        score: str = "probability",
+        score: str = DEFAULT_SCORE,
         batch_size: int | None = None,
         progress: bool = False,
     ) -> None:
-        self.steps = steps
+        self.points = points
         self.baseline = baseline
         self.score = score
         self.batch_size = batch_size
@@ -64,18 +65,18 @@ class IntegratedGradients(Method):
         batch = images.shape[0]
         references = resolve_filler(self.baseline, classifier.mean_colour)(images)
         difference = images - references
-        alphas = torch.arange(1, self.steps + 1, device=images.device, dtype=images.dtype) / self.steps
+        alphas = torch.arange(1, self.points + 1, device=images.device, dtype=images.dtype) / self.points
         total = torch.zeros_like(images)
-        pairs = torch.arange(batch * self.steps, device=images.device)
+        pairs = torch.arange(batch * self.points, device=images.device)
         size = default_batch_size(self.batch_size, images.device)
         parts = pairs.split(size)
         for chunk in progress_bar(parts, desc="integrated gradients", disable=not self.progress, leave=False):
-            image_index, step_index = chunk // self.steps, chunk % self.steps
+            image_index, step_index = chunk // self.points, chunk % self.points
             alpha = alphas[step_index].view(-1, 1, 1, 1)
             points = references[image_index] + alpha * difference[image_index]
             gradients = input_gradients(classifier, points, weights[image_index], self.score)
             total.index_add_(0, image_index, gradients)
-        attributions = difference * total / self.steps
+        attributions = difference * total / self.points
 
         @torch.no_grad()
         def scores(inputs: torch.Tensor) -> torch.Tensor:
@@ -87,6 +88,6 @@ class IntegratedGradients(Method):
             saliency=attributions.abs().sum(1).cpu(),
             targets=targets,
             method=self.name,
-            mask=attributions.cpu(),
-            history=gap[:, None].cpu(),
+            attributions=attributions.cpu(),
+            completeness_gap=gap.cpu(),
         )

@@ -33,10 +33,10 @@ import numpy as np
 import torch
 from skimage.segmentation import slic
 
+from maskscope.core.classifier import DEFAULT_SCORE, SCORES
 from maskscope.core.explanation import Explanation
 from maskscope.core.fillers import Filler, resolve_filler
-from maskscope.core.progress import progress_bar
-from maskscope.core.scoring import default_batch_size, score_perturbations
+from maskscope.core.scoring import score_mask_stream
 from maskscope.methods.base import Method
 from maskscope.methods.parameters import OneOf, at_least, positive
 from maskscope.methods.registry import register
@@ -127,10 +127,11 @@ class LIME(Method):
 
     Args:
         samples: number of random samples N (the first keeps every superpixel).
-        segments, compactness, sigma: SLIC's ``n_segments``, ``compactness`` and ``sigma``.
+        segments, compactness, slic_sigma: SLIC's ``n_segments``, ``compactness`` and ``sigma``.
         filler: content of hidden superpixels: ``"mean"`` (the classifier's mean colour;
             LIME), an inpainter such as ``"inpaint"`` (LIME-G), any spec ``resolve_filler``
             accepts, or a :class:`~maskscope.core.fillers.Filler`.
+        score: the class score explained, ``"probability"`` or ``"logit"``.
         kernel_width: w of the kernel ``sqrt(exp(−d²/w²))``.
         regression: ``"ridge"`` or ``"lasso"``.
         alpha: the regulariser's weight; ``None`` takes 1.0 for ridge (LIME's) and 0.01 for lasso.
@@ -141,8 +142,9 @@ class LIME(Method):
     name = "lime"
     needs_gradients = False
     constraints = {
-        "samples": at_least(2), "segments": at_least(1), "compactness": positive(), "sigma": at_least(0),
-        "kernel_width": positive(), "regression": OneOf(*REGRESSIONS), "alpha": at_least(0), "batch_size": at_least(1),
+        "samples": at_least(2), "segments": at_least(1), "compactness": positive(), "slic_sigma": at_least(0),
+        "kernel_width": positive(), "regression": OneOf(*REGRESSIONS), "alpha": at_least(0), "score": OneOf(*SCORES),
+        "batch_size": at_least(1),
     }
 
     def __init__(
@@ -150,8 +152,9 @@ class LIME(Method):
         samples: int = 1000,
         segments: int = 50,
         compactness: float = 30.0,
-        sigma: float = 3.0,
+        slic_sigma: float = 3.0,
         filler: str | Filler = "mean",
+        score: str = DEFAULT_SCORE,
         kernel_width: float = 0.25,
         regression: str = "ridge",
         alpha: float | None = None,
@@ -161,8 +164,9 @@ class LIME(Method):
         self.samples = samples
         self.segments = segments
         self.compactness = compactness
-        self.sigma = sigma
+        self.slic_sigma = slic_sigma
         self.filler = filler
+        self.score = score
         self.kernel_width = kernel_width
         self.regression = regression
         self.alpha = alpha
@@ -181,19 +185,21 @@ class LIME(Method):
 
     def _explain(self, classifier, images, targets, weights, seed):
         batch, _, height, width = images.shape
-        labels = torch.stack([superpixels(image, self.segments, self.compactness, self.sigma) for image in images])
+        labels = torch.stack([superpixels(image, self.segments, self.compactness, self.slic_sigma) for image in images])
         counts = labels.flatten(1).max(1).values + 1
         presence = self.draw_samples(counts, seed)
         filler = resolve_filler(self.filler, classifier.mean_colour)
         pixels = labels.flatten(1).to(images.device)
-        batch_size = default_batch_size(self.batch_size, images.device)
-        per_chunk = max(1, batch_size // batch)
-        scores = []
-        for start in progress_bar(range(0, self.samples, per_chunk), desc="LIME", disable=not self.progress, leave=False):
-            chunk = presence[:, start : start + per_chunk].to(images.device)
-            masks = torch.gather(chunk, 2, pixels[:, None].expand(-1, chunk.shape[1], -1))
-            masks = masks.view(batch, chunk.shape[1], height, width)
-            scores.append(score_perturbations(classifier, images, masks, filler, weights, batch_size=batch_size))
+
+        def masks_of(chunk: slice) -> torch.Tensor:
+            drawn = presence[:, chunk].to(images.device)
+            masks = torch.gather(drawn, 2, pixels[:, None].expand(-1, drawn.shape[1], -1))
+            return masks.view(batch, drawn.shape[1], height, width)
+
+        stream = score_mask_stream(
+            classifier, images, self.samples, masks_of, filler, weights, self.batch_size, self.progress, "LIME", self.score
+        )
+        scores = [chunk_scores for _, _, chunk_scores in stream]
         kernel = kernel_weights(presence, counts, self.kernel_width)
         alpha = REGRESSIONS[self.regression] if self.alpha is None else self.alpha
         fit = weighted_ridge if self.regression == "ridge" else weighted_lasso
@@ -203,5 +209,9 @@ class LIME(Method):
         beyond = torch.arange(coefficients.shape[1])[None] >= counts[:, None]
         weights_per_superpixel = coefficients.masked_fill(beyond, float("nan"))
         return Explanation(
-            saliency=saliency, targets=targets, method=self.name, mask=weights_per_superpixel[:, None, None]
+            saliency=saliency,
+            targets=targets,
+            method=self.name,
+            superpixels=labels,
+            superpixel_weights=weights_per_superpixel,
         )

@@ -25,9 +25,9 @@ from __future__ import annotations
 from typing import ClassVar
 
 import torch
+from torch import nn
 
 from maskscope.core.classifier import Classifier
-from maskscope.core.explanation import Explanation
 from maskscope.core.fillers import resolve_filler
 from maskscope.core.games import MaskProblem, get_game
 from maskscope.core.jitter import Jitter
@@ -52,14 +52,15 @@ class MeaningfulPerturbation(Method):
         resolution: side of the square mask parameter (28 for 224 px).
         smooth_sigma: σ_m of the Gaussian after nearest upsampling, in image pixels.
         filler: removal content: ``"blur:10"``, ``"mean"``, ``"noise"`` or a ``Filler``.
-        l1: λ1, weight of ``Σ|1 − m|`` (deletion) or ``Σ|m|`` (preservation).
-        tv: λ2, weight of the isotropic ``Σ‖∇m‖^β``.
+        l1_weight: λ1, weight of ``Σ|1 − m|`` (deletion) or ``Σ|m|`` (preservation).
+        tv_weight: λ2, weight of the isotropic ``Σ‖∇m‖^β``.
         tv_beta: β.
         lr: Adam learning rate.
         steps: optimisation steps.
         jitter: largest translation τ of the image under the mask, in pixels (0 disables).
         init: ``"circular"`` (the disc search), ``"ones"``, ``"half"`` or ``"uniform"``.
-        layer: name of a module whose activations are masked instead of the image.
+        layer: a module of the model (its name, or the module itself) whose activations are
+            masked instead of the image.
         batch_size: perturbed images per forward pass during the circular search (default: 8 on a CPU, 64 on a GPU).
         progress: show a progress bar.
     """
@@ -67,7 +68,7 @@ class MeaningfulPerturbation(Method):
     name = "mp"
     constraints = {
         "game": OneOf("deletion", "preservation"), "init": OneOf(*INITS), "resolution": at_least(1),
-        "smooth_sigma": at_least(0), "l1": at_least(0), "tv": at_least(0), "tv_beta": positive(), "lr": positive(),
+        "smooth_sigma": at_least(0), "l1_weight": at_least(0), "tv_weight": at_least(0), "tv_beta": positive(), "lr": positive(),
         "steps": at_least(1), "jitter": at_least(0), "batch_size": at_least(1),
     }
     #: blend with the binarised ``up(m)`` and a straight-through gradient (MP-G)
@@ -79,14 +80,14 @@ class MeaningfulPerturbation(Method):
         resolution: int = 28,
         smooth_sigma: float = 5.0,
         filler="blur:10",
-        l1: float = 1e-4,
-        tv: float = 1e-2,
+        l1_weight: float = 1e-4,
+        tv_weight: float = 1e-2,
         tv_beta: float = 3.0,
         lr: float = 0.1,
         steps: int = 300,
         jitter: int = 4,
         init: str = "circular",
-        layer: str | None = None,
+        layer: str | nn.Module | None = None,
         batch_size: int | None = None,
         progress: bool = False,
     ) -> None:
@@ -98,8 +99,8 @@ class MeaningfulPerturbation(Method):
         self.resolution = resolution
         self.smooth_sigma = smooth_sigma
         self.filler = filler
-        self.l1 = l1
-        self.tv = tv
+        self.l1_weight = l1_weight
+        self.tv_weight = tv_weight
         self.tv_beta = tv_beta
         self.lr = lr
         self.steps = steps
@@ -112,12 +113,12 @@ class MeaningfulPerturbation(Method):
     @classmethod
     def localisation(cls, **overrides) -> "MeaningfulPerturbation":
         """The paper's weak-localisation setting: λ1 = 1e-3, β = 2 (use with target "topk:5")."""
-        return cls(**{"l1": 1e-3, "tv_beta": 2.0, **overrides})
+        return cls(**{"l1_weight": 1e-3, "tv_beta": 2.0, **overrides})
 
     def regulariser(self, masks: torch.Tensor) -> torch.Tensor:
         """``λ1·Σ|m − v| + λ2·Σ‖∇m‖^β`` per mask (v = 1 for deletion, 0 for preservation)."""
         towards = get_game(self.game).l1_towards
-        return self.l1 * l1(masks, towards, "sum") + self.tv * total_variation(masks, self.tv_beta, True, "sum")
+        return self.l1_weight * l1(masks, towards, "sum") + self.tv_weight * total_variation(masks, self.tv_beta, True, "sum")
 
     def _explain(self, classifier, images, targets, weights, seed):
         game = get_game(self.game)
@@ -143,14 +144,7 @@ class MeaningfulPerturbation(Method):
             else:
                 spatial = result.masks.mean(1, keepdim=True)
                 full = Upsampler("bilinear")(spatial, problem.size)
-        return Explanation(
-            saliency=game.saliency(full)[:, 0].cpu(),
-            targets=targets,
-            method=self.name,
-            mask=result.masks.cpu(),
-            scores_after=scores_after.cpu(),
-            history=result.objective.cpu(),
-        )
+        return self._optimised(targets, game.saliency(full)[:, 0], result, scores_after)
 
     def _layer_problem(self, classifier: Classifier, images: torch.Tensor, weights: torch.Tensor):
         module = find_module(classifier.model, self.layer)

@@ -31,8 +31,8 @@ class MeaningfulPerturbationG(MeaningfulPerturbation):
         resolution: side of the square mask parameter (28 for 224 px).
         filler: the inpainter: ``"inpaint"`` (Navier–Stokes), ``"telea"``, ``"biharmonic"``
             or an :class:`~maskscope.core.inpainters.Inpainter`.
-        l1: λ1, weight of ``Σ|1 − m|`` (deletion) or ``Σ|m|`` (preservation).
-        tv: λ2, weight of the isotropic ``Σ‖∇m‖^β``.
+        l1_weight: λ1, weight of ``Σ|1 − m|`` (deletion) or ``Σ|m|`` (preservation).
+        tv_weight: λ2, weight of the isotropic ``Σ‖∇m‖^β``.
         tv_beta: β.
         lr: Adam learning rate.
         steps: optimisation steps, each one inpainting every image of the batch once.
@@ -50,8 +50,8 @@ class MeaningfulPerturbationG(MeaningfulPerturbation):
         game: str = "deletion",
         resolution: int = 28,
         filler: str | Filler = "inpaint",
-        l1: float = 1e-4,
-        tv: float = 1e-2,
+        l1_weight: float = 1e-4,
+        tv_weight: float = 1e-2,
         tv_beta: float = 3.0,
         lr: float = 0.1,
         steps: int = 300,
@@ -65,8 +65,8 @@ class MeaningfulPerturbationG(MeaningfulPerturbation):
             resolution=resolution,
             smooth_sigma=0.0,
             filler=filler,
-            l1=l1,
-            tv=tv,
+            l1_weight=l1_weight,
+            tv_weight=tv_weight,
             tv_beta=tv_beta,
             lr=lr,
             steps=steps,

@@ -9,7 +9,7 @@ covering it, weighted by how much of the pixel each removes:
 
 and with several window sizes P the maps of the sizes are averaged, ``H = (1/|P|)·Σ_p H_p``.
 
-Variants (``variant``; ``sizes``, ``filler`` and ``edge_sigma`` override their defaults):
+Variants (``variant``; ``window``, ``filler`` and ``edge_sigma`` override their defaults):
 
 - ``"mean"`` — mean-pixel occlusion: 35×35 squares filled with the classifier's mean colour,
   stride 8. The windows' corners are 0, 8, …, 216 on a 224 image (28 per side, the MP
@@ -25,7 +25,7 @@ Variants (``variant``; ``sizes``, ``filler`` and ``edge_sigma`` override their d
   stride 8, their coverage-normalised maps averaged.
 
 Any filler works in place of the default, including an inpainter (``filler="inpaint"``).
-The explanation's ``mask`` holds the map of each window size, B×|P|×H×W.
+The explanation's ``window_maps`` holds the map of each window size, B×|P|×H×W.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from typing import Sequence
 
 import torch
 
+from maskscope.core.classifier import DEFAULT_SCORE, SCORES
 from maskscope.core.explanation import Explanation
 from maskscope.core.fillers import Filler, resolve_filler
 from maskscope.core.windows import PLACEMENTS, WindowGrid, score_windows, soft_disc_stamp, square_stamp
@@ -65,9 +66,11 @@ class Occlusion(Method):
 
     Args:
         variant: ``"mean"``, ``"blur"`` or ``"variable"`` (see the module docstring).
-        sizes: window side(s) p in pixels; ``None`` takes the variant's.
+        window: window side(s) p in pixels (one, or several whose maps are averaged);
+            ``None`` takes the variant's.
         stride: step s between windows.
         filler: removal content; ``None`` takes the variant's (mean colour, or blur σ = 10).
+        score: the class score explained, ``"probability"`` or ``"logit"``.
         edge_sigma: σ of the soft discs' edge (``"blur"`` only).
         placement: ``"cover"`` (the MP grid, clipped windows at the far borders),
             ``"valid"`` (only windows inside the image) or ``"edge"`` (up to the first window
@@ -79,25 +82,27 @@ class Occlusion(Method):
     name = "occlusion"
     needs_gradients = False
     constraints = {
-        "variant": OneOf(*VARIANTS), "sizes": at_least(1), "stride": at_least(1), "edge_sigma": at_least(0),
-        "placement": OneOf(*PLACEMENTS), "batch_size": at_least(1),
+        "variant": OneOf(*VARIANTS), "window": at_least(1), "stride": at_least(1), "edge_sigma": at_least(0),
+        "placement": OneOf(*PLACEMENTS), "score": OneOf(*SCORES), "batch_size": at_least(1),
     }
 
     def __init__(
         self,
         variant: str = "mean",
-        sizes: int | Sequence[int] | None = None,
+        window: int | Sequence[int] | None = None,
         stride: int = 8,
         filler: str | Filler | None = None,
+        score: str = DEFAULT_SCORE,
         edge_sigma: float = 5.0,
         placement: str = "cover",
         batch_size: int | None = None,
         progress: bool = False,
     ) -> None:
         self.variant = variant
-        self.sizes = sizes
+        self.window = window
         self.stride = stride
         self.filler = filler
+        self.score = score
         self.edge_sigma = edge_sigma
         self.placement = placement
         self.batch_size = batch_size
@@ -106,7 +111,7 @@ class Occlusion(Method):
     def grids(self, size: tuple[int, int]) -> list[WindowGrid]:
         """The window grid of each window size for an image of ``size`` (H, W)."""
         variant = VARIANTS[self.variant]
-        sizes = variant.sizes if self.sizes is None else _as_tuple(self.sizes)
+        sizes = variant.sizes if self.window is None else _as_tuple(self.window)
         return [WindowGrid(self._stamp(side), side, self.stride, size, self.placement) for side in sizes]
 
     def _stamp(self, side: int) -> torch.Tensor:
@@ -118,13 +123,13 @@ class Occlusion(Method):
         spec = VARIANTS[self.variant].filler if self.filler is None else self.filler
         filler = resolve_filler(spec, classifier.mean_colour)
         with torch.no_grad():
-            original = (classifier.scores(images) * weights).sum(1)
+            original = (classifier.class_scores(images, self.score) * weights).sum(1)
         maps = []
         for grid in self.grids(tuple(images.shape[-2:])):
-            perturbed = score_windows(classifier, images, grid, filler, weights, self.batch_size, self.progress)
+            perturbed = score_windows(classifier, images, grid, filler, weights, self.batch_size, self.progress, self.score)
             maps.append(grid.coverage_average(original[:, None, None] - perturbed))
         per_size = torch.stack(maps, 1)
-        return Explanation(saliency=per_size.mean(1).cpu(), targets=targets, method=self.name, mask=per_size.cpu())
+        return Explanation(saliency=per_size.mean(1).cpu(), targets=targets, method=self.name, window_maps=per_size.cpu())
 
 
 def _as_tuple(sizes: int | Sequence[int]) -> tuple[int, ...]:

@@ -9,8 +9,8 @@ Each mask ``M_i`` is a random binary ``s×s`` grid (each cell kept with probabil
 upsampled bilinearly to ``(s+1)·C_H × (s+1)·C_W`` with the cell size ``C = ⌈H/s⌉`` and
 cropped to H×W at a random offset in ``[0, C)``. Removed pixels take the filler's content;
 the default, the classifier's mean colour, is the paper's zero in normalised space.
-Defaults: N = 4000, s = 7, p = 0.5 (the paper used N = 8000 for ResNet50). Masks are drawn
-by a generator seeded with ``seed`` and scored with the batched engine ``batch_size`` at a
+Defaults: N = ``samples`` = 4000, s = ``resolution`` = 7, p = ``keep`` = 0.5 (the paper used
+N = 8000 for ResNet50). Masks are drawn by a generator seeded with ``seed`` and scored with the batched engine ``batch_size`` at a
 time, so the map depends on the seed only.
 """
 
@@ -21,12 +21,12 @@ import math
 import torch
 import torch.nn.functional as F
 
+from maskscope.core.classifier import DEFAULT_SCORE, SCORES
 from maskscope.core.explanation import Explanation
 from maskscope.core.fillers import Filler, resolve_filler
-from maskscope.core.progress import progress_bar
-from maskscope.core.scoring import default_batch_size, score_perturbations
+from maskscope.core.scoring import score_mask_stream
 from maskscope.methods.base import Method
-from maskscope.methods.parameters import Interval, at_least
+from maskscope.methods.parameters import Interval, OneOf, at_least
 from maskscope.methods.registry import register
 
 
@@ -49,48 +49,57 @@ class RISE(Method):
     """RISE with the paper's defaults.
 
     Args:
-        masks: number of random masks N.
-        cells: grid side s.
+        samples: number of random masks N.
+        resolution: grid side s (cells).
         keep: probability p that a grid cell is kept.
         filler: content of removed pixels (``"mean"``: the classifier's mean colour).
+        score: the class score explained, ``"probability"`` or ``"logit"``.
         batch_size: perturbed images per forward pass (default: 8 on a CPU, 64 on a GPU).
         progress: show a progress bar.
     """
 
     name = "rise"
     needs_gradients = False
-    constraints = {"masks": at_least(1), "cells": at_least(1), "keep": Interval(0, 1, low_open=True), "batch_size": at_least(1)}
+    constraints = {
+        "samples": at_least(1), "resolution": at_least(1), "keep": Interval(0, 1, low_open=True),
+        "score": OneOf(*SCORES), "batch_size": at_least(1),
+    }
 
     def __init__(
         self,
-        masks: int = 4000,
-        cells: int = 7,
+        samples: int = 4000,
+        resolution: int = 7,
         keep: float = 0.5,
         filler: str | Filler = "mean",
+        score: str = DEFAULT_SCORE,
         batch_size: int | None = None,
         progress: bool = False,
     ) -> None:
-        self.masks = masks
-        self.cells = cells
+        self.samples = samples
+        self.resolution = resolution
         self.keep = keep
         self.filler = filler
+        self.score = score
         self.batch_size = batch_size
         self.progress = progress
 
     def _explain(self, classifier, images, targets, weights, seed):
         batch, _, height, width = images.shape
         generator = torch.Generator().manual_seed(seed)
-        grids = (torch.rand(self.masks, self.cells, self.cells, generator=generator) < self.keep).float()
-        limits = torch.tensor([math.ceil(height / self.cells), math.ceil(width / self.cells)])
-        shifts = (torch.rand(self.masks, 2, generator=generator) * limits).long()
+        grids = (torch.rand(self.samples, self.resolution, self.resolution, generator=generator) < self.keep).float()
+        limits = torch.tensor([math.ceil(height / self.resolution), math.ceil(width / self.resolution)])
+        shifts = (torch.rand(self.samples, 2, generator=generator) * limits).long()
         filler = resolve_filler(self.filler, classifier.mean_colour)
         saliency = torch.zeros(batch, height * width, device=images.device)
-        batch_size = default_batch_size(self.batch_size, images.device)
-        per_chunk = max(1, batch_size // batch)
-        for start in progress_bar(range(0, self.masks, per_chunk), desc="RISE", disable=not self.progress, leave=False):
-            chunk = slice(start, start + per_chunk)
-            masks = rise_masks(grids[chunk].to(images.device), shifts[chunk].to(images.device), (height, width))
-            scores = score_perturbations(classifier, images, masks, filler, weights, batch_size=batch_size)
+        device = images.device
+
+        def masks_of(chunk: slice) -> torch.Tensor:
+            return rise_masks(grids[chunk].to(device), shifts[chunk].to(device), (height, width))
+
+        stream = score_mask_stream(
+            classifier, images, self.samples, masks_of, filler, weights, self.batch_size, self.progress, "RISE", self.score
+        )
+        for _, masks, scores in stream:
             saliency += scores @ masks.flatten(1)
-        saliency /= self.masks * self.keep
+        saliency /= self.samples * self.keep
         return Explanation(saliency=saliency.view(batch, height, width).cpu(), targets=targets, method=self.name)

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import torch
 
+from maskscope.core.classifier import DEFAULT_SCORE, SCORES
 from maskscope.core.explanation import Explanation
 from maskscope.core.fillers import Filler, resolve_filler
 from maskscope.core.windows import WindowGrid, score_windows, square_stamp
 from maskscope.methods.base import Method
-from maskscope.methods.parameters import at_least
+from maskscope.methods.parameters import OneOf, at_least
 from maskscope.methods.registry import register
 
 
@@ -32,42 +33,45 @@ class SlidingPatch(Method):
     """SP / SP-G: the fall of the target probability with a p×p patch filled in.
 
     Args:
-        patch: side p of the square patch, in pixels.
+        window: side p of the square patch, in pixels.
         stride: step s between patch positions.
         filler: content of the patch: ``"mean"`` (the classifier's mean colour; SP), an
             inpainter such as ``"inpaint"`` (SP-G), any spec ``resolve_filler`` accepts, or a
             :class:`~maskscope.core.fillers.Filler`.
+        score: the class score explained, ``"probability"`` or ``"logit"``.
         batch_size: perturbed images per forward pass (default: 8 on a CPU, 64 on a GPU).
         progress: show a progress bar.
 
-    The explanation's ``mask`` holds the attributions at the patch positions, B×1×rows×cols.
+    The explanation's ``window_drops`` holds the attributions at the patch positions, B×rows×cols.
     """
 
     name = "sliding_patch"
     needs_gradients = False
-    constraints = {"patch": at_least(1), "stride": at_least(1), "batch_size": at_least(1)}
+    constraints = {"window": at_least(1), "stride": at_least(1), "score": OneOf(*SCORES), "batch_size": at_least(1)}
 
     def __init__(
         self,
-        patch: int = 29,
+        window: int = 29,
         stride: int = 3,
         filler: str | Filler = "mean",
+        score: str = DEFAULT_SCORE,
         batch_size: int | None = None,
         progress: bool = False,
     ) -> None:
-        self.patch = patch
+        self.window = window
         self.stride = stride
         self.filler = filler
+        self.score = score
         self.batch_size = batch_size
         self.progress = progress
 
     def _explain(self, classifier, images, targets, weights, seed):
-        grid = WindowGrid(square_stamp(self.patch), self.patch, self.stride, tuple(images.shape[-2:]), "valid")
+        grid = WindowGrid(square_stamp(self.window), self.window, self.stride, tuple(images.shape[-2:]), "valid")
         filler = resolve_filler(self.filler, classifier.mean_colour)
         with torch.no_grad():
-            original = (classifier.scores(images) * weights).sum(1)
-        perturbed = score_windows(classifier, images, grid, filler, weights, self.batch_size, self.progress)
+            original = (classifier.class_scores(images, self.score) * weights).sum(1)
+        perturbed = score_windows(classifier, images, grid, filler, weights, self.batch_size, self.progress, self.score)
         drops = original[:, None, None] - perturbed
         return Explanation(
-            saliency=grid.interpolate(drops).cpu(), targets=targets, method=self.name, mask=drops[:, None].cpu()
+            saliency=grid.interpolate(drops).cpu(), targets=targets, method=self.name, window_drops=drops.cpu()
         )

@@ -8,7 +8,6 @@ from maskscope.metrics.deletion_insertion import (
     fgvis_schedule,
     igos_schedule,
     insertion,
-    probability_classifier,
     rise_schedule,
     saliency_ranks,
 )
@@ -47,7 +46,6 @@ __all__ = [
     "near_object",
     "pairwise_robustness",
     "pointing_game",
-    "probability_classifier",
     "rise_schedule",
     "saliency_ranks",
     "sanity_masks",

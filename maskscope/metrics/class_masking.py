@@ -79,7 +79,7 @@ def class_masking_table(
         images: N×3×H×W in [0, 1], in the classifier's view.
         labels: N×C multi-hot: the classes each image contains.
         class_masks: N×C×H×W in [0, 1], every class's mask of every image (an explainer's
-            ``Explanation.mask``).
+            ``Explanation.class_masks``).
         thresholds: where masks are binarised (``s > thr`` is kept).
         batch_size: masked images per forward pass (default: 8 on a CPU, 64 on a GPU).
     """
@@ -96,7 +96,7 @@ def class_masking_table(
     levels = torch.tensor(thresholds, dtype=class_masks.dtype).view(1, -1, 1, 1)
     totals = torch.zeros(classes, classes)
     with torch.no_grad():
-        unmasked = scorer.scores(images).cpu()
+        unmasked = scorer.probabilities(images).cpu()
     for index in progress_bar(range(count), desc="class masking", disable=not progress, leave=False):
         if not present[index].any():
             continue

@@ -29,14 +29,13 @@ Protocols (``PROTOCOLS``):
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from functools import partial
 from typing import Callable
 
 import torch
 
-from maskscope.core.classifier import Classifier
+from maskscope.core.classifier import DEFAULT_SCORE, Classifier
 from maskscope.core.fillers import Blur, Filler, resolve_filler
 from maskscope.core.masks import Upsampler
 from maskscope.core.scoring import score_perturbations
@@ -106,7 +105,7 @@ class CurveResult:
         kind: ``"deletion"`` or ``"insertion"``.
         protocol: the protocol's name.
         fractions: T fractions of units changed at each point, from 0 to 1.
-        scores: B×T target probabilities along the curve.
+        scores: B×T target scores along the curve (probabilities unless ``score="logit"``).
         targets: the target classes of each image.
     """
 
@@ -130,10 +129,11 @@ def deletion(
     classifier: Classifier,
     images: torch.Tensor,
     saliency: torch.Tensor,
-    targets: TargetSpec = "top1",
+    target: TargetSpec = "top1",
     protocol: str | Protocol = "rise",
     batch_size: int | None = None,
     progress: bool = False,
+    score: str = DEFAULT_SCORE,
 ) -> CurveResult:
     """Deletion curves: remove the most salient units first; a faithful map makes the score fall fast.
 
@@ -141,36 +141,31 @@ def deletion(
         classifier: the model wrapper.
         images: B×3×H×W in [0, 1].
         saliency: B×h×w, higher = more important (image-sized unless the protocol ranks cells).
-        targets: classes whose probability is recorded (default: each image's top-1 class).
+        target: classes whose probability is recorded (default: each image's top-1 class), as
+            the methods take it: ``"top1"``, an index, a name, or one per image.
         protocol: a name in ``PROTOCOLS`` or a :class:`Protocol`.
         batch_size: perturbed images per forward pass (default: 8 on a CPU, 64 on a GPU).
+        progress: show a progress bar.
+        score: the curve's score, ``"probability"`` (the papers') or ``"logit"``.
     """
-    return _curves("deletion", classifier, images, saliency, targets, protocol, batch_size, progress)
+    return _curves("deletion", classifier, images, saliency, target, protocol, batch_size, progress, score)
 
 
 def insertion(
     classifier: Classifier,
     images: torch.Tensor,
     saliency: torch.Tensor,
-    targets: TargetSpec = "top1",
+    target: TargetSpec = "top1",
     protocol: str | Protocol = "rise",
     batch_size: int | None = None,
     progress: bool = False,
+    score: str = DEFAULT_SCORE,
 ) -> CurveResult:
     """Insertion curves: reveal the most salient units first; a faithful map makes the score rise fast.
 
     Arguments as for :func:`deletion`.
     """
-    return _curves("insertion", classifier, images, saliency, targets, protocol, batch_size, progress)
-
-
-def probability_classifier(classifier: Classifier) -> Classifier:
-    """The classifier itself if it outputs probabilities, else a copy reading softmax probabilities."""
-    if classifier.output != "logits":
-        return classifier
-    probabilities = copy.copy(classifier)
-    probabilities.output = "softmax"
-    return probabilities
+    return _curves("insertion", classifier, images, saliency, target, protocol, batch_size, progress, score)
 
 
 def saliency_ranks(saliency: torch.Tensor) -> torch.Tensor:
@@ -191,17 +186,17 @@ def _curves(
     classifier: Classifier,
     images: torch.Tensor,
     saliency: torch.Tensor,
-    targets: TargetSpec,
+    target: TargetSpec,
     protocol: str | Protocol,
     batch_size: int | None,
     progress: bool,
+    score: str,
 ) -> CurveResult:
     protocol = _resolve_protocol(protocol)
     _check_inputs(images, saliency, protocol)
-    classifier = probability_classifier(classifier)
     with torch.no_grad():
-        clean_scores = classifier.scores(images)
-    resolved = resolve_targets(targets, classifier, clean_scores)
+        clean_scores = classifier.probabilities(images)
+    resolved = resolve_targets(target, classifier, clean_scores)
     weights = target_weights(resolved, clean_scores.shape[1], device=images.device)
     spec = protocol.deletion_filler if kind == "deletion" else protocol.insertion_filler
     filler = resolve_filler(spec, classifier.mean_colour)
@@ -227,6 +222,7 @@ def _curves(
                 batch_size=batch_size,
                 upsampler=Upsampler("bilinear"),
                 progress=progress,
+                score=score,
             )
         )
     fractions = counts.float() / units

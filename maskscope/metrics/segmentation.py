@@ -24,7 +24,6 @@ from maskscope.core.classifier import Classifier
 from maskscope.core.fillers import Constant
 from maskscope.core.scoring import score_perturbations
 from maskscope.core.targets import TargetSpec, resolve_targets, target_weights
-from maskscope.metrics.deletion_insertion import probability_classifier
 
 #: The smallest mask area Sal's area term counts.
 SAL_MIN_AREA = 0.05
@@ -51,16 +50,16 @@ def segmentation_scores(
     threshold: float | None = None,
     classifier: Classifier | None = None,
     images: torch.Tensor | None = None,
-    targets: TargetSpec | None = None,
+    target: TargetSpec | None = None,
     batch_size: int | None = None,
 ) -> SegmentationScores:
-    """Acc, IoU, MAE (and Sal when a classifier, images and targets are given) per image.
+    """Acc, IoU, MAE (and Sal when a classifier, images and a target are given) per image.
 
     Args:
         masks: B×H×W in [0, 1], 1 = the object.
         ground_truth: B×H×W boolean (or 0/1) object masks of the target classes.
         threshold: binarise the masks at ``m > threshold`` first; None scores them soft.
-        classifier, images, targets: for Sal — the model, the images B×3×H×W in [0, 1] and
+        classifier, images, target: for Sal — the model, the images B×3×H×W in [0, 1] and
             the classes Y present in each image (a class, or a set of classes per image).
         batch_size: images per forward pass for Sal (default: 8 on a CPU, 64 on a GPU).
     """
@@ -75,9 +74,9 @@ def segmentation_scores(
     mae = (m - g).abs().flatten(1).mean(1)
     sal = None
     if classifier is not None:
-        if images is None or targets is None:
-            raise ValueError("Sal needs the images and the targets as well as the classifier")
-        sal = _saliency_score(m, classifier, images, targets, batch_size)
+        if images is None or target is None:
+            raise ValueError("Sal needs the images and the target as well as the classifier")
+        sal = _saliency_score(m, classifier, images, target, batch_size)
     return SegmentationScores(acc.cpu(), iou.cpu(), mae.cpu(), sal)
 
 
@@ -96,12 +95,12 @@ def sanity_rows(
     ground_truth: torch.Tensor,
     classifier: Classifier | None = None,
     images: torch.Tensor | None = None,
-    targets: TargetSpec | None = None,
+    target: TargetSpec | None = None,
     batch_size: int | None = None,
 ) -> dict[str, dict[str, float]]:
     """Mean scores of each of :func:`sanity_masks` (with Sal when a classifier is given)."""
     return {
-        name: segmentation_scores(mask, ground_truth, None, classifier, images, targets, batch_size).means()
+        name: segmentation_scores(mask, ground_truth, None, classifier, images, target, batch_size).means()
         for name, mask in sanity_masks(ground_truth).items()
     }
 
@@ -109,9 +108,8 @@ def sanity_rows(
 def _saliency_score(
     masks: torch.Tensor, classifier: Classifier, images: torch.Tensor, targets: TargetSpec, batch_size: int | None
 ) -> torch.Tensor:
-    classifier = probability_classifier(classifier)
     with torch.no_grad():
-        clean = classifier.scores(images)
+        clean = classifier.probabilities(images)
     weights = target_weights(resolve_targets(targets, classifier, clean), clean.shape[1], device=images.device)
     kept = score_perturbations(
         classifier,

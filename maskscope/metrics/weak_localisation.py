@@ -33,25 +33,25 @@ DEFAULT_ALPHAS = tuple(round(0.05 * i, 2) for i in range(20))
 IOU_CORRECT = 0.5
 
 
-def threshold_map(saliency: torch.Tensor, method: str, alpha: float) -> torch.Tensor:
-    """Surviving pixels (B×H×W, bool) of maps B×H×W thresholded by ``method`` at ``alpha``."""
+def threshold_map(saliency: torch.Tensor, rule: str, alpha: float) -> torch.Tensor:
+    """Surviving pixels (B×H×W, bool) of maps B×H×W thresholded by ``rule`` at ``alpha``."""
     _check_saliency(saliency)
     flat = saliency.flatten(1).float()
-    if method == "mean":
+    if rule == "mean":
         keep = flat >= alpha * flat.mean(1, keepdim=True)
-    elif method == "value":
+    elif rule == "value":
         low = flat.min(1, keepdim=True).values
         keep = flat - low >= alpha * (flat.max(1, keepdim=True).values - low)
-    elif method == "max":
+    elif rule == "max":
         keep = flat >= alpha * flat.max(1, keepdim=True).values
-    elif method == "energy":
+    elif rule == "energy":
         energy = flat.clamp_min(0)
         values, order = energy.sort(dim=1, descending=True, stable=True)
         before = values.cumsum(1) - values
         kept_sorted = before < alpha * energy.sum(1, keepdim=True)
         keep = torch.zeros_like(kept_sorted).scatter(1, order, kept_sorted)
     else:
-        raise ValueError(f"unknown threshold {method!r}; use one of {', '.join(THRESHOLDS)}")
+        raise ValueError(f"unknown threshold rule {rule!r}; use one of {', '.join(THRESHOLDS)}")
     return keep.view_as(saliency)
 
 
@@ -102,19 +102,19 @@ class LocalisationResult:
 
 
 def weak_localisation(
-    saliency: torch.Tensor, ground_truth_boxes: Sequence[torch.Tensor], method: str = "value", alpha: float = 0.25
+    saliency: torch.Tensor, ground_truth_boxes: Sequence[torch.Tensor], threshold_rule: str = "value", alpha: float = 0.25
 ) -> LocalisationResult:
     """Box each map B×H×W thresholded at ``alpha`` and score it against the image's boxes.
 
     Args:
         saliency: higher = more important; NaN is an error.
         ground_truth_boxes: per image, a K×4 (or 4) tensor of the target class's boxes.
-        method: ``"mean"``, ``"value"``, ``"energy"`` or ``"max"``.
+        threshold_rule: ``"mean"``, ``"value"``, ``"energy"`` or ``"max"``.
         alpha: the threshold parameter.
     """
     if len(ground_truth_boxes) != saliency.shape[0]:
         raise ValueError(f"got {len(ground_truth_boxes)} sets of boxes for {saliency.shape[0]} maps")
-    boxes = bounding_boxes(threshold_map(saliency, method, alpha)).cpu()
+    boxes = bounding_boxes(threshold_map(saliency, threshold_rule, alpha)).cpu()
     best = []
     for box, truth in zip(boxes, ground_truth_boxes):
         truth = torch.as_tensor(truth).cpu().reshape(-1, 4)
@@ -138,7 +138,7 @@ def select_alpha(
     saliency: torch.Tensor,
     ground_truth_boxes: Sequence[torch.Tensor],
     held_out: torch.Tensor,
-    method: str = "value",
+    threshold_rule: str = "value",
     alphas: Sequence[float] = DEFAULT_ALPHAS,
 ) -> AlphaSelection:
     """Sweep ``alphas`` on the ``held_out`` images (boolean B), pick the lowest error (the
@@ -150,10 +150,10 @@ def select_alpha(
     rest = (~held_out).nonzero().flatten().tolist()
     tuning_maps = saliency[held_out.to(saliency.device)]
     tuning_boxes = [ground_truth_boxes[i] for i in chosen]
-    errors = [weak_localisation(tuning_maps, tuning_boxes, method, alpha).error for alpha in alphas]
+    errors = [weak_localisation(tuning_maps, tuning_boxes, threshold_rule, alpha).error for alpha in alphas]
     best = min(range(len(alphas)), key=errors.__getitem__)
     test_maps = saliency[~held_out.to(saliency.device)]
-    test = weak_localisation(test_maps, [ground_truth_boxes[i] for i in rest], method, alphas[best])
+    test = weak_localisation(test_maps, [ground_truth_boxes[i] for i in rest], threshold_rule, alphas[best])
     return AlphaSelection(float(alphas[best]), [float(a) for a in alphas], errors, test.error)
 
 

@@ -112,5 +112,5 @@ class Explainer(Method):
             classifier, images, saliency[:, None], Constant(classifier.mean_colour), weights, batch_size=self.batch_size
         )[:, 0]
         return Explanation(
-            saliency=saliency.cpu(), targets=targets, method=self.name, mask=class_masks.cpu(), scores_after=kept.cpu()
+            saliency=saliency.cpu(), targets=targets, method=self.name, class_masks=class_masks.cpu(), scores_after=kept.cpu()
         )
