@@ -52,8 +52,8 @@ import torch.nn.functional as F
 
 from maskscope.core.classifier import Classifier
 from maskscope.core.fillers import Constant, Filler, blend, resolve_filler
+from maskscope.core.grouped_classifier import GroupedClassifier
 from maskscope.core.regularisers import area_bounds
-from maskscope.methods.explainer.class_groups import GroupedClassifier
 
 
 @dataclass(frozen=True)
