@@ -7,7 +7,8 @@ the torch version and the export format, so changing a weight makes a new file.
 
 The folder is ``$MASKSCOPE_CACHE`` when set, else ``~/.cache/maskscope``; exported models go in
 its ``engines/`` sub-folder. Files are written under a temporary name and renamed, so two
-processes exporting the same model at once both end with a whole file.
+processes exporting the same model at once both end with a whole file. :func:`export_module`
+is the torch → ONNX export itself (also used by :func:`maskscope.core.onnx_models.export_onnx`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -73,11 +75,33 @@ def exported_onnx(module: nn.Module, height: int, width: int, digest: str) -> Pa
     that fails to export raises :class:`~maskscope.core.engines.base.EngineError` with the
     exporter's first line.
     """
-    from maskscope.core.onnx_models import export_module
-
     key = hashlib.sha256(f"{digest}:{height}x{width}:{torch.__version__}:{EXPORT_FORMAT}".encode()).hexdigest()[:32]
     try:
         return cached_file(key, ".onnx", lambda path: export_module(module, path, height, width))
     except Exception as error:  # an exporter failure of any kind means: no compiled engine for this module
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise EngineError(f"the model does not export to ONNX: {first_line}") from error
+
+
+def export_module(module: nn.Module, path: str | os.PathLike, height: int, width: int) -> None:
+    """Write ``module`` (normalised batch → logits) to ``path`` as ONNX for B×3×height×width, B dynamic.
+
+    Uses torch's TorchScript-based exporter, which works offline and takes a few seconds for
+    EfficientNet-Lite0 (the ``torch.export``-based one takes about six times as long, and more
+    than a minute to give up on a module it cannot convert). The export traces the module
+    on a channels-first example of batch 2 on the module's device.
+    """
+    device = next((t.device for t in list(module.parameters()) + list(module.buffers())), torch.device("cpu"))
+    example = torch.rand(2, 3, height, width, device=device)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module,
+            (example,),
+            str(path),
+            dynamo=False,
+            input_names=["images"],
+            output_names=["logits"],
+            dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}},
+            verbose=False,
+        )
