@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Callable
@@ -23,6 +22,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from maskscope.core.atomic import atomic_path
 from maskscope.core.engines.base import EngineError
 
 #: bump when the exported graph changes for the same module (exporter options, opset)
@@ -49,22 +49,18 @@ def weights_digest(module: nn.Module) -> str:
 def cached_file(key: str, suffix: str, write: Callable[[Path], None]) -> Path:
     """``engines/KEY.SUFFIX`` in the cache, made by ``write(path)`` if it is not there yet.
 
-    ``write`` makes a file (or a folder) at the path it is given, inside a temporary folder
-    that is then renamed into place.
+    ``write`` makes a file (or a folder) at the path it is given, a temporary one that is
+    then renamed into place (:func:`maskscope.core.atomic.atomic_path`).
     """
-    folder = cache_folder() / "engines"
-    path = folder / f"{key}{suffix}"
+    path = cache_folder() / "engines" / f"{key}{suffix}"
     if path.exists():
         return path
-    folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{key}-", dir=folder) as temporary:
-        made = Path(temporary) / path.name
-        write(made)
-        try:
-            os.replace(made, path)
-        except OSError:  # another process put a whole copy there first
-            if not path.exists():
-                raise
+    try:
+        with atomic_path(path) as made:
+            write(made)
+    except OSError:  # another process put a whole copy there first
+        if not path.exists():
+            raise
     return path
 
 
