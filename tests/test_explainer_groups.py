@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from maskscope.core.classifier import Classifier
+from maskscope.core.grouped_classifier import GroupedClassifier, read_groups
 from maskscope.core.view import ClassifierView
-from maskscope.methods.explainer.class_groups import GroupedClassifier, read_groups
 from maskscope.methods.explainer.training_data import label_index
 from maskscope.models import TinyCNN
 

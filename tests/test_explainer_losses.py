@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from maskscope.core.classifier import Classifier
+from maskscope.core.grouped_classifier import GroupedClassifier
 from maskscope.core.view import ClassifierView
-from maskscope.methods.explainer.class_groups import GroupedClassifier
 from maskscope.methods.explainer.losses import (
     PRESETS,
     ExplainerLoss,

@@ -5,7 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from maskscope.core.fillers import Constant, blend, resolve_filler
+from maskscope.core.filler_specs import resolve_filler
+from maskscope.core.fillers import Constant, blend
 from maskscope.core.inpainters import (
     BiharmonicInpainter,
     InpainterOutputError,

@@ -9,14 +9,14 @@ pytest.importorskip("onnxruntime")
 
 from maskscope.cli.main import main  # noqa: E402
 from maskscope.core.classifier import Classifier  # noqa: E402
-from maskscope.core.onnx_models import export_onnx  # noqa: E402
+from maskscope.core.onnx_models import export_onnx, load_onnx_classifier  # noqa: E402
 from maskscope.methods import METHODS, RISE, MeaningfulPerturbation  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def tiny_onnx(shapes_task, tmp_path_factory) -> Classifier:
     path = export_onnx(shapes_task.classifier, tmp_path_factory.mktemp("onnx") / "tiny.onnx")
-    return Classifier.from_onnx(path, engine="onnxruntime")
+    return load_onnx_classifier(path, engine="onnxruntime")
 
 
 def test_the_onnx_model_gives_the_torch_scores_and_settings(shapes_task, tiny_onnx):
@@ -68,10 +68,10 @@ def test_the_command_line_explains_with_an_onnx_model(shapes_task, tmp_path, cap
 
 def test_unusable_onnx_files_are_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing.onnx"):
-        Classifier.from_onnx(tmp_path / "missing.onnx")
+        load_onnx_classifier(tmp_path / "missing.onnx")
     (tmp_path / "junk.onnx").write_bytes(b"not a model")
     with pytest.raises(ValueError, match="junk.onnx"):
-        Classifier.from_onnx(tmp_path / "junk.onnx")
+        load_onnx_classifier(tmp_path / "junk.onnx")
     with pytest.raises(TypeError, match="not a torch module"):
         export_onnx(Classifier.from_callable(lambda batch: batch.mean((2, 3))), tmp_path / "callable.onnx")
 
@@ -83,7 +83,7 @@ def test_the_exported_default_model_agrees_with_torch_on_a_photo(default_classif
     from maskscope.data.images import load_image
 
     path = export_onnx(default_classifier, tmp_path / "efficientnet-lite0.onnx")
-    onnx_classifier = Classifier.from_onnx(path, engine="onnxruntime")
+    onnx_classifier = load_onnx_classifier(path, engine="onnxruntime")
     photo = default_classifier.view(load_image(data.chelsea(), name="chelsea"))[None]
     with torch.no_grad():
         expected = default_classifier.probabilities(photo)

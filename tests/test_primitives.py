@@ -5,7 +5,8 @@ import torch
 
 from maskscope.core.blur import gaussian_blur, gaussian_kernel1d
 from maskscope.core.classifier import Classifier
-from maskscope.core.fillers import Blur, Constant, Noise, Reference, blend, resolve_filler
+from maskscope.core.filler_specs import resolve_filler
+from maskscope.core.fillers import Blur, Constant, Noise, Reference, blend
 from maskscope.core.games import MaskProblem, get_game
 from maskscope.core.jitter import AlternateFlip, Jitter
 from maskscope.core.masks import SmoothMaxUpsampler, Upsampler, disc_masks

@@ -9,8 +9,11 @@ import torch
 from skimage import data
 from test_bench import PooledLinear, _imagenet_style_folder, shapes_dataset
 
-from maskscope.bench.filler_study import StudyObject, fill_objects, study_fillers, summarise_fillers
-from maskscope.bench.robustness_study import (
+from maskscope.cli.main import main
+from maskscope.metrics.ms_ssim import ms_ssim
+from maskscope.models import TinyCNN
+from maskscope.studies.fillers import StudyObject, fill_objects, study_fillers, summarise_fillers
+from maskscope.studies.robustness import (
     ROBUSTNESS,
     StudyVariant,
     protocol_variants,
@@ -18,9 +21,6 @@ from maskscope.bench.robustness_study import (
     study_config,
     summarise_robustness,
 )
-from maskscope.cli.main import main
-from maskscope.metrics.ms_ssim import ms_ssim
-from maskscope.models import TinyCNN
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ import torch
 
 from maskscope.bench.batch import MapSource
 from maskscope.bench.scoring import Item
+from maskscope.core.atomic import atomic_path
 from maskscope.core.classifier import Classifier
 
 MapKey = tuple[str, str]  # (method, image)
@@ -34,11 +35,8 @@ class MapFolder:
         return np.load(path) if path.exists() else None
 
     def put(self, method: str, image: str, array: np.ndarray) -> None:
-        path = self.path(method, image)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
-        np.save(temporary, array)
-        os.replace(temporary, path)
+        with atomic_path(self.path(method, image)) as temporary:
+            np.save(temporary, array)
 
 
 class MapsInMemory:

@@ -18,6 +18,7 @@ from pathlib import Path
 from maskscope.bench.batch import mark_done, parse_shard
 from maskscope.bench.config import IDENTITY_KEYS, BenchConfig, ConfigMismatch, write_or_check
 from maskscope.bench.records import RecordLog
+from maskscope.core.atomic import atomic_path
 
 
 def merge_shards(shards: list[str | os.PathLike], out: str | os.PathLike, force: bool = False) -> list[int]:
@@ -74,7 +75,5 @@ def _copy_maps(source: Path, target: Path) -> None:
         destination = target / path.parent.name / path.name
         if path.name.startswith(".") or destination.exists():
             continue
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        temporary = destination.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
-        shutil.copyfile(path, temporary)
-        os.replace(temporary, destination)
+        with atomic_path(destination) as temporary:
+            shutil.copyfile(path, temporary)

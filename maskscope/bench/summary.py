@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from maskscope.bench.records import RecordLog
+from maskscope.metrics.pointing import per_class_mean
 
 RESAMPLES = 1000
 FIXED_ALPHA = {"value": 0.25, "energy": 0.90, "mean": 1.0}
@@ -41,10 +42,6 @@ def mean_interval(values: np.ndarray) -> dict:
     """``{"mean", "low", "high"}``: the mean of ``values`` and its 95% bootstrap interval."""
     low, high = bootstrap(values)
     return {"mean": float(values.mean()), "low": low, "high": high}
-
-
-def per_class_mean(values: np.ndarray, classes: np.ndarray) -> float:
-    return float(np.mean([values[classes == c].mean() for c in np.unique(classes)]))
 
 
 def summarise(out: str | os.PathLike) -> list[dict]:

@@ -12,6 +12,7 @@ from maskscope.cli.errors import CommandError
 from maskscope.core.classifier import Classifier
 from maskscope.core.default_model import DEFAULT_MODEL, EFFICIENTNET_LITE
 from maskscope.core.engines import ENGINE_CHOICES, FAST_PRECISION, PRECISION_CHOICES
+from maskscope.core.onnx_models import load_onnx_classifier
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -52,7 +53,7 @@ def load_classifier(args: argparse.Namespace) -> Classifier:
         elif Path(name).suffix.lower() == ".onnx":
             if str(args.device) != "cpu":
                 raise CommandError(f"an ONNX model runs on the CPU here, not --device {args.device}")
-            classifier = Classifier.from_onnx(name, **settings)
+            classifier = load_onnx_classifier(name, **settings)
         elif Path(name).suffix or Path(name).exists():
             classifier = Classifier.from_torchscript(name, device=args.device, **settings)
         else:

@@ -9,7 +9,11 @@ import argparse
 import sys
 
 from maskscope.bench.config import BenchConfig
-from maskscope.bench.filler_study import (
+from maskscope.cli.errors import CommandError
+from maskscope.cli.options import add_model_options, load_classifier
+from maskscope.data.dataset import DatasetError
+from maskscope.data.registry import open_dataset
+from maskscope.studies.fillers import (
     DEFAULT_FILLERS,
     MEASURES,
     PAPER_TABLE_1,
@@ -21,10 +25,6 @@ from maskscope.bench.filler_study import (
     summarise_fillers,
     write_outputs,
 )
-from maskscope.cli.errors import CommandError
-from maskscope.cli.options import add_model_options, load_classifier
-from maskscope.data.dataset import DatasetError
-from maskscope.data.registry import open_dataset
 
 
 def add_parser(subparsers) -> None:

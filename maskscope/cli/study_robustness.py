@@ -12,7 +12,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from maskscope.bench.robustness_study import (
+from maskscope.cli.errors import CommandError
+from maskscope.cli.options import add_model_options, load_classifier
+from maskscope.data.dataset import DatasetError
+from maskscope.data.registry import open_dataset
+from maskscope.studies.robustness import (
     FAMILIES,
     PATCH_SIZES,
     SEEDS,
@@ -23,10 +27,6 @@ from maskscope.bench.robustness_study import (
     study_config,
     summarise_robustness,
 )
-from maskscope.cli.errors import CommandError
-from maskscope.cli.options import add_model_options, load_classifier
-from maskscope.data.dataset import DatasetError
-from maskscope.data.registry import open_dataset
 
 
 def _numbers(text: str) -> list[int]:

@@ -17,9 +17,9 @@ from pathlib import Path
 from maskscope.cli.errors import CommandError
 from maskscope.cli.options import load_classifier, parse_params
 from maskscope.core.classifier import Classifier
+from maskscope.core.grouped_classifier import GroupedClassifier, read_groups
 from maskscope.core.view import ClassifierView
 from maskscope.data.registry import data_root
-from maskscope.methods.explainer.class_groups import GroupedClassifier, read_groups
 from maskscope.methods.explainer.losses import LOSSES, PRESETS
 from maskscope.methods.explainer.networks import NETWORKS
 from maskscope.methods.explainer.training import TrainingConfig, train_explainer

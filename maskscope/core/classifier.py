@@ -72,7 +72,8 @@ class Classifier:
     Args:
         model: an ``nn.Module`` (put in eval mode, gradients of its weights disabled), a
             callable mapping a normalised float batch B×3×H×W to logits B×C, or the path of an
-            ONNX file of such a model (forward-only; see :meth:`from_onnx`).
+            ONNX file of such a model (forward-only; see
+            :func:`maskscope.core.onnx_models.load_onnx_classifier`).
         mean, std: per-channel normalisation ``(x − mean) / std`` applied to pixel-space
             inputs. The classifier's *mean colour* is ``mean``: the pixel-space image that
             is zero after normalisation.
@@ -214,21 +215,6 @@ class Classifier:
 
         kwargs.setdefault("name", getattr(function, "__name__", "callable"))
         return cls(forward, **kwargs)
-
-    @classmethod
-    def from_onnx(
-        cls, path: str | os.PathLike, engine: str = "auto", precision: str = "float32", **kwargs
-    ) -> "Classifier":
-        """Open an ONNX file as a forward-only classifier (black-box methods) on an inference engine.
-
-        The model takes the normalised batch B×3×H×W and returns logits. Settings stored by
-        :func:`maskscope.core.onnx_models.export_onnx` (normalisation, view, output kind, class
-        names) are used unless ``kwargs`` override them. ``engine``: ``onnxruntime``,
-        ``openvino`` or ``auto``; ``precision`` as for the constructor (not ``float16``).
-        """
-        from maskscope.core.onnx_models import read_settings
-
-        return cls(Path(path), **{**read_settings(path), **kwargs}, engine=engine, precision=precision)
 
     # ----------------------------------------------------------------- properties
     @property

@@ -6,6 +6,9 @@ content ``f(x, m)``. The perturbed image is then ``Φ(x, m) = m·x + (1 − m)·
 
 Fillers that ignore the mask are computed once per image; a filler whose
 ``depends_on_mask`` is true (an inpainter) is called again whenever the mask changes.
+Inpainters live in :mod:`maskscope.core.inpainters`; the short specs (``"blur:10"``,
+``"mean"``, ``"inpaint"``, …) are parsed by :mod:`maskscope.core.filler_specs`, which imports
+both. This module imports neither.
 """
 
 from __future__ import annotations
@@ -166,38 +169,3 @@ def blend(images: torch.Tensor, masks: torch.Tensor, filled: torch.Tensor) -> to
     """``Φ(x, m) = m·x + (1 − m)·f`` with masks B×1×H×W (1 = keep) broadcast over channels."""
     return masks * images + (1 - masks) * filled
 
-
-def resolve_filler(spec: str | Filler, mean_colour: Sequence[float] | torch.Tensor) -> Filler:
-    """Build a filler from a short spec: ``blur[:σ]``, ``mean``, ``black``, ``gray``,
-    ``noise[:σ]``, the inpainters ``inpaint`` (= ``ns``), ``ns[:radius]``, ``telea[:radius]``
-    and ``biharmonic``, or an existing :class:`Filler`.
-
-    ``mean`` is the classifier's mean colour (the zero image in its normalised space);
-    ``ns`` and ``telea`` are OpenCV's Navier–Stokes and Telea inpainting (radius 3 px by
-    default), ``biharmonic`` scikit-image's (see :mod:`maskscope.core.inpainters`).
-    """
-    if isinstance(spec, Filler):
-        return spec
-    name, _, argument = str(spec).partition(":")
-    name = name.strip().lower()
-    if name == "blur":
-        return Blur(float(argument) if argument else 10.0)
-    if name in ("mean", "zero"):
-        return Constant(torch.as_tensor(mean_colour).flatten())
-    if name == "black":
-        return Constant((0.0, 0.0, 0.0))
-    if name in ("gray", "grey"):
-        return Constant((0.5, 0.5, 0.5))
-    if name == "noise":
-        return Noise(float(argument) if argument else 0.2)
-    from maskscope.core.inpainters import BiharmonicInpainter, OpenCVInpainter  # it imports this module
-
-    if name in ("inpaint", "ns", "telea"):
-        method = "ns" if name == "inpaint" else name
-        return OpenCVInpainter(method, float(argument) if argument else 3.0)
-    if name == "biharmonic":
-        return BiharmonicInpainter()
-    raise ValueError(
-        f"unknown filler {spec!r}; use blur[:sigma], mean, black, gray, noise[:sigma], "
-        "inpaint, ns[:radius], telea[:radius] or biharmonic"
-    )

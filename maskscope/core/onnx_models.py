@@ -5,11 +5,14 @@ model that is just an ONNX file. :func:`export_onnx` writes a classifier's model
 (taking the *normalised* batch, as the torch model does) with a dynamic batch dimension, and
 stores the wrapper's settings in the file's metadata: normalisation (``maskscope.mean``,
 ``maskscope.std``), output kind, view (``maskscope.resize``, ``maskscope.crop``), class names
-and name. :func:`read_settings` reads those settings back, which ``Classifier.from_onnx``
-passes on, so an exported model comes back with the same preprocessing; a file made elsewhere
-has no such metadata and gets the classifier's defaults (ImageNet normalisation, 256 → 224
-view) unless they are given. The file itself runs on an inference engine
-(:mod:`maskscope.core.engines`). :func:`export_module` is the export the engines' cache uses.
+and name. :func:`load_onnx_classifier` opens such a file as a :class:`Classifier` with the
+settings :func:`read_settings` reads back, so an exported model comes back with the same
+preprocessing; a file made elsewhere has no such metadata and gets the classifier's defaults
+(ImageNet normalisation, 256 → 224 view) unless they are given. The file itself runs on an
+inference engine (:mod:`maskscope.core.engines`); the export is
+:func:`maskscope.core.engines.cache.export_module`, the one the engines' cache uses.
+
+This module depends on :mod:`maskscope.core.classifier`, never the other way round.
 
 Needs ``onnx``.
 """
@@ -17,20 +20,32 @@ Needs ``onnx``.
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
 
+from maskscope.core.classifier import Classifier
+from maskscope.core.engines.cache import export_module
 from maskscope.core.view import ClassifierView
-
-if TYPE_CHECKING:
-    from maskscope.core.classifier import Classifier
 
 METADATA_PREFIX = "maskscope."
 INSTALL_HINT = "pip install 'maskscope[onnx]'"
+
+
+def load_onnx_classifier(
+    path: str | os.PathLike, engine: str = "auto", precision: str = "float32", **kwargs
+) -> Classifier:
+    """Open an ONNX file as a forward-only classifier (black-box methods) on an inference engine.
+
+    The model takes the normalised batch B×3×H×W and returns logits. Settings stored by
+    :func:`export_onnx` (normalisation, view, output kind, class names) are used unless
+    ``kwargs`` (any :class:`Classifier` argument) override them. ``engine``: ``onnxruntime``,
+    ``openvino`` or ``auto``; ``precision`` as for the :class:`Classifier` constructor (not
+    ``float16``).
+    """
+    return Classifier(Path(path), **{**read_settings(path), **kwargs}, engine=engine, precision=precision)
 
 
 def export_onnx(classifier: Classifier, path: str | os.PathLike) -> Path:
@@ -54,30 +69,6 @@ def export_onnx(classifier: Classifier, path: str | os.PathLike) -> Path:
     onnx.helper.set_model_props(proto, {METADATA_PREFIX + key: value for key, value in metadata(classifier).items()})
     onnx.save(proto, str(path))
     return path
-
-
-def export_module(module: nn.Module, path: str | os.PathLike, height: int, width: int) -> None:
-    """Write ``module`` (normalised batch → logits) to ``path`` as ONNX for B×3×height×width, B dynamic.
-
-    Uses torch's TorchScript-based exporter, which works offline and takes a few seconds for
-    EfficientNet-Lite0 (the ``torch.export``-based one takes about six times as long, and more
-    than a minute to give up on a module it cannot convert). The export traces the module
-    on a channels-first example of batch 2 on the module's device.
-    """
-    device = next((t.device for t in list(module.parameters()) + list(module.buffers())), torch.device("cpu"))
-    example = torch.rand(2, 3, height, width, device=device)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            module,
-            (example,),
-            str(path),
-            dynamo=False,
-            input_names=["images"],
-            output_names=["logits"],
-            dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}},
-            verbose=False,
-        )
 
 
 def metadata(classifier: Classifier) -> dict[str, str]:

@@ -25,7 +25,8 @@ import math
 import torch
 
 from maskscope.core.directions import IntegratedGradient, end_point_scores
-from maskscope.core.fillers import Blur, Filler, resolve_filler
+from maskscope.core.filler_specs import resolve_filler
+from maskscope.core.fillers import Blur, Filler
 from maskscope.core.games import MaskProblem, get_game
 from maskscope.core.line_search import ArmijoLineSearch
 from maskscope.core.masks import Upsampler

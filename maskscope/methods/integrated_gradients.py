@@ -22,7 +22,7 @@ import torch
 
 from maskscope.core.classifier import DEFAULT_SCORE, SCORES
 from maskscope.core.explanation import Explanation
-from maskscope.core.fillers import resolve_filler
+from maskscope.core.filler_specs import resolve_filler
 from maskscope.core.progress import progress_bar
 from maskscope.core.scoring import default_batch_size
 from maskscope.methods.base import Method

@@ -35,7 +35,8 @@ from skimage.segmentation import slic
 
 from maskscope.core.classifier import DEFAULT_SCORE, SCORES
 from maskscope.core.explanation import Explanation
-from maskscope.core.fillers import Filler, resolve_filler
+from maskscope.core.filler_specs import resolve_filler
+from maskscope.core.fillers import Filler
 from maskscope.core.scoring import score_mask_stream
 from maskscope.methods.base import Method
 from maskscope.methods.parameters import OneOf, at_least, positive

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from maskscope.core.classifier import Classifier
-from maskscope.core.fillers import resolve_filler
+from maskscope.core.filler_specs import resolve_filler
 from maskscope.core.games import MaskProblem, get_game
 from maskscope.core.jitter import Jitter
 from maskscope.core.layer_masks import LayerMaskProblem, activation_shape, find_module

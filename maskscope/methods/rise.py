@@ -23,7 +23,8 @@ import torch.nn.functional as F
 
 from maskscope.core.classifier import DEFAULT_SCORE, SCORES
 from maskscope.core.explanation import Explanation
-from maskscope.core.fillers import Filler, resolve_filler
+from maskscope.core.filler_specs import resolve_filler
+from maskscope.core.fillers import Filler
 from maskscope.core.scoring import score_mask_stream
 from maskscope.methods.base import Method
 from maskscope.methods.parameters import Interval, OneOf, at_least

@@ -21,7 +21,8 @@ import torch
 
 from maskscope.core.classifier import DEFAULT_SCORE, SCORES
 from maskscope.core.explanation import Explanation
-from maskscope.core.fillers import Filler, resolve_filler
+from maskscope.core.filler_specs import resolve_filler
+from maskscope.core.fillers import Filler
 from maskscope.core.windows import WindowGrid, score_windows, square_stamp
 from maskscope.methods.base import Method
 from maskscope.methods.parameters import OneOf, at_least

@@ -36,7 +36,8 @@ from typing import Callable
 import torch
 
 from maskscope.core.classifier import DEFAULT_SCORE, Classifier
-from maskscope.core.fillers import Blur, Filler, resolve_filler
+from maskscope.core.filler_specs import resolve_filler
+from maskscope.core.fillers import Blur, Filler
 from maskscope.core.masks import Upsampler
 from maskscope.core.scoring import score_perturbations
 from maskscope.core.targets import TargetSpec, resolve_targets, target_weights

@@ -2,7 +2,8 @@
 
 The images are compared at M scales, the first the images themselves, each next one halved
 by 2×2 average pooling. With Gaussian-weighted local means μ, variances σ² and covariance
-σ_xy (11×11 window, σ = 1.5, population statistics) at scale j,
+σ_xy (11×11 window, σ = 1.5, population statistics) at scale j
+(:func:`maskscope.metrics.ssim_terms.ssim_terms`),
 
     l_j = (2 μ_x μ_y + C1) / (μ_x² + μ_y² + C1),    cs_j = (2 σ_xy + C2) / (σ_x² + σ_y² + C2),
 
@@ -23,13 +24,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from maskscope.core.blur import gaussian_kernel1d
+from maskscope.metrics.ssim_terms import K1, K2, WINDOW, WINDOW_SIGMA, ssim_terms  # noqa: F401 (K1, K2, WINDOW_SIGMA: re-exported)
 
 #: Weights of the five scales, finest first (Wang, Simoncelli & Bovik 2003).
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
-WINDOW = 11
-WINDOW_SIGMA = 1.5
-K1, K2 = 0.01, 0.03
 
 
 def scales_that_fit(height: int, width: int, most: int = len(MS_SSIM_WEIGHTS)) -> int:
@@ -38,20 +36,6 @@ def scales_that_fit(height: int, width: int, most: int = len(MS_SSIM_WEIGHTS)) -
     while count < most and min(height, width) // 2**count >= WINDOW:
         count += 1
     return count
-
-
-def _luminance_and_contrast_structure(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean l and cs per image and channel (B×C) of images B×C×H×W at one scale."""
-    batch, channels = x.shape[:2]
-    kernel = gaussian_kernel1d(WINDOW_SIGMA, WINDOW, device=x.device, dtype=x.dtype)
-    planes = torch.stack([x, y, x * x, y * y, x * y], 2).flatten(0, 2)[:, None]
-    means = F.conv2d(F.conv2d(planes, kernel.view(1, 1, 1, -1)), kernel.view(1, 1, -1, 1))
-    mu_x, mu_y, xx, yy, xy = means.view(batch, channels, 5, *means.shape[-2:]).unbind(2)
-    var_x, var_y, covariance = xx - mu_x**2, yy - mu_y**2, xy - mu_x * mu_y
-    c1, c2 = K1**2, K2**2
-    luminance = (2 * mu_x * mu_y + c1) / (mu_x**2 + mu_y**2 + c1)
-    contrast_structure = (2 * covariance + c2) / (var_x + var_y + c2)
-    return luminance.mean((-2, -1)), contrast_structure.mean((-2, -1))
 
 
 def ms_ssim(a: torch.Tensor, b: torch.Tensor, scales: int | None = None) -> torch.Tensor:
@@ -86,7 +70,7 @@ def ms_ssim(a: torch.Tensor, b: torch.Tensor, scales: int | None = None) -> torc
     weights = weights / weights.sum()
     index = torch.ones(a.shape[:2], dtype=a.dtype, device=a.device)
     for scale in range(scales):
-        luminance, contrast_structure = _luminance_and_contrast_structure(a, b)
+        luminance, contrast_structure = (term.mean((-2, -1)) for term in ssim_terms(a, b))
         index = index * contrast_structure.clamp_min(0) ** weights[scale]
         if scale == scales - 1:
             index = index * luminance.clamp_min(0) ** weights[scale]

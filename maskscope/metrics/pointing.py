@@ -25,11 +25,11 @@ class PointingResult:
 
     @property
     def accuracy(self) -> float:
-        return _per_class_mean(self.hits, self.classes)
+        return per_class_mean(self.hits, self.classes)
 
     @property
     def centre_accuracy(self) -> float:
-        return _per_class_mean(self.centre_hits, self.classes)
+        return per_class_mean(self.centre_hits, self.classes)
 
 
 def pointing_game(
@@ -65,6 +65,12 @@ def near_object(ground_truth: torch.Tensor, tolerance: float) -> torch.Tensor:
     return torch.from_numpy(near)
 
 
-def _per_class_mean(hits: torch.Tensor, classes: list[int]) -> float:
-    labels = torch.tensor(classes)
-    return float(torch.stack([hits[labels == c].mean() for c in labels.unique()]).mean())
+def per_class_mean(values, classes) -> float:
+    """The mean of ``values`` within each class, then over the classes (each class counts once).
+
+    ``values`` and ``classes`` are matching 1-D sequences (numpy arrays, CPU tensors or lists);
+    the pointing game's accuracy and the bench summary's pointing rows (and their bootstrap
+    resamples) are this mean of the per-image hits.
+    """
+    values, classes = np.asarray(values), np.asarray(classes)
+    return float(np.mean([values[classes == c].mean() for c in np.unique(classes)]))

@@ -23,15 +23,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from maskscope.core.blur import gaussian_kernel1d
 from maskscope.core.explanation import Explanation
+from maskscope.metrics.ssim_terms import K1, K2, WINDOW, WINDOW_SIGMA, ssim_terms
 
-#: SSIM window: Gaussian σ = 1.5 on an 11×11 support; constants for a data range of 1
-SSIM_SIGMA = 1.5
-SSIM_WINDOW = 11
-SSIM_K1, SSIM_K2 = 0.01, 0.03
+#: SSIM window: Gaussian σ = 1.5 on an 11×11 support; constants for a data range of 1 (:mod:`.ssim_terms`)
+SSIM_SIGMA, SSIM_WINDOW, SSIM_K1, SSIM_K2 = WINDOW_SIGMA, WINDOW, K1, K2
 
 #: HOG parameters (scikit-image's defaults): 9 orientations, 8×8-pixel cells, 3×3-cell blocks, L2-Hys
 HOG_PARAMS = {"orientations": 9, "pixels_per_cell": (8, 8), "cells_per_block": (3, 3), "block_norm": "L2-Hys"}
@@ -76,17 +73,8 @@ def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     a, b = _check_pair(a, b)
     if min(a.shape[-2:]) < SSIM_WINDOW:
         raise ValueError(f"SSIM needs maps of at least {SSIM_WINDOW}×{SSIM_WINDOW}, got {tuple(a.shape[-2:])}")
-    x, y = minmax(a)[:, None], minmax(b)[:, None]
-    kernel = gaussian_kernel1d(SSIM_SIGMA, SSIM_WINDOW, dtype=x.dtype)
-
-    def local_mean(t: torch.Tensor) -> torch.Tensor:  # valid positions only
-        return F.conv2d(F.conv2d(t, kernel.view(1, 1, 1, -1)), kernel.view(1, 1, -1, 1))
-
-    stacked = local_mean(torch.cat([x, y, x * x, y * y, x * y], dim=1).flatten(0, 1)[:, None])
-    mu_x, mu_y, xx, yy, xy = stacked.view(len(x), 5, *stacked.shape[-2:]).unbind(1)
-    var_x, var_y, cov = xx - mu_x**2, yy - mu_y**2, xy - mu_x * mu_y
-    c1, c2 = SSIM_K1**2, SSIM_K2**2
-    index = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+    luminance, contrast_structure = ssim_terms(minmax(a)[:, None], minmax(b)[:, None])
+    index = (luminance * contrast_structure)[:, 0]
     return index.mean((1, 2)).float()
 
 

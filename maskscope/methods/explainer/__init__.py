@@ -4,14 +4,15 @@ classifier that predicts every class mask of an image in one forward pass.
 * :mod:`.networks` — the explainer networks (a light U-Net, DeepLabV3-ResNet50, an encoder
   from the classifier's own features);
 * :mod:`.losses` — the paper's loss and its presets, and the RTIS loss;
-* :mod:`.class_groups` — explain groups of classes (COCO categories of an ImageNet model);
 * :mod:`.training_data`, :mod:`.training` — examples, pseudo-labels, the trainer;
 * :mod:`.checkpoint`, :mod:`.classifier_record` — checkpoints and the classifier they belong to;
 * :mod:`.method` — the ``explainer`` method.
+
+To explain groups of classes (COCO categories of an ImageNet model), train against a
+:class:`maskscope.core.grouped_classifier.GroupedClassifier`.
 """
 
 from maskscope.methods.explainer.checkpoint import classifier_for_checkpoint, load_checkpoint
-from maskscope.methods.explainer.class_groups import GroupedClassifier, read_groups
 from maskscope.methods.explainer.classifier_record import CheckpointMismatch, ClassifierRecord
 from maskscope.methods.explainer.losses import PRESETS, ExplainerLoss, ExplainerWeights, RTISLoss, RTISWeights, build_loss
 from maskscope.methods.explainer.method import Explainer
@@ -28,7 +29,6 @@ __all__ = [
     "Explainer",
     "ExplainerLoss",
     "ExplainerWeights",
-    "GroupedClassifier",
     "LightEncoderDecoder",
     "RTISLoss",
     "RTISWeights",
@@ -41,6 +41,5 @@ __all__ = [
     "load_checkpoint",
     "open_training_images",
     "pseudo_labels",
-    "read_groups",
     "train_explainer",
 ]

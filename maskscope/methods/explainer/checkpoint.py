@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from maskscope.core.atomic import atomic_path
 from maskscope.core.classifier import Classifier
 from maskscope.methods.explainer.classifier_record import ClassifierRecord
 from maskscope.methods.explainer.networks import build_network
@@ -30,10 +31,8 @@ FORMAT = "maskscope-explainer/1"
 
 def save_checkpoint(path: str | os.PathLike, checkpoint: dict[str, Any]) -> None:
     """Write ``checkpoint`` to ``path`` through a temporary file, so an interruption never leaves half a file."""
-    path = Path(path)
-    temporary = path.with_name(path.name + ".tmp")
-    torch.save({"format": FORMAT, **checkpoint}, temporary)
-    os.replace(temporary, path)
+    with atomic_path(path) as temporary:
+        torch.save({"format": FORMAT, **checkpoint}, temporary)
 
 
 def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict[str, Any]:

@@ -16,8 +16,8 @@ from typing import Any
 import torch
 
 from maskscope.core.classifier import Classifier
+from maskscope.core.grouped_classifier import GroupedClassifier
 from maskscope.core.view import ClassifierView
-from maskscope.methods.explainer.class_groups import GroupedClassifier
 
 #: the probe logits may differ by this much (relative and absolute) between devices
 PROBE_TOLERANCE = 1e-3

@@ -51,9 +51,10 @@ import torch
 import torch.nn.functional as F
 
 from maskscope.core.classifier import Classifier
-from maskscope.core.fillers import Constant, Filler, blend, resolve_filler
+from maskscope.core.filler_specs import resolve_filler
+from maskscope.core.fillers import Constant, Filler, blend
+from maskscope.core.grouped_classifier import GroupedClassifier
 from maskscope.core.regularisers import area_bounds
-from maskscope.methods.explainer.class_groups import GroupedClassifier
 
 
 @dataclass(frozen=True)
@@ -215,7 +216,7 @@ class RTISLoss:
     Args:
         weights: the loss weights.
         filler: the removal content of both games (``"blur:10"`` or ``"noise"``, see
-            :func:`maskscope.core.fillers.resolve_filler`).
+            :func:`maskscope.core.filler_specs.resolve_filler`).
     """
 
     terms = ("tv", "area", "preserver", "destroyer")

@@ -25,13 +25,13 @@ from pathlib import Path
 import torch
 
 from maskscope.core.classifier import Classifier, TargetError
+from maskscope.core.grouped_classifier import GroupedClassifier
 from maskscope.core.progress import progress_bar
 from maskscope.core.view import ClassifierView
 from maskscope.data.dataset import DatasetError
 from maskscope.data.images import load_image
 from maskscope.data.registry import open_dataset
 from maskscope.data.synthetic import make_shapes
-from maskscope.methods.explainer.class_groups import GroupedClassifier
 
 SYNTHETIC = "synthetic-shapes"
 #: make_shapes arguments of ``synthetic-shapes`` when the spec does not give them

@@ -115,7 +115,7 @@ def protocol_variants(
         filler = inpainter if family.endswith("-g") else None
         if family.startswith("sp"):
             params = {"stride": stride, "filler": filler or "mean"}
-            variants.append(StudyVariant(family, "sliding_patch", params, "patch", tuple(patch_sizes)))
+            variants.append(StudyVariant(family, "sliding_patch", params, "window", tuple(patch_sizes)))
         elif family.startswith("lime"):
             for count in segments:
                 params = {"samples": samples, "segments": count, "filler": filler or "mean"}

@@ -1,4 +1,4 @@
-"""Explain groups of a classifier's classes: the 80 COCO categories of an ImageNet model.
+"""A classifier of groups of another classifier's classes: the 80 COCO categories of an ImageNet model.
 
 A group ``g`` is a set of the classifier's classes; its probability is the summed softmax
 probability of its members, ``s_g(x) = Σ_{c∈g} p_c(x)``. :class:`GroupedClassifier` makes

@@ -36,7 +36,8 @@ import torch.nn.functional as F
 
 from maskscope.bench.summary import mean_interval
 from maskscope.core.classifier import Classifier
-from maskscope.core.fillers import Filler, Noise, blend, resolve_filler
+from maskscope.core.filler_specs import resolve_filler
+from maskscope.core.fillers import Filler, Noise, blend
 from maskscope.core.progress import progress_bar
 from maskscope.data.dataset import Dataset, ground_truth
 from maskscope.data.images import ImageLoadError, load_image
