@@ -52,7 +52,7 @@ def no_hooks(model: torch.nn.Module) -> bool:
 def test_baselines_are_registered():
     for name in ("random", "centre", "gradient", "integrated_gradients", "gradcam", "rise"):
         assert name in METHODS
-    assert isinstance(get_method("integrated_gradients", steps=8), IntegratedGradients)
+    assert isinstance(get_method("integrated_gradients", points=8), IntegratedGradients)
 
 
 def test_random_map_is_seeded_and_centre_map_peaks_in_the_middle(shapes):

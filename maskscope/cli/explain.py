@@ -139,9 +139,11 @@ def explain_chunk(method, classifier, photos, names, paths, args, out: Path) -> 
 
 
 def photo_line(record: dict) -> str:
-    """``NAME: CLASS, p BEFORE → AFTER, S s``: one line per explained photo."""
+    """``NAME: CLASS, p BEFORE → AFTER, S s``: one line per explained photo (``logit`` for ``p``
+    when the method explained the logit)."""
     after = "" if record["score_after"] is None else f" → {record['score_after']:.3f}"
-    return (f"{record['name']}: {' + '.join(record['target_names'])}, p {record['score_before']:.3f}{after}, "
+    score = "p" if record.get("score", "probability") == "probability" else "logit"
+    return (f"{record['name']}: {' + '.join(record['target_names'])}, {score} {record['score_before']:.3f}{after}, "
             f"{record['seconds']:.1f} s")
 
 

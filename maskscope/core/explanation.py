@@ -210,7 +210,8 @@ class Explanation:
     def title(self, index: int = 0) -> str:
         names = self.target_names[index] if self.target_names else [str(c) for c in self.targets[index]]
         label = " + ".join(names)
-        score = "" if self.scores_before is None else f" (p = {float(self.scores_before[index]):.2f})"
+        symbol = "p" if self.score == "probability" else "logit"
+        score = "" if self.scores_before is None else f" ({symbol} = {float(self.scores_before[index]):.2f})"
         unmet = " — goal NOT met, map not meaningful" if self.goal_met is not None and not self.goal_met[index] else ""
         return f"{self.method}: {label}{score}{unmet}"
 

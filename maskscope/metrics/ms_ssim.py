@@ -7,16 +7,18 @@ by 2×2 average pooling. With Gaussian-weighted local means μ, variances σ² a
 
     l_j = (2 μ_x μ_y + C1) / (μ_x² + μ_y² + C1),    cs_j = (2 σ_xy + C2) / (σ_x² + σ_y² + C2),
 
-C1 = (0.01·L)², C2 = (0.03·L)², L = 1 (images in [0, 1]); each term is the mean over the
-positions where the window lies inside the image. The index is
+C1 = (0.01·L)², C2 = (0.03·L)², L = 1 (images in [0, 1]). The index is
 
-    MS-SSIM = l_M^{w_M} · Π_{j=1..M} cs_j^{w_j},
+    MS-SSIM = mean(l_M·cs_M)^{w_M} · Π_{j=1..M−1} mean(cs_j)^{w_j},
 
-M = 5, w = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333) (the weights Wang et al. fitted to human
-judgements), computed per colour channel and averaged over channels. A negative mean
-(anti-correlated structure) is clipped to 0 before the power, so the index lies in [0, 1]
-and is 1 only for identical images. Five scales need images of at least 11·2⁴ = 176 px;
-smaller images use the first scales that fit, with their weights rescaled to sum to 1.
+each mean over the positions where the window lies inside the image (at the coarsest scale
+the mean of the SSIM map, as in Wang's own code and ``pytorch_msssim``), M = 5,
+w = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333) (the weights Wang et al. fitted to human
+judgements, used as published), computed per colour channel and averaged over channels. A
+negative mean (anti-correlated structure) is clipped to 0 before the power, so the index
+lies in [0, 1] and is 1 only for identical images. Five scales need images of at least
+11·2⁴ = 176 px; smaller images use the first scales that fit, with their weights rescaled to
+sum to 1. Odd sides are halved by dropping the last row or column.
 """
 
 from __future__ import annotations
@@ -67,13 +69,14 @@ def ms_ssim(a: torch.Tensor, b: torch.Tensor, scales: int | None = None) -> torc
             f"images of {tuple(a.shape[-2:])} allow {fit}"
         )
     weights = torch.tensor(MS_SSIM_WEIGHTS[:scales], dtype=a.dtype, device=a.device)
-    weights = weights / weights.sum()
+    if scales < len(MS_SSIM_WEIGHTS):
+        weights = weights / weights.sum()
     index = torch.ones(a.shape[:2], dtype=a.dtype, device=a.device)
     for scale in range(scales):
-        luminance, contrast_structure = (term.mean((-2, -1)) for term in ssim_terms(a, b))
-        index = index * contrast_structure.clamp_min(0) ** weights[scale]
-        if scale == scales - 1:
-            index = index * luminance.clamp_min(0) ** weights[scale]
-        else:
+        luminance, contrast_structure = ssim_terms(a, b)
+        if scale < scales - 1:
+            index = index * contrast_structure.mean((-2, -1)).clamp_min(0) ** weights[scale]
             a, b = F.avg_pool2d(a, 2), F.avg_pool2d(b, 2)
+        else:
+            index = index * (luminance * contrast_structure).mean((-2, -1)).clamp_min(0) ** weights[scale]
     return index.mean(1).float()

@@ -94,6 +94,13 @@ function drawCurves() {
     });
     figure.appendChild(svg);
     holder.appendChild(figure);
+    // a long method name would run past the panel's right edge: squeeze its key into the margin
+    for (const key of svg.querySelectorAll("text[fill]")) {
+      if (key.getComputedTextLength() > R - 12) {
+        key.setAttribute("textLength", R - 12);
+        key.setAttribute("lengthAdjust", "spacingAndGlyphs");
+      }
+    }
   }
 }
 drawCurves();
