@@ -73,6 +73,8 @@ class MeaningfulPerturbation(Method):
     }
     #: blend with the binarised ``up(m)`` and a straight-through gradient (MP-G)
     binary_blend: ClassVar[bool] = False
+    #: the game played: always set (the base class's is optional)
+    game: str
 
     def __init__(
         self,
@@ -192,4 +194,5 @@ class MeaningfulPerturbation(Method):
         first = good.float().argmax(1)
         chosen = candidates.to(problem.images)[first]
         chosen[~good.any(1)] = 0.0  # no radius works: start fully perturbed
-        return downsample(chosen[:, None], mask_shape[-2:])
+        rows, cols = mask_shape[-2:]
+        return downsample(chosen[:, None], (rows, cols))
