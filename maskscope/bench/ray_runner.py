@@ -81,7 +81,7 @@ class RayOptions:
 class RayRun:
     """What a Ray run did: its records, and the figures of the driver and its workers."""
 
-    log: RecordLog
+    log: RecordLog | None  #: the records; None only until the first worker of a fresh run is ready
     workers: int = 0
     tasks: int = 0
     images: int = 0
@@ -227,6 +227,7 @@ def _drive(ray, make_classifier, dataset, config, out, options, force, progress,
                 done.update(log.done)
             continue
         actor, task = pool.running.pop(ref)
+        assert log is not None  # tasks run on ready workers only, and the first one ready opened the log
         try:
             records, maps = ray.get(ref)
         except ray.exceptions.RayActorError:

@@ -59,7 +59,7 @@ def evaluate_maps(classifier: Classifier, dataset: Dataset, maps_dir: str | os.P
     crop = classifier.view.crop
 
     def read(name: str, items: list[Item], images: torch.Tensor) -> list:
-        maps = []
+        maps: list[torch.Tensor | str] = []
         for item in items:
             path = maps_dir / f"{item.sample.name}.npy"
             if not path.exists():

@@ -102,11 +102,12 @@ def score(spec: str, classifier, images: torch.Tensor, maps: torch.Tensor, items
         for position, index in enumerate(chosen):
             results[index] = {"hit": float(found.hits[position]), "centre_hit": float(found.centre_hits[position])}
     elif kind == "weak_localisation":
-        ious = {method: [] for method in ALPHAS}
-        for method, alphas in ALPHAS.items():
-            ious[method] = torch.stack(
+        ious = {
+            method: torch.stack(
                 [weak_localisation(subset, [truths[i] for i in chosen], method, alpha).iou for alpha in alphas], 1
             )
+            for method, alphas in ALPHAS.items()
+        }
         for position, index in enumerate(chosen):
             results[index] = {
                 "alphas": ALPHAS,
@@ -116,11 +117,11 @@ def score(spec: str, classifier, images: torch.Tensor, maps: torch.Tensor, items
         low = subset.flatten(1).min(1).values[:, None, None]
         high = subset.flatten(1).max(1).values[:, None, None]
         normalised = (subset - low) / (high - low).clamp_min(1e-12)
-        found = segmentation_scores(normalised, torch.stack([truths[i].cpu() for i in chosen]))
+        segmented = segmentation_scores(normalised, torch.stack([truths[i].cpu() for i in chosen]))
         for position, index in enumerate(chosen):
             results[index] = {
-                "acc": float(found.acc[position]),
-                "iou": float(found.iou[position]),
-                "mae": float(found.mae[position]),
+                "acc": float(segmented.acc[position]),
+                "iou": float(segmented.iou[position]),
+                "mae": float(segmented.mae[position]),
             }
     return results

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import Sequence
 
 from maskscope.bench.batch import mark_done, parse_shard
 from maskscope.bench.config import IDENTITY_KEYS, BenchConfig, ConfigMismatch, write_or_check
@@ -21,7 +22,7 @@ from maskscope.bench.records import RecordLog
 from maskscope.core.atomic import atomic_path
 
 
-def merge_shards(shards: list[str | os.PathLike], out: str | os.PathLike, force: bool = False) -> list[int]:
+def merge_shards(shards: Sequence[str | os.PathLike], out: str | os.PathLike, force: bool = False) -> list[int]:
     """Combine the shard folders ``shards`` into ``out``; returns the offsets K missing from 0..N-1.
 
     Raises:
@@ -44,7 +45,7 @@ def merge_shards(shards: list[str | os.PathLike], out: str | os.PathLike, force:
         if changed:
             raise ConfigMismatch(f"{folders[0]} and {folder} are shards of different runs ({', '.join(changed)} differ)")
     offsets: dict[int, Path] = {}
-    count = None
+    count: int | None = None
     for folder, config in zip(folders, configs):
         if not config.get("shard"):
             raise ValueError(f"{folder}: not a shard (it was run without --shard)")
@@ -54,6 +55,7 @@ def merge_shards(shards: list[str | os.PathLike], out: str | os.PathLike, force:
         if offset in offsets:
             raise ValueError(f"{offsets[offset]} and {folder} are both shard {config['shard']}")
         count, offsets[offset] = total, folder
+    assert count is not None  # there is at least one folder
     out = Path(out)
     merged = dataclasses.replace(BenchConfig.from_file(folders[0] / "config.json"), shard=None)
     write_or_check(merged, out, force, first.get("model_name"))

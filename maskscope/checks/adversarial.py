@@ -108,12 +108,14 @@ def black_image_test(
     excluded = sorted({black_class, start_class})
     candidates = [c for c in range(classifier.num_classes) if c not in excluded]
     chosen = _choose_classes(candidates, classes, classifier.num_classes)
-    became = []
+    became: list[bool] = []
     for first in range(0, len(chosen), batch_size):
         targets = chosen[first : first + batch_size]
         images = black.expand(len(targets), -1, -1, -1)
         explanation = method(classifier, images, target=targets, seed=seed)
-        became += explanation.decision_changed.tolist()
+        changed = explanation.decision_changed
+        assert changed is not None  # FGVis records it for every explanation
+        became += changed.tolist()
         if progress:
             print(f"classes {first + len(targets)}/{len(chosen)}: {sum(became)} top-1 so far", flush=True)
     return BlackImageResult(chosen, became, defense, steps, excluded, time.perf_counter() - start)

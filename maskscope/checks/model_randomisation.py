@@ -54,7 +54,7 @@ def randomised_copy(classifier: Classifier, layer_names: Sequence[str], seed: in
     if not isinstance(classifier.model, nn.Module):
         raise TypeError(f"classifier {classifier.name} is a forward-only callable: its weights cannot be randomised")
     clone = copy.deepcopy(classifier)
-    modules = dict(clone.model.named_modules())
+    modules = dict(clone.module.named_modules())
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         torch.manual_seed(seed)
         for name in layer_names:
@@ -65,7 +65,7 @@ def randomised_copy(classifier: Classifier, layer_names: Sequence[str], seed: in
                 kind = type(modules[name]).__name__
                 raise TypeError(f"layer {name!r} ({kind}) has no reset_parameters to randomise it")
             reset()
-    for parameter in clone.model.parameters():
+    for parameter in clone.module.parameters():
         parameter.requires_grad_(False)
     return clone
 

@@ -75,7 +75,10 @@ def run(args: argparse.Namespace) -> int:
     classifier = load_classifier(args)
     photos, names = load_photos(args, classifier)
     variants = VARIANTS if args.variant == "both" else (args.variant,)
-    count = len(parametrised_layers(classifier.model))
+    try:
+        count = len(parametrised_layers(classifier.module))
+    except TypeError as error:  # a forward-only model: no weights to randomise
+        raise CommandError(str(error)) from error
     steps = None if args.steps == 0 else sorted({int(k) for k in np.linspace(1, count, min(args.steps, count))})
     try:
         result = model_randomisation(classifier, method, photos, args.target, args.seed, variants, steps)

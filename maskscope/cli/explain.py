@@ -162,14 +162,14 @@ def warn_unmet_goals(explanation) -> None:
         )
 
 
-def collect_sources(arguments: list[str]) -> list[tuple[object, str]]:
+def collect_sources(arguments: list[str]) -> list[tuple[Path | np.ndarray, str]]:
     """(source, name) pairs: files as given, folders searched with their sub-folders (a photo is
     named by its path inside the folder, without the suffix), the bundled photo by default."""
     if not arguments:
         from skimage import data
 
         return [(np.asarray(getattr(data, DEFAULT_PHOTO)()), DEFAULT_PHOTO)]
-    sources = []
+    sources: list[tuple[Path | np.ndarray, str]] = []
     for argument in arguments:
         path = Path(argument)
         if path.is_dir():

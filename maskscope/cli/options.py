@@ -78,7 +78,7 @@ def calibration_photos(folder: Path, classifier: Classifier) -> torch.Tensor:
         raise CommandError(f"--calibrate: {error}") from error
 
 
-def parse_params(pairs: list[str]) -> dict:
+def parse_params(pairs: list[str] | None) -> dict:
     """``KEY=VALUE`` strings as a dict; values are Python literals when they parse as one."""
     params = {}
     for pair in pairs or []:

@@ -102,6 +102,10 @@ class Classifier:
             images being explained). :meth:`engine_record` says which.
     """
 
+    requested_engine: str
+    engine: str
+    precision: str
+
     def __init__(
         self,
         model: nn.Module | Callable | os.PathLike,
@@ -120,14 +124,20 @@ class Classifier:
             hint = "; to explain logits pass score=\"logit\" to the method" if output == "logits" else ""
             raise ValueError(f"output must be one of {OUTPUT_KINDS}, got {output!r}{hint}")
         self._onnx_file = Path(model) if isinstance(model, (str, os.PathLike)) else None
-        self.model = self._run_engine if self._onnx_file is not None else model
+        #: the torch module, or the forward function of a callable or an ONNX file (see :attr:`module`)
+        self.model: nn.Module | Callable[[torch.Tensor], torch.Tensor]
+        if isinstance(model, (str, os.PathLike)):
+            self.model = self._run_engine
+        else:
+            self.model = model
         self.differentiable = isinstance(model, nn.Module)
-        if self.differentiable:
+        if isinstance(model, nn.Module):
             model.eval()
             for parameter in model.parameters():
                 parameter.requires_grad_(False)
             if channels_last:
-                model.to(memory_format=torch.channels_last)
+                # torch's stubs leave out Module.to's memory_format keyword, which it accepts
+                model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.channels_last = channels_last and self.differentiable
         self.mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
@@ -225,6 +235,17 @@ class Classifier:
         return torch.device("cpu")
 
     @property
+    def module(self) -> nn.Module:
+        """The torch module (for layer hooks, layer masks, weight randomisation); a :class:`TypeError`
+        for a forward-only classifier (a callable or an ONNX file), which has none."""
+        if not isinstance(self.model, nn.Module):
+            raise TypeError(
+                f"classifier {self.name} is forward-only (a callable or an ONNX file) and has no torch module; "
+                "pass a torch.nn.Module or a TorchScript file"
+            )
+        return self.model
+
+    @property
     def num_classes(self) -> int:
         if self._num_classes is None:
             crop = self.view.crop
@@ -317,8 +338,9 @@ class Classifier:
     def _submodules(self) -> list[nn.Module]:
         """The module's submodules, listed once per module (walking the tree on every pass
         cost EfficientNet-Lite0 about 4 ms a pass)."""
-        if self._listed_modules is None or self._listed_modules[0] is not self.model:
-            self._listed_modules = (self.model, list(self.model.modules()))
+        module = self.module
+        if self._listed_modules is None or self._listed_modules[0] is not module:
+            self._listed_modules = (module, list(module.modules()))
         return self._listed_modules[1]
 
     def _run_engine(self, inputs: torch.Tensor) -> torch.Tensor:
@@ -350,8 +372,8 @@ class Classifier:
         if self._onnx_file is not None:
             return self._onnx_file
         if self._digest is None:
-            self._digest = weights_digest(self.model)
-        return exported_onnx(self.model, height, width, self._digest)
+            self._digest = weights_digest(self.module)
+        return exported_onnx(self.module, height, width, self._digest)
 
     def __getstate__(self) -> dict[str, Any]:
         """A deep copy or a pickled copy (for a worker process) rebuilds its engine and weights

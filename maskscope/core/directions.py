@@ -195,6 +195,7 @@ class IntegratedGradient:
         variable = masks.detach().requires_grad_(True)
         everyone = torch.arange(masks.shape[0], device=masks.device)
         class_value, class_grad = self._class_part(problem, variable, everyone, gradient=True)
+        assert class_grad is not None  # asked for with gradient=True
         penalty = problem.penalty(variable, everyone)
         (penalty_grad,) = torch.autograd.grad(penalty.sum(), variable)
         return class_value + penalty.detach(), class_grad + penalty_grad

@@ -147,7 +147,7 @@ class Explanation:
         def number(value):
             return None if value is None else float(value[index])
 
-        record = {
+        record: dict[str, Any] = {
             "name": self.names[index],
             "source": self.sources[index],
             "method": self.method,

@@ -150,11 +150,12 @@ class BlurPyramid(Filler):
 
     def pyramid(self, images: torch.Tensor) -> torch.Tensor:
         """The levels stacked along a new first dimension, L×B×3×H×W."""
-        if images is not self._source:
+        pyramid = self._pyramid
+        if pyramid is None or images is not self._source:
             sigmas = [self.max_sigma * k / (self.levels - 1) for k in range(self.levels)]
-            self._pyramid = torch.stack([self.blur(images, sigma) for sigma in sigmas]).detach()
-            self._source = images
-        return self._pyramid
+            pyramid = torch.stack([self.blur(images, sigma) for sigma in sigmas]).detach()
+            self._pyramid, self._source = pyramid, images
+        return pyramid
 
     def fill(self, images, masks=None):
         if masks is None:

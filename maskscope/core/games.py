@@ -22,7 +22,7 @@ import torch
 
 from maskscope.core.classifier import Classifier
 from maskscope.core.fillers import Filler, blend
-from maskscope.core.jitter import AlternateFlip, Jitter
+from maskscope.core.jitter import AlternateFlip, Jitter, Transform
 from maskscope.core.masks import Upsampler
 
 
@@ -125,7 +125,7 @@ class MaskProblem:
         self.regulariser = regulariser
         self.jitter = jitter
         self.class_loss = class_loss
-        self.size = tuple(images.shape[-2:])
+        self.size = (images.shape[-2], images.shape[-1])
         self.filled = None if filler.depends_on_mask else filler(images).detach()
 
     def perturb(self, masks: torch.Tensor, jitter: bool = True) -> torch.Tensor:
@@ -133,15 +133,20 @@ class MaskProblem:
         jitter that moves the image does so under the fixed mask, ``Φ(x(· − τ), up(m))``
         (the filler moves with the image); any other transforms the blended image."""
         upsampled = self.upsampler(masks, self.size)
-        transform = self.jitter.draw() if (jitter and self.jitter is not None) else None
-        under_mask = transform is not None and self.jitter.moves_image
-        images = transform(self.images) if under_mask else self.images
+        before: Transform | None = None  # moves the image and its filler under the mask
+        after: Transform | None = None  # transforms the blended image
+        if jitter and self.jitter is not None:
+            if self.jitter.moves_image:
+                before = self.jitter.draw()
+            else:
+                after = self.jitter.draw()
+        images = before(self.images) if before is not None else self.images
         if self.filled is None:
             filled = self.filler(images, upsampled)
         else:
-            filled = transform(self.filled) if under_mask else self.filled
+            filled = before(self.filled) if before is not None else self.filled
         perturbed = blend(images, upsampled, filled) if self.filler.blended else filled
-        return transform(perturbed) if (transform is not None and not under_mask) else perturbed
+        return after(perturbed) if after is not None else perturbed
 
     def class_scores(self, masks: torch.Tensor, jitter: bool = True) -> torch.Tensor:
         """``p_C(Φ(x, up(m)))`` per image (B); the summed logits with ``class_loss="logit"``."""

@@ -160,7 +160,7 @@ class SmoothMaxUpsampler:
         """
         if self._last is not None and self._last[0] is masks:
             return self._last[1]
-        cells = tuple(masks.shape[-2:])
+        cells = (masks.shape[-2], masks.shape[-1])
         width = 2 * self.radius + 1
         windows = F.unfold(masks, (width, width), padding=self.padding)
         rows, cols = (self._window_rows(side) for side in cells)

@@ -63,7 +63,7 @@ class DeletionInsertionProblem:
         self.targets = targets.to(images)
         self.upsampler = upsampler
         self.regulariser = regulariser
-        self.size = tuple(images.shape[-2:])
+        self.size = (images.shape[-2], images.shape[-1])
         self.filled = filler(images).detach()
 
     @staticmethod

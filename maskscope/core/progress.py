@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Sized
 from typing import Iterable, Iterator
 
 #: seconds between two plain progress lines
@@ -23,7 +24,7 @@ class PlainProgress:
     def __init__(self, iterable: Iterable | None = None, total: int | None = None, desc: str = "",
                  unit: str = "it", leave: bool = True, interval: float = INTERVAL, stream=None) -> None:
         self.iterable = iterable
-        self.total = total if total is not None else (len(iterable) if hasattr(iterable, "__len__") else None)
+        self.total = total if total is not None else (len(iterable) if isinstance(iterable, Sized) else None)
         self.desc, self.unit, self.leave, self.interval = desc, unit, leave, interval
         self.stream = stream if stream is not None else sys.stderr
         self.count = 0
@@ -32,6 +33,8 @@ class PlainProgress:
         self.postfix = ""
 
     def __iter__(self) -> Iterator:
+        if self.iterable is None:
+            raise TypeError("a progress bar made without an iterable cannot be iterated (use update)")
         for value in self.iterable:
             yield value
             self.update(1)

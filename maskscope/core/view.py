@@ -63,6 +63,8 @@ class ClassifierView:
         return 2 * (self.resize or self.crop)
 
     def resized_size(self, height: int, width: int) -> tuple[int, int]:
+        if self.resize is None:
+            raise TypeError("a view with resize=None resizes the whole image to crop×crop: it has no resized size")
         scale = self.resize / min(height, width)
         new_h, new_w = max(self.crop, round(height * scale)), max(self.crop, round(width * scale))
         return new_h, new_w

@@ -92,7 +92,7 @@ def polygon_masks(path: Path, names: dict[int, str], size: tuple[int, int]) -> d
 def semantic_masks(path: Path, names: dict[int, str], size: tuple[int, int]) -> dict[str, np.ndarray]:
     """Split a semantic PNG (pixel = category id) into one H×W bool mask per category, at ``size``."""
     with Image.open(path) as image:
-        ids = np.array(image.resize((size[1], size[0]), Image.NEAREST))
+        ids = np.array(image.resize((size[1], size[0]), Image.Resampling.NEAREST))
     return {names[int(i)]: ids == i for i in np.unique(ids) if i != 0 and int(i) in names}
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, Sequence, overload
 
 import numpy as np
 import torch
@@ -88,7 +88,13 @@ class Dataset(Sequence[Sample]):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, index):  # type: ignore[override]
+    @overload
+    def __getitem__(self, index: int) -> Sample: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Sample]: ...
+
+    def __getitem__(self, index: int | slice) -> Sample | list[Sample]:
         return self.samples[index]
 
     def __iter__(self) -> Iterator[Sample]:

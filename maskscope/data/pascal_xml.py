@@ -33,17 +33,17 @@ def read_xml_annotation(path: Path) -> tuple[tuple[int, int] | None, list[XmlObj
         size = None
         if root.find("size/width") is not None and root.find("size/height") is not None:
             size = (int(_text(root, "size/height")), int(_text(root, "size/width")))
-        objects = [
-            XmlObject(
-                _text(node, "name").strip(),
-                *(float(_text(node, f"bndbox/{key}")) for key in ("xmin", "ymin", "xmax", "ymax")),
-                difficult=(node.findtext("difficult") or "0").strip() == "1",
-            )
-            for node in root.iter("object")
-        ]
+        objects = [_xml_object(node) for node in root.iter("object")]
     except (ElementTree.ParseError, ValueError, TypeError) as error:
         raise DatasetError(f"{path}: bad XML annotation ({error})") from error
     return size, objects
+
+
+def _xml_object(node: ElementTree.Element) -> XmlObject:
+    name = _text(node, "name").strip()
+    xmin, ymin, xmax, ymax = (float(_text(node, f"bndbox/{key}")) for key in ("xmin", "ymin", "xmax", "ymax"))
+    difficult = (node.findtext("difficult") or "0").strip() == "1"
+    return XmlObject(name, xmin, ymin, xmax, ymax, difficult)
 
 
 def _text(node: ElementTree.Element, key: str) -> str:

@@ -140,7 +140,7 @@ class Method:
 def record_goal(explanation: Explanation, game: str | None) -> None:
     """Fill ``kept_area`` (from the saliency, when the method did not) and ``goal_met`` of a
     game-playing method's explanation, by the rule of :func:`maskscope.core.games.goal_met`."""
-    if game is None or explanation.scores_after is None:
+    if game is None or explanation.scores_before is None or explanation.scores_after is None:
         return
     rules = get_game(game)
     if explanation.kept_area is None:

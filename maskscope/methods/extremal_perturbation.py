@@ -239,7 +239,7 @@ class ExtremalPerturbation(Method):
         return result.masks, full, scores, result.objective
 
     def _explain(self, classifier, images, targets, weights, seed):
-        count, height, width = images.shape[0], *images.shape[-2:]
+        count, height, width = images.shape[0], images.shape[-2], images.shape[-1]
         per_image = len(self.areas)
         upsampler = self._upsampler((height, width))
         step = self.cell_step((height, width))

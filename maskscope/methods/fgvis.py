@@ -82,6 +82,8 @@ class FGVis(Method):
         "start_width": Interval(0, 1), "search": OneOf(*SEARCHES), "batch_size": at_least(1),
     }
     pixel_level = True
+    #: the game played: always set (the base class's is optional)
+    game: str
 
     def __init__(
         self,

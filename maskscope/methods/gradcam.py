@@ -46,7 +46,7 @@ def last_spatial_layer(classifier: Classifier, images: torch.Tensor) -> str:
         return hook
 
     try:
-        for name, module in classifier.model.named_modules():
+        for name, module in classifier.module.named_modules():
             if name:
                 handles.append(module.register_forward_hook(recorder(name)))
         with torch.no_grad():
@@ -188,7 +188,7 @@ class GradCAM(Method):
             layers = [self.layer]
         else:
             layers = list(self.layer)
-        return [find_module(classifier.model, layer) for layer in layers]
+        return [find_module(classifier.module, layer) for layer in layers]
 
     def _explain(self, classifier, images, targets, weights, seed):
         modules = self.modules(classifier, images)

@@ -73,6 +73,8 @@ class MeaningfulPerturbation(Method):
     }
     #: blend with the binarised ``up(m)`` and a straight-through gradient (MP-G)
     binary_blend: ClassVar[bool] = False
+    #: the game played: always set (the base class's is optional)
+    game: str
 
     def __init__(
         self,
@@ -123,7 +125,7 @@ class MeaningfulPerturbation(Method):
     def _explain(self, classifier, images, targets, weights, seed):
         game = get_game(self.game)
         if self.layer is not None:
-            problem, mask_shape = self._layer_problem(classifier, images, weights)
+            problem, mask_shape = self._layer_problem(classifier, images, weights, self.layer)
         else:
             generator = torch.Generator().manual_seed(seed)
             filler = resolve_filler(self.filler, classifier.mean_colour)
@@ -146,11 +148,11 @@ class MeaningfulPerturbation(Method):
                 full = Upsampler("bilinear")(spatial, problem.size)
         return self._optimised(targets, game.saliency(full)[:, 0], result, scores_after)
 
-    def _layer_problem(self, classifier: Classifier, images: torch.Tensor, weights: torch.Tensor):
-        module = find_module(classifier.model, self.layer)
+    def _layer_problem(self, classifier: Classifier, images: torch.Tensor, weights: torch.Tensor, layer: str | nn.Module):
+        module = find_module(classifier.module, layer)
         shape = activation_shape(classifier, images, module)
         if len(shape) != 4:
-            raise ValueError(f"layer {self.layer!r} gives activations of shape {tuple(shape)}; need B×C×H×W")
+            raise ValueError(f"layer {layer!r} gives activations of shape {tuple(shape)}; need B×C×H×W")
         problem = LayerMaskProblem(classifier, images, weights, get_game(self.game), module, self.regulariser)
         return problem, (1, shape[2], shape[3])
 
@@ -192,4 +194,5 @@ class MeaningfulPerturbation(Method):
         first = good.float().argmax(1)
         chosen = candidates.to(problem.images)[first]
         chosen[~good.any(1)] = 0.0  # no radius works: start fully perturbed
-        return downsample(chosen[:, None], mask_shape[-2:])
+        rows, cols = mask_shape[-2:]
+        return downsample(chosen[:, None], (rows, cols))

@@ -113,7 +113,7 @@ def check_parameters(cls: type, args: tuple, kwargs: dict) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=None)
-def _schema(cls: type) -> tuple[inspect.Signature, dict[str, Any]]:
+def _schema(cls: type[object]) -> tuple[inspect.Signature, dict[str, Any]]:
     init = cls.__init__
     return inspect.signature(init), typing.get_type_hints(init)
 

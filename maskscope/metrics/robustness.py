@@ -19,7 +19,7 @@ A constant map has no structure: it normalises to all zeros for SSIM, and its co
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -31,7 +31,7 @@ from maskscope.metrics.ssim_terms import K1, K2, WINDOW, WINDOW_SIGMA, ssim_term
 SSIM_SIGMA, SSIM_WINDOW, SSIM_K1, SSIM_K2 = WINDOW_SIGMA, WINDOW, K1, K2
 
 #: HOG parameters (scikit-image's defaults): 9 orientations, 8×8-pixel cells, 3×3-cell blocks, L2-Hys
-HOG_PARAMS = {"orientations": 9, "pixels_per_cell": (8, 8), "cells_per_block": (3, 3), "block_norm": "L2-Hys"}
+HOG_PARAMS: dict[str, Any] = {"orientations": 9, "pixels_per_cell": (8, 8), "cells_per_block": (3, 3), "block_norm": "L2-Hys"}
 
 
 def _check_pair(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -11,6 +11,7 @@ and the configuration.
 from __future__ import annotations
 
 import json
+import os
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,7 +55,7 @@ class RunData:
     notes: list[str] = field(default_factory=list)
 
 
-def collect(run_dir: str | Path) -> RunData:
+def collect(run_dir: str | os.PathLike) -> RunData:
     """Read the run in ``run_dir``; a folder that is neither kind is a one-line ``ValueError``."""
     run_dir = Path(run_dir)
     if (run_dir / "records.jsonl").is_file():

@@ -48,9 +48,9 @@ def map_thumbnail(saliency: np.ndarray, method: str, out: Path | None, photo: np
 
 def overlay_thumbnail(overlay: Path, out: Path) -> None:
     """Shrink an existing overlay PNG to ``SIZE`` pixels high."""
-    with Image.open(overlay) as image:
-        image = image.convert("RGB")
-        _save(image.resize((max(1, round(image.width * SIZE / image.height)), SIZE), Image.LANCZOS), out)
+    with Image.open(overlay) as opened:
+        image = opened.convert("RGB")
+        _save(image.resize((max(1, round(image.width * SIZE / image.height)), SIZE), Image.Resampling.LANCZOS), out)
 
 
 def is_fresh(out: Path, *sources: Path | None) -> bool:
@@ -67,7 +67,7 @@ def load_map(path: Path) -> np.ndarray:
 def _save(image: Image.Image, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     if image.height > SIZE * 1.01 and image.width == image.height:
-        image = image.resize((SIZE, SIZE), Image.LANCZOS)
+        image = image.resize((SIZE, SIZE), Image.Resampling.LANCZOS)
     image.save(out, quality=85)
 
 

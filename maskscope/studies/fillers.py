@@ -78,7 +78,7 @@ class StudyObject:
 
 def study_fillers(specs: Sequence[str], mean_colour: torch.Tensor) -> dict[str, Filler]:
     """Fillers by spec; ``noise[:σ]`` is noise around the mean colour (see the module doc)."""
-    fillers = {}
+    fillers: dict[str, Filler] = {}
     for spec in specs:
         name, _, argument = spec.partition(":")
         if name.strip().lower() == "noise":
@@ -143,7 +143,7 @@ def dataset_objects(
         candidates = []
         for label in labels:
             counts["objects with mapped classes"] += 1
-            region = grow(ground_truth(sample, label, classifier.view, tuple(photo.shape[-2:]), "mask"), dilate)
+            region = grow(ground_truth(sample, label, classifier.view, (photo.shape[-2], photo.shape[-1]), "mask"), dilate)
             if min_area <= float(region.float().mean()) <= max_area:
                 candidates.append(StudyObject(f"{sample.name}:{label}", image, region, by_label[label], label))
         counts["in the area range"] += len(candidates)
@@ -207,7 +207,7 @@ def _measures(classifier, originals, filled, objects, scales) -> dict[str, list[
         probabilities = classifier.probabilities(filled).cpu()
     top5 = probabilities.topk(5, 1).indices.tolist()
     similarity = ms_ssim(filled.cpu(), originals.cpu(), scales).tolist()
-    result = {measure: [] for measure in MEASURES}
+    result: dict[str, list[float]] = {measure: [] for measure in MEASURES}
     for index, item in enumerate(objects):
         result["probability"].append(round(float(probabilities[index, item.classes].sum()), 6))
         result["top1"].append(float(top5[index][0] in item.classes))

@@ -111,7 +111,7 @@ class OpenVinoEngine(InferenceEngine):
         return cached_file(key, "-int8", quantise) / "model.xml"
 
     def __call__(self, inputs: torch.Tensor) -> torch.Tensor:
-        compiled = self.compiled(*inputs.shape[-2:], inputs)
+        compiled = self.compiled(inputs.shape[-2], inputs.shape[-1], inputs)
         batch = inputs.detach().to("cpu", torch.float32).contiguous().numpy()
         logits = compiled(batch)[0]
         return torch.from_numpy(np.asarray(logits, dtype=np.float32)).to(inputs.device)

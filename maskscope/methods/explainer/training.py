@@ -134,6 +134,8 @@ def train_explainer(
             another classifier, class list or configuration; too few images.
     """
     config = config or TrainingConfig()
+    # __post_init__ fills both from the preset
+    assert config.learning_rate is not None and config.patience is not None
     device = classifier.device
     if data.targets.shape[1] != classifier.num_classes:
         raise ValueError(f"the targets have {data.targets.shape[1]} classes, the classifier {classifier.num_classes}")
@@ -152,7 +154,7 @@ def train_explainer(
     optimiser = torch.optim.Adam([p for p in network.parameters() if p.requires_grad], lr=config.learning_rate)
     use_amp = amp and device.type == "cuda"
     scaler = torch.amp.GradScaler(device.type, enabled=use_amp)
-    state = {"epoch": 0, "best_loss": math.inf, "best_epoch": 0, "stale_epochs": 0, "history": []}
+    state: dict[str, Any] = {"epoch": 0, "best_loss": math.inf, "best_epoch": 0, "stale_epochs": 0, "history": []}
     if last.is_file():
         if not resume:
             raise ValueError(f"{out} already holds a training run: resume it, or choose another folder")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -173,10 +174,10 @@ def _read(data: str | os.PathLike) -> tuple[list[torch.Tensor | Path], list[str]
     return [s.path for s in dataset], [s.name for s in dataset], [list(s.labels) for s in dataset]
 
 
-def synthetic_arguments(spec: str) -> dict:
+def synthetic_arguments(spec: str) -> dict[str, Any]:
     """``make_shapes`` arguments of a ``synthetic-shapes:k=v,…`` spec: n, size, classes, objects=A-B,
     object_size=A-B (default: 14-20 px scaled by size/64) and seed."""
-    options = dict(SYNTHETIC_DEFAULTS)
+    options: dict[str, Any] = dict(SYNTHETIC_DEFAULTS)
     _, _, text = spec.partition(":")
     for pair in filter(None, (part.strip() for part in text.split(","))):
         key, sep, value = pair.partition("=")
@@ -189,7 +190,7 @@ def synthetic_arguments(spec: str) -> dict:
             raise DatasetError(f"{spec}: {key} must be an integer{' range A-B' if ranged else ''}") from None
     size = options["size"]
     object_size = options["object_size"] or (round(14 * size / 64), round(20 * size / 64))
-    arguments = {
+    arguments: dict[str, Any] = {
         "n": options["n"],
         "size": size,
         "num_classes": options["classes"],
