@@ -575,7 +575,7 @@ def score_pair(photos: Photos, pair: Pair) -> dict:
     aucs = {}
     for side, maps in (("maskscope", pair.ours), ("reference", pair.theirs)):
         aucs[side] = {
-            kind: curve(classifier, images, maps, targets=targets, protocol=pair.protocol).auc.tolist()
+            kind: curve(classifier, images, maps, target=targets, protocol=pair.protocol).auc.tolist()
             for kind, curve in (("deletion", deletion), ("insertion", insertion))
         }
     mean = float(correlation.mean())
