@@ -236,7 +236,7 @@ def test_explain_records_the_engine_and_runs_an_onnx_file_on_openvino(shapes_tas
     pixels = (shapes_task.test.images[0].permute(1, 2, 0).numpy() * 255).round().astype("uint8")
     Image.fromarray(pixels).save(photo)
     out = tmp_path / "out"
-    arguments = ["explain", str(photo), "--model", str(model), "--method", "rise", "--param", "masks=64", "--quiet"]
+    arguments = ["explain", str(photo), "--model", str(model), "--method", "rise", "--param", "samples=64", "--quiet"]
     assert main([*arguments, "--engine", "openvino", "--out", str(out)]) == 0
     assert json.loads((out / "shape.json").read_text())["engine"] == {"engine": "openvino", "precision": "float32"}
     assert main([*arguments, "--engine", "torch", "--out", str(out)]) == 2

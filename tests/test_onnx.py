@@ -56,7 +56,7 @@ def test_the_command_line_explains_with_an_onnx_model(shapes_task, tmp_path, cap
     Image.fromarray(pixels).save(photo)
     out = tmp_path / "out"
     status = main(
-        ["explain", str(photo), "--model", str(model), "--method", "rise", "--param", "masks=64", "--out", str(out), "--quiet"]
+        ["explain", str(photo), "--model", str(model), "--method", "rise", "--param", "samples=64", "--out", str(out), "--quiet"]
     )
     assert status == 0
     saliency = np.load(out / "shape.npy")
