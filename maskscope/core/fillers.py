@@ -169,4 +169,3 @@ class BlurPyramid(Filler):
 def blend(images: torch.Tensor, masks: torch.Tensor, filled: torch.Tensor) -> torch.Tensor:
     """``Φ(x, m) = m·x + (1 − m)·f`` with masks B×1×H×W (1 = keep) broadcast over channels."""
     return masks * images + (1 - masks) * filled
-
