@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from map_agreement import peaks
 from photos import imagenet_photos
 from records import machine, write_record
 
@@ -37,12 +38,6 @@ try:
     from torchray.attribution.extremal_perturbation import extremal_perturbation
 except ImportError as error:  # pragma: no cover - a benchmark-only dependency
     raise SystemExit(f"this benchmark needs TorchRay ({error}); see the set-up in its docstring") from error
-
-
-def peaks(maps: torch.Tensor) -> torch.Tensor:
-    """(row, column) of each map's maximum, B×2."""
-    flat = maps.flatten(1).argmax(1)
-    return torch.stack([flat // maps.shape[-1], flat % maps.shape[-1]], 1)
 
 
 def main() -> None:

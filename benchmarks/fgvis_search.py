@@ -70,14 +70,14 @@ def main() -> None:
         "bisection": {
             "seconds": fast_seconds,
             "rounds": fast_rounds,
-            "lambda": [float(e.lambdas[0]) for e in fast],
+            "lambda": [float(e.chosen_l1_weight[0]) for e in fast],
             "goal_met": [bool(e.goal_met[0]) for e in fast],
             "score_after": [float(e.scores_after[0]) for e in fast],
         },
         "sequential": {
             "seconds": paper_seconds,
             "rounds": paper_rounds,
-            "lambda": [float(e.lambdas[0]) for e in paper],
+            "lambda": [float(e.chosen_l1_weight[0]) for e in paper],
             "goal_met": [bool(e.goal_met[0]) for e in paper],
             "score_after": [float(e.scores_after[0]) for e in paper],
         },

@@ -54,6 +54,16 @@ not maskscope itself (it is taken from the checkout on ``PYTHONPATH``)::
     # (torch 2 refuses an index that aliases the tensor written to; the logic is unchanged)
     PYTHONPATH=$PWD /work/refenv/bin/python benchmarks/reference_agreement.py --photos 8
 
+The slow rows (``ep``, ``igos``, ``igos++``) save each side's maps photo by photo in
+``<row>.<side>.pt`` and run the sides named by ``--sides``, so maskscope's side can run in the
+project's own environment (its torch runs these gradient loops faster) at the same time as
+the peer's, and a longer run only adds the photos not done yet::
+
+    PYTHONPATH=$PWD /work/refenv/bin/python benchmarks/reference_agreement.py --rows ep --photos 16 --sides reference &
+    PYTHONPATH=$PWD python benchmarks/reference_agreement.py --rows ep --photos 16 --sides maskscope
+
+Whichever finishes last scores the row (``--sides none`` scores what is saved).
+
 The authors' I-GOS code is written for a CUDA device (``.cuda()`` throughout); on a machine
 without one it is run unchanged with ``.cuda()`` made a no-op and its ``device='cuda'``
 allocations made on the CPU, only while its functions run (:func:`authors_igos`).
@@ -79,6 +89,7 @@ import torch
 import torch.nn.functional as F
 from deletion_vs_quantus import PixelSpaceModel, compare_with_quantus
 from lime_vs_lime import run_lime
+from map_agreement import peaks
 from occlusion_vs_captum import captum_map
 from photos import imagenet_photos
 from records import machine
@@ -145,12 +156,6 @@ def timed(calls: Callable[[], torch.Tensor], count: int) -> tuple[torch.Tensor, 
 
 def per_photo(function: Callable[[int], torch.Tensor], count: int) -> torch.Tensor:
     return torch.stack([torch.as_tensor(function(index)).float() for index in range(count)])
-
-
-def peaks(maps: torch.Tensor) -> torch.Tensor:
-    """(row, column) of each map's maximum, B×2."""
-    flat = maps.flatten(1).argmax(1)
-    return torch.stack([flat // maps.shape[-1], flat % maps.shape[-1]], 1)
 
 
 def probability_model(classifier: Classifier) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -273,34 +278,94 @@ def rise_torchray_row(photos: Photos) -> Pair:
     )[0, targets[i]], len(images)), len(images))
     correlation = spearman(ours, theirs).mean().item()
     return Pair("RISE (softmax) vs TorchRay rise as called by its users (own masks, sigmoid of the logit)",
-                {"masks": count, "cells": 7, "keep": 0.5}, ours, theirs,
+                {"samples": count, "resolution": 7, "keep": 0.5}, ours, theirs,
                 {"maskscope": ours_s, "reference": theirs_s}, goal="Spearman >= 0.9 (random masks)",
                 extra={"met": correlation >= 0.9})
 
 
-def ep_row(photos: Photos) -> Pair:
-    from torchray.attribution.extremal_perturbation import extremal_perturbation
-
+def ep_row(photos: Photos) -> Pair | None:
     classifier, images, targets = photos.classifier, photos.images, photos.targets
     areas, steps = [0.05, 0.1, 0.2], photos.args.ep_steps
-    method = ExtremalPerturbation(areas=areas, steps=steps)
-    ours, ours_s = timed(lambda: per_photo(
-        lambda i: method(classifier, images[i:i + 1], target=[targets[i]]).saliency[0], len(images)), len(images))
 
-    def theirs_map(index: int) -> torch.Tensor:
-        masks, _ = extremal_perturbation(
-            classifier.model, classifier.normalise(images[index:index + 1]), targets[index], areas=areas,
-            max_iter=steps)
-        summary = masks.detach().sum(0, keepdim=True)
-        return F.interpolate(summary, size=images.shape[-2:], mode="bilinear")[0, 0]
+    def runner(side: str) -> Callable[[int], torch.Tensor]:
+        if side == "maskscope":
+            method = ExtremalPerturbation(areas=areas, steps=steps)
+            return lambda i: method(classifier, images[i:i + 1], target=[targets[i]]).saliency[0]
+        from torchray.attribution.extremal_perturbation import extremal_perturbation
 
-    theirs, theirs_s = timed(lambda: per_photo(theirs_map, len(images)), len(images))
+        def theirs(index: int) -> torch.Tensor:
+            masks, _ = extremal_perturbation(
+                classifier.model, classifier.normalise(images[index:index + 1]), targets[index], areas=areas,
+                max_iter=steps)
+            summary = masks.detach().sum(0, keepdim=True)
+            return F.interpolate(summary, size=images.shape[-2:], mode="bilinear")[0, 0]
+        return theirs
+
+    sides = split_sides(photos, "ep", runner, lambda side: package_code("torchray") if side == "reference" else None)
+    if sides is None:
+        return None
+    ours, theirs = sides["maskscope"]["masks"], sides["reference"]["masks"]
     within = ((peaks(ours) - peaks(theirs)).float().norm(dim=1) <= 15).float().mean().item()
     correlation = spearman(ours, theirs).mean().item()
     return Pair("ExtremalPerturbation vs TorchRay extremal_perturbation (summary map: sum over areas)",
-                {"areas": areas, "steps": steps}, ours, theirs, {"maskscope": ours_s, "reference": theirs_s},
+                {"areas": areas, "steps": steps}, ours, theirs,
+                {side: sides[side]["seconds_per_photo"] for side in sides},
                 goal="Spearman >= 0.9, maxima within 15 px on >= 90% of photos",
-                extra={"maxima_within_15px": within, "met": correlation >= 0.9 and within >= 0.9})
+                extra={"maxima_within_15px": within, "met": correlation >= 0.9 and within >= 0.9,
+                       "code": {side: sides[side]["code"] for side in sides}})
+
+
+# --- rows whose two sides run apart -----------------------------------------------------------
+
+
+def split_sides(photos: Photos, row: str, runner: Callable[[str], Callable[[int], torch.Tensor]],
+                reference_code: Callable[[str], dict | None]) -> dict[str, dict] | None:
+    """Both sides' maps of a slow row, each run in its own process when wanted.
+
+    The sides named by ``--sides`` run now, each on the photos its file
+    ``<out>/<row>.<side>.pt`` does not hold yet, and the file is rewritten after every photo,
+    so the two sides can run at the same time in different environments (the peers need
+    torchvision, maskscope's side runs fastest in the project's own), and a stopped run loses
+    at most one photo. ``runner(side)`` gives that side's map of photo ``index``. Returns each
+    side's maps, seconds per photo and code in the order of ``photos.names``, or ``None`` (with
+    a message) while a side lacks some photo.
+    """
+    args = photos.args
+    sides = {}
+    for side in ("reference", "maskscope"):
+        path = args.out / f"{row}.{side}.pt"
+        saved = torch.load(path) if path.is_file() else {"names": [], "masks": [], "seconds": [], "code": []}
+        missing = [index for index, name in enumerate(photos.names) if name not in saved["names"]]
+        if side in args.sides.split(",") and missing:
+            one_map = runner(side)
+            code = {**(reference_code(side) or maskscope_code()), "torch": torch.__version__}
+            args.out.mkdir(parents=True, exist_ok=True)
+            for index in missing:
+                started = time.perf_counter()
+                result = one_map(index).detach().float()
+                saved["names"].append(photos.names[index])
+                saved["masks"].append(result)
+                saved["seconds"].append(time.perf_counter() - started)
+                saved["code"].append(code)
+                torch.save(saved, path)
+                print(f"{row} {side} {photos.names[index]}: {saved['seconds'][-1]:.0f} s", flush=True)
+        order = [saved["names"].index(name) for name in photos.names if name in saved["names"]]
+        if len(order) == len(photos.names):
+            codes = [saved["code"][k] for k in order]
+            sides[side] = {"masks": torch.stack([saved["masks"][k] for k in order]),
+                           "seconds_per_photo": float(np.mean([saved["seconds"][k] for k in order])),
+                           "code": [code for k, code in enumerate(codes) if code not in codes[:k]]}
+    if len(sides) < 2:
+        print(f"{row}: only {', '.join(sides) or 'no side'} holds every photo; run the other with --sides")
+        return None
+    return sides
+
+
+def package_code(name: str) -> dict:
+    """Which version of an installed peer package ran."""
+    from importlib.metadata import version
+
+    return {"package": name, "version": version(name)}
 
 
 # --- the authors' I-GOS code ------------------------------------------------------------------
@@ -357,57 +422,38 @@ def authors_igos(folder: Path, side: int) -> types.ModuleType:
     return methods
 
 
-def igos_side(photos: Photos, side: str, ours_method, theirs_function: str, step: float, blurred) -> dict:
-    """One side's 28×28 masks (1 = keep) on every photo, its seconds per photo and its code."""
+def igos_pair(photos: Photos, row: str, ours_method, theirs_function: str, step: float) -> Pair | None:
+    """An I-GOS row: ours and the authors' 28×28 masks (1 = keep) on the same blurred baseline,
+    the two sides run apart (:func:`split_sides`)."""
     classifier, images, targets, args = photos.classifier, photos.images, photos.targets, photos.args
+    blurred = heavy_blur(images.shape[-1])(images)
     l1, tv = ours_method.weights
     resolution = ours_method.resolution
-    if side == "reference":
-        methods = authors_igos(args.igos_code, images.shape[-1])
-        code = {"path": str(args.igos_code), "commit": git_commit(args.igos_code), "patch": AUTHORS_PATCH}
-    else:
-        code = maskscope_code()
-    masks, seconds = [], 0.0
-    for index in range(len(images)):
-        image, target = images[index:index + 1], targets[index]
-        started = time.perf_counter()
+
+    def runner(side: str) -> Callable[[int], torch.Tensor]:
         if side == "maskscope":
-            masks.append(ours_method(classifier, image, target=[target], seed=index).mask[0, 0])
-        else:
+            return lambda i: ours_method(classifier, images[i:i + 1], target=[targets[i]], seed=i).mask[0, 0]
+        methods = authors_igos(args.igos_code, images.shape[-1])
+
+        def theirs(index: int) -> torch.Tensor:
             torch.manual_seed(index)
             with cuda_as_cpu():
                 mask = getattr(methods, theirs_function)(
                     model=classifier.model, model_name=classifier.name,
-                    init_mask=torch.ones(1, 1, resolution, resolution), image=classifier.normalise(image),
-                    baseline=classifier.normalise(blurred[index:index + 1]), label=torch.tensor([target]),
+                    init_mask=torch.ones(1, 1, resolution, resolution), image=classifier.normalise(images[index:index + 1]),
+                    baseline=classifier.normalise(blurred[index:index + 1]), label=torch.tensor([targets[index]]),
                     size=resolution, iterations=ours_method.steps, ig_iter=ours_method.points,
                     L1=l1, L2=tv, alpha=step, opt="LS", softmax=True)
-            masks.append(mask.detach()[0, 0])
-        seconds += time.perf_counter() - started
-        print(f"{theirs_function} {side} {photos.names[index]}: {seconds:.0f} s so far", flush=True)
-    return {"names": photos.names, "masks": torch.stack(masks), "seconds_per_photo": seconds / len(images),
-            "code": code}
+            return mask[0, 0]
+        return theirs
 
+    def reference_code(side: str) -> dict | None:
+        if side != "reference":
+            return None
+        return {"path": str(args.igos_code), "commit": git_commit(args.igos_code), "patch": AUTHORS_PATCH}
 
-def igos_pair(photos: Photos, row: str, ours_method, theirs_function: str, step: float) -> Pair | None:
-    """An I-GOS row: ours and the authors' masks on the same blurred baseline.
-
-    Each side (``--igos-sides``) is saved to ``<out>/<row>.<side>.pt`` as it finishes, so the
-    two can be run at different times (and with different maskscope checkouts); the row is
-    scored once both are there for the same photos.
-    """
-    classifier, images, targets, args = photos.classifier, photos.images, photos.targets, photos.args
-    blurred = heavy_blur(images.shape[-1])(images)
-    sides = {}
-    for side in ("reference", "maskscope"):
-        path = args.out / f"{row}.{side}.pt"
-        if side in args.igos_sides.split(","):
-            args.out.mkdir(parents=True, exist_ok=True)
-            torch.save(igos_side(photos, side, ours_method, theirs_function, step, blurred), path)
-        if path.is_file() and torch.load(path)["names"] == photos.names:
-            sides[side] = torch.load(path)
-    if len(sides) < 2:
-        print(f"{row}: only {', '.join(sides) or 'no side'} saved for these photos; run the other with --igos-sides")
+    sides = split_sides(photos, row, runner, reference_code)
+    if sides is None:
         return None
     ours_masks, theirs_masks = sides["maskscope"]["masks"], sides["reference"]["masks"]
     with torch.no_grad():
@@ -416,7 +462,6 @@ def igos_pair(photos: Photos, row: str, ours_method, theirs_function: str, step:
             "maskscope": scores_under(classifier, images, blurred, ours_masks, targets, align_corners=False),
             "reference": scores_under(classifier, images, blurred, theirs_masks, targets, align_corners=True),
         }
-    l1, tv = ours_method.weights
     return Pair(
         f"{type(ours_method).__name__} vs the authors' {theirs_function} (khorrams/IGOS_pp, line search)",
         {"resolution": ours_method.resolution, "iterations": ours_method.steps, "points": ours_method.points,
@@ -661,8 +706,9 @@ def main() -> None:
     parser.add_argument("--ep-steps", type=int, default=100, help="iterations of both EPs (the paper: 800)")
     parser.add_argument("--igos-steps", type=int, default=15, help="iterations of both I-GOS codes")
     parser.add_argument("--igos-code", type=Path, default=Path("/work/ext/IGOS_pp"))
-    parser.add_argument("--igos-sides", default="reference,maskscope",
-                        help="which sides of the I-GOS rows to run now ('none': score the two saved in --out)")
+    parser.add_argument("--sides", default="reference,maskscope",
+                        help="which sides of the ep, igos and igos++ rows to run now ('none': score the two "
+                             "saved in --out)")
     parser.add_argument("--coco-images", type=int, default=256, help="coco128 photos of the RLE row")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()

@@ -27,10 +27,10 @@ if str(ROOT) not in sys.path:
 
 #: method → the settings its docs figure is made with (cheap: the whole build stays short)
 FIGURE_SETTINGS = {
-    "mp": {"steps": 60}, "mp-g": {"steps": 20, "resolution": 14}, "fgvis": {"steps": 40, "lambdas": (1e-4,)},
+    "mp": {"steps": 60}, "mp-g": {"steps": 20, "resolution": 14}, "fgvis": {"steps": 40, "l1_weights": (1e-4,)},
     "igos": {"steps": 5, "points": 8}, "igos++": {"steps": 5, "points": 8}, "ep": {"steps": 80, "areas": (0.1,)},
-    "rise": {"masks": 400}, "occlusion": {"stride": 16}, "sliding_patch": {"stride": 14},
-    "lime": {"samples": 250}, "integrated_gradients": {"steps": 16}, "gradient": {}, "gradcam": {},
+    "rise": {"samples": 400}, "occlusion": {"stride": 16}, "sliding_patch": {"stride": 14},
+    "lime": {"samples": 250}, "integrated_gradients": {"points": 16}, "gradient": {}, "gradcam": {},
     "centre": {}, "random": {}, "whole": {},
 }
 

@@ -1,0 +1,57 @@
+"""The noise floor of a reference-agreement row: two runs of the *same* side, compared alike.
+
+``reference_agreement.py`` saves each side of its slow rows as ``<row>.<side>.pt``. Run one
+side twice in different settings — maskscope's EP in the project's environment (torch 2.13)
+and again in the peers' (torch 2.14.1), say — and this script compares the two files as the
+row compares maskscope with the peer: Spearman over pixels and the distance between the
+maps' maxima, on the photos both hold. Agreement between two codes cannot be expected to be
+closer than this floor::
+
+    PYTHONPATH=$PWD /work/refenv/bin/python benchmarks/reference_agreement.py --rows ep --photos 3 \\
+        --sides maskscope --out benchmarks/results/reference_agreement/torch-2.14
+    python benchmarks/side_noise_floor.py benchmarks/results/reference_agreement/ep.maskscope.pt \\
+        benchmarks/results/reference_agreement/torch-2.14/ep.maskscope.pt \\
+        --out benchmarks/results/reference_agreement/ep_noise_floor.json
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+from map_agreement import peaks
+from records import machine, write_record
+
+from maskscope.metrics import spearman
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("first", type=Path, help="a side file, <row>.<side>.pt")
+    parser.add_argument("second", type=Path, help="the same side run again")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    first, second = torch.load(args.first), torch.load(args.second)
+    names = [name for name in first["names"] if name in second["names"]]
+    if not names:
+        raise SystemExit("the two files hold no photo in common")
+    a = torch.stack([first["masks"][first["names"].index(name)] for name in names])
+    b = torch.stack([second["masks"][second["names"].index(name)] for name in names])
+    correlation = spearman(a, b)
+    distance = (peaks(a) - peaks(b)).float().norm(dim=1)
+    record = {
+        "files": [str(args.first), str(args.second)],
+        "code": [first["code"], second["code"]],
+        "photos": names,
+        "spearman": {"mean": float(correlation.mean()), "min": float(correlation.min()),
+                     "per_photo": correlation.tolist()},
+        "peak_distance_px": {"mean": float(distance.mean()), "max": float(distance.max()),
+                             "per_photo": distance.tolist()},
+        **machine(),
+    }
+    write_record(args.out, record, {key: record[key] for key in ("photos", "spearman", "peak_distance_px")})
+
+
+if __name__ == "__main__":
+    main()
