@@ -338,7 +338,7 @@ def split_sides(photos: Photos, row: str, runner: Callable[[str], Callable[[int]
         missing = [index for index, name in enumerate(photos.names) if name not in saved["names"]]
         if side in args.sides.split(",") and missing:
             one_map = runner(side)
-            code = {**(reference_code(side) or maskscope_code()), "torch": torch.__version__}
+            code = {**(reference_code(side) or maskscope_code()), "torch": str(torch.__version__)}
             args.out.mkdir(parents=True, exist_ok=True)
             for index in missing:
                 started = time.perf_counter()
