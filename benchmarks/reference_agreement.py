@@ -89,7 +89,7 @@ import torch
 import torch.nn.functional as F
 from deletion_vs_quantus import PixelSpaceModel, compare_with_quantus
 from lime_vs_lime import run_lime
-from map_agreement import peaks
+from map_agreement import agreement
 from occlusion_vs_captum import captum_map
 from photos import imagenet_photos
 from records import machine
@@ -305,8 +305,9 @@ def ep_row(photos: Photos) -> Pair | None:
     if sides is None:
         return None
     ours, theirs = sides["maskscope"]["masks"], sides["reference"]["masks"]
-    within = ((peaks(ours) - peaks(theirs)).float().norm(dim=1) <= 15).float().mean().item()
-    correlation = spearman(ours, theirs).mean().item()
+    alike = agreement(ours, theirs)
+    within = float(np.mean([distance <= 15 for distance in alike["peak_distance_px"]["per_photo"]]))
+    correlation = alike["spearman"]["mean"]
     return Pair("ExtremalPerturbation vs TorchRay extremal_perturbation (summary map: sum over areas)",
                 {"areas": areas, "steps": steps}, ours, theirs,
                 {side: sides[side]["seconds_per_photo"] for side in sides},
@@ -613,24 +614,21 @@ METRIC_ROWS: dict[str, Callable[[Photos], dict]] = {"deletion": deletion_row, "m
 def score_pair(photos: Photos, pair: Pair) -> dict:
     """Agreement and deletion/insertion AUC of both maps of a map row."""
     classifier, images, targets = photos.classifier, photos.images, photos.targets
-    correlation = spearman(pair.ours, pair.theirs)
-    distance = (peaks(pair.ours) - peaks(pair.theirs)).float().norm(dim=1)
-    if pair.protocol == "igos":  # distances in image pixels, not mask cells
-        distance = distance * images.shape[-1] / pair.ours.shape[-1]
+    # the I-GOS rows compare 28×28 masks: distances in image pixels, not mask cells
+    scale = images.shape[-1] / pair.ours.shape[-1] if pair.protocol == "igos" else 1.0
+    alike = agreement(pair.ours, pair.theirs, scale)
     aucs = {}
     for side, maps in (("maskscope", pair.ours), ("reference", pair.theirs)):
         aucs[side] = {
             kind: curve(classifier, images, maps, target=targets, protocol=pair.protocol).auc.tolist()
             for kind, curve in (("deletion", deletion), ("insertion", insertion))
         }
-    mean = float(correlation.mean())
+    mean = alike["spearman"]["mean"]
     return {
         "compares": pair.compares,
         "settings": pair.settings,
         "goal": pair.goal,
-        "spearman": {"mean": mean, "min": float(correlation.min()), "per_photo": correlation.tolist()},
-        "peak_distance_px": {"mean": float(distance.mean()), "max": float(distance.max()),
-                             "per_photo": distance.tolist()},
+        **alike,
         "auc_protocol": pair.protocol,
         "auc": aucs,
         "seconds_per_photo": pair.seconds,

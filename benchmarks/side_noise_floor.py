@@ -20,10 +20,8 @@ import argparse
 from pathlib import Path
 
 import torch
-from map_agreement import peaks
+from map_agreement import agreement
 from records import machine, write_record
-
-from maskscope.metrics import spearman
 
 
 def main() -> None:
@@ -38,16 +36,11 @@ def main() -> None:
         raise SystemExit("the two files hold no photo in common")
     a = torch.stack([first["masks"][first["names"].index(name)] for name in names])
     b = torch.stack([second["masks"][second["names"].index(name)] for name in names])
-    correlation = spearman(a, b)
-    distance = (peaks(a) - peaks(b)).float().norm(dim=1)
     record = {
         "files": [str(args.first), str(args.second)],
         "code": [first["code"], second["code"]],
         "photos": names,
-        "spearman": {"mean": float(correlation.mean()), "min": float(correlation.min()),
-                     "per_photo": correlation.tolist()},
-        "peak_distance_px": {"mean": float(distance.mean()), "max": float(distance.max()),
-                             "per_photo": distance.tolist()},
+        **agreement(a, b),
         **machine(),
     }
     write_record(args.out, record, {key: record[key] for key in ("photos", "spearman", "peak_distance_px")})
