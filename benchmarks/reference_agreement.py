@@ -293,10 +293,13 @@ def ep_row(photos: Photos) -> Pair | None:
             return lambda i: method(classifier, images[i:i + 1], target=[targets[i]]).saliency[0]
         from torchray.attribution.extremal_perturbation import extremal_perturbation
 
+        noise = photos.args.ep_reference_noise
+
         def theirs(index: int) -> torch.Tensor:
-            masks, _ = extremal_perturbation(
-                classifier.model, classifier.normalise(images[index:index + 1]), targets[index], areas=areas,
-                max_iter=steps)
+            seen = classifier.normalise(images[index:index + 1])
+            if noise > 0:
+                seen = seen + noise * torch.randn(seen.shape, generator=torch.Generator().manual_seed(index))
+            masks, _ = extremal_perturbation(classifier.model, seen, targets[index], areas=areas, max_iter=steps)
             summary = masks.detach().sum(0, keepdim=True)
             return F.interpolate(summary, size=images.shape[-2:], mode="bilinear")[0, 0]
         return theirs
@@ -658,8 +661,9 @@ def write_table(folder: Path) -> str:
     """``table.md`` from every row's JSON in ``folder``, in the order of the rows."""
     lines = [
         "| row | compares | settings | photos | Spearman mean / min | peak distance px mean / max "
-        "| deletion AUC ours / theirs | insertion AUC ours / theirs | s/photo ours / theirs | goal | met | code |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| peak height mean / min | deletion AUC ours / theirs | insertion AUC ours / theirs "
+        "| s/photo ours / theirs | goal | met | code |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name in [*MAP_ROWS, *METRIC_ROWS]:
         path = folder / f"{name}.json"
@@ -676,15 +680,18 @@ def write_table(folder: Path) -> str:
             seconds = row["seconds_per_photo"]
             figure = row.get("max_abs_difference")
             extra = f" (max abs diff {figure:.1g})" if figure is not None else ""
+            heights = row.get("peak_height")
+            height = f"{heights['mean']:.3f} / {heights['min']:.3f}" if heights else ""
             lines.append(
                 f"{head}| {row['spearman']['mean']:.4f} / {row['spearman']['min']:.4f}{extra} "
                 f"| {row['peak_distance_px']['mean']:.1f} / {row['peak_distance_px']['max']:.1f} "
+                f"| {height} "
                 f"| {means['maskscope']['deletion']:.3f} / {means['reference']['deletion']:.3f} "
                 f"| {means['maskscope']['insertion']:.3f} / {means['reference']['insertion']:.3f} "
                 f"| {seconds['maskscope']:.2f} / {seconds['reference']:.2f} | {cell(row['goal'])} | {met} | {code} |"
             )
         else:
-            lines.append(f"{head}| {cell(row['figure'])} | | | | | {cell(row['goal'])} | {met} | {code} |")
+            lines.append(f"{head}| {cell(row['figure'])} | | | | | | {cell(row['goal'])} | {met} | {code} |")
     table = "\n".join(lines) + "\n"
     (folder / "table.md").write_text(table)
     return table
@@ -702,6 +709,9 @@ def main() -> None:
     parser.add_argument("--lime-samples", type=int, default=200, help="samples of both LIMEs (LIME's default: 1000)")
     parser.add_argument("--rise-masks", type=int, default=500, help="masks of the same-mask RISE row")
     parser.add_argument("--ep-steps", type=int, default=100, help="iterations of both EPs (the paper: 800)")
+    parser.add_argument("--ep-reference-noise", type=float, default=0.0,
+                        help="σ of Gaussian noise added to the image TorchRay's EP sees (its own noise floor, "
+                             "with side_noise_floor.py; the input spans 2 units, a grey level 0.008)")
     parser.add_argument("--igos-steps", type=int, default=15, help="iterations of both I-GOS codes")
     parser.add_argument("--igos-code", type=Path, default=Path("/work/ext/IGOS_pp"))
     parser.add_argument("--sides", default="reference,maskscope",

@@ -3,15 +3,23 @@
 ``reference_agreement.py`` saves each side of its slow rows as ``<row>.<side>.pt``. Run one
 side twice in different settings — maskscope's EP in the project's environment (torch 2.13)
 and again in the peers' (torch 2.14.1), say — and this script compares the two files as the
-row compares maskscope with the peer: Spearman over pixels and the distance between the
-maps' maxima, on the photos both hold. Agreement between two codes cannot be expected to be
-closer than this floor::
+row compares maskscope with the peer: Spearman over pixels, the distance between the
+maps' maxima and the peak height, on the photos both hold. Agreement between two codes
+cannot be expected to be closer than this floor::
 
     PYTHONPATH=$PWD /work/refenv/bin/python benchmarks/reference_agreement.py --rows ep --photos 3 \\
         --sides maskscope --out benchmarks/results/reference_agreement/torch-2.14
     python benchmarks/side_noise_floor.py benchmarks/results/reference_agreement/ep.maskscope.pt \\
         benchmarks/results/reference_agreement/torch-2.14/ep.maskscope.pt \\
         --out benchmarks/results/reference_agreement/ep_noise_floor.json
+
+or the peer against itself with its input moved by noise far below one grey level::
+
+    PYTHONPATH=$PWD /work/refenv/bin/python benchmarks/reference_agreement.py --rows ep --photos 16 \\
+        --sides reference --ep-reference-noise 1e-6 --out benchmarks/results/reference_agreement/reference-noise
+    python benchmarks/side_noise_floor.py benchmarks/results/reference_agreement/ep.reference.pt \\
+        benchmarks/results/reference_agreement/reference-noise/ep.reference.pt \\
+        --out benchmarks/results/reference_agreement/ep_reference_noise_floor.json
 """
 
 from __future__ import annotations
@@ -43,7 +51,9 @@ def main() -> None:
         **agreement(a, b),
         **machine(),
     }
-    write_record(args.out, record, {key: record[key] for key in ("photos", "spearman", "peak_distance_px")})
+    record["maxima_within_15px"] = float((torch.tensor(record["peak_distance_px"]["per_photo"]) <= 15).float().mean())
+    shown = ("photos", "spearman", "peak_distance_px", "peak_height", "maxima_within_15px")
+    write_record(args.out, record, {key: record[key] for key in shown})
 
 
 if __name__ == "__main__":

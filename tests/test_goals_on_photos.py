@@ -60,9 +60,11 @@ def test_fgvis_deletion_removes_the_evidence(default_classifier, photos):
     check_goal(explanation, removes=True)
 
 
-@pytest.mark.xfail(strict=True, reason="known shortfall: at this test's reduced steps EP's 20% mask still keeps 55% "
-                   "of the image (goal: at most half)")
 def test_ep_preserves_the_class_on_a_small_area(default_classifier, photos):
-    # one area of 20 % and 150 steps instead of three areas and 800 steps
-    explanation = ExtremalPerturbation(areas=(0.2,), steps=150)(default_classifier, photos)
-    check_goal(explanation, removes=False)
+    # one area of 20 % and 150 steps instead of three areas and 800 steps, with the paper's λ
+    # schedule compressed to match: λ grows by 1.0035^(800/150) a step, so it ends where 800
+    # steps end (at the plain 1.0035 the mask still keeps 55 % of the image after 150 steps;
+    # compressed: p 0.93 → 0.59 and 0.95 → 0.65 with 30 % of the image)
+    steps = 150
+    method = ExtremalPerturbation(areas=(0.2,), steps=steps, area_growth=1.0035 ** (800 / steps))
+    check_goal(method(default_classifier, photos), removes=False)

@@ -91,8 +91,9 @@ def test_fgvis_defaults_are_the_papers(shapes_task, captured):
 def test_ep_defaults_are_the_authors(shapes_task, captured):
     assert ExtremalPerturbation.defaults() == dict(
         areas=(0.05, 0.1, 0.2), resolution=32, smooth_sigma=21.0, mask_generator="smooth_max", max_blur=20.0,
-        blur_levels=8, perturbation="pyramid", area_weight=300.0, area_growth=1.0035, class_loss="logit",
-        optimiser="sgd", lr=0.01, momentum=0.9, init=1.0, flip_jitter=True, steps=800, batch_size=None, progress=False,
+        blur_levels=8, perturbation="pyramid", area_weight=300.0, area_growth=1.0035, area_ties="sort",
+        class_loss="logit", optimiser="sgd", lr=0.01, momentum=0.9, init=1.0, flip_jitter=True, steps=800,
+        batch_size=None, progress=False,
     )
     images, classes, _ = shapes_task.correctly_classified(1)
     images = torch.nn.functional.interpolate(images, size=(224, 224), mode="bilinear")
@@ -110,3 +111,4 @@ def test_ep_defaults_are_the_authors(shapes_task, captured):
     assert call["init"].shape == (3, 1, 32, 32) and bool((call["init"] == 1).all())
     direction = call["direction"]
     assert (direction.initial, direction.growth) == (300.0, 1.0035)
+    assert direction.constraint.ties == "sort"

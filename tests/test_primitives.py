@@ -6,7 +6,7 @@ import torch
 from maskscope.core.blur import gaussian_blur, gaussian_kernel1d
 from maskscope.core.classifier import Classifier
 from maskscope.core.filler_specs import resolve_filler
-from maskscope.core.fillers import Blur, Constant, Noise, Reference, blend
+from maskscope.core.fillers import Blur, BlurPyramid, Constant, Noise, Reference, blend
 from maskscope.core.games import MaskProblem, get_game
 from maskscope.core.jitter import AlternateFlip, Jitter
 from maskscope.core.masks import SmoothMaxUpsampler, Upsampler, disc_masks
@@ -45,6 +45,23 @@ def test_blend_and_fillers():
     assert 0.1 < float((noise - images).std()) < 0.3
     with pytest.raises(ValueError):
         resolve_filler("paint", None)
+
+
+def test_blur_pyramid_takes_each_pixel_from_its_level_and_slopes_towards_the_sharper_one():
+    torch.manual_seed(0)
+    images = torch.rand(2, 3, 16, 16)
+    pyramid = BlurPyramid(4.0, 5, blended=False)
+    levels = pyramid.pyramid(images)  # P_0 = the image … P_4 = the strongest blur
+    for k in range(5):
+        on_level = pyramid.fill(images, torch.full((2, 1, 16, 16), 1 - k / 4))
+        assert torch.allclose(on_level, levels[k], atol=1e-6)
+    between = pyramid.fill(images, torch.full((2, 1, 16, 16), 1 - 1.5 / 4))
+    assert torch.allclose(between, (levels[1] + levels[2]) / 2, atol=1e-6)
+    # at m = 0 the slope is the one towards the next sharper level, so a removed pixel can grow back
+    masks = torch.zeros(2, 1, 16, 16, requires_grad=True)
+    pyramid.fill(images, masks).sum().backward()
+    slope = 4 * (levels[3] - levels[4]).sum(1, keepdim=True)
+    assert slope.abs().max() > 1e-3 and torch.allclose(masks.grad, slope, atol=1e-5)
 
 
 def test_upsampler_nearest_then_smoothing():
@@ -92,6 +109,25 @@ def test_area_target_is_zero_at_the_area_and_shares_ties():
         gradients.append(masks.grad.flatten())
     torch.testing.assert_close(gradients[0], gradients[1])
     torch.testing.assert_close(gradients[0], torch.tensor([0.1, 0.1, 0.1, 0.1]))  # 2·(0.7 − ½)/4, 2·(0.2 − 0)/4
+
+
+def test_area_target_by_sort_ranks_ties_as_the_sort_leaves_them():
+    # the authors' rule: n − ⌊n·(1 − a)⌋ values count as inside, chosen by an ascending sort
+    canvas = torch.zeros(1, 1, 260, 260)
+    canvas.view(-1)[:3381] = 1  # the authors' count for a = 0.05 of 260² (3380 exactly, 3381 in floats)
+    for ties in ("sort", "average"):
+        assert float(area_target(canvas, 0.05, ties)) == 0.0
+    # one exact tie across the boundary: sorted, one value is pulled to 1 and the other to 0;
+    # averaged, both get the same pull
+    pulls = {}
+    for ties in ("sort", "average"):
+        masks = torch.tensor([[[[0.7, 0.7, 0.2, 0.1]]]], requires_grad=True)
+        area_target(masks, 0.25, ties).sum().backward()
+        pulls[ties] = masks.grad.flatten()[:2]
+    assert sorted(pulls["sort"].tolist()) == pytest.approx([2 * (0.7 - 1) / 4, 2 * 0.7 / 4])
+    assert pulls["average"].tolist() == pytest.approx([2 * (0.7 - 0.5) / 4] * 2)
+    with pytest.raises(ValueError, match="ties"):
+        area_target(canvas, 0.05, "first")
 
 
 def test_blur_with_a_border_colour_extends_the_image_by_it():

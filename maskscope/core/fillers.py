@@ -110,7 +110,12 @@ class BlurPyramid(Filler):
     Levels ``P_k = G_{σ_k} * x`` with ``σ_k = σ_max·k/(L − 1)``, ``k = 0 … L − 1`` (``P_0 = x``).
     A pixel of mask value ``m`` takes the level ``t = (1 − m)·(L − 1)``, linearly
     interpolated between the two nearest levels: kept pixels stay sharp, removed pixels get
-    the strongest blur. Depends on the mask, so it is recomputed whenever the mask changes;
+    the strongest blur. The interpolation is indexed from the strongest level,
+    ``w = m·(L − 1)``, ``k = ⌊w⌋``, ``(1 − (w − k))·P_{L−1−k} + (w − k)·P_{L−2−k}``, as the
+    authors' code computes it: the value is the same either way, but where ``w`` is a whole
+    number the gradient is the one-sided slope towards the sharper level (so a pixel at
+    ``m = 0`` can still grow back), and which side a value within rounding of a level takes
+    decides which slope it gets. Depends on the mask, so it is recomputed whenever the mask changes;
     the levels themselves are kept for the last images seen (the same tensor at every step).
     Without a mask the filler is the strongest level. With ``blended=False`` the level mix is
     itself the perturbed image, ``Φ(x, m)(u) = (G_{σ_max·(1 − m(u))} * x)(u)`` (the paper's
@@ -160,10 +165,15 @@ class BlurPyramid(Filler):
     def fill(self, images, masks=None):
         if masks is None:
             return self.blur(images, self.max_sigma)
-        position = (1 - masks) * (self.levels - 1)  # B×1×H×W
-        ks = torch.arange(self.levels, device=images.device, dtype=images.dtype).view(-1, 1, 1, 1, 1)
-        weights = torch.relu(1 - (position[None] - ks).abs())  # hat functions, L×B×1×H×W
-        return (weights * self.pyramid(images)).sum(0)
+        top = self.levels - 1
+        position = masks * top  # B×1×H×W, counted from the strongest blur
+        lower = position.floor().clamp(0, top)
+        fraction = position - lower
+        index = (top - lower).long().expand(-1, images.shape[1], -1, -1)[None]  # 1×B×3×H×W
+        pyramid = self.pyramid(images)
+        blurrier = pyramid.gather(0, index)[0]
+        sharper = pyramid.gather(0, (index - 1).clamp(min=0))[0]
+        return (1 - fraction) * blurrier + fraction * sharper
 
 
 def blend(images: torch.Tensor, masks: torch.Tensor, filled: torch.Tensor) -> torch.Tensor:

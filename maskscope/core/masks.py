@@ -135,21 +135,26 @@ class SmoothMaxUpsampler:
         return self.step * self._window_rows(cells) - self.step + 1
 
     def _kernel(self, cells: tuple[int, int], device, dtype) -> torch.Tensor:
-        """κ(‖u − c_j‖/σ) for every canvas pixel and window slot, K×H'×W' (cached)."""
+        """κ(‖u − c_j‖/σ) for every canvas pixel and window slot, K×H'×W' (cached).
+
+        Computed in float32 and stored contiguously, as the authors' code does: the canvas then
+        equals theirs to the last bit, so the area term's sort meets the same ties.
+        """
         key = (cells, str(device), dtype)
         if key not in self._weights:
             width = 2 * self.radius + 1
             offsets = []
             for side in cells:
-                u = torch.arange(self._canvas_side(side), dtype=torch.float64)
-                slots = torch.arange(width, dtype=torch.float64)
+                u = torch.arange(self._canvas_side(side), dtype=torch.float32)
+                slots = torch.arange(width, dtype=torch.float32)
                 cell = torch.div(u, self.step, rounding_mode="floor")[:, None] + slots[None] - self.padding
                 offsets.append(u[:, None] - (self.margin + self.step * cell))  # side × slots
             dy, dx = offsets
             distance = torch.sqrt(dy.T[:, None, :, None] ** 2 + dx.T[None, :, None, :] ** 2)  # ky×kx×H'×W'
             z = distance / self.sigma
             kernel = torch.exp(-2 * (z - 0.5).clamp(min=0) ** 2)
-            self._weights[key] = kernel.reshape(width * width, *kernel.shape[2:]).to(device=device, dtype=dtype)
+            flat = kernel.reshape(width * width, *kernel.shape[2:]).contiguous()
+            self._weights[key] = flat.to(device=device, dtype=dtype)
         return self._weights[key]
 
     def full(self, masks: torch.Tensor) -> torch.Tensor:

@@ -9,13 +9,16 @@
   ``relu(q_min − q) + relu(q − q_max)`` where ``q_min`` has ones in the first ``⌊Z·a⌋``
   places and ``q_max`` in the first ``⌊Z·b⌋`` (Explainer, a = 0.05, b = 0.3).
 * Area target: with ``q`` sorted as above, ``mean (q − r_a)²`` where ``r_a`` has ones in the
-  first ``⌊Z·a⌋`` places — zero exactly when the mask is binary with area ``a``
+  first ``Z − ⌊Z·(1 − a)⌋`` places — zero exactly when the mask is binary with area ``a``
   (Extremal Perturbation).
 """
 
 from __future__ import annotations
 
 import torch
+
+#: how :func:`area_target` ranks tied values
+AREA_TIES = ("sort", "average")
 
 
 def _reduce(values: torch.Tensor, reduction: str) -> torch.Tensor:
@@ -58,23 +61,38 @@ def area_bounds(masks: torch.Tensor, lower: float = 0.05, upper: float = 0.3) ->
     return (torch.relu(q_min - ordered) + torch.relu(ordered - q_max)).mean(1)
 
 
-def area_target(masks: torch.Tensor, areas: torch.Tensor | float, tie_resolution: float = 1e-4) -> torch.Tensor:
+def area_target(
+    masks: torch.Tensor, areas: torch.Tensor | float, ties: str = "average", tie_resolution: float = 1e-4
+) -> torch.Tensor:
     """Mean squared distance of each mask's sorted values from a binary mask of area ``a``::
 
-        (1/n)·Σ_u (sort↓(m)_u − r̄_a(u))²,   r_a(u) = [u < ⌊a·n⌋]
+        (1/n)·Σ_u (sort↓(m)_u − r_a(u))²,   r_a(u) = [u < n − ⌊(1 − a)·n⌋]
 
-    ``r̄_a`` is ``r_a`` averaged over each run of sorted values equal to within
-    ``tie_resolution`` — the average-rank rule for ties. Adam's first steps and the clipping
-    leave many exact ties; ranked by their last bits, rounding that differs between batch
-    sizes would decide which of them count as inside the area (and ranked by position, the
-    top-left ones would always win). ``areas`` is one fraction for all masks or one per mask (B).
+    Values that tie have no order of their own, so ``ties`` says which of them count as inside
+    the area:
+
+    * ``"average"``: ``r_a`` is averaged over each run of sorted values equal to within
+      ``tie_resolution`` (the average-rank rule): tied values share the reference and get the
+      same pull, whichever way rounding falls.
+    * ``"sort"``: the authors' code — a plain ascending sort: values apart only by rounding are
+      ranked by that rounding, and exactly tied values in whatever order the sort leaves them
+      (torch's sort is not stable; the order is fixed for a given input and build).
+
+    ``areas`` is one fraction for all masks or one per mask (B).
     """
+    if ties not in AREA_TIES:
+        raise ValueError(f"ties must be one of {AREA_TIES}, got {ties!r}")
     flat = masks.flatten(1)
     count = flat.shape[1]
-    ordered = flat.sort(dim=1, descending=True).values
+    fractions = torch.as_tensor(areas).detach().to("cpu", torch.float64).reshape(-1, 1)
+    outside = (count * (1 - fractions)).floor().to(masks.device)
     positions = torch.arange(count, device=masks.device)
-    ones = (torch.as_tensor(areas, dtype=flat.dtype, device=masks.device).reshape(-1, 1) * count).floor()
-    inside = (positions[None] < ones).to(flat).expand_as(ordered)
+    if ties == "sort":
+        ordered = flat.sort(dim=1).values
+        inside = (positions[None] >= outside).to(flat).expand_as(ordered)
+        return ((ordered - inside) ** 2).mean(1)
+    ordered = flat.sort(dim=1, descending=True).values
+    inside = (positions[None] < count - outside).to(flat).expand_as(ordered)
     reference = _average_over_ties(inside, ordered.detach(), tie_resolution)
     return ((ordered - reference) ** 2).mean(1)
 

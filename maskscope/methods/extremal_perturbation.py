@@ -20,10 +20,12 @@ smooth-max generator (:class:`~maskscope.core.masks.SmoothMaxUpsampler`, 32 cell
 longer side, so a cell per 7 px, σ = 21 px), λ₀ = 300, g = 1.0035, SGD with lr 0.01, momentum 0.9 and dampening 0.9,
 800 steps, ``M`` starting at 1 and clipped to [0, 1] after every step.
 
-Two things differ from the authors' code and change nothing the paper specifies: tied
-values share the area reference (the average-rank rule of
-:func:`~maskscope.core.regularisers.area_target`, so that rounding does not decide which
-of them are inside the area), and all (image, area) pairs are optimised together as
+The area term ranks tied values as the authors' code does (``area_ties="sort"``: a plain
+sort decides which of the tied values count as inside the area); ``area_ties="average"`` lets
+them share the reference instead (the average-rank rule of
+:func:`~maskscope.core.regularisers.area_target`), so that neither the sort's order nor
+rounding decides. The paper leaves ties open, but they steer the masks: the canvas starts
+periodic, full of exact ties, and later holds plateaus at exactly 1. All (image, area) pairs are optimised together as
 independent rows of a batch, ``batch_size`` rows at a time. :meth:`ExtremalPerturbation.adam_variant`
 gives the variant this project used before (bilinear enlargement then a Gaussian, the
 probability as reward, Adam lr 0.05, masks starting at 0.5, no flip, the blur level
@@ -49,7 +51,7 @@ from maskscope.core.games import CLASS_LOSSES, MaskProblem, get_game
 from maskscope.core.jitter import AlternateFlip
 from maskscope.core.masks import SmoothMaxUpsampler, Upsampler
 from maskscope.core.optimisation import Adam, Gradient, MomentumSGD, optimise_masks
-from maskscope.core.regularisers import area_target
+from maskscope.core.regularisers import AREA_TIES, area_target
 from maskscope.core.scoring import default_batch_size
 from maskscope.methods.base import Method
 from maskscope.methods.parameters import Interval, OneOf, at_least, positive
@@ -67,18 +69,21 @@ class AreaConstraint:
     ``weight`` is set by :class:`GrowingAreaWeight` before every step.
     """
 
-    def __init__(self, areas: torch.Tensor, upsampler, size: tuple[int, int], weight: float) -> None:
+    def __init__(
+        self, areas: torch.Tensor, upsampler, size: tuple[int, int], weight: float, ties: str = "sort"
+    ) -> None:
         self.areas = areas
         self.upsampler = upsampler
         self.size = size
         self.weight = weight
+        self.ties = ties
 
     def __call__(self, masks: torch.Tensor) -> torch.Tensor:
         if isinstance(self.upsampler, SmoothMaxUpsampler):
             canvas = self.upsampler.full(masks)
         else:
             canvas = self.upsampler(masks, self.size)
-        return self.weight * area_target(canvas, self.areas)
+        return self.weight * area_target(canvas, self.areas, self.ties)
 
 
 class GrowingAreaWeight:
@@ -116,6 +121,8 @@ class ExtremalPerturbation(Method):
             ``"blend"`` (``m·x + (1 − m)·`` the blur level, the image reflected, kernels to 3σ).
         area_weight: λ₀, the area term's initial weight.
         area_growth: g, the factor λ grows by at every step.
+        area_ties: how the area term ranks tied mask values: ``"sort"`` (the authors') or
+            ``"average"`` (they share the reference).
         class_loss: ``"logit"`` (maximise the logit ``z_C``), ``"probability"`` (maximise
             ``p_C``) or ``"cross_entropy"`` (minimise ``−log p_C``).
         optimiser: ``"sgd"`` (momentum and dampening ``momentum``) or ``"adam"``.
@@ -135,6 +142,7 @@ class ExtremalPerturbation(Method):
         "areas": Interval(0, 1, True, True), "resolution": at_least(1), "smooth_sigma": at_least(0),
         "mask_generator": OneOf(*MASK_GENERATORS), "max_blur": at_least(0), "blur_levels": at_least(1),
         "perturbation": OneOf(*PERTURBATIONS), "area_weight": at_least(0), "area_growth": positive(),
+        "area_ties": OneOf(*AREA_TIES),
         "class_loss": OneOf(*CLASS_LOSSES), "optimiser": OneOf(*OPTIMISERS), "lr": positive(),
         "momentum": Interval(0, 1, high_open=True), "init": Interval(0, 1), "steps": at_least(1),
         "batch_size": at_least(1),
@@ -151,6 +159,7 @@ class ExtremalPerturbation(Method):
         perturbation: str = "pyramid",
         area_weight: float = 300.0,
         area_growth: float = 1.0035,
+        area_ties: str = "sort",
         class_loss: str = "logit",
         optimiser: str = "sgd",
         lr: float = 0.01,
@@ -170,6 +179,7 @@ class ExtremalPerturbation(Method):
         self.perturbation = perturbation
         self.area_weight = area_weight
         self.area_growth = area_growth
+        self.area_ties = area_ties
         self.class_loss = class_loss
         self.optimiser = optimiser
         self.lr = lr
@@ -191,6 +201,7 @@ class ExtremalPerturbation(Method):
             lr=0.05,
             init=0.5,
             flip_jitter=False,
+            area_ties="average",
         )
         return cls(**{**earlier, **overrides})
 
@@ -206,7 +217,7 @@ class ExtremalPerturbation(Method):
     def _optimise_rows(self, classifier, rows, row_weights, row_areas, upsampler, shape):
         """One batched optimisation of independent (image, area) rows."""
         size = tuple(rows.shape[-2:])
-        constraint = AreaConstraint(row_areas, upsampler, size, self.area_weight)
+        constraint = AreaConstraint(row_areas, upsampler, size, self.area_weight, self.area_ties)
         if self.perturbation == "pyramid":
             pyramid = BlurPyramid(self.max_blur, self.blur_levels, classifier.mean_colour.flatten(), 4.0, blended=False)
         else:
