@@ -436,7 +436,8 @@ def igos_pair(photos: Photos, row: str, ours_method, theirs_function: str, step:
 
     def runner(side: str) -> Callable[[int], torch.Tensor]:
         if side == "maskscope":
-            return lambda i: ours_method(classifier, images[i:i + 1], target=[targets[i]], seed=i).mask[0, 0]
+            # iGOS++'s mask is the product of its deletion and insertion masks, as the authors' code returns it
+            return lambda i: ours_method(classifier, images[i:i + 1], target=[targets[i]], seed=i).mask[0].prod(0)
         methods = authors_igos(args.igos_code, images.shape[-1])
 
         def theirs(index: int) -> torch.Tensor:
