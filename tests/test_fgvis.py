@@ -6,7 +6,7 @@ from torch import nn
 
 from maskscope.core.defense import AdversarialDefense, DefenseError, covered_modules
 from maskscope.methods import FGVis, get_method
-from maskscope.metrics import pointing_game
+from maskscope.metrics import pointing_game, spearman
 
 #: FGVis scaled for speed on 64-px images: one λ, 20 steps
 SMALL_FGVIS = dict(l1_weights=(1e-4,), steps=20)
@@ -62,7 +62,13 @@ def test_bisection_finds_the_sequential_rules_lambda_in_fewer_rounds(shapes_task
     bisection = FGVis(l1_weights=lambdas, steps=20)(shapes_task.classifier, images, target=targets)
     assert len(rounds) <= FGVis(l1_weights=lambdas).rounds() == 3 <= sequential_rounds  # ⌈log₂ 6⌉ rounds
     assert torch.equal(bisection.chosen_l1_weight, sequential.chosen_l1_weight)
-    torch.testing.assert_close(bisection.mask, sequential.mask)
+    # the same λ gives the same masks up to rounding: the two searches batch each image with
+    # different companions, whose convolutions round differently (~1e-7), and 20 normalised
+    # steps can amplify that on an image (measured: 3 of 4 masks identical, the fourth at
+    # Spearman 0.968, mean difference over all 5e-4); the masks of the next λ, 1e-5, differ by
+    # 0.009 on average, at Spearman 0.21-0.63
+    assert (bisection.mask - sequential.mask).abs().mean() < 2e-3
+    assert (spearman(bisection.mask[:, 0], sequential.mask[:, 0]) > 0.95).all()
     assert sequential.decision_changed.any() and (sequential.chosen_l1_weight <= 1e-4).all()
 
 
