@@ -84,8 +84,10 @@ def area_target(
         raise ValueError(f"ties must be one of {AREA_TIES}, got {ties!r}")
     flat = masks.flatten(1)
     count = flat.shape[1]
+    # counted in float64 on the host, as the authors' code counts in Python floats; pass the
+    # areas as a CPU tensor so that a step does not wait for the device to hand them back
     fractions = torch.as_tensor(areas).detach().to("cpu", torch.float64).reshape(-1, 1)
-    outside = (count * (1 - fractions)).floor().to(masks.device)
+    outside = (count * (1 - fractions)).floor().long().to(masks.device)
     positions = torch.arange(count, device=masks.device)
     if ties == "sort":
         ordered = flat.sort(dim=1).values

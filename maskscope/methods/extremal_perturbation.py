@@ -258,7 +258,7 @@ class ExtremalPerturbation(Method):
         # row i·A + j is image i with area j
         rows = images.repeat_interleave(per_image, 0)
         row_weights = weights.repeat_interleave(per_image, 0)
-        row_areas = torch.tensor(self.areas, device=images.device).repeat(count)
+        row_areas = torch.tensor(self.areas, dtype=torch.float64).repeat(count)  # on the host: see area_target
         chunk = default_batch_size(self.batch_size, images.device)
         parts = [
             self._optimise_rows(
