@@ -24,9 +24,14 @@ def height_at(maps: torch.Tensor, at: torch.Tensor) -> torch.Tensor:
     return (value - low) / (high - low).clamp(min=1e-12)
 
 
+#: the distance between maxima the agreement goals count as the same place, in image pixels
+NEAR_PX = 15
+
+
 def agreement(ours: torch.Tensor, theirs: torch.Tensor, pixels_per_cell: float = 1.0) -> dict:
     """Spearman over pixels, the distance between maxima (in image pixels: a map cell spans
-    ``pixels_per_cell``) and the peak height — the lower of each map's height at the other's
+    ``pixels_per_cell``; ``maxima_within_15px`` the share of maps whose maxima lie within
+    :data:`NEAR_PX`) and the peak height — the lower of each map's height at the other's
     maximum (1: the other's peak is also this one's top) — of two stacks of maps, B×H×W:
     mean, extreme and per map. Where a map holds two blobs of nearly equal height, its peak
     can jump between them while the peak height stays near 1."""
@@ -39,5 +44,6 @@ def agreement(ours: torch.Tensor, theirs: torch.Tensor, pixels_per_cell: float =
                      "per_photo": correlation.tolist()},
         "peak_distance_px": {"mean": float(distance.mean()), "max": float(distance.max()),
                              "per_photo": distance.tolist()},
+        "maxima_within_15px": float((distance <= NEAR_PX).float().mean()),
         "peak_height": {"mean": float(height.mean()), "min": float(height.min()), "per_photo": height.tolist()},
     }

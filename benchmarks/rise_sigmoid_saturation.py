@@ -2,8 +2,8 @@
 it scores each masked image by the sigmoid of the model's output, and on a softmax
 classifier's logits that sigmoid is saturated.
 
-For the first imagenet-samples photos, 64 RISE masks (7×7 cells, keep 0.5, bilinear) are
-applied as TorchRay applies them (the normalised image times the mask) and the script reports
+For the first imagenet-samples photos, the first 64 masks ``RISE`` draws (7×7 cells, keep 0.5,
+seed 0) are applied as TorchRay applies them (the normalised image times the mask) and the script reports
 the top class's logit, the share of masked images whose sigmoid exceeds 0.99, and the median
 softmax probability (what maskscope's RISE weighs the masks by)::
 
@@ -16,9 +16,9 @@ import argparse
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from photos import imagenet_photos
 from records import machine, write_record
+from rise_vs_torchray import seeded_masks
 
 from maskscope import Classifier
 
@@ -31,9 +31,7 @@ def main() -> None:
     args = parser.parse_args()
     classifier = Classifier.default()
     names, images = imagenet_photos(classifier, args.images)
-    generator = torch.Generator().manual_seed(0)
-    grid = (torch.rand(args.masks, 1, 7, 7, generator=generator) < 0.5).float()
-    masks = F.interpolate(grid, size=images.shape[-2:], mode="bilinear")
+    masks = seeded_masks(args.masks, tuple(images.shape[-2:]))
     photos = {}
     with torch.no_grad():
         targets = classifier.probabilities(images).argmax(1)

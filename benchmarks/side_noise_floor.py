@@ -51,7 +51,6 @@ def main() -> None:
         **agreement(a, b),
         **machine(),
     }
-    record["maxima_within_15px"] = float((torch.tensor(record["peak_distance_px"]["per_photo"]) <= 15).float().mean())
     shown = ("photos", "spearman", "peak_distance_px", "peak_height", "maxima_within_15px")
     write_record(args.out, record, {key: record[key] for key in shown})
 
