@@ -3,8 +3,10 @@ every iteration, on one imagenet-samples photo, both in this process.
 
 Shows where the two codes part: the largest difference of each area's mask parameter after
 chosen iterations, each code's summary-map maximum, and how high each summary map stands at
-the other's maximum. Runs in the peers' environment (TorchRay needs torchvision; see
-``reference_agreement.py``)::
+the other's maximum. Beside it, the same for TorchRay against itself on the photo moved by
+rounding-sized noise (``--input-noise``, default 1e-7, then clipped to [0, 1]): how far two
+runs of one code part when only the last bits of the input differ. Runs in the peers'
+environment (TorchRay needs torchvision; see ``reference_agreement.py``)::
 
     PYTHONPATH=$PWD /work/refenv/bin/python benchmarks/ep_step_by_step.py --photo 2 --steps 100 \\
         --out benchmarks/results/ep_step_by_step.json
@@ -69,6 +71,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photo", type=int, default=2, help="index among the imagenet-samples photos")
     parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--input-noise", type=float, default=1e-7,
+                        help="σ of the noise added to the photo for TorchRay's run against itself")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/ep_step_by_step.json"))
     args = parser.parse_args()
     classifier = Classifier.default()
@@ -81,13 +85,26 @@ def main() -> None:
     middle = time.perf_counter()
     ours, ours_map = maskscope_parameters(classifier, image, target, args.steps)
     ended = time.perf_counter()
+    noise = torch.randn(image.shape, generator=torch.Generator().manual_seed(0))
+    moved = (image + args.input_noise * noise).clamp(0, 1)
+    again, again_map = torchray_parameters(classifier, moved, target, args.steps)
     shown = sorted({1, 2, 5, 10, 20, 30, 50, 70, args.steps - 1} & set(range(1, args.steps)))
+
+    def differences(first: torch.Tensor, second: torch.Tensor) -> dict:
+        return {str(step): (first[step] - second[step]).abs().flatten(1).max(1).values.tolist() for step in shown}
+
     record = {
         "photo": names[args.photo], "target": target, "steps": args.steps, "areas": AREAS,
-        "largest_parameter_difference": {
-            str(step): (ours[step] - theirs[step]).abs().flatten(1).max(1).values.tolist() for step in shown},
+        "largest_parameter_difference": differences(ours, theirs),
         **agreement(ours_map[None], theirs_map[None]),
-        "peaks": {"reference": peaks(theirs_map[None])[0].tolist(), "maskscope": peaks(ours_map[None])[0].tolist()},
+        "peaks": {"reference": peaks(theirs_map[None])[0].tolist(), "maskscope": peaks(ours_map[None])[0].tolist(),
+                  "reference_moved_input": peaks(again_map[None])[0].tolist()},
+        "reference_against_itself": {
+            "input_noise": args.input_noise,
+            "largest_input_change": float((moved - image).abs().max()),
+            "largest_parameter_difference": differences(again, theirs),
+            **agreement(again_map[None], theirs_map[None]),
+        },
         "seconds": {"reference": middle - started, "maskscope": ended - middle},
         **machine(),
     }
