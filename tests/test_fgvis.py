@@ -76,11 +76,13 @@ def test_defense_blocks_generation_from_a_flat_image(shapes_task):
     # the black-image protocol on the shapes task. Its flat image is white (and light grey): the tiny
     # CNN calls a flat black image "square" but can reach "cross" from it by removing evidence, so it
     # is no empty image for this model. The protocol leaves out the flat image's own class and the
-    # start's (the mean colour, "square" or "disc"), so the targets are triangle and cross. Measured on
-    # models trained with seeds 0-3: undefended 16 of 16 runs reach the class, defended 0 of 16, with
-    # the defended probability at most 0.09.
+    # start's (the mean colour, "square" or "disc"); the target is the triangle, which a flat image
+    # can only reach if evidence is generated. (The cross is left out too: on some trainings of the
+    # tiny CNN a light flat image also reaches it by removal, which the defense does not block —
+    # measured on an AMD EPYC, seed 0: defended p 0.27.) Measured there: undefended p 0.29 and 0.28,
+    # defended 0.026 and 0.031; on models trained with seeds 0-3 on another machine, defended at most 0.09.
     images = torch.cat([torch.ones(2, 3, 64, 64), torch.full((2, 3, 64, 64), 0.8)])
-    targets = [2, 3, 2, 3]  # triangle, cross
+    targets = [2, 2, 2, 2]  # triangle
     common = dict(game="generation", l1_weights=(0.0,), steps=40, stop_early=True)
     undefended = FGVis(defense=False, **common)(shapes_task.classifier, images, target=targets)
     defended = FGVis(defense=True, **common)(shapes_task.classifier, images, target=targets)
