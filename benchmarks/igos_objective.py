@@ -27,20 +27,22 @@ from igos_real_photos import confident_photos
 from records import machine, write_record
 
 from maskscope import Classifier
-from maskscope.core.directions import end_point_scores
+from maskscope.core.directions import IntegratedGradient, end_point_scores
 from maskscope.core.games import MaskProblem, get_game
 from maskscope.core.masks import Upsampler
 from maskscope.methods import IGOS, IGOSPlusPlus
+from maskscope.methods.igos import heavy_blur
 
 
-def objective(problem: MaskProblem, masks: torch.Tensor, noise: float, draws: int) -> torch.Tensor:
-    """I-GOS's integrated objective at ``masks``, averaged over ``draws`` noise draws (one without noise)."""
+def objective(problem: MaskProblem, masks: torch.Tensor, points: int, noise: float, draws: int) -> torch.Tensor:
+    """I-GOS's integrated objective at ``masks`` with ``points`` path points, averaged over
+    ``draws`` noise draws (the first iteration's noise of seeds 0, 1, …; one draw without noise)."""
     everyone = torch.arange(masks.shape[0])
     values = []
     for seed in range(draws if noise > 0 else 1):
-        direction = IGOS(noise=noise)._direction(seed)
-        direction(problem, masks)  # draws this seed's noise for the first iteration
-        values.append(direction.objective(problem, masks, everyone))
+        path = IntegratedGradient(points, noise, seed)
+        path.draw = 1  # the noise of a run's first iteration, without computing its gradient
+        values.append(path.objective(problem, masks, everyone))
     return torch.stack(values).mean(0)
 
 
@@ -56,7 +58,7 @@ def main() -> None:
     igos = IGOS()
     with torch.no_grad():
         targets = torch.nn.functional.one_hot(classifier.probabilities(images).argmax(1), classifier.num_classes)
-    problem = MaskProblem(classifier, images, targets.float(), get_game("deletion"), igos._filler(classifier, images),
+    problem = MaskProblem(classifier, images, targets.float(), get_game("deletion"), heavy_blur(min(images.shape[-2:])),
                           Upsampler("bilinear"), igos.regulariser)
     masks = {
         "start (M = 1)": torch.ones(len(names), 1, igos.resolution, igos.resolution),
@@ -67,8 +69,8 @@ def main() -> None:
     rows = {}
     for label, mask in masks.items():
         rows[label] = {
-            "objective_noiseless": objective(problem, mask, 0.0, 1).tolist(),
-            "objective_with_noise": objective(problem, mask, igos.noise, args.draws).tolist(),
+            "objective_noiseless": objective(problem, mask, igos.points, 0.0, 1).tolist(),
+            "objective_with_noise": objective(problem, mask, igos.points, igos.noise, args.draws).tolist(),
             "regulariser": problem.penalty(mask, everyone).tolist(),
             "probability_at_end_point": end_point_scores(problem, mask).tolist(),
             "mask_mean": mask.flatten(1).mean(1).tolist(),
