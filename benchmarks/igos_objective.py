@@ -1,18 +1,21 @@
-"""Is I-GOS's optimiser short, or its objective? I-GOS's objective at three masks on real photos.
+"""Is I-GOS's optimiser short, or its objective? I-GOS's objective at five masks on real photos.
 
 For the first ``--images`` imagenet-samples photos the default model classifies with top-1
 probability at least ``--confidence``, I-GOS and iGOS++ run at their defaults, and I-GOS's
-objective is evaluated at three 28×28 masks: ``M = 1`` (the start), I-GOS's final mask and
-iGOS++'s final combined mask ``M_d·M_i`` (which removes more of the evidence)::
+objective is evaluated at five 28×28 masks: ``M = 1`` (the start), I-GOS's final mask,
+iGOS++'s final combined mask ``M_d·M_i`` (which removes more of the evidence), and the masks
+Adam reaches on the paper's equation ``F_end`` (``--adam-steps`` steps, lr ``--adam-lr``) from
+``M = 1`` and from ``M = 0``: a plain local minimiser, from I-GOS's start and from the other end::
 
-    F(M)    = (1/S)·Σ_s p_C(Φ(x, (s/S)·up(M)))      + λ1·mean|1 − M| + λ2·TV(M)   (noiseless)
-    F_IG(M) = (1/S)·Σ_s p_C(Φ(x, (s/S)·up(M)) + n_s) + λ1·mean|1 − M| + λ2·TV(M)   (the noise of
-                                                                                     I-GOS's steps)
+    F_end(M) = p_C(Φ(x, up(M)))                         + λ1·mean|1 − M| + λ2·TV(M)   (the paper's equation)
+    F(M)     = (1/S)·Σ_s p_C(Φ(x, (s/S)·up(M)))        + λ1·mean|1 − M| + λ2·TV(M)   (the path, noiseless)
+    F_IG(M)  = (1/S)·Σ_s p_C(Φ(x, (s/S)·up(M)) + n_s)  + λ1·mean|1 − M| + λ2·TV(M)   (the path with the
+                                                                                        noise of I-GOS's steps)
 
-``F_IG`` is averaged over ``--draws`` noise draws. If iGOS++'s mask scored lower than I-GOS's,
-a better optimiser of the same objective would remove more evidence; if it scores higher, the
+``F_IG`` is averaged over ``--draws`` noise draws. If another mask scores lower than I-GOS's,
+a better optimiser of the same objective would reach it; if they all score higher, the
 objective itself prefers keeping the evidence. Also recorded: the regulariser, the class
-probability at the end point (no noise) and the mask's mean::
+probability at the end point (no noise), the mask's mean and its share of cells kept (``M ≥ 0.9``)::
 
     python benchmarks/igos_objective.py --images 3 --out benchmarks/results/igos_objective.json
 """
@@ -30,6 +33,7 @@ from maskscope import Classifier
 from maskscope.core.directions import IntegratedGradient, end_point_scores
 from maskscope.core.games import MaskProblem, get_game
 from maskscope.core.masks import Upsampler
+from maskscope.core.optimisation import Adam, optimise_masks
 from maskscope.methods import IGOS, IGOSPlusPlus
 from maskscope.methods.igos import heavy_blur
 
@@ -46,11 +50,19 @@ def objective(problem: MaskProblem, masks: torch.Tensor, points: int, noise: flo
     return torch.stack(values).mean(0)
 
 
+def adam_minimum(problem: MaskProblem, side: int, start: float, steps: int, lr: float) -> torch.Tensor:
+    """side×side masks Adam reaches on the end-point objective ``problem.objective`` from ``M = start``."""
+    init = torch.full((problem.images.shape[0], 1, side, side), start)
+    return optimise_masks(problem, init, step_rule=Adam(lr), steps=steps).masks
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=3)
     parser.add_argument("--confidence", type=float, default=0.5)
     parser.add_argument("--draws", type=int, default=3)
+    parser.add_argument("--adam-steps", type=int, default=300)
+    parser.add_argument("--adam-lr", type=float, default=0.02)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/igos_objective.json"))
     args = parser.parse_args()
     classifier = Classifier.default()
@@ -64,20 +76,25 @@ def main() -> None:
         "start (M = 1)": torch.ones(len(names), 1, igos.resolution, igos.resolution),
         "I-GOS final": igos(classifier, images, target="top1", seed=0).mask,
         "iGOS++ final (M_d·M_i)": IGOSPlusPlus()(classifier, images, target="top1", seed=0).mask.prod(1, keepdim=True),
+        "Adam on F from M = 1": adam_minimum(problem, igos.resolution, 1.0, args.adam_steps, args.adam_lr),
+        "Adam on F from M = 0": adam_minimum(problem, igos.resolution, 0.0, args.adam_steps, args.adam_lr),
     }
     everyone = torch.arange(len(names))
     rows = {}
     for label, mask in masks.items():
         rows[label] = {
+            "objective_end_point": problem.objective(mask).tolist(),
             "objective_noiseless": objective(problem, mask, igos.points, 0.0, 1).tolist(),
             "objective_with_noise": objective(problem, mask, igos.points, igos.noise, args.draws).tolist(),
             "regulariser": problem.penalty(mask, everyone).tolist(),
             "probability_at_end_point": end_point_scores(problem, mask).tolist(),
             "mask_mean": mask.flatten(1).mean(1).tolist(),
+            "kept_share": (mask >= 0.9).flatten(1).float().mean(1).tolist(),
         }
         print(label, {key: [round(v, 3) for v in values] for key, values in rows[label].items()}, flush=True)
     shown = {label: {key: round(sum(values) / len(values), 3) for key, values in row.items()} for label, row in rows.items()}
-    write_record(args.out, {"photos": names, "draws": args.draws, "masks": rows, **machine(classifier.device)}, shown)
+    settings = {"photos": names, "draws": args.draws, "adam_steps": args.adam_steps, "adam_lr": args.adam_lr}
+    write_record(args.out, {**settings, "masks": rows, **machine(classifier.device)}, shown)
 
 
 if __name__ == "__main__":
