@@ -2,7 +2,6 @@
 
 import copy
 
-import pytest
 import torch
 
 from maskscope.core.directions import IntegratedGradient
@@ -17,8 +16,11 @@ from maskscope.metrics import pointing_game
 #: I-GOS scaled to 64-px images: an 8×8 mask (8 px cells), λ scaled to the coarse grid, and the
 #: mean colour as filler: the heavy blur scaled to 64 px (σ ≈ 14 px) leaves a big square or
 #: triangle recognisable to the tiny CNN (class score 0.4-0.6 with the whole image blurred), so
-#: no step can pay for its area and 9 of 60 masks never left M = 1
-SMALL_IGOS = dict(resolution=8, l1_weight=0.3, tv_weight=0.3, points=5, steps=12, filler="mean")
+#: no step can pay for its area and 9 of 60 masks never left M = 1; and the authors' noise as it
+#: lands in the image: their σ = 0.2 on ImageNet-normalised inputs (std ≈ 0.226) is 0.045 in
+#: pixel values, 0.09 in the tiny CNN's normalised space (std 0.5). At 0.2 there (twice the
+#: authors' pixel noise) the mask barely moves: score after/before 0.99, 81% hits
+SMALL_IGOS = dict(resolution=8, l1_weight=0.3, tv_weight=0.3, points=5, steps=12, filler="mean", noise=0.09)
 
 
 class CountingModel(torch.nn.Module):
@@ -51,16 +53,13 @@ def deletion_problem(classifier, images, classes, regulariser=None):
     return MaskProblem(classifier, images, weights, get_game("deletion"), Constant(), Upsampler("bilinear"), regulariser)
 
 
-@pytest.mark.xfail(strict=True, reason="known shortfall: since the line search judges steps by the integrated objective "
-                   "(as the authors' code does), I-GOS hits the object in 67% of these 20 images (0.95 before); the "
-                   "mask-optimisation settings of this test need re-tuning")
 def test_igos_maximum_lands_on_the_object(shapes_task):
     images, classes, objects = shapes_task.correctly_classified(20)
     explanation = get_method("igos", **SMALL_IGOS)(shapes_task.classifier, images, target=classes.tolist())
     hits = pointing_game(explanation.saliency, objects, tolerance=3).hits
     random_maps = torch.rand(explanation.saliency.shape, generator=torch.Generator().manual_seed(0))
     random_hits = pointing_game(random_maps, objects, tolerance=3).hits
-    # measured 0.95 on these 20 images (0.885 on the first 60 the model gets right)
+    # measured 0.95 on these 20 images (0.947 on the first 60 the model gets right)
     assert hits.mean() >= 0.9, f"I-GOS hit the object in {hits.mean():.0%} of images"
     assert random_hits.mean() <= 0.5, f"a random map hit the object in {random_hits.mean():.0%}"
     # the deletion objective never rises (up to rounding between batch sizes) and falls for most images;

@@ -1,6 +1,5 @@
 """iGOS++ on the synthetic task: its paired masks, bilateral TV and batched direction."""
 
-import pytest
 import torch
 from test_igos import counting
 
@@ -14,12 +13,11 @@ from maskscope.metrics import pointing_game
 
 #: I-GOS scaled to 64-px images (λ1 = λ2 = 1, the heavy blur) on a 16×16 mask (4 px cells), with a smaller first step: iGOS++'s
 #: α_u = 1000 saturates whole regions at 0 in one step, and on the 8×8 grid a flat maximum wider than
-#: the object dilutes the hit (0.88-0.92 there, 0.94-0.99 at 16×16 over models trained with seeds 0-2)
-SMALL_IGOS_PP = dict(resolution=16, l1_weight=1.0, tv_weight=1.0, points=4, steps=8, initial_step=20.0)
+#: the object dilutes the hit (0.88-0.92 there, 0.94-0.99 at 16×16 over models trained with seeds 0-2); the noise
+#: is the authors' in pixel terms, as for I-GOS (``SMALL_IGOS``): at 0.2, 87% hits here and 77% on the first 60
+SMALL_IGOS_PP = dict(resolution=16, l1_weight=1.0, tv_weight=1.0, points=4, steps=8, initial_step=20.0, noise=0.09)
 
 
-@pytest.mark.xfail(strict=True, reason="known shortfall: since the line search judges steps by the integrated objective, "
-                   "iGOS++ hits the object in 83% of these 20 images (0.95 before)")
 def test_igos_plus_plus_maximum_lands_on_the_object(shapes_task):
     images, classes, objects = shapes_task.correctly_classified(20)
     explanation = get_method("igos++", **SMALL_IGOS_PP)(shapes_task.classifier, images, target=classes.tolist())
@@ -28,7 +26,7 @@ def test_igos_plus_plus_maximum_lands_on_the_object(shapes_task):
     # the objective falls, and deleting the combined mask's region lowers the class score
     history = explanation.history
     assert (history[:, -1] < history[:, 0] - 1e-3).float().mean() >= 0.7
-    assert explanation.scores_after.mean() < 0.7 * explanation.scores_before.mean()  # measured 0.51×
+    assert explanation.scores_after.mean() < 0.7 * explanation.scores_before.mean()  # measured 0.20×
     assert explanation.mask.shape[1] == 2  # deletion and insertion masks are both kept
 
 
