@@ -76,8 +76,8 @@ def main() -> None:
         "start (M = 1)": torch.ones(len(names), 1, igos.resolution, igos.resolution),
         "I-GOS final": igos(classifier, images, target="top1", seed=0).mask,
         "iGOS++ final (M_d·M_i)": IGOSPlusPlus()(classifier, images, target="top1", seed=0).mask.prod(1, keepdim=True),
-        "Adam on F from M = 1": adam_minimum(problem, igos.resolution, 1.0, args.adam_steps, args.adam_lr),
-        "Adam on F from M = 0": adam_minimum(problem, igos.resolution, 0.0, args.adam_steps, args.adam_lr),
+        "Adam on F_end from M = 1": adam_minimum(problem, igos.resolution, 1.0, args.adam_steps, args.adam_lr),
+        "Adam on F_end from M = 0": adam_minimum(problem, igos.resolution, 0.0, args.adam_steps, args.adam_lr),
     }
     everyone = torch.arange(len(names))
     rows = {}
