@@ -41,10 +41,16 @@ def confident_photos(classifier: Classifier, count: int, confidence: float, scan
 
 
 def parse_params(pairs: list[str]) -> dict:
-    params = {}
+    """``NAME=VALUE`` pairs: an int, else a float, else the text (``search_objective=path``)."""
+    params: dict = {}
     for pair in pairs:
         name, value = pair.split("=", 1)
-        params[name] = float(value) if any(c in value for c in ".e") else int(value)
+        for kind in (int, float, str):
+            try:
+                params[name] = kind(value)
+                break
+            except ValueError:
+                continue
     return params
 
 

@@ -97,6 +97,7 @@ from rise_vs_torchray import CELLS, KEEP, SEED, ProbabilityAsLogit, seeded_masks
 
 import maskscope
 from maskscope import Classifier
+from maskscope.core.classifier import IMAGENET_MEAN, IMAGENET_STD
 from maskscope.core.fillers import Blur
 from maskscope.core.layer_masks import find_module
 from maskscope.data.coco_json import decode_rle
@@ -112,7 +113,7 @@ from maskscope.methods import (
     Occlusion,
 )
 from maskscope.methods.gradcam import last_spatial_layer
-from maskscope.methods.igos import heavy_blur
+from maskscope.methods.igos import AUTHORS_WEIGHTS_BY_RESOLUTION, heavy_blur
 from maskscope.metrics import deletion, insertion, spearman
 from maskscope.metrics.ms_ssim import ms_ssim
 
@@ -425,6 +426,24 @@ def authors_igos(folder: Path, side: int) -> types.ModuleType:
     return methods
 
 
+class ImageNetNormalisedModel(torch.nn.Module):
+    """The classifier taking ImageNet-normalised images, as the authors' I-GOS code feeds its
+    models: their path noise (σ = 0.2 on the inputs they get) then lands in the image as
+    0.2·ImageNet std, the pixel noise of maskscope's ``noise=0.2``."""
+
+    def __init__(self, classifier: Classifier) -> None:
+        super().__init__()
+        self.classifier = classifier
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+
+    def normalise(self, images: torch.Tensor) -> torch.Tensor:
+        return (images - self.mean) / self.std
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.classifier.logits(inputs * self.std + self.mean)
+
+
 def igos_pair(photos: Photos, row: str, ours_method, theirs_function: str, step: float) -> Pair | None:
     """An I-GOS row: ours and the authors' 28×28 masks (1 = keep) on the same blurred baseline,
     the two sides run apart (:func:`split_sides`)."""
@@ -438,14 +457,15 @@ def igos_pair(photos: Photos, row: str, ours_method, theirs_function: str, step:
             # iGOS++'s mask is the product of its deletion and insertion masks, as the authors' code returns it
             return lambda i: ours_method(classifier, images[i:i + 1], target=[targets[i]], seed=i).mask[0].prod(0)
         methods = authors_igos(args.igos_code, images.shape[-1])
+        model = ImageNetNormalisedModel(classifier)
 
         def theirs(index: int) -> torch.Tensor:
             torch.manual_seed(index)
             with cuda_as_cpu():
                 mask = getattr(methods, theirs_function)(
-                    model=classifier.model, model_name=classifier.name,
-                    init_mask=torch.ones(1, 1, resolution, resolution), image=classifier.normalise(images[index:index + 1]),
-                    baseline=classifier.normalise(blurred[index:index + 1]), label=torch.tensor([targets[index]]),
+                    model=model, model_name=classifier.name,
+                    init_mask=torch.ones(1, 1, resolution, resolution), image=model.normalise(images[index:index + 1]),
+                    baseline=model.normalise(blurred[index:index + 1]), label=torch.tensor([targets[index]]),
                     size=resolution, iterations=ours_method.steps, ig_iter=ours_method.points,
                     L1=l1, L2=tv, alpha=step, opt="LS", softmax=True)
             return mask[0, 0]
@@ -490,7 +510,9 @@ def scores_under(classifier, images, blurred, masks, targets, align_corners: boo
 
 
 def igos_row(photos: Photos) -> Pair | None:
-    return igos_pair(photos, "igos", IGOS(steps=photos.args.igos_steps), "IGOS", IGOS().initial_step)
+    # like for like: ours at the authors' λ and with their line search (the noisy path objective)
+    authors = IGOS(steps=photos.args.igos_steps, tv_weight=AUTHORS_WEIGHTS_BY_RESOLUTION[28][1], search_objective="path")
+    return igos_pair(photos, "igos", authors, "IGOS", IGOS().initial_step)
 
 
 def igos_plus_plus_row(photos: Photos) -> Pair | None:

@@ -66,6 +66,11 @@ def imagenet_class_names() -> list[str]:
     return [line.split("\t")[1] for line in text.splitlines() if line]
 
 
+#: the ImageNet normalisation most classifiers are trained with (the default of :class:`Classifier`)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
 class Classifier:
     """A model plus its preprocessing, output kind and class names.
 
@@ -109,8 +114,8 @@ class Classifier:
     def __init__(
         self,
         model: nn.Module | Callable | os.PathLike,
-        mean: Sequence[float] = (0.485, 0.456, 0.406),
-        std: Sequence[float] = (0.229, 0.224, 0.225),
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
         output: str = "softmax",
         class_names: Sequence[str] | None = None,
         view: ClassifierView | None = None,

@@ -5,19 +5,19 @@ straight path from the fully removed image (mask 0) to the current mask. It is t
 gradient of the *integrated objective*::
 
     F_IG(M) = Σ_t w_t·(1/S)·Σ_{s=1..S} ℓ(p_C(Φ_t(x, (s/S)·M) + n_{t,s})) + R(M),
-    n ~ N(0, σ²) in the classifier's normalised space,
+    n ~ N(0, σ²) in ImageNet-normalised units (pixel noise σ·(0.229, 0.224, 0.225)),
 
 with one term for I-GOS (``Φ`` the deletion composite, ``w = +1``) and four for iGOS++ (see
 :mod:`maskscope.core.paired_masks`), ``R`` the problem's regulariser, and the noise drawn
 afresh at every iteration. The direction is ``c·∂(class part)/∂M + ∂R/∂M`` with ``c = 1``
-(iGOS++ halves its four class terms, ``c = ½``, as its authors' code does).
+(iGOS++ halves its four class terms, ``c = ½``, as its authors' code does). The noise's unit
+is the authors': they add σ = 0.2 to ImageNet-normalised inputs, 0.045 in pixel values, and
+so does ``noise=0.2`` here whatever the classifier's own normalisation.
 
-The line search of an iteration must judge a step by the function the direction is the
-gradient of: :meth:`IntegratedGradient.objective` evaluates ``F_IG`` at trial masks with that
-iteration's noise. (Judging steps by the noiseless score at the end point ``M`` alone stalls
-I-GOS on real photos: at ``M = 1`` a confident model's score is saturated, so along the
-integrated direction the end-point score hardly falls while the L1 and TV terms rise, every
-trial fails the sufficient-decrease test and ``α`` shrinks to its floor.)
+A line search judges a step by one of two functions: :func:`end_point_objective`, the
+paper's objective at the mask itself without noise (``F_end``, what the I-GOS paper's
+Armijo condition and its original code use), or :meth:`IntegratedGradient.objective`,
+``F_IG`` with the iteration's noise (what the iGOS++ authors' code uses).
 
 Memory: the ``T·S·B`` path inputs go through the classifier ``batch_size`` at a time and the
 gradient is accumulated chunk by chunk, so peak memory follows ``batch_size``, not the number
@@ -31,7 +31,7 @@ from typing import Callable, Protocol
 import numpy as np
 import torch
 
-from maskscope.core.classifier import Classifier
+from maskscope.core.classifier import IMAGENET_STD, Classifier
 from maskscope.core.scoring import default_batch_size
 
 
@@ -113,13 +113,39 @@ def end_point_scores(
     return scores
 
 
+def end_point_objective(
+    problem: PathProblem, masks: torch.Tensor, image_index: torch.Tensor, batch_size: int | None = None
+) -> torch.Tensor:
+    """``F_end = Σ_t w_t·ℓ(p_C(Φ_t(x, M))) + R(M)``: the objective at the end of the path, without noise.
+
+    Masks N×C×h×w of the images ``image_index``; one value per mask.
+    """
+    count = len(image_index)
+    device = masks.device
+    terms = torch.arange(problem.terms, device=device).repeat_interleave(count)
+    rows = torch.arange(count, device=device).repeat(problem.terms)
+    with torch.no_grad():
+        scores, _ = score_path(
+            problem,
+            masks,
+            image_index,
+            rows,
+            terms,
+            torch.ones(len(rows), dtype=masks.dtype, device=device),
+            default_batch_size(batch_size, device),
+        )
+        values = problem.path_values(scores, terms)
+        class_value = torch.zeros(count, dtype=values.dtype, device=device).index_add_(0, rows, values)
+        return class_value + problem.penalty(masks, image_index)
+
+
 class IntegratedGradient:
     """The integrated gradient along the mask path, with the noise of each iteration kept for its line search.
 
     Args:
         points: number of path points ``S`` (I-GOS: 20).
         noise: standard deviation ``σ`` of the Gaussian noise added at each path point, in
-            the classifier's normalised space (I-GOS: 0.2); 0 disables it.
+            ImageNet-normalised units (I-GOS: 0.2, 0.045 in pixel values); 0 disables it.
         seed: with the iteration, the term and the point, fixes each noise image; every image
             of a batch draws the same noise, so an image gets the same masks alone or in a batch.
         batch_size: path inputs per classifier pass (default: 8 on a CPU, 64 on a GPU).
@@ -156,7 +182,7 @@ class IntegratedGradient:
         """Noise of path entries (``terms``, ``points``), as :func:`score_path` asks for it by entry number."""
         if self.noise <= 0:
             return None
-        std = problem.classifier.std.to(problem.images).view(1, -1, 1, 1)
+        std = torch.tensor(IMAGENET_STD).to(problem.images).view(1, -1, 1, 1)
 
         def chunk_noise(chunk: torch.Tensor) -> torch.Tensor:
             keys = list(zip(terms[chunk].tolist(), points[chunk].tolist()))

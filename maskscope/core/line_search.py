@@ -8,11 +8,14 @@ until the sufficient-decrease condition
 
 holds or ``α ≤ α_l``; the step is then ``M − α·g`` (the engine projects it). Each image
 searches its own ``α``, so images in a batch do not interact, and each try evaluates ``F``
-only for the images still searching. ``F`` is the problem's objective unless an
-``objective`` is given: I-GOS passes its integrated gradient's
-:meth:`~maskscope.core.directions.IntegratedGradient.objective`, the function whose gradient
-``g`` is (with the iteration's noise), as its authors' code judges steps by the same
-path-integrated objective.
+only for the images still searching. ``F`` is the problem's objective, with ``F(M)`` the
+loss the direction returned, unless an ``objective`` is given: then ``F(M)`` is evaluated by
+it too, so a direction that is the gradient of another function (I-GOS's integrated
+gradient) is judged by the objective asked for. I-GOS passes
+:func:`~maskscope.core.directions.end_point_objective` (the paper's ``F`` at the mask itself),
+iGOS++ its integrated gradient's
+:meth:`~maskscope.core.directions.IntegratedGradient.objective` (``F_IG`` with the
+iteration's noise), as their authors' codes do.
 """
 
 from __future__ import annotations
@@ -35,8 +38,8 @@ class ArmijoLineSearch:
         shrink: ``η``, the factor applied after each failed try (0.2).
         decrease: ``β``, the fraction of the predicted decrease required (1e-4).
         smallest: ``α_l``; the search stops once ``α`` is at or below it (1e-5).
-        objective: ``F`` of the sufficient-decrease test (default: ``problem.objective`` on
-            the whole batch).
+        objective: ``F`` of the sufficient-decrease test, at ``M`` and at the trials (default:
+            ``problem.objective`` on the whole batch, with ``F(M)`` the loss passed in).
 
     After each step, ``last_step`` holds the ``α`` taken per image.
     """
@@ -67,6 +70,8 @@ class ArmijoLineSearch:
         alpha = torch.full_like(loss, self.initial)
         trying = alpha > self.smallest
         with torch.no_grad():
+            if self.objective is not None:
+                loss = self.objective(problem, masks, torch.arange(masks.shape[0], device=masks.device))
             while bool(trying.any()):
                 trial = (masks - alpha.view(shape) * grad).clamp(0, 1)
                 searching = trying.nonzero().squeeze(1)
