@@ -194,8 +194,9 @@ def test_defaults_are_the_papers():
     assert (direction.points, direction.noise, direction.class_weight) == (20, 0.2, 1.0)
     search = IGOS()._line_search(direction)
     assert (search.initial, search.shrink, search.decrease, search.smallest) == (200.0, 0.2, 1e-4, 1e-5)
-    assert search.objective.func is end_point_objective
-    assert IGOS(search_objective="path")._line_search(direction).objective == direction.objective
+    assert search.objective.func is end_point_objective and search.evaluate_start
+    path_search = IGOS(search_objective="path")._line_search(direction)
+    assert path_search.objective == direction.objective and not path_search.evaluate_start
 
 
 class Quadratic:

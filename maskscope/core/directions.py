@@ -94,23 +94,34 @@ def score_path(
     return torch.cat(scores), grad
 
 
-def end_point_scores(
-    problem: PathProblem, masks: torch.Tensor, term: int = 0, batch_size: int | None = None
+def _scores_at_end(
+    problem: PathProblem,
+    masks: torch.Tensor,
+    image_index: torch.Tensor,
+    rows: torch.Tensor,
+    terms: torch.Tensor,
+    batch_size: int | None,
 ) -> torch.Tensor:
-    """``p_C`` of term ``term`` at the end of the path (the masks themselves), without noise, per image."""
-    count = masks.shape[0]
-    rows = torch.arange(count, device=masks.device)
+    """Target scores, without noise, of term ``terms[k]`` at ``masks[rows[k]]`` itself (the end of the path)."""
     with torch.no_grad():
         scores, _ = score_path(
             problem,
             masks,
+            image_index,
             rows,
-            rows,
-            torch.full_like(rows, term),
-            torch.ones(count, dtype=masks.dtype, device=masks.device),
+            terms,
+            torch.ones(len(rows), dtype=masks.dtype, device=masks.device),
             default_batch_size(batch_size, masks.device),
         )
     return scores
+
+
+def end_point_scores(
+    problem: PathProblem, masks: torch.Tensor, term: int = 0, batch_size: int | None = None
+) -> torch.Tensor:
+    """``p_C`` of term ``term`` at the end of the path (the masks themselves), without noise, per image."""
+    rows = torch.arange(masks.shape[0], device=masks.device)
+    return _scores_at_end(problem, masks, rows, rows, torch.full_like(rows, term), batch_size)
 
 
 def end_point_objective(
@@ -124,18 +135,9 @@ def end_point_objective(
     device = masks.device
     terms = torch.arange(problem.terms, device=device).repeat_interleave(count)
     rows = torch.arange(count, device=device).repeat(problem.terms)
+    values = problem.path_values(_scores_at_end(problem, masks, image_index, rows, terms, batch_size), terms)
+    class_value = torch.zeros(count, dtype=values.dtype, device=device).index_add_(0, rows, values)
     with torch.no_grad():
-        scores, _ = score_path(
-            problem,
-            masks,
-            image_index,
-            rows,
-            terms,
-            torch.ones(len(rows), dtype=masks.dtype, device=device),
-            default_batch_size(batch_size, device),
-        )
-        values = problem.path_values(scores, terms)
-        class_value = torch.zeros(count, dtype=values.dtype, device=device).index_add_(0, rows, values)
         return class_value + problem.penalty(masks, image_index)
 
 

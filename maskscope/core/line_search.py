@@ -8,14 +8,14 @@ until the sufficient-decrease condition
 
 holds or ``α ≤ α_l``; the step is then ``M − α·g`` (the engine projects it). Each image
 searches its own ``α``, so images in a batch do not interact, and each try evaluates ``F``
-only for the images still searching. ``F`` is the problem's objective, with ``F(M)`` the
-loss the direction returned, unless an ``objective`` is given: then ``F(M)`` is evaluated by
-it too, so a direction that is the gradient of another function (I-GOS's integrated
-gradient) is judged by the objective asked for. I-GOS passes
-:func:`~maskscope.core.directions.end_point_objective` (the paper's ``F`` at the mask itself),
-iGOS++ its integrated gradient's
+only for the images still searching. ``F`` is the problem's objective unless an
+``objective`` is given, and ``F(M)`` is the loss the direction returned unless
+``evaluate_start`` is set: then the objective evaluates it too, for a direction that is the
+gradient of another function than the one judged. I-GOS passes
+:func:`~maskscope.core.directions.end_point_objective` (the paper's ``F`` at the mask itself,
+with ``evaluate_start``: its direction's loss is ``F_IG``), iGOS++ its integrated gradient's
 :meth:`~maskscope.core.directions.IntegratedGradient.objective` (``F_IG`` with the
-iteration's noise), as their authors' codes do.
+iteration's noise, whose value at ``M`` the direction returned), as their authors' codes do.
 """
 
 from __future__ import annotations
@@ -39,7 +39,9 @@ class ArmijoLineSearch:
         decrease: ``β``, the fraction of the predicted decrease required (1e-4).
         smallest: ``α_l``; the search stops once ``α`` is at or below it (1e-5).
         objective: ``F`` of the sufficient-decrease test, at ``M`` and at the trials (default:
-            ``problem.objective`` on the whole batch, with ``F(M)`` the loss passed in).
+            ``problem.objective`` on the whole batch).
+        evaluate_start: evaluate ``F(M)`` with ``objective`` instead of taking the loss the
+            direction passed in (which is then the value of another function).
 
     After each step, ``last_step`` holds the ``α`` taken per image.
     """
@@ -51,6 +53,7 @@ class ArmijoLineSearch:
         decrease: float = 1e-4,
         smallest: float = 1e-5,
         objective: Objective | None = None,
+        evaluate_start: bool = False,
     ) -> None:
         if not 0 < shrink < 1:
             raise ValueError(f"shrink must lie in (0, 1), got {shrink}")
@@ -58,7 +61,10 @@ class ArmijoLineSearch:
         self.shrink = shrink
         self.decrease = decrease
         self.smallest = smallest
+        if evaluate_start and objective is None:
+            raise ValueError("evaluate_start needs an objective")
         self.objective = objective
+        self.evaluate_start = evaluate_start
         self.last_step = torch.empty(0)
 
     def reset(self, masks: torch.Tensor) -> None:
@@ -70,7 +76,8 @@ class ArmijoLineSearch:
         alpha = torch.full_like(loss, self.initial)
         trying = alpha > self.smallest
         with torch.no_grad():
-            if self.objective is not None:
+            if self.evaluate_start:
+                assert self.objective is not None  # checked in __init__
                 loss = self.objective(problem, masks, torch.arange(masks.shape[0], device=masks.device))
             while bool(trying.any()):
                 trial = (masks - alpha.view(shape) * grad).clamp(0, 1)

@@ -40,7 +40,7 @@ from maskscope.core.directions import IntegratedGradient, end_point_objective, e
 from maskscope.core.filler_specs import resolve_filler
 from maskscope.core.fillers import Blur, Filler
 from maskscope.core.games import MaskProblem, get_game
-from maskscope.core.line_search import ArmijoLineSearch, Objective
+from maskscope.core.line_search import ArmijoLineSearch
 from maskscope.core.masks import Upsampler
 from maskscope.core.optimisation import optimise_masks
 from maskscope.core.regularisers import l1, total_variation
@@ -171,11 +171,10 @@ class IGOS(Method):
 
     def _line_search(self, direction: IntegratedGradient) -> ArmijoLineSearch:
         """The revised Armijo rule on the objective ``search_objective`` names."""
-        if self.search_objective == "path":
-            objective: Objective = direction.objective
-        else:
-            objective = partial(end_point_objective, batch_size=self.batch_size)
-        return ArmijoLineSearch(self.initial_step, self.shrink, self.decrease, self.smallest_step, objective)
+        constants = (self.initial_step, self.shrink, self.decrease, self.smallest_step)
+        if self.search_objective == "path":  # the direction's loss is F_IG(M) with this noise
+            return ArmijoLineSearch(*constants, direction.objective)
+        return ArmijoLineSearch(*constants, partial(end_point_objective, batch_size=self.batch_size), evaluate_start=True)
 
     def _explain(self, classifier, images, targets, weights, seed):
         game = get_game("deletion")
