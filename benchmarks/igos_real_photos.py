@@ -5,7 +5,8 @@ top-1 probability at least ``--confidence``, each method explains the top-1 clas
 at a time with its documented defaults (plus any ``--param NAME=VALUE``), and the script
 records per photo: the class probability before, under the final deletion mask (the
 image kept where ``M = 1``, the heavy blur elsewhere), the share of mask cells kept
-(``M ≥ 0.9``), the mask's mean and minimum, and the seconds. The same script runs on an
+(``M ≥ 0.9``), the mask's mean and minimum, the deletion and insertion AUC of its map
+(``igos`` protocol) and the seconds. The same script runs on an
 older version of the library (put its source first on ``PYTHONPATH``) to give the
 before/after figures of a change:
 
@@ -29,6 +30,7 @@ from records import machine, write_record
 
 from maskscope import Classifier
 from maskscope.methods import get_method
+from maskscope.metrics import deletion, insertion
 
 
 def confident_photos(classifier: Classifier, count: int, confidence: float, scan: int = 64):
@@ -41,10 +43,13 @@ def confident_photos(classifier: Classifier, count: int, confidence: float, scan
 
 
 def parse_params(pairs: list[str]) -> dict:
-    """``NAME=VALUE`` pairs: an int, else a float, else the text (``search_objective=path``)."""
+    """``NAME=VALUE`` pairs: ``true``/``false``, an int, a float, else the text (``search_objective=path``)."""
     params: dict = {}
     for pair in pairs:
         name, value = pair.split("=", 1)
+        if value.lower() in ("true", "false"):
+            params[name] = value.lower() == "true"
+            continue
         for kind in (int, float, str):
             try:
                 params[name] = kind(value)
@@ -76,6 +81,11 @@ def main() -> None:
             explanation = method(classifier, image[None], target="top1", seed=0)
             seconds = time.perf_counter() - begun
             mask = explanation.mask[0].prod(0)  # iGOS++ keeps M_d and M_i; its explanation is their product
+            target = explanation.targets[0][0]
+            auc = {  # of the 28×28 map 1 − M, as benchmarks/reference_agreement.py scores the I-GOS rows
+                kind: float(curve(classifier, image[None], (1 - mask)[None], target=[target], protocol="igos").auc[0])
+                for kind, curve in (("deletion_auc", deletion), ("insertion_auc", insertion))
+            }
             rows.append(
                 {
                     "image": photo,
@@ -85,6 +95,7 @@ def main() -> None:
                     "kept_share": float((mask >= 0.9).float().mean()),
                     "mask_mean": float(mask.mean()),
                     "mask_min": float(mask.min()),
+                    **auc,
                     "seconds": seconds,
                 }
             )

@@ -509,15 +509,20 @@ def scores_under(classifier, images, blurred, masks, targets, align_corners: boo
     return classifier.probabilities(composite).gather(1, torch.tensor(targets)[:, None])[:, 0]
 
 
+#: the authors' λ2 at 28×28 (λ1 is the same as maskscope's)
+AUTHORS_TV_WEIGHT = AUTHORS_WEIGHTS_BY_RESOLUTION[28][1]
+
+
 def igos_row(photos: Photos) -> Pair | None:
-    # like for like: ours at the authors' λ and with their line search (the noisy path objective)
-    authors = IGOS(steps=photos.args.igos_steps, tv_weight=AUTHORS_WEIGHTS_BY_RESOLUTION[28][1], search_objective="path")
+    # like for like: ours at the authors' λ, with their line search (the noisy path objective)
+    # and, as their code in this repository, no λ1 schedule
+    authors = IGOS(steps=photos.args.igos_steps, tv_weight=AUTHORS_TV_WEIGHT, search_objective="path", relax_l1=False)
     return igos_pair(photos, "igos", authors, "IGOS", IGOS().initial_step)
 
 
 def igos_plus_plus_row(photos: Photos) -> Pair | None:
-    return igos_pair(photos, "igos++", IGOSPlusPlus(steps=photos.args.igos_steps), "iGOS_pp",
-                     IGOSPlusPlus().initial_step)
+    authors = IGOSPlusPlus(steps=photos.args.igos_steps, tv_weight=AUTHORS_TV_WEIGHT, search_objective="path")
+    return igos_pair(photos, "igos++", authors, "iGOS_pp", IGOSPlusPlus().initial_step)
 
 
 # --- metric rows ------------------------------------------------------------------------------

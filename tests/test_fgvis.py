@@ -101,6 +101,10 @@ def test_defense_masks_the_gradient_outside_the_bounds():
         (grad,) = torch.autograd.grad(model(e).sum(), e)
     # h(x) = (1, 0, 2, 0): bounds [0, 1], [0, 0], [0, 2], [0, 0]; h(e) = (0.5, 1, 3, 0)
     assert grad.tolist() == [[1.0, 0.0, 0.0, 0.0]]
+    with AdversarialDefense(model, x) as defense:
+        # the units it zeroes: h(e) = 1 > 0 and 3 > 2 are outside, 2 of 4; on x itself none
+        assert defense.outside_share(e.detach()).tolist() == [0.5]
+        assert defense.outside_share(x).tolist() == [0.0]
     assert not model._forward_hooks and not relu._forward_hooks and not model._forward_pre_hooks
 
 

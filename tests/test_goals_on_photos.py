@@ -52,12 +52,30 @@ def test_mp_g_deletion_removes_the_evidence(default_classifier, photos):
     check_goal(explanation, removes=True)
 
 
-@pytest.mark.xfail(strict=True, reason="known shortfall: at this test's reduced steps FGVis's deletion mask keeps 98% "
-                   "of the image and p falls only 0.93 -> 0.92")
+@pytest.mark.xfail(strict=True, reason="known shortfall: with the defense on, FGVis's deletion does not move on this "
+                   "model: at the start mask its bounds block about a quarter of the units and the defended gradient is "
+                   "at right angles to the true one (benchmarks/fgvis_defense.py); p falls only 0.93 -> 0.92, at 200 "
+                   "steps too")
 def test_fgvis_deletion_removes_the_evidence(default_classifier, photos):
     # the bisection over the paper's 13 λ values (4 rounds) at 60 steps a round instead of 500
     explanation = FGVis(steps=60)(default_classifier, photos)
     check_goal(explanation, removes=True)
+
+
+def test_fgvis_deletion_without_the_defense_finds_an_adversarial_mask(default_classifier, photos):
+    # why the defense is there: undefended, 20 steps at the search's smallest λ drive p to about 0
+    # while the mask stays within 2 % of 1 on average (measured: mean 0.991 and 0.989; at 200
+    # steps p 5e-8 and 1e-9 with mean 0.997)
+    explanation = FGVis(l1_weights=(1e-10,), steps=20, defense=False)(default_classifier, photos)
+    assert (explanation.scores_after < 0.01 * explanation.scores_before).all(), explanation.scores_after
+    assert (explanation.mask.mean((1, 2, 3)) > 0.98).all()
+
+
+def test_fgvis_preservation_keeps_the_class_on_a_small_area(default_classifier, photos):
+    # the bisection over the paper's 13 λ values (4 rounds) at 60 steps a round instead of 500;
+    # measured p 0.93 → 0.87 and 0.95 → 0.76 with masks of mean 0.18 and 0.17
+    explanation = FGVis(game="preservation", steps=60)(default_classifier, photos)
+    check_goal(explanation, removes=False)
 
 
 def test_ep_preserves_the_class_on_a_small_area(default_classifier, photos):

@@ -10,7 +10,7 @@ from maskscope.core.games import MaskProblem, get_game
 from maskscope.core.line_search import ArmijoLineSearch
 from maskscope.core.masks import Upsampler
 from maskscope.methods import IGOS, IGOSPlusPlus, get_method
-from maskscope.methods.igos import AUTHORS_WEIGHTS_BY_RESOLUTION, heavy_blur
+from maskscope.methods.igos import AUTHORS_WEIGHTS_BY_RESOLUTION, L1Relaxation, ScaledL1Problem, heavy_blur
 from maskscope.metrics import pointing_game
 
 #: I-GOS scaled to 64-px images: an 8×8 mask (8 px cells), λ scaled to the coarse grid, and the
@@ -180,8 +180,10 @@ def test_defaults_are_the_papers():
     assert IGOS.defaults() == dict(
         resolution=28, l1_weight=None, tv_weight=None, tv_beta=2.0, filler=None, points=20, noise=0.2, steps=15,
         initial_step=200.0, shrink=0.2, decrease=1e-4, smallest_step=1e-5, search_objective="end_point",
-        batch_size=None, progress=False,
+        relax_l1=True, batch_size=None, progress=False,
     )
+    # the original code's λ1 schedule: checks after iterations 7 and 12 of 15
+    assert L1Relaxation(15).checks == {7: (1e-3, 10.0), 12: (1e-2, 5.0)}
     # the authors' λ; maskscope's λ2 is theirs / 40 (the module's docstring says why)
     assert AUTHORS_WEIGHTS_BY_RESOLUTION == {224: (10.0, 20.0), 112: (3.0, 60.0), 28: (1.0, 20.0)}
     assert IGOS().weights == (1.0, 0.5)
@@ -230,3 +232,54 @@ def test_armijo_step_satisfies_sufficient_decrease():
     failed = problem.objective(before) - loss > -rule.decrease * previous * grad.flatten(1).pow(2).sum(1)
     assert (failed | (alpha == 200)).all() and (alpha < 200).any()
     assert (updated.clamp(0, 1) - target).abs().max() < (masks - target).abs().max()
+
+
+class StillAndMoving:
+    """A problem whose first image's probability never moves and whose second's falls by 0.005 a call."""
+
+    def __init__(self) -> None:
+        self.l1_factor = torch.ones(2)
+        self.calls = 0
+
+    def probabilities(self, masks: torch.Tensor) -> torch.Tensor:
+        if bool((masks == 1).all()):
+            return torch.tensor([0.9, 0.9])
+        self.calls += 1
+        return torch.tensor([0.9, 0.9 - 0.005 * self.calls])
+
+
+def test_l1_relaxation_is_the_original_codes_schedule():
+    # T = 15: λ1 / 10 after iteration 7 where p moved ≤ 0.001, / 5 after iteration 12 where it moved ≤ 0.01
+    problem, relaxation = StillAndMoving(), L1Relaxation(15)
+    masks = torch.full((2, 1, 4, 4), 0.5)
+    factors = []
+    for step in range(15):
+        relaxation(problem, masks, step)
+        factors.append(problem.l1_factor.tolist())
+    assert problem.calls == 2  # p is measured at the two checks only
+    assert all(f == [1.0, 1.0] for f in factors[:7])
+    # the second image moved 0.005 by iteration 7 (kept λ1), and only 0.01 by iteration 12 (relaxed there)
+    torch.testing.assert_close(torch.tensor(factors[7]), torch.tensor([0.1, 1.0]))
+    torch.testing.assert_close(torch.tensor(factors[12]), torch.tensor([0.02, 0.2]))
+    torch.testing.assert_close(torch.tensor(factors[14]), torch.tensor([0.02, 0.2]))
+    short = StillAndMoving()
+    for step in range(3):
+        L1Relaxation(3)(short, masks, step)
+    assert short.l1_factor.tolist() == [1.0, 1.0]
+
+
+def test_scaled_l1_problem_weighs_each_images_l1_by_its_factor(shapes_task):
+    images, classes, _ = shapes_task.correctly_classified(3)
+    weights = torch.nn.functional.one_hot(classes, shapes_task.classifier.num_classes).float()
+    method = IGOS(**SMALL_IGOS)
+    problem = ScaledL1Problem(method.regulariser, shapes_task.classifier, images, weights, Constant())
+    masks = torch.rand(3, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    problem.l1_factor = torch.tensor([1.0, 0.1, 0.0])
+    weight_l1, _ = method.weights
+    tv_only = method.regulariser(masks, 0.0)
+    full = method.regulariser(masks)
+    expected = tv_only + problem.l1_factor * (full - tv_only)
+    torch.testing.assert_close(problem.penalty(masks, torch.arange(3)), expected)
+    # a subset of the images gets its own factors
+    torch.testing.assert_close(problem.penalty(masks[1:], torch.tensor([1, 2])), expected[1:])
+    assert weight_l1 == 0.3 and bool((full > tv_only).all())

@@ -3,7 +3,7 @@
 import torch
 from test_igos import counting
 
-from maskscope.core.directions import IntegratedGradient, end_point_scores
+from maskscope.core.directions import IntegratedGradient, end_point_objective, end_point_scores
 from maskscope.core.fillers import Constant, blend
 from maskscope.core.masks import Upsampler
 from maskscope.core.paired_masks import COMBINED_DELETION, DeletionInsertionProblem
@@ -105,11 +105,16 @@ def test_chunked_igos_plus_plus_gives_the_unchunked_masks(shapes_task):
 
 def test_defaults_are_the_papers():
     defaults = IGOSPlusPlus.defaults()
-    assert defaults == {**IGOS.defaults(), "tv_sigma": 0.01, "initial_step": 1000.0, "search_objective": "path"}
+    igos = {name: value for name, value in IGOS.defaults().items() if name != "relax_l1"}
+    assert defaults == {**igos, "tv_sigma": 0.01, "initial_step": 1000.0}
     method = IGOSPlusPlus()
-    assert method.weights == (1.0, 20.0)  # the authors' λ, not I-GOS's smaller λ2
+    assert not method.relax_l1  # the authors' iGOS++ code has no λ1 schedule
+    assert method.weights == IGOS().weights == (1.0, 0.5)  # I-GOS's: the authors' λ1, their λ2 / 40
     direction = method._direction(0, class_weight=0.5)
     search = method._line_search(direction)
     assert (search.initial, search.shrink, search.decrease, search.smallest) == (1000.0, 0.2, 1e-4, 1e-5)
-    # judged by the noisy path objective, as the authors' code, whose value at M the direction returns
-    assert search.objective == direction.objective and not search.evaluate_start
+    # judged by the objective at the masks, re-evaluated there (the direction returns the noisy path objective)
+    assert search.objective.func is end_point_objective and search.evaluate_start
+    authors = IGOSPlusPlus(tv_weight=20.0, search_objective="path")
+    assert authors.weights == (1.0, 20.0)
+    assert authors._line_search(direction).objective == direction.objective

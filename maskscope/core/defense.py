@@ -72,12 +72,17 @@ def covered_modules(model: nn.Module, extra: Sequence[type[nn.Module]] = ()) -> 
     return [(name, module) for name, module in model.named_modules() if isinstance(module, types)]
 
 
+def _inside(output: torch.Tensor, recorded: torch.Tensor) -> torch.Tensor:
+    """Where ``b_l = min(0, h(x)) ≤ h(e) ≤ b_u = max(0, h(x))``."""
+    return (output >= recorded.clamp(max=0)) & (output <= recorded.clamp(min=0))
+
+
 class _BoundedGradient(torch.autograd.Function):
     """Identity forward; backward passes the gradient only where ``b_l ≤ h(e) ≤ b_u``."""
 
     @staticmethod
     def forward(ctx, output: torch.Tensor, recorded: torch.Tensor) -> torch.Tensor:
-        inside = (output >= recorded.clamp(max=0)) & (output <= recorded.clamp(min=0))
+        inside = _inside(output, recorded)
         ctx.save_for_backward(inside)
         return output.view_as(output)
 
@@ -99,7 +104,8 @@ class AdversarialDefense:
     Inside the ``with`` block every forward pass of the model (with gradients enabled) has
     its backward masked; hooks are removed on exit, also when the block raises. After
     entering, ``activations`` is the number of hooked modules and ``calls`` the number of
-    nonlinearity outputs recorded per forward pass.
+    nonlinearity outputs recorded per forward pass; :meth:`outside_share` says how much of a
+    perturbed batch's gradient the bounds would zero.
 
     Example::
 
@@ -129,6 +135,19 @@ class AdversarialDefense:
         self._recorded: list[torch.Tensor] = []
         self._recording = False
         self._position = 0
+        self._outside: torch.Tensor | None = None
+        self._units = 0
+
+    def outside_share(self, images: torch.Tensor) -> torch.Tensor:
+        """Per image of ``images`` (same batch and size as the recorded ones), the share of all
+        nonlinearity outputs outside ``[b_l, b_u]``: the units whose gradient the defense zeroes there."""
+        self._outside, self._units = torch.zeros(images.shape[0], device=images.device), 0
+        try:
+            with torch.no_grad():
+                self._forward(images)
+            return self._outside / max(self._units, 1)
+        finally:
+            self._outside = None
 
     # --------------------------------------------------------------- hooks
     def _start_pass(self, module, inputs) -> None:
@@ -157,6 +176,9 @@ class AdversarialDefense:
                 f"activation {position} of {type(self.module).__name__} has shape {tuple(output.shape)}, but "
                 f"{tuple(recorded.shape)} on the recorded images; defended passes need the same batch and image size"
             )
+        if self._outside is not None:
+            self._outside += (~_inside(output, recorded)).flatten(1).sum(1)
+            self._units += output[0].numel()
         if not (torch.is_grad_enabled() and output.requires_grad):
             return None
         return _BoundedGradient.apply(output, recorded)

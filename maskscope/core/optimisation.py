@@ -119,6 +119,10 @@ def score_below(fraction: float, reference: torch.Tensor) -> StopRule:
     return stop
 
 
+AfterStep = Callable[[MaskProblem, torch.Tensor, int], None]
+"""``after_step(problem, masks, step)``: called with the masks after each ``step`` (I-GOS's λ1 schedule)."""
+
+
 @dataclass
 class OptimisationResult:
     """Final masks and the per-step record of the objective (B×steps)."""
@@ -138,6 +142,7 @@ def optimise_masks(
     stop: StopRule | None = None,
     progress: bool = False,
     description: str = "optimising",
+    after_step: AfterStep | None = None,
 ) -> OptimisationResult:
     """Run the optimisation loop on a batch of masks ``init`` (B×C×h×w, values in [0, 1])."""
     direction = direction or Gradient()
@@ -154,6 +159,8 @@ def optimise_masks(
         masks = torch.where(keep, updated, masks).detach()
         history.append(loss)
         ran += active.long()
+        if after_step is not None:
+            after_step(problem, masks, step)
         if stop is not None:
             active = active & ~stop(problem, masks, step)
             if not bool(active.any()):
