@@ -33,19 +33,19 @@ from maskscope.methods import FGVis
 
 def start_gradients(classifier: Classifier, images: torch.Tensor, targets: list[int], seed: int = 0) -> dict:
     """At the deletion start mask: the share of units the bounds block and cos(defended, true gradient)."""
-    masks = FGVis()._initial_masks(tuple(images.shape), seed, images.device)
-    reference = classifier.mean_colour.view(1, -1, 1, 1)
-    chosen = torch.tensor(targets)[:, None]
+    method = FGVis()
+    masks = method._initial_masks(tuple(images.shape), seed, images.device)
+    weights = torch.nn.functional.one_hot(torch.tensor(targets), classifier.num_classes).float()
+    problem = method._problem(classifier, images, weights, 0.0)  # the deletion game's Φ(x, m) and p_c
 
     def gradient(defended: bool) -> torch.Tensor:
         current = masks.clone().requires_grad_(True)
-        composite = current * images + (1 - current) * reference
         with AdversarialDefense(classifier, images) if defended else nullcontext():
-            classifier.probabilities(composite).gather(1, chosen).sum().backward()
+            problem.class_scores(current, jitter=False).sum().backward()
         return current.grad.flatten(1)
 
     with AdversarialDefense(classifier, images) as defense:
-        blocked = defense.outside_share(masks * images + (1 - masks) * reference)
+        blocked = defense.outside_share(problem.perturb(masks, jitter=False))
     true, defended = gradient(False), gradient(True)
     return {
         "outside_share": blocked.tolist(),
