@@ -3,7 +3,10 @@
 For the first ``--images`` imagenet-samples photos (top-1 class), at the deletion game's start
 mask ``m ~ U(0.99, 1)``, it records the share of nonlinearity outputs the defense's bounds
 block (:meth:`~maskscope.core.defense.AdversarialDefense.outside_share`) and the cosine
-between the defended and the true gradient of ``p_c(Φ(x, m))``; then it runs, per photo:
+between the defended and the true gradient of ``p_c(Φ(x, m))``; the same share at three
+other masks (``m = 0.995`` everywhere, the central quarter of the image deleted, all of it
+deleted) says whether any move towards the reference crosses the bounds; then it runs, per
+photo:
 
 - the deletion game at the smallest λ of the paper's search (1e-10) for ``--steps`` steps,
   with the defense and without it;
@@ -32,7 +35,8 @@ from maskscope.methods import FGVis
 
 
 def start_gradients(classifier: Classifier, images: torch.Tensor, targets: list[int], seed: int = 0) -> dict:
-    """At the deletion start mask: the share of units the bounds block and cos(defended, true gradient)."""
+    """At the deletion start mask: the share of units the bounds block (there and at three other masks)
+    and cos(defended, true gradient)."""
     method = FGVis()
     masks = method._initial_masks(tuple(images.shape), seed, images.device)
     weights = torch.nn.functional.one_hot(torch.tensor(targets), classifier.num_classes).float()
@@ -44,11 +48,24 @@ def start_gradients(classifier: Classifier, images: torch.Tensor, targets: list[
             problem.class_scores(current, jitter=False).sum().backward()
         return current.grad.flatten(1)
 
+    centre_deleted = torch.ones_like(masks)
+    side = images.shape[-1]
+    centre_deleted[..., side // 4 : side - side // 4, side // 4 : side - side // 4] = 0
+    other_masks = {
+        "uniform_0.995": torch.full_like(masks, 0.995),
+        "centre_quarter_deleted": centre_deleted,
+        "all_deleted": torch.zeros_like(masks),
+    }
     with AdversarialDefense(classifier, images) as defense:
         blocked = defense.outside_share(problem.perturb(masks, jitter=False))
+        blocked_elsewhere = {
+            label: defense.outside_share(problem.perturb(other, jitter=False)).tolist()
+            for label, other in other_masks.items()
+        }
     true, defended = gradient(False), gradient(True)
     return {
         "outside_share": blocked.tolist(),
+        "outside_share_at_other_masks": blocked_elsewhere,
         "cosine_defended_true": torch.nn.functional.cosine_similarity(true, defended).tolist(),
         "norm_true": true.norm(dim=1).tolist(),
         "norm_defended": defended.norm(dim=1).tolist(),

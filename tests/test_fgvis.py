@@ -107,6 +107,31 @@ def test_defense_masks_the_gradient_outside_the_bounds():
         assert defense.outside_share(x).tolist() == [0.0]
     assert not model._forward_hooks and not relu._forward_hooks and not model._forward_pre_hooks
 
+def test_offsets_decide_whether_dimming_the_image_crosses_the_bounds():
+    # the docs' reading of the deletion shortfall: without offsets a ReLU network is positively
+    # homogeneous, so x·0.995 scales every unit down and stays inside [0, h(x)]; with offsets
+    # (batch normalisation's shifts) some units rise above what x gave them
+    torch.manual_seed(0)
+
+    def network(bias: bool) -> nn.Module:
+        return nn.Sequential(
+            nn.Conv2d(3, 8, 3, bias=bias), nn.ReLU6(), nn.Conv2d(8, 8, 3, bias=bias), nn.ReLU6(),
+            nn.Flatten(), nn.LazyLinear(4, bias=bias),
+        )
+
+    x = torch.randn(2, 3, 12, 12)
+    for bias, expect_outside in ((False, False), (True, True)):
+        model = network(bias)
+        if bias:
+            for layer in model:
+                if isinstance(layer, nn.Conv2d):
+                    nn.init.uniform_(layer.bias, 0.5, 1.0)
+        model(x)  # materialise the lazy layer
+        with AdversarialDefense(model, x) as defense:
+            share = defense.outside_share(0.995 * x)
+        assert bool((share > 0.05).all()) == expect_outside, share
+
+
 
 def test_defense_keys_bounds_per_call_of_a_reused_module():
     class Reuse(nn.Module):

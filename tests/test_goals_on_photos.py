@@ -54,8 +54,8 @@ def test_mp_g_deletion_removes_the_evidence(default_classifier, photos):
 
 @pytest.mark.xfail(strict=True, reason="known shortfall: with the defense on, FGVis's deletion does not move on this "
                    "model: at the start mask its bounds block about a quarter of the units and the defended gradient is "
-                   "at right angles to the true one (benchmarks/fgvis_defense.py); p falls only 0.93 -> 0.92, at 200 "
-                   "steps too")
+                   "at right angles to the true one, and any move towards the mean colour raises units above their bounds "
+                   "(benchmarks/fgvis_defense.py); p falls only 0.93 -> 0.92, at 200 steps too")
 def test_fgvis_deletion_removes_the_evidence(default_classifier, photos):
     # the bisection over the paper's 13 λ values (4 rounds) at 60 steps a round instead of 500
     explanation = FGVis(steps=60)(default_classifier, photos)
