@@ -8,7 +8,8 @@ two results are:
   pixels between the two maps' maxima (mean and largest), and the deletion and insertion
   AUC of both maps, scored by maskscope's metric (``rise-batch`` protocol: 28 steps, mean
   colour removed, blurred image revealed; the I-GOS rows use the ``igos`` protocol on the
-  28×28 masks, as in the I-GOS paper), and seconds per photo of each side;
+  28×28 masks, as in the I-GOS paper) with their per-photo difference (mean and standard
+  error), and seconds per photo of each side;
 * metrics: the largest difference between the two implementations' outputs.
 
 Rows (``--rows NAME,...``; all by default):
@@ -653,6 +654,7 @@ def score_pair(photos: Photos, pair: Pair) -> dict:
             kind: curve(classifier, images, maps, target=targets, protocol=pair.protocol).auc.tolist()
             for kind, curve in (("deletion", deletion), ("insertion", insertion))
         }
+    differences = {kind: np.subtract(aucs["maskscope"][kind], aucs["reference"][kind]) for kind in aucs["maskscope"]}
     mean = alike["spearman"]["mean"]
     return {
         "compares": pair.compares,
@@ -661,6 +663,10 @@ def score_pair(photos: Photos, pair: Pair) -> dict:
         **alike,
         "auc_protocol": pair.protocol,
         "auc": aucs,
+        # ours − theirs photo by photo: mean and its standard error
+        "auc_difference": {kind: {"mean": float(value.mean()),
+                                  "standard_error": float(value.std(ddof=1) / np.sqrt(len(value))) if len(value) > 1 else None}
+                           for kind, value in differences.items()},
         "seconds_per_photo": pair.seconds,
         "met": pair.extra.pop("met", mean >= DETERMINISTIC_GOAL) if pair.goal.startswith(("Spearman", "max")) else None,
         **pair.extra,
