@@ -40,11 +40,14 @@ def test_igos_deletion_removes_the_evidence_and_keeps_most_of_the_photo(photos, 
 
 def test_l1_schedule_moves_a_photo_whose_mask_stalls(shared_data, default_classifier):
     # an electric ray at p = 0.976: at the paper's λ1 no step pays for itself and M stays at 1;
-    # the original code's schedule (λ1 / 10 after iteration 4 of 8 here) lets it go.
-    # Measured: 0.976 → 0.976 (mask min 0.9999998) without, 0.976 → 0.312 with
+    # the original code's schedule (λ1 / 10 after iteration 7 of 15) lets it go. At the full
+    # defaults, because with 8 iterations only 4 are left after the division and where they
+    # end depends on the CPU's float kernels (0.976 → 0.31 with torch's AVX2 kernels, → 0.64
+    # with its AVX-512 ones). Measured at the defaults: 0.976 → 0.976 (no cell below 0.5)
+    # without, 0.976 → 0.310 (AVX2) and 0.307 (AVX-512) with, 27 % of the cells below 0.5
     image = default_classifier.view(load_image(shared_data / "imagenet-samples" / "images" / "n01496331.jpg"))[None]
-    stalled = IGOS(relax_l1=False, **CHEAP)(default_classifier, image)
-    relaxed = IGOS(**CHEAP)(default_classifier, image)
+    stalled = IGOS(relax_l1=False)(default_classifier, image)
+    relaxed = IGOS()(default_classifier, image)
     assert stalled.scores_after.item() > 0.99 * stalled.scores_before.item() and stalled.mask.min() > 0.99
     assert not stalled.goal_met.item()
     assert relaxed.scores_after.item() < 0.5 * relaxed.scores_before.item()
