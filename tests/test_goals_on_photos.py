@@ -2,8 +2,9 @@
 
 Each method explains two imagenet-samples photos and must meet its goal (the rule of
 :func:`maskscope.core.games.goal_met`): deletion drives the target's probability to at most a
-fifth of the original; preservation keeps at least half of it with at most half the image.
-Steps are reduced from the papers' defaults to keep the suite short; each test says how.
+fifth of the original; preservation keeps at least half of it with at most half the image
+(FGVis preservation: the paper's own goal, see its test). Steps are reduced from the papers'
+defaults to keep the suite short; each test says how.
 """
 
 from pathlib import Path
