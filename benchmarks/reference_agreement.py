@@ -8,8 +8,8 @@ two results are:
   pixels between the two maps' maxima (mean and largest), and the deletion and insertion
   AUC of both maps, scored by maskscope's metric (``rise-batch`` protocol: 28 steps, mean
   colour removed, blurred image revealed; the I-GOS rows use the ``igos`` protocol on the
-  28×28 masks, as in the I-GOS paper) with their per-photo difference (mean and standard
-  error), and seconds per photo of each side;
+  28×28 masks, as in the I-GOS paper) with their per-photo difference (mean and 95 %
+  bootstrap interval), and seconds per photo of each side;
 * metrics: the largest difference between the two implementations' outputs.
 
 Rows (``--rows NAME,...``; all by default):
@@ -98,6 +98,7 @@ from rise_vs_torchray import CELLS, KEEP, SEED, ProbabilityAsLogit, seeded_masks
 
 import maskscope
 from maskscope import Classifier
+from maskscope.bench.summary import mean_interval
 from maskscope.core.classifier import IMAGENET_MEAN, IMAGENET_STD
 from maskscope.core.fillers import Blur
 from maskscope.core.layer_masks import find_module
@@ -654,7 +655,6 @@ def score_pair(photos: Photos, pair: Pair) -> dict:
             kind: curve(classifier, images, maps, target=targets, protocol=pair.protocol).auc.tolist()
             for kind, curve in (("deletion", deletion), ("insertion", insertion))
         }
-    differences = {kind: np.subtract(aucs["maskscope"][kind], aucs["reference"][kind]) for kind in aucs["maskscope"]}
     mean = alike["spearman"]["mean"]
     return {
         "compares": pair.compares,
@@ -663,10 +663,9 @@ def score_pair(photos: Photos, pair: Pair) -> dict:
         **alike,
         "auc_protocol": pair.protocol,
         "auc": aucs,
-        # ours − theirs photo by photo: mean and its standard error
-        "auc_difference": {kind: {"mean": float(value.mean()),
-                                  "standard_error": float(value.std(ddof=1) / np.sqrt(len(value))) if len(value) > 1 else None}
-                           for kind, value in differences.items()},
+        # ours − theirs photo by photo: the mean and its 95 % bootstrap interval
+        "auc_difference": {kind: mean_interval(np.subtract(aucs["maskscope"][kind], aucs["reference"][kind]))
+                           for kind in aucs["maskscope"]},
         "seconds_per_photo": pair.seconds,
         "met": pair.extra.pop("met", mean >= DETERMINISTIC_GOAL) if pair.goal.startswith(("Spearman", "max")) else None,
         **pair.extra,
