@@ -76,8 +76,9 @@ def test_ray_workers_make_the_local_runners_records_and_maps(ray_address, photos
 
 
 class KillerAndPoisoned(torch.nn.Module):
-    """PooledLinear that kills its own process (kill -9) at its ``kill_at``-th forward pass unless
-    ``marker`` exists (it creates it first, so one worker dies once), and raises on a pure red image."""
+    """PooledLinear that kills its own process (kill -9) at its ``kill_at``-th forward pass if it
+    is the one to create ``marker`` (created exclusively, so of workers that get there at the
+    same moment only one dies, once), and raises on a pure red image."""
 
     def __init__(self, model: torch.nn.Module, marker: str, kill_at: int) -> None:
         super().__init__()
@@ -87,12 +88,18 @@ class KillerAndPoisoned(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.calls += 1
-        if self.calls == self.kill_at and not os.path.exists(self.marker):
-            Path(self.marker).touch()
+        if self.calls == self.kill_at and self._claim_the_death():
             os.kill(os.getpid(), signal.SIGKILL)
         if ((x - self.red).abs().flatten(1).amax(1) < 1e-3).any():
             raise ValueError("a poisoned image")
         return self.model(x)
+
+    def _claim_the_death(self) -> bool:
+        try:
+            os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL))
+        except FileExistsError:
+            return False
+        return True
 
 
 def _killer_classifier(scripted: str, marker: str) -> Classifier:
