@@ -14,12 +14,13 @@ import numpy as np
 import torch
 
 from maskscope.bench.scoring import with_default_protocol
+from maskscope.errors import MaskscopeValueError
 
 #: Keys that decide the records; resuming a run needs them unchanged.
 IDENTITY_KEYS = ("dataset", "methods", "metrics", "params", "seed", "limit", "target", "model", "precision", "shard")
 
 
-class ConfigMismatch(ValueError):
+class ConfigMismatch(MaskscopeValueError):
     """The output folder holds a run with a different configuration."""
 
 

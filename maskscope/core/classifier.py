@@ -44,6 +44,7 @@ from maskscope.core.engines import (
 from maskscope.core.engines.cache import exported_onnx, weights_digest
 from maskscope.core.engines.threads import engine_scoring
 from maskscope.core.view import ClassifierView
+from maskscope.errors import MaskscopeValueError
 
 OUTPUT_KINDS = ("softmax", "sigmoid")
 #: the class scores a method can explain: the probability (softmax, or sigmoid for a multi-label
@@ -56,7 +57,7 @@ class ModelOutputError(RuntimeError):
     """The model returned something other than finite B×C scores."""
 
 
-class TargetError(ValueError):
+class TargetError(MaskscopeValueError):
     """A requested target class does not exist for this classifier."""
 
 

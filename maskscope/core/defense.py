@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from maskscope.core.classifier import Classifier
+from maskscope.errors import MaskscopeValueError
 
 #: module types treated as nonlinearities
 ACTIVATIONS: tuple[type[nn.Module], ...] = (
@@ -53,7 +54,7 @@ ACTIVATIONS: tuple[type[nn.Module], ...] = (
 )
 
 
-class DefenseError(ValueError):
+class DefenseError(MaskscopeValueError):
     """The defense cannot be applied to this model or these inputs."""
 
 

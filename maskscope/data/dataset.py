@@ -19,9 +19,10 @@ import numpy as np
 import torch
 
 from maskscope.core.view import ClassifierView
+from maskscope.errors import MaskscopeValueError
 
 
-class DatasetError(ValueError):
+class DatasetError(MaskscopeValueError):
     """A dataset could not be read (missing folder, no images, bad annotation); the message names it."""
 
 

@@ -19,12 +19,14 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from maskscope.errors import MaskscopeValueError
+
 ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray, torch.Tensor]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm")
 
 
-class ImageLoadError(ValueError):
+class ImageLoadError(MaskscopeValueError):
     """An input could not be read as an image; the message names the input."""
 
 

@@ -23,8 +23,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from maskscope.errors import MaskscopeValueError
 
-class ParameterError(ValueError):
+
+class ParameterError(MaskscopeValueError):
     """A method parameter with an unknown name, a wrong type or a value out of range."""
 
 

@@ -18,12 +18,13 @@ import torch
 from maskscope.core.classifier import Classifier
 from maskscope.core.grouped_classifier import GroupedClassifier
 from maskscope.core.view import ClassifierView
+from maskscope.errors import MaskscopeValueError
 
 #: the probe logits may differ by this much (relative and absolute) between devices
 PROBE_TOLERANCE = 1e-3
 
 
-class CheckpointMismatch(ValueError):
+class CheckpointMismatch(MaskscopeValueError):
     """An explainer checkpoint does not belong to the classifier it is used with."""
 
 
