@@ -38,3 +38,12 @@ def test_progress_bar_is_plain_when_stderr_is_redirected(capsys):
     assert capsys.readouterr().err.startswith("job: 3/3 it (100%)")
     assert list(progress_bar(range(4), disable=True)) == [0, 1, 2, 3]
     assert capsys.readouterr().err == ""
+
+
+def test_plain_progress_prints_its_last_line_once():
+    stream = io.StringIO()
+    bar = PlainProgress(total=2, desc="explain (fgvis)", unit="image", interval=0.0, stream=stream)
+    bar.update(2)
+    bar.close()
+    assert stream.getvalue().splitlines() == [stream.getvalue().splitlines()[0]]
+    assert stream.getvalue().startswith("explain (fgvis): 2/2 image (100%)")

@@ -4,7 +4,8 @@ Every long loop in maskscope reports progress through :func:`progress_bar`. When
 is a terminal it is a ``tqdm`` bar; when it is redirected to a file or a pipe (a log, CI, a
 cluster job) a bar would write a carriage-return frame per update, so instead an outer loop
 (``leave=True``) prints one line ``desc: n/total unit (p%) elapsed s`` at most every
-``interval`` seconds and one when it ends, and an inner loop (``leave=False``) prints nothing.
+``interval`` seconds and one when it ends (unless its last line already said the same), and an
+inner loop (``leave=False``) prints nothing.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class PlainProgress:
         self.started = self.last = time.monotonic()
         self.closed = False
         self.postfix = ""
+        self.printed: tuple[int, str] | None = None  # the count and postfix of the last line printed
 
     def __iter__(self) -> Iterator:
         if self.iterable is None:
@@ -51,11 +53,12 @@ class PlainProgress:
         self.postfix = ", ".join(f"{key}={value}" for key, value in values.items())
 
     def close(self) -> None:
-        if not self.closed and self.leave:
+        if not self.closed and self.leave and self.printed != (self.count, self.postfix):
             self._line(time.monotonic())
         self.closed = True
 
     def _line(self, now: float) -> None:
+        self.printed = (self.count, self.postfix)
         share = f"/{self.total} {self.unit} ({self.count / self.total:.0%})" if self.total else f" {self.unit}"
         postfix = f" {self.postfix}" if self.postfix else ""
         print(f"{self.desc}: {self.count}{share} {now - self.started:.0f} s{postfix}", file=self.stream, flush=True)
