@@ -6,6 +6,11 @@ image (beside ``NAME.npy`` and the overlay ``NAME.png``), possibly in a sub-fold
 Both become one :class:`RunData`: summary rows, mean curves, a gallery entry per image with a
 cell per method (its per-map values and where its map is), the failed and skipped items,
 and the configuration.
+
+The run is only read, never changed. A record that is not what ``bench`` or ``explain`` writes
+(a line of ``records.jsonl`` that is not JSON or lacks a key, a ``NAME.json`` without its
+method) is a one-line :class:`~maskscope.errors.MaskscopeValueError` naming the file and line:
+a report that skipped it would show means and counts that differ from the run's ``summary.csv``.
 """
 
 from __future__ import annotations
@@ -18,8 +23,16 @@ from pathlib import Path
 
 import numpy as np
 
+from maskscope.errors import MaskscopeValueError
+
 #: the value of a metric's record that the gallery shows and sorts by
 PRIMARY = {"deletion": "auc", "insertion": "auc", "pointing": "hit", "segmentation": "iou"}
+#: the keys of a bench record, and those of its ``values`` per metric kind, that the report reads
+RECORD_KEYS = ("image", "method", "metric", "status")
+VALUE_KEYS: dict[str, dict[str, type]] = {"deletion": {"auc": float, "fractions": list, "scores": list},
+              "insertion": {"auc": float, "fractions": list, "scores": list},
+              "pointing": {"hit": float, "centre_hit": float}, "segmentation": {"iou": float},
+              "weak_localisation": {"alphas": dict, "ious": dict}}
 
 
 @dataclass
@@ -53,58 +66,61 @@ class RunData:
     problems: list[dict]
     config: dict
     notes: list[str] = field(default_factory=list)
+    #: the run's folder: the page may link to its files
+    folder: Path | None = None
 
 
 def collect(run_dir: str | os.PathLike) -> RunData:
-    """Read the run in ``run_dir``; a folder that is neither kind is a one-line ``ValueError``."""
+    """Read the run in ``run_dir``; a folder that is neither kind is a one-line ``MaskscopeValueError``."""
     run_dir = Path(run_dir)
     if (run_dir / "records.jsonl").is_file():
         return collect_bench(run_dir)
     if run_dir.is_dir() and any(_explain_records(run_dir)):
         return collect_explain(run_dir)
-    raise ValueError(f"{run_dir}: not a bench run (records.jsonl) nor an explain folder (NAME.json records)")
+    raise MaskscopeValueError(f"{run_dir}: not a bench run (records.jsonl) nor an explain folder (NAME.json records)")
 
 
 def collect_bench(run_dir: Path) -> RunData:
     from maskscope.bench.plots import mean_curves
-    from maskscope.bench.records import RecordLog
     from maskscope.bench.summary import summary_rows
 
-    records = RecordLog(run_dir / "records.jsonl").records
-    config = json.loads((run_dir / "config.json").read_text()) if (run_dir / "config.json").is_file() else {}
-    methods = list(dict.fromkeys(config.get("methods") or [r["method"] for r in records]))
-    metrics = list(dict.fromkeys(config.get("metrics") or [r["metric"] for r in records]))
+    records = read_records(run_dir / "records.jsonl")
+    config = _read_object(run_dir / "config.json") if (run_dir / "config.json").is_file() else {}
+    methods = _names(config.get("methods")) or list(dict.fromkeys(r["method"] for r in records))
+    metrics = _names(config.get("metrics")) or list(dict.fromkeys(r["metric"] for r in records))
     entries: dict[str, ImageEntry] = {}
     problems = []
     for record in records:
-        entry = entries.setdefault(record["image"], ImageEntry(record["image"], record.get("target_name") or ""))
-        entry.label = entry.label or record.get("target_name") or ""
+        label = str(record.get("target_name") or "")
+        entry = entries.setdefault(record["image"], ImageEntry(record["image"], label))
+        entry.label = entry.label or label
         cell = entry.cells.setdefault(record["method"], Cell())
         if record["status"] == "ok":
             cell.values.update(metric_values(record["metric"], record["values"]))
         else:
             problems.append({key: record.get(key) for key in ("image", "method", "metric", "status", "reason")})
             if cell.status != "failed":
-                cell.status, cell.reason = record["status"], record.get("reason", "")
+                cell.status, cell.reason = record["status"], str(record.get("reason") or "")
     notes = []
     maps_dir = run_dir / "maps"
     found = 0
     for entry in entries.values():
         for method, cell in entry.cells.items():
             path = maps_dir / method / f"{entry.name}.npy"
-            if path.is_file():
+            if path.is_file() and path.resolve().is_relative_to(maps_dir.resolve()):
                 cell.map_path = path
                 found += 1
     if not found:
         notes.append(f"no cached maps in {maps_dir}: the gallery shows metric values only")
-    photos = _photo_paths(config.get("dataset"), set(entries)) if found else {}
+    dataset = config.get("dataset")
+    photos = _photo_paths(dataset, set(entries)) if found and isinstance(dataset, str) else {}
     if found and not photos:
         notes.append(f"dataset {config.get('dataset')!r} could not be opened: maps are drawn without their photos")
     for name, path in photos.items():
         entries[name].photo_path = path
     return RunData("bench", f"bench: {config.get('dataset', run_dir.name)}", methods, metrics,
                    summary_rows(records), mean_curves(records), list(entries.values()), problems,
-                   config, notes)
+                   config, notes, run_dir)
 
 
 def collect_explain(run_dir: Path) -> RunData:
@@ -114,9 +130,9 @@ def collect_explain(run_dir: Path) -> RunData:
     params: dict[str, dict] = {}
     values: dict[tuple[str, str], list[float]] = {}
     for path in _explain_records(run_dir):
-        record = json.loads(path.read_text())
+        record = read_explain_record(path)
         method = record["method"]
-        params.setdefault(method, record.get("params", {}))
+        params.setdefault(method, record.get("params") or {})
         key = str(path.relative_to(run_dir).with_suffix("")).replace("\\", "/")
         name = key if len(key.split("/")) < 2 or key.split("/")[0] != method else key.split("/", 1)[1]
         entry = entries.setdefault(name, ImageEntry(name, " + ".join(record.get("target_names") or [])))
@@ -134,11 +150,90 @@ def collect_explain(run_dir: Path) -> RunData:
     return RunData("explain", f"explain: {run_dir.name}", methods, ["score_before", "score_after", "seconds"],
                    summary, {}, sorted(entries.values(), key=lambda e: e.name), [],
                    {"methods": params, "versions": environment_versions()},
-                   ["an explain folder has no deletion or insertion records: run maskscope bench for curves"])
+                   ["an explain folder has no deletion or insertion records: run maskscope bench for curves"],
+                   run_dir)
 
 
 EXPLAIN_NOTES = {"score_before": "target probability on the photo",
                  "score_after": "target probability on the perturbed photo", "seconds": "seconds per image"}
+
+
+def read_records(path: Path) -> list[dict]:
+    """The records of a bench run's ``records.jsonl``, each checked; a bad line is a one-line error naming it.
+
+    An unfinished last line (no newline: a run killed mid-write, or one still writing) is left
+    out, as ``bench`` itself does when it resumes; the file is not changed.
+    """
+    text = path.read_text(encoding="utf-8", errors="replace")
+    records = []
+    for number, line in enumerate(text[: text.rfind("\n") + 1].splitlines(), 1):
+        if line.strip():
+            records.append(check_record(line, f"{path}:{number}"))
+    return records
+
+
+def check_record(line: str, where: str) -> dict:
+    """The bench record on ``line`` (of file and line ``where``) when it holds what the report reads."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise MaskscopeValueError(f"{where}: not a JSON record ({error}); fix or delete the line") from error
+    if not isinstance(record, dict):
+        raise MaskscopeValueError(f"{where}: a record is a JSON object, not {type(record).__name__}; fix or delete the line")
+    missing = [key for key in RECORD_KEYS if not isinstance(record.get(key), str)]
+    if missing:
+        raise MaskscopeValueError(f"{where}: the record lacks {', '.join(missing)} (text); a bench record has "
+                                  f"{', '.join(RECORD_KEYS)}; fix or delete the line")
+    if record["status"] == "ok":
+        values = record.get("values")
+        kind = record["metric"].partition(":")[0]
+        wanted = VALUE_KEYS.get(kind, {})
+        wrong = [key for key, type_ in wanted.items()
+                 if not isinstance(values, dict) or not _is_a(values.get(key), type_)]
+        if not isinstance(values, dict) or wrong:
+            what = "values (an object)" if not isinstance(values, dict) else f"values {', '.join(wrong)}"
+            raise MaskscopeValueError(f"{where}: the {kind} record lacks its {what}; fix or delete the line")
+        if kind == "pointing" and "target" not in record:
+            raise MaskscopeValueError(f"{where}: the pointing record lacks its target; fix or delete the line")
+    return record
+
+
+def read_explain_record(path: Path) -> dict:
+    """The explain record ``NAME.json``, checked; one that is not is a one-line error naming the file."""
+    record = _read_object(path)
+    if not isinstance(record.get("method"), str):
+        raise MaskscopeValueError(f"{path}: an explanation record names its method (text); this one does not")
+    for key in ("score_before", "score_after", "seconds"):
+        if record.get(key) is not None and not _is_a(record[key], float):
+            raise MaskscopeValueError(f"{path}: {key} is {record[key]!r}, not a number")
+    names = record.get("target_names") or []
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise MaskscopeValueError(f"{path}: target_names is {names!r}, not a list of class names")
+    if not isinstance(record.get("params") or {}, dict):
+        raise MaskscopeValueError(f"{path}: params is {record['params']!r}, not an object")
+    return record
+
+
+def _read_object(path: Path) -> dict:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8", errors="replace"))
+    except json.JSONDecodeError as error:
+        raise MaskscopeValueError(f"{path}: not JSON ({error})") from error
+    if not isinstance(value, dict):
+        raise MaskscopeValueError(f"{path}: a JSON object was expected, not {type(value).__name__}")
+    return value
+
+
+def _names(value: object) -> list[str]:
+    """The distinct texts of a configuration's list ``value`` (``[]`` for anything else)."""
+    return list(dict.fromkeys(item for item in value if isinstance(item, str))) if isinstance(value, list) else []
+
+
+def _is_a(value: object, type_: type) -> bool:
+    """``isinstance`` where a number is ``float`` (an int too, not a bool)."""
+    if type_ is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, type_)
 
 
 def metric_values(metric: str, values: dict) -> dict[str, float]:

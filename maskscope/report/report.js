@@ -1,13 +1,26 @@
 "use strict";
 // The report page: every section is drawn from the JSON in #report-data; nothing is fetched.
+// The data is a run's, so it is hostile: it only ever becomes text (textContent) or an attribute
+// value (setAttribute), and a src or href only when it is a relative, percent-encoded file path.
 const DATA = JSON.parse(document.getElementById("report-data").textContent);
 const PAGE = 50; // gallery rows added per "show more"
 const COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
   "#bcbd22", "#17becf"];
 
+// the URLs the report writes: "./" or "../", then percent-encoded path segments (no scheme, query or fragment)
+const FILE_URL = /^(\.\/|\.\.\/)([A-Za-z0-9._~%-]+\/)*[A-Za-z0-9._~%-]+$/;
+function fileUrl(value) { return typeof value === "string" && FILE_URL.test(value) ? value : null; }
+function own(object, key) { // object[key] when object holds it itself ("constructor" is no cell)
+  return object !== null && typeof object === "object" && Object.prototype.hasOwnProperty.call(object, key)
+    ? object[key] : undefined;
+}
+
 function element(tag, attributes, text) {
   const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attributes || {})) node.setAttribute(key, value);
+  for (const [key, value] of Object.entries(attributes || {})) {
+    if ((key === "src" || key === "href") && fileUrl(value) === null) throw new Error(`not a file of the run: ${value}`);
+    node.setAttribute(key, value);
+  }
   if (text !== undefined) node.textContent = text;
   return node;
 }
@@ -137,9 +150,9 @@ for (const [id, key] of Object.entries(controls)) {
 document.getElementById("g-more").addEventListener("click", () => { state.limit += PAGE; appendRows(); });
 
 function valueOf(image, method) {
-  const cell = image.c[method];
-  const value = cell ? cell.v[state.metric] : undefined;
-  return value === undefined ? null : value;
+  const cell = own(image.c, method);
+  const value = cell ? own(cell.v, state.metric) : undefined;
+  return typeof value === "number" ? value : null;
 }
 function sortKey(image) {
   if (state.sort === "value") return valueOf(image, state.a);
@@ -156,12 +169,15 @@ function chosenImages() {
 }
 function drawCell(image, method) {
   const td = element("td", { "data-method": method });
-  const cell = image.c[method];
+  const cell = own(image.c, method);
   if (!cell) { td.appendChild(element("div", { class: "missing" }, "not run")); return td; }
-  if (cell.t) {
+  if (fileUrl(cell.t)) {
     const picture = element("img", { src: cell.t, loading: "lazy", alt: `${method} on ${image.n}`, title: cell.k || "" });
-    if (cell.f) { const link = element("a", { href: cell.f, target: "_blank" }); link.appendChild(picture); td.appendChild(link); }
-    else td.appendChild(picture);
+    if (fileUrl(cell.f)) {
+      const link = element("a", { href: cell.f, target: "_blank", rel: "noopener noreferrer" });
+      link.appendChild(picture);
+      td.appendChild(link);
+    } else td.appendChild(picture);
   } else {
     td.appendChild(element("div", { class: "missing" }, cell.x || "map not kept"));
   }
