@@ -1,10 +1,14 @@
-"""Progress lines when stderr is not a terminal: few, plain, and none for inner loops."""
+"""Progress lines when stderr is not a terminal: few, plain, none for inner loops, and from every long method."""
 
 from __future__ import annotations
 
 import io
 
+import pytest
+
+from maskscope.core import progress
 from maskscope.core.progress import PlainProgress, progress_bar
+from maskscope.methods.registry import get_method
 
 
 def test_plain_progress_prints_periodic_lines_without_carriage_returns():
@@ -47,3 +51,34 @@ def test_plain_progress_prints_its_last_line_once():
     bar.close()
     assert stream.getvalue().splitlines() == [stream.getvalue().splitlines()[0]]
     assert stream.getvalue().startswith("explain (fgvis): 2/2 image (100%)")
+
+
+# every long optimisation method, small enough for the tiny CNN: (name, parameters, steps it runs in all)
+LONG_METHODS = [
+    ("mp", dict(steps=6, resolution=8), 6),
+    ("mp-g", dict(steps=6, resolution=8), 6),
+    ("fgvis", dict(l1_weights=(1e-4, 1e-2, 1.0), steps=4, stop_early=False), 2 * 4),  # bisection: 2 rounds of 4
+    ("igos", dict(steps=4, resolution=8), 4),
+    ("igos++", dict(steps=4, resolution=8), 4),
+    ("ep", dict(areas=(0.1, 0.3), resolution=8, steps=5, batch_size=1), 2 * 5),  # two chunks of one row each
+]
+
+
+@pytest.mark.parametrize("name, params, total", LONG_METHODS, ids=[row[0] for row in LONG_METHODS])
+def test_long_methods_print_progress_lines_while_they_run_when_redirected(name, params, total, shapes_task, capsys,
+                                                                          monkeypatch):
+    monkeypatch.setattr(progress, "INTERVAL", 0.0)  # a line at every step
+    images, classes, _ = shapes_task.correctly_classified(1)
+    get_method(name, **params, progress=True)(shapes_task.classifier, images, target=classes.tolist())
+    lines = capsys.readouterr().err.splitlines()
+    counts = [int(line.split(": ", 1)[1].split("/")[0]) for line in lines]
+    assert all("\r" not in line and f"/{total} step" in line for line in lines), lines
+    assert counts[0] < total and counts[-1] == total  # lines while it runs, and one at its end
+    assert counts == sorted(set(counts))  # each line printed once
+
+
+def test_long_methods_are_silent_without_progress(shapes_task, capsys, monkeypatch):
+    monkeypatch.setattr(progress, "INTERVAL", 0.0)
+    images, classes, _ = shapes_task.correctly_classified(1)
+    get_method("ep", areas=(0.1,), resolution=8, steps=3)(shapes_task.classifier, images, target=classes.tolist())
+    assert capsys.readouterr().err == ""

@@ -20,7 +20,7 @@ from typing import Callable, Protocol
 import torch
 
 from maskscope.core.games import MaskProblem
-from maskscope.core.progress import progress_bar
+from maskscope.core.progress import Progress, progress_bar
 
 
 class Direction(Protocol):
@@ -140,11 +140,17 @@ def optimise_masks(
     step_rule: StepRule | None = None,
     steps: int = 300,
     stop: StopRule | None = None,
-    progress: bool = False,
+    progress: bool | Progress = False,
     description: str = "optimising",
     after_step: AfterStep | None = None,
 ) -> OptimisationResult:
-    """Run the optimisation loop on a batch of masks ``init`` (B×C×h×w, values in [0, 1])."""
+    """Run the optimisation loop on a batch of masks ``init`` (B×C×h×w, values in [0, 1]).
+
+    ``progress``: ``True`` reports the steps on a bar of their own called ``description``
+    (see :func:`maskscope.core.progress.progress_bar`); a bar (or :class:`PlainProgress`) is
+    advanced by one per step instead, and by the steps an early stop leaves out, so a method
+    that runs the loop several times (FGVis's λ rounds, EP's chunks of areas) shows one bar.
+    """
     direction = direction or Gradient()
     step_rule = step_rule or Adam()
     masks = init.detach().clone().clamp(0, 1)
@@ -152,7 +158,13 @@ def optimise_masks(
     active = torch.ones(masks.shape[0], dtype=torch.bool, device=masks.device)
     ran = torch.zeros(masks.shape[0], dtype=torch.long, device=masks.device)
     history = []
-    for step in progress_bar(range(steps), desc=description, disable=not progress, leave=False):
+    owned = isinstance(progress, bool)
+    bar: Progress = (
+        progress_bar(total=steps, desc=description, unit="step", disable=not progress) if isinstance(progress, bool)
+        else progress
+    )
+    done = 0
+    for step in range(steps):
         loss, grad = direction(problem, masks)
         updated = step_rule.step(problem, masks, grad, loss).clamp(0, 1)
         keep = active.view(-1, *([1] * (masks.dim() - 1)))
@@ -161,9 +173,15 @@ def optimise_masks(
         ran += active.long()
         if after_step is not None:
             after_step(problem, masks, step)
+        done += 1
+        bar.update(1)
         if stop is not None:
             active = active & ~stop(problem, masks, step)
             if not bool(active.any()):
                 break
+    if owned:
+        bar.close()
+    elif done < steps:
+        bar.update(steps - done)
     objective = torch.stack(history, dim=1) if history else torch.empty(masks.shape[0], 0)
     return OptimisationResult(masks=masks, objective=objective, steps=ran)

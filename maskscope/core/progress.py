@@ -5,7 +5,12 @@ is a terminal it is a ``tqdm`` bar; when it is redirected to a file or a pipe (a
 cluster job) a bar would write a carriage-return frame per update, so instead an outer loop
 (``leave=True``) prints one line ``desc: n/total unit (p%) elapsed s`` at most every
 ``interval`` seconds and one when it ends (unless its last line already said the same), and an
-inner loop (``leave=False``) prints nothing.
+inner loop (``leave=False``) prints nothing. A long method shows one bar for its whole run
+(:func:`maskscope.core.optimisation.optimise_masks` takes an existing bar to advance), so
+its lines come at most every :data:`INTERVAL` seconds whatever the loops inside.
+
+The terminal bar is plain ``tqdm``: ``tqdm.auto`` would warn on import in a notebook without
+``ipywidgets`` (a notebook's stderr is not a terminal anyway, so it gets the plain lines).
 """
 
 from __future__ import annotations
@@ -13,20 +18,31 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Sized
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Protocol
 
-#: seconds between two plain progress lines
+#: seconds between two plain progress lines (read when a reporter is made)
 INTERVAL = 30.0
+
+
+class Progress(Protocol):
+    """What a long loop calls on its reporter: a tqdm bar or a :class:`PlainProgress`."""
+
+    def update(self, n: int = 1) -> object: ...
+
+    def set_postfix(self, **values) -> object: ...
+
+    def close(self) -> None: ...
 
 
 class PlainProgress:
     """The part of tqdm's interface maskscope uses (iterate, ``update``, ``set_postfix``, ``close``), as lines."""
 
     def __init__(self, iterable: Iterable | None = None, total: int | None = None, desc: str = "",
-                 unit: str = "it", leave: bool = True, interval: float = INTERVAL, stream=None) -> None:
+                 unit: str = "it", leave: bool = True, interval: float | None = None, stream=None) -> None:
         self.iterable = iterable
         self.total = total if total is not None else (len(iterable) if isinstance(iterable, Sized) else None)
-        self.desc, self.unit, self.leave, self.interval = desc, unit, leave, interval
+        self.desc, self.unit, self.leave = desc, unit, leave
+        self.interval = INTERVAL if interval is None else interval
         self.stream = stream if stream is not None else sys.stderr
         self.count = 0
         self.started = self.last = time.monotonic()
@@ -42,10 +58,11 @@ class PlainProgress:
             self.update(1)
         self.close()
 
-    def update(self, count: int = 1) -> None:
-        self.count += count
+    def update(self, n: int = 1) -> None:
+        self.count += n
         now = time.monotonic()
-        if self.leave and now - self.last >= self.interval:
+        moved = self.printed is None or self.printed[0] != self.count
+        if self.leave and moved and now - self.last >= self.interval:
             self.last = now
             self._line(now)
 
@@ -85,7 +102,7 @@ def progress_bar(iterable: Iterable | None = None, total: int | None = None, des
     if disable:
         return _Silent(iterable, total)
     if sys.stderr.isatty():
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         return tqdm(iterable, total=total, desc=desc, unit=unit, leave=leave)
     return PlainProgress(iterable, total, desc, unit, leave)

@@ -51,6 +51,7 @@ from maskscope.core.games import CLASS_LOSSES, MaskProblem, get_game
 from maskscope.core.jitter import AlternateFlip
 from maskscope.core.masks import SmoothMaxUpsampler, Upsampler
 from maskscope.core.optimisation import Adam, Gradient, MomentumSGD, optimise_masks
+from maskscope.core.progress import Progress, progress_bar
 from maskscope.core.regularisers import AREA_TIES, area_target
 from maskscope.core.scoring import default_batch_size
 from maskscope.methods.base import Method
@@ -133,7 +134,7 @@ class ExtremalPerturbation(Method):
         steps: optimisation steps.
         batch_size: (image, area) rows optimised at a time; bounds the peak memory (default:
             8 on a CPU, 64 on a GPU). Rows are independent, so it does not change the masks.
-        progress: show a progress bar with the time left.
+        progress: show one progress bar over the steps of every chunk of (image, area) rows.
     """
 
     name = "ep"
@@ -214,7 +215,7 @@ class ExtremalPerturbation(Method):
             return SmoothMaxUpsampler(self.cell_step(size), self.smooth_sigma)
         return Upsampler("bilinear", self.smooth_sigma)
 
-    def _optimise_rows(self, classifier, rows, row_weights, row_areas, upsampler, shape):
+    def _optimise_rows(self, classifier, rows, row_weights, row_areas, upsampler, shape, bar: Progress):
         """One batched optimisation of independent (image, area) rows."""
         size = tuple(rows.shape[-2:])
         constraint = AreaConstraint(row_areas, upsampler, size, self.area_weight, self.area_ties)
@@ -241,8 +242,7 @@ class ExtremalPerturbation(Method):
             GrowingAreaWeight(constraint, self.area_weight, self.area_growth),
             step_rule,
             self.steps,
-            progress=self.progress,
-            description="EP",
+            progress=bar,
         )
         with torch.no_grad():
             scores = problem.probabilities(result.masks)
@@ -260,12 +260,16 @@ class ExtremalPerturbation(Method):
         row_weights = weights.repeat_interleave(per_image, 0)
         row_areas = torch.tensor(self.areas, dtype=torch.float64).repeat(count)  # on the host: see area_target
         chunk = default_batch_size(self.batch_size, images.device)
-        parts = [
-            self._optimise_rows(
-                classifier, rows[s : s + chunk], row_weights[s : s + chunk], row_areas[s : s + chunk], upsampler, shape
-            )
-            for s in range(0, rows.shape[0], chunk)
-        ]
+        starts = range(0, rows.shape[0], chunk)
+        bar = progress_bar(total=len(starts) * self.steps, desc="EP", unit="step", disable=not self.progress)
+        parts = []
+        for s in starts:
+            bar.set_postfix(rows=f"{s + 1}-{min(s + chunk, rows.shape[0])} of {rows.shape[0]}")
+            parts.append(self._optimise_rows(
+                classifier, rows[s : s + chunk], row_weights[s : s + chunk], row_areas[s : s + chunk], upsampler, shape,
+                bar,
+            ))
+        bar.close()
         masks, full, scores, objective = (torch.cat(values) for values in zip(*parts))
         full = full.view(count, per_image, height, width)
         return Explanation(

@@ -31,13 +31,13 @@ the first round.
 
 from __future__ import annotations
 
+import itertools
 import math
 from contextlib import nullcontext
 from typing import Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from maskscope.core.defense import AdversarialDefense
 from maskscope.core.explanation import Explanation
@@ -45,6 +45,7 @@ from maskscope.core.fillers import Constant
 from maskscope.core.games import GAMES, MaskProblem, get_game
 from maskscope.core.masks import Upsampler
 from maskscope.core.optimisation import Gradient, NormalisedSGD, optimise_masks
+from maskscope.core.progress import progress_bar
 from maskscope.core.regularisers import l1
 from maskscope.core.scoring import default_batch_size
 from maskscope.methods.base import Method
@@ -73,7 +74,7 @@ class FGVis(Method):
             paper's: every λ in turn until the rule is met, up to n rounds).
         batch_size: images optimised at a time; bounds the peak memory (default: 8 on a CPU,
             64 on a GPU). Images are independent, so it does not change the masks.
-        progress: show progress bars over λ rounds and steps, with the time left.
+        progress: show one progress bar over the steps of every λ round (the round in its postfix).
     """
 
     name = "fgvis"
@@ -152,13 +153,10 @@ class FGVis(Method):
             subset = images[part]
             problem = self._problem(classifier, subset, weights[part], lambdas[part].to(subset))
             with AdversarialDefense(classifier, subset) if self.defense else nullcontext():
-                result = optimise_masks(
-                    problem, init[part], Gradient(), NormalisedSGD(self.lr), self.steps, stop, self.progress, "FGVis steps"
-                )
+                result = optimise_masks(problem, init[part], Gradient(), NormalisedSGD(self.lr), self.steps, stop, bar)
             masks.append(result.masks)
             met.append(self.decision_changed(problem, result.masks))
             objective.append(result.objective.cpu())
-            bar.update(subset.shape[0] / images.shape[0])
         width = max(values.shape[1] for values in objective)
         objective = [torch.nn.functional.pad(values, (0, width - values.shape[1]), value=float("nan")) for values in objective]
         return torch.cat(masks), torch.cat(met), torch.cat(objective)
@@ -174,11 +172,21 @@ class FGVis(Method):
         high = torch.full((count,), len(self.l1_weights), dtype=torch.long)
         met_any = torch.zeros(count, dtype=torch.bool)
         history = None
-        bar = tqdm(total=self.rounds(), desc="FGVis λ rounds", disable=not self.progress, leave=False)
-        while True:
+        # one bar over the steps of every round, as if every round ran every image: a round
+        # with fewer images left, or no round left, advances it by what it leaves out
+        chunk = default_batch_size(self.batch_size, images.device)
+        total = self.rounds() * math.ceil(count / chunk) * self.steps
+        bar = progress_bar(total=total, desc="FGVis", unit="step", disable=not self.progress)
+        advanced = 0
+        for round_number in itertools.count(1):
             todo = torch.nonzero(low < high)[:, 0]
             if todo.numel() == 0:
                 break
+            bar.set_postfix(λ_round=f"{round_number}/{self.rounds()}")
+            skipped = (math.ceil(count / chunk) - math.ceil(todo.numel() / chunk)) * self.steps
+            if skipped:
+                bar.update(skipped)
+            advanced += skipped + math.ceil(todo.numel() / chunk) * self.steps
             tried = low[todo] if self.search == "sequential" else (low[todo] + high[todo]) // 2
             found, met, objective = self._round(
                 classifier, images[todo], weights[todo], init[todo], values[tried].float(), bar
@@ -193,6 +201,8 @@ class FGVis(Method):
             # met: no larger λ left to try above it; not met: the answer lies below it
             high[todo[met]] = tried[met]
             low[todo[~met]] = tried[~met] + 1
+        if total > advanced:
+            bar.update(total - advanced)
         bar.close()
         chosen = values[high.clamp(max=len(self.l1_weights) - 1)]
         final = self._problem(classifier, images, weights, 0.0)

@@ -137,7 +137,7 @@ class MeaningfulPerturbation(Method):
             mask_shape = (1, self.resolution, self.resolution)
         init = self._initial_masks(problem, mask_shape, seed)
         result = optimise_masks(
-            problem, init, Gradient(), Adam(self.lr), self.steps, progress=self.progress, description="MP"
+            problem, init, Gradient(), Adam(self.lr), self.steps, progress=self.progress, description=self.name
         )
         with torch.no_grad():
             scores_after = problem.class_scores(result.masks, jitter=False)
