@@ -9,8 +9,10 @@ from maskscope.metrics.deletion_insertion import (
     igos_schedule,
     insertion,
     rise_schedule,
+    road_schedule,
     saliency_ranks,
 )
+from maskscope.metrics.road import NoisyLinearImputer, linear_imputation
 from maskscope.metrics.pointing import PointingResult, near_object, pointing_game
 from maskscope.metrics.robustness import SIMILARITIES, PairwiseScores, hog_pearson, pairwise_robustness, spearman, ssim
 from maskscope.metrics.segmentation import SegmentationScores, sanity_masks, sanity_rows, segmentation_scores
@@ -32,6 +34,7 @@ __all__ = [
     "AlphaSelection",
     "CurveResult",
     "LocalisationResult",
+    "NoisyLinearImputer",
     "PairwiseScores",
     "PointingResult",
     "Protocol",
@@ -43,10 +46,12 @@ __all__ = [
     "hog_pearson",
     "igos_schedule",
     "insertion",
+    "linear_imputation",
     "near_object",
     "pairwise_robustness",
     "pointing_game",
     "rise_schedule",
+    "road_schedule",
     "saliency_ranks",
     "sanity_masks",
     "sanity_rows",

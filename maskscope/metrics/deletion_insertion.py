@@ -25,6 +25,12 @@ Protocols (``PROTOCOLS``):
   upsampled bilinearly to the image.
 * ``fgvis`` — zero substrate (the classifier's mean colour, *inferred*: zero in the
   normalised space) for both; 0.25% steps for the first 100 steps, then 1% steps for 75.
+* ``road`` — ROAD (Rong et al., ICML 2022): removed pixels are imputed from their neighbours
+  by noisy linear imputation (:mod:`maskscope.metrics.road`; σ = 0.01 in the classifier's
+  normalised space, seeded), for deletion (most relevant removed first, ROAD's MoRF) and
+  insertion (most relevant revealed first: the least relevant removed, ROAD's LeRF); the
+  paper's 10%, 20%, …, 90% of the pixels removed (deletion) or revealed (insertion). Its
+  area is the trapezoid over those fractions, [0.1, 0.9].
 """
 
 from __future__ import annotations
@@ -42,8 +48,11 @@ from maskscope.core.masks import Upsampler
 from maskscope.core.scoring import score_perturbations
 from maskscope.core.targets import TargetSpec, resolve_targets, target_weights
 from maskscope.data.images import check_pixel_range
+from maskscope.metrics.road import road_imputer
 
 Schedule = Callable[[int], torch.Tensor]
+#: a filler, a spec resolved against the classifier's mean colour, or a function of the classifier
+FillerSpec = Filler | str | Callable[[Classifier], Filler]
 
 #: Masks built at once are bounded to about this many elements (bool), whatever the batch.
 _MASK_ELEMENTS = 1 << 26
@@ -68,24 +77,34 @@ def fgvis_schedule(units: int) -> torch.Tensor:
     return torch.cat([fine, coarse])
 
 
+def road_schedule(units: int, percentages: tuple[int, ...] = tuple(range(10, 100, 10))) -> torch.Tensor:
+    """ROAD's fractions: ``round(p·n / 100)`` units for p = 10, 20, …, 90 percent."""
+    return (torch.tensor(percentages, dtype=torch.long) * units + 50) // 100
+
+
+def _road_filler(classifier: Classifier) -> Filler:
+    return road_imputer(classifier.std)
+
+
 @dataclass(frozen=True)
 class Protocol:
     """A named deletion/insertion setting.
 
     Args:
         name: the protocol's name.
-        deletion_filler: substrate of deleted units (a filler or a spec such as ``"mean"``,
-            resolved against the classifier's mean colour).
+        deletion_filler: substrate of deleted units (a filler, a spec such as ``"mean"``
+            resolved against the classifier's mean colour, or a function of the classifier
+            that returns the filler).
         insertion_filler: substrate that inserted units are revealed on.
-        schedule: number of units → units changed at each point of the curve
-            (starting at 0 and ending at the number of units).
+        schedule: number of units → units changed at each point of the curve, non-decreasing
+            between 0 and the number of units (the full range for a curve over [0, 1]).
         at_saliency_resolution: rank cells of the saliency grid and upsample the binary cell
             masks bilinearly; otherwise rank image pixels (the saliency must be image-sized).
     """
 
     name: str
-    deletion_filler: Filler | str
-    insertion_filler: Filler | str
+    deletion_filler: FillerSpec
+    insertion_filler: FillerSpec
     schedule: Schedule
     at_saliency_resolution: bool = False
 
@@ -95,6 +114,7 @@ PROTOCOLS: dict[str, Protocol] = {
     "rise-batch": Protocol("rise-batch", "mean", Blur(5.0, kernel_size=11), partial(rise_schedule, steps=28)),
     "igos": Protocol("igos", Blur(50.0, kernel_size=51), Blur(50.0, kernel_size=51), igos_schedule, True),
     "fgvis": Protocol("fgvis", "mean", "mean", fgvis_schedule),
+    "road": Protocol("road", _road_filler, _road_filler, road_schedule),
 }
 
 
@@ -200,13 +220,13 @@ def _curves(
     resolved = resolve_targets(target, classifier, clean_scores)
     weights = target_weights(resolved, clean_scores.shape[1], device=images.device)
     spec = protocol.deletion_filler if kind == "deletion" else protocol.insertion_filler
-    filler = resolve_filler(spec, classifier.mean_colour)
+    filler = spec(classifier) if callable(spec) and not isinstance(spec, Filler) else resolve_filler(spec, classifier.mean_colour)
 
     ranks = saliency_ranks(saliency.to(images.device))
     units = ranks[0].numel()
     counts = protocol.schedule(units).to(images.device)
-    if counts[0] != 0 or counts[-1] != units:
-        raise ValueError(f"protocol {protocol.name}: its schedule must run from 0 to {units} units")
+    if counts.min() < 0 or counts.max() > units or bool((counts.diff() < 0).any()):
+        raise ValueError(f"protocol {protocol.name}: its schedule must not decrease and stay within 0 … {units} units")
     group = max(1, _MASK_ELEMENTS // (len(counts) * units))
     scores = []
     for start in range(0, len(images), group):
