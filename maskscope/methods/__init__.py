@@ -7,6 +7,7 @@ from maskscope.methods.extremal_perturbation import ExtremalPerturbation
 from maskscope.methods.fgvis import FGVis
 from maskscope.methods.gradcam import GradCAM
 from maskscope.methods.gradient import Gradient
+from maskscope.methods.hierarchical_perturbation import HierarchicalPerturbation
 from maskscope.methods.igos import IGOS
 from maskscope.methods.igos_plus_plus import IGOSPlusPlus
 from maskscope.methods.integrated_gradients import IntegratedGradients
@@ -17,6 +18,7 @@ from maskscope.methods.occlusion import Occlusion
 from maskscope.methods.random_map import RandomMap
 from maskscope.methods.registry import ALIASES, METHODS, get_method, method_names, register, resolve_method
 from maskscope.methods.rise import RISE
+from maskscope.methods.score_cam import ScoreCAM
 from maskscope.methods.sliding_patch import SlidingPatch
 from maskscope.methods.whole_image import WholeImage
 
@@ -32,6 +34,7 @@ __all__ = [
     "IGOS",
     "IGOSPlusPlus",
     "Gradient",
+    "HierarchicalPerturbation",
     "IntegratedGradients",
     "LIME",
     "MeaningfulPerturbation",
@@ -39,6 +42,7 @@ __all__ = [
     "Method",
     "Occlusion",
     "RandomMap",
+    "ScoreCAM",
     "SlidingPatch",
     "WholeImage",
     "get_method",

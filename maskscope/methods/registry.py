@@ -20,6 +20,8 @@ ALIASES: dict[str, tuple[str, dict[str, Any]]] = {
     "lime-g": ("lime", {"filler": "inpaint"}),
     "ig": ("integrated_gradients", {}),
     "grad-cam": ("gradcam", {}),
+    "score-cam": ("scorecam", {}),
+    "hierarchical-perturbation": ("hipe", {}),
 }
 
 
