@@ -88,7 +88,7 @@ def _page_json(page: Path) -> dict:
     text = page.read_text()
     opening = '<script id="report-data" type="application/json">'
     start = text.index(opening) + len(opening)
-    return json.loads(text[start: text.index("</script>", start)].replace("<\\/", "</"))
+    return json.loads(text[start: text.index("</script>", start)])
 
 
 # ---------------------------------------------------------------- the page in a real browser
