@@ -23,6 +23,7 @@ from maskscope.checks.model_randomisation import (
 from maskscope.cli.errors import CommandError
 from maskscope.cli.options import add_model_options, add_photo_options, load_classifier, load_photos, parse_params
 from maskscope.methods import get_method, method_names, resolve_method
+from maskscope.methods.parameters import check_layer_names
 from maskscope.plotting.check_figures import save_check_figure
 
 COLUMNS = ("spearman", "spearman_abs", "ssim", "ssim_abs", "hog_pearson", "hog_pearson_abs")
@@ -65,25 +66,27 @@ def markdown_table(result: RandomisationResult) -> str:
 def run(args: argparse.Namespace) -> int:
     params = parse_params(args.param)
     try:
-        if "progress" in resolve_method(args.method)[0].defaults():
-            params.setdefault("progress", False)
-        method = get_method(args.method, **params)
-    except (ValueError, TypeError) as error:
+        method_class = resolve_method(args.method)[0]
+    except ValueError as error:  # the registry's one error: an unknown method name
         raise CommandError(str(error)) from error
+    if "progress" in method_class.defaults():
+        params.setdefault("progress", False)
+    method = get_method(args.method, **params)
     if args.steps < 0:
         raise CommandError("--steps must be 0 (every layer) or a positive count")
     classifier = load_classifier(args)
     photos, names = load_photos(args, classifier)
     variants = VARIANTS if args.variant == "both" else (args.variant,)
-    try:
-        count = len(parametrised_layers(classifier.module))
-    except TypeError as error:  # a forward-only model: no weights to randomise
-        raise CommandError(str(error)) from error
+    count = len(parametrised_layers(classifier.module))  # a forward-only model: ForwardOnlyError
+    if count == 0:
+        raise CommandError(f"model {classifier.name} has no parametrised layers to randomise")
+    if method.needs_gradients:
+        classifier.require_gradients(type(method).__name__)
+    layer = getattr(method, "layer", None)  # Grad-CAM's and MP's: named by the user, checked before running
+    if layer is not None:
+        check_layer_names(classifier.module, layer)
     steps = None if args.steps == 0 else sorted({int(k) for k in np.linspace(1, count, min(args.steps, count))})
-    try:
-        result = model_randomisation(classifier, method, photos, args.target, args.seed, variants, steps)
-    except (ValueError, TypeError) as error:
-        raise CommandError(str(error)) from error
+    result = model_randomisation(classifier, method, photos, args.target, args.seed, variants, steps)
     print(markdown_table(result))
     if result.passed is not None:
         verdict = "passes" if result.passed else "FAILS"

@@ -7,11 +7,17 @@ whose model output is unusable, gets a one-line error and the others are still e
 the exit status is 1 when any image failed. Files are never replaced silently (see
 :meth:`~maskscope.core.explanation.Explanation.save`); ``--overwrite`` replaces the same
 method's earlier files.
+
+A run resumes: the photos whose explanation in ``--out`` is complete (saved with the same
+parameters, target and seed) are skipped, so after an interruption the same command explains
+only the others; an interrupted photo's files are rewritten. The arguments that need no model
+(``--seed``, ``--batch-size``, ``--out``) are checked before the model is loaded.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -20,13 +26,14 @@ import torch
 
 from maskscope.cli.errors import CommandError
 from maskscope.cli.options import add_model_options, load_classifier, parse_params
-from maskscope.core.classifier import ModelOutputError, TargetError
-from maskscope.core.explanation import file_stems
+from maskscope.core.classifier import ModelOutputError
+from maskscope.core.explanation import SaveError, file_stems, saved_record, settings_differences
 from maskscope.core.progress import progress_bar
 from maskscope.data.images import ImageLoadError, list_images, load_image, unique_names
 from maskscope.methods import get_method, method_names, resolve_method
 from maskscope.methods.base import prepare_images
 from maskscope.methods.explainer.checkpoint import classifier_for_checkpoint
+from maskscope.methods.parameters import check_layer_names
 
 DEFAULT_PHOTO = "chelsea"
 
@@ -51,40 +58,34 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.batch_size < 1:
-        raise CommandError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.seed < 0:
-        raise CommandError(f"--seed must be at least 0, got {args.seed}")
+    check_arguments(args)
     params = parse_params(args.param)
     if args.checkpoint:
-        if args.method.lower() != "explainer":
-            raise CommandError("--checkpoint is for --method explainer")
         params["checkpoint"] = args.checkpoint
     try:
-        if "progress" in resolve_method(args.method)[0].defaults():
-            params.setdefault("progress", not args.quiet)
-        method = get_method(args.method, **params)
-    except (ValueError, TypeError) as error:
+        method_class = resolve_method(args.method)[0]
+    except ValueError as error:  # the registry's one error: an unknown method name
         raise CommandError(str(error)) from error
+    if "progress" in method_class.defaults():
+        params.setdefault("progress", not args.quiet)
+    method = get_method(args.method, **params)
     sources = collect_sources(args.images)
+    out = output_folder(args.out)
     classifier = load_classifier(args)
     if args.method.lower() == "explainer":
-        if "checkpoint" not in params:
-            raise CommandError("--method explainer needs --checkpoint (train one with maskscope train-explainer)")
         try:
             classifier = classifier_for_checkpoint(params["checkpoint"], classifier)
-        except (FileNotFoundError, ValueError) as error:
+        except ValueError as error:  # the checkpoint module's "not an explainer checkpoint" (a user's file)
             raise CommandError(str(error)) from error
-    try:
-        if method.needs_gradients:
-            classifier.require_gradients(type(method).__name__)
-    except TypeError as error:  # a forward-only model (ONNX) with a gradient method
-        raise CommandError(str(error)) from error
-    out = Path(args.out)
-    try:
-        stems = file_stems(out, [name for _, name in sources], method.name, args.overwrite)
-    except FileExistsError as error:
-        raise CommandError(str(error)) from error
+    if method.needs_gradients:
+        classifier.require_gradients(type(method).__name__)
+    layer = getattr(method, "layer", None)  # Grad-CAM's and MP's: named by the user, checked before running
+    if layer is not None:
+        check_layer_names(classifier.module, layer)
+    run_settings = {"target": args.target, "seed": args.seed}
+    sources, stems, skipped = still_to_explain(sources, out, method, run_settings, args.overwrite)
+    if skipped:
+        print(f"{skipped} photo(s) already explained in {out}/, skipped (--overwrite recomputes them)", file=sys.stderr)
     renamed = [stem for (_, name), stem in zip(sources, stems) if stem != name]
     if renamed:
         print(f"note: {len(renamed)} name(s) in {out}/ are taken by other files; "
@@ -101,36 +102,96 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: {error}", file=sys.stderr)
             failures += 1
     bar = progress_bar(total=len(photos), desc=f"explain ({method.name})", unit="image", disable=args.quiet)
+    written = 0
     for start in range(0, len(photos), args.batch_size):
         chunk = list(range(start, min(start + args.batch_size, len(photos))))
         picked = ([photos[i] for i in chunk], [names[i] for i in chunk], [paths[i] for i in chunk])
-        failures += explain_chunk(method, classifier, *picked, args, out)
+        try:
+            failed = explain_chunk(method, classifier, *picked, args, out, run_settings)
+        except SaveError as error:
+            raise SaveError(f"{error}; the {written + skipped} photo(s) saved before it are complete: "
+                            "rerun the same command to explain the others") from error  # fmt: skip
+        failures += failed
+        written += len(chunk) - failed
         bar.update(len(chunk))
     bar.close()
-    written = len(sources) - failures
-    if written == 0:
+    if written == 0 and failures:
         print(f"nothing written: all {len(sources)} image(s) failed", file=sys.stderr)
-    else:
-        failed = f" ({failures} image(s) failed)" if failures else ""
-        print(f"wrote {written} explanation(s) to {out}/{failed}", file=sys.stderr)
+    elif sources:
+        failed_note = f" ({failures} image(s) failed)" if failures else ""
+        print(f"wrote {written} explanation(s) to {out}/{failed_note}", file=sys.stderr)
     return 1 if failures else 0
 
 
-def explain_chunk(method, classifier, photos, names, paths, args, out: Path) -> int:
+#: the largest ``--seed``: every generator the methods seed takes it
+MAX_SEED = 2**32 - 1
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """The arguments that need no model or photo, checked before anything is loaded."""
+    if args.batch_size < 1:
+        raise CommandError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if not 0 <= args.seed <= MAX_SEED:
+        raise CommandError(f"--seed must be between 0 and {MAX_SEED}, got {args.seed}")
+    if args.checkpoint and args.method.lower() != "explainer":
+        raise CommandError("--checkpoint is for --method explainer")
+    if args.method.lower() == "explainer" and not args.checkpoint:
+        raise CommandError("--method explainer needs --checkpoint (train one with maskscope train-explainer)")
+    if args.checkpoint and not Path(args.checkpoint).is_file():
+        raise CommandError(f"--checkpoint {args.checkpoint}: no such explainer checkpoint")
+
+
+def output_folder(out: str) -> Path:
+    """``--out`` as a folder that exists and can be written to (made if missing), refused before
+    anything is computed when it names a file or a folder that cannot be written."""
+    folder = Path(out)
+    if folder.exists() and not folder.is_dir():
+        raise CommandError(f"--out {out}: is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise CommandError(f"--out {out}: cannot make the folder ({error.strerror or error})") from error
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise CommandError(f"--out {out}: the folder is not writable")
+    return folder
+
+
+def still_to_explain(sources: list, out: Path, method, run_settings: dict, overwrite: bool) -> tuple[list, list, int]:
+    """The sources whose explanation is not complete in ``out`` yet, their file stems, and how many
+    were skipped; a complete explanation made with other settings is an error (without ``overwrite``)."""
+    stems = file_stems(out, [name for _, name in sources], method.name, overwrite, keep_complete=True)
+    if overwrite:
+        return sources, stems, 0
+    kept, kept_stems = [], []
+    for (source, name), stem in zip(sources, stems):
+        record = saved_record(out, stem)
+        if record is None:
+            kept.append((source, name))
+            kept_stems.append(stem)
+            continue
+        path = str(source) if isinstance(source, Path) else None
+        changed = settings_differences(record, method.get_params(), path, run_settings)
+        if changed:
+            raise CommandError(f"{out / stem}.* holds a {method.name} explanation made otherwise "
+                               f"({'; '.join(changed[:3])}): pass --overwrite to replace it, "
+                               "or choose another --out")  # fmt: skip
+    return kept, kept_stems, len(sources) - len(kept)
+
+
+def explain_chunk(method, classifier, photos, names, paths, args, out: Path, run_settings: dict) -> int:
     """Explain one batch; when the model fails on it, retry image by image. Returns failures."""
     try:
         batch = prepare_images(photos, classifier)
         explanation = method.explain(classifier, batch, target=args.target, seed=args.seed)
-    except TargetError as error:
-        raise CommandError(str(error)) from error
     except ModelOutputError as error:
         if len(photos) == 1:
             print(f"error: {names[0]}: {error}", file=sys.stderr)
             return 1
         return sum(
-            explain_chunk(method, classifier, [p], [n], [s], args, out) for p, n, s in zip(photos, names, paths)
+            explain_chunk(method, classifier, [p], [n], [s], args, out, run_settings)
+            for p, n, s in zip(photos, names, paths)
         )
-    explanation.names, explanation.sources = names, paths
+    explanation.names, explanation.sources, explanation.run = names, paths, run_settings
     explanation.save(out, images=photos, view=classifier.view, overwrite=args.overwrite)
     for index in range(len(explanation)):
         print(photo_line(explanation.record(index)))
@@ -173,10 +234,7 @@ def collect_sources(arguments: list[str]) -> list[tuple[Path | np.ndarray, str]]
     for argument in arguments:
         path = Path(argument)
         if path.is_dir():
-            try:
-                files = list_images(path, recursive=True)
-            except ImageLoadError as error:
-                raise CommandError(str(error)) from error
+            files = list_images(path, recursive=True)
             sources.extend((file, file.relative_to(path).with_suffix("").as_posix()) for file in files)
         else:
             sources.append((path, path.stem))

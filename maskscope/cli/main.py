@@ -1,4 +1,10 @@
-"""The ``maskscope`` command: one sub-command a module, each with ``add_parser`` and ``run``."""
+"""The ``maskscope`` command: one sub-command a module, each with ``add_parser`` and ``run``.
+
+Errors a user can fix (:class:`~maskscope.errors.MaskscopeError`) are caught here, once, and
+printed as one line ``maskscope COMMAND: error: MESSAGE`` with the exit status of
+:func:`~maskscope.cli.errors.exit_status` (2 for bad arguments, 1 for a run that failed); any
+other exception is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,8 @@ import importlib
 import sys
 
 from maskscope import __version__
-from maskscope.cli.errors import CommandError
+from maskscope.cli.errors import exit_status
+from maskscope.errors import MaskscopeError
 
 #: sub-command name → module in ``maskscope.cli`` that defines ``add_parser(subparsers)`` and ``run(args)``
 COMMANDS = {
@@ -39,12 +46,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(modules[args.command].run(args) or 0)
-    except CommandError as error:
-        print(f"maskscope {args.command}: error: {error}", file=sys.stderr)
-        return 2
+    except MaskscopeError as error:
+        print(f"maskscope {args.command}: error: {one_line(str(error))}", file=sys.stderr)
+        return exit_status(error)
     except KeyboardInterrupt:
         print(f"maskscope {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def one_line(message: str) -> str:
+    """``message`` on one line: its line breaks become ``; `` (a message quoting a library's
+    multi-line text would otherwise spill over several lines)."""
+    return "; ".join(line.strip() for line in message.splitlines() if line.strip())
 
 
 if __name__ == "__main__":

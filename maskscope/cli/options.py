@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from maskscope.cli.errors import CommandError
-from maskscope.core.classifier import Classifier
+from maskscope.core.classifier import Classifier, check_device
 from maskscope.core.default_model import DEFAULT_MODEL, EFFICIENTNET_LITE
 from maskscope.core.engines import ENGINE_CHOICES, FAST_PRECISION, PRECISION_CHOICES
 from maskscope.core.onnx_models import load_onnx_classifier
@@ -44,9 +44,14 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def load_classifier(args: argparse.Namespace) -> Classifier:
-    """The classifier named by ``--model`` on ``--device`` with ``--engine`` at ``--precision``."""
+    """The classifier named by ``--model`` on ``--device`` with ``--engine`` at ``--precision``.
+
+    The device is checked first (:func:`~maskscope.core.classifier.check_device`), so a device
+    this machine lacks is a one-line error before any model is read.
+    """
     name = args.model
     settings = {"engine": getattr(args, "engine", "auto"), "precision": args.precision}
+    check_device(args.device)
     try:
         if name == "default" or name in EFFICIENTNET_LITE:
             classifier = Classifier.default(DEFAULT_MODEL if name == "default" else name, device=args.device, **settings)
@@ -60,10 +65,10 @@ def load_classifier(args: argparse.Namespace) -> Classifier:
             raise CommandError(
                 f"unknown model {name!r}: use default, {', '.join(EFFICIENTNET_LITE)}, a TorchScript file or an ONNX file"
             )
-        if getattr(args, "calibrate", None):
-            classifier.calibration = calibration_photos(Path(args.calibrate), classifier)
-    except (FileNotFoundError, ValueError, ImportError, RuntimeError) as error:
+    except ImportError as error:  # an optional package the model needs (its weights, onnx); the message says which
         raise CommandError(str(error)) from error
+    if getattr(args, "calibrate", None):
+        classifier.calibration = calibration_photos(Path(args.calibrate), classifier)
     return classifier
 
 
@@ -106,30 +111,26 @@ def add_photo_options(parser: argparse.ArgumentParser) -> None:
 
 def load_photos(args: argparse.Namespace, classifier: Classifier) -> tuple[torch.Tensor, list[str]]:
     """The photos named by ``images`` / ``--data`` (or the bundled ones) in the classifier's view."""
-    from maskscope.data.dataset import DatasetError
     from maskscope.data.imagenet_samples import ImageNetSamples
-    from maskscope.data.images import ImageLoadError, list_images, load_image
+    from maskscope.data.images import list_images, load_image
 
-    try:
-        if args.images:
-            paths = []
-            for argument in args.images:
-                path = Path(argument)
-                paths.extend(list_images(path, recursive=True) if path.is_dir() else [path])
-            side = classifier.view.decode_side
-            photos = [(load_image(path, min_side=side), path.stem) for path in paths]
-        elif args.data:
-            if args.count < 1:
-                raise CommandError("--count must be at least 1")
-            root = Path(args.data)
-            root = root / "imagenet-samples" if (root / "imagenet-samples").is_dir() else root
-            samples = list(ImageNetSamples(root))[: args.count]
-            photos = [(load_image(sample.path), sample.name) for sample in samples]
-        else:
-            from skimage import data
+    side = classifier.view.decode_side
+    if args.images:
+        paths = []
+        for argument in args.images:
+            path = Path(argument)
+            paths.extend(list_images(path, recursive=True) if path.is_dir() else [path])
+        photos = [(load_image(path, min_side=side), path.stem) for path in paths]
+    elif args.data:
+        if args.count < 1:
+            raise CommandError("--count must be at least 1")
+        root = Path(args.data)
+        root = root / "imagenet-samples" if (root / "imagenet-samples").is_dir() else root
+        samples = list(ImageNetSamples(root))[: args.count]
+        photos = [(load_image(sample.path, min_side=side), sample.name) for sample in samples]
+    else:
+        from skimage import data
 
-            photos = [(load_image(getattr(data, name)(), name=name), name) for name in BUNDLED_PHOTOS]
-    except (ImageLoadError, DatasetError) as error:
-        raise CommandError(str(error)) from error
+        photos = [(load_image(getattr(data, name)(), name=name), name) for name in BUNDLED_PHOTOS]
     batch = torch.stack([classifier.view(image) for image, _ in photos]).to(classifier.device)
     return batch, [name for _, name in photos]

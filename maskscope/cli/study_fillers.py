@@ -11,7 +11,6 @@ import sys
 from maskscope.bench.config import BenchConfig
 from maskscope.cli.errors import CommandError
 from maskscope.cli.options import add_model_options, load_classifier
-from maskscope.data.dataset import DatasetError
 from maskscope.data.registry import open_dataset
 from maskscope.studies.fillers import (
     DEFAULT_FILLERS,
@@ -68,9 +67,9 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--baselines {', '.join(unknown)}: not among --fillers {', '.join(specs)}")
     try:
         fillers = study_fillers(specs, classifier.mean_colour)
-        dataset = open_dataset(args.data)
-    except (ValueError, DatasetError) as error:
-        raise CommandError(str(error)) from error
+    except ValueError as error:  # the parsing of the user's --fillers specs
+        raise CommandError(f"--fillers: {error}") from error
+    dataset = open_dataset(args.data)
     selection = {"min_area": args.min_area, "max_area": args.max_area, "dilate": args.dilate,
                  "recognised_only": not args.all_objects}
     objects, counts = dataset_objects(dataset, classifier, limit=args.limit, progress=not args.quiet, **selection)

@@ -14,7 +14,6 @@ from pathlib import Path
 
 from maskscope.cli.errors import CommandError
 from maskscope.cli.options import add_model_options, load_classifier
-from maskscope.data.dataset import DatasetError
 from maskscope.data.registry import open_dataset
 from maskscope.studies.robustness import (
     FAMILIES,
@@ -77,23 +76,23 @@ def run(args: argparse.Namespace) -> int:
     try:
         variants = protocol_variants(families, args.patch_sizes, args.stride, args.samples, args.segments,
                                      args.steps, args.seeds, args.inpainter)
-        samples = select_samples(open_dataset(args.data), args.limit, images)
-    except (ValueError, DatasetError) as error:
+    except ValueError as error:  # the protocol's check of the user's --methods and --inpainter
         raise CommandError(str(error)) from error
+    dataset = open_dataset(args.data)
+    try:
+        samples = select_samples(dataset, args.limit, images)
+    except ValueError as error:  # an --images name the dataset does not have
+        raise CommandError(f"--images: {error}") from error
     classifier = load_classifier(args)
     config = study_config(args.data, variants, args.model, args.batch_size, args.device, args.precision)
-    try:
-        run_robustness_study(classifier, samples, variants, config, args.out, args.force, not args.quiet)
-    except ValueError as error:
-        raise CommandError(str(error)) from error
+    run_robustness_study(classifier, samples, variants, config, args.out, args.force, not args.quiet)
     return _summary(args.out, [sample.name for sample in samples])
 
 
 def _summary(out: str, images: list[str] | None) -> int:
-    try:
-        summarise_robustness(out, images)
-    except ValueError as error:
-        raise CommandError(str(error)) from error
+    if not (Path(out, "records.jsonl").is_file() and Path(out, "config.json").is_file()):
+        raise CommandError(f"{out}: no study run (records.jsonl and config.json) to summarise")
+    summarise_robustness(out, images)
     print(Path(out, "robustness.md").read_text())
     print(f"wrote {out}/robustness.md and robustness.json", file=sys.stderr)
     return 0

@@ -11,6 +11,7 @@ OUT/last.pt (to resume with --resume), OUT/log.csv and OUT/loss.png.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from maskscope.core.classifier import Classifier
 from maskscope.core.grouped_classifier import GroupedClassifier, read_groups
 from maskscope.core.view import ClassifierView
 from maskscope.data.registry import data_root
-from maskscope.methods.explainer.losses import LOSSES, PRESETS
+from maskscope.methods.explainer.losses import LOSSES, PRESETS, build_loss
 from maskscope.methods.explainer.networks import NETWORKS
 from maskscope.methods.explainer.training import TrainingConfig, train_explainer
 from maskscope.methods.explainer.training_data import LABEL_SOURCES, SYNTHETIC, open_training_images
@@ -72,6 +73,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_arguments(args)
     classifier = build_classifier(args)
     try:
         config = TrainingConfig(
@@ -87,45 +89,71 @@ def run(args: argparse.Namespace) -> int:
             validation=args.split,
             seed=args.seed,
         )
-        data = open_training_images(
-            args.data,
-            classifier,
-            labels=args.labels,
-            unknown_labels="drop" if args.drop_unknown_labels else "error",
-            threshold=args.pseudo_threshold,
-            progress=not args.quiet,
-        )
-        print(f"training on {len(data)} images, {classifier.num_classes} classes, classifier {classifier.name}",
-              file=sys.stderr)  # fmt: skip
-        result = train_explainer(classifier, data, args.out, config, amp=not args.no_amp, resume=args.resume,
-                                 progress=not args.quiet)  # fmt: skip
-    except (ValueError, ImportError, TypeError) as error:  # DatasetError and CheckpointMismatch are ValueErrors
+        build_loss(config.loss, config.preset, config.weights, classifier.output == "sigmoid")
+    except ValueError as error:  # the configuration's own checks: preset, loss weights (nothing is computed yet)
         raise CommandError(str(error)) from error
+    data = open_training_images(
+        args.data,
+        classifier,
+        labels=args.labels,
+        unknown_labels="drop" if args.drop_unknown_labels else "error",
+        threshold=args.pseudo_threshold,
+        progress=not args.quiet,
+    )
+    print(f"training on {len(data)} images, {classifier.num_classes} classes, classifier {classifier.name}",
+          file=sys.stderr)  # fmt: skip
+    result = train_explainer(classifier, data, args.out, config, amp=not args.no_amp, resume=args.resume,
+                             progress=not args.quiet)  # fmt: skip
     ending = "stopped early" if result.stopped_early else "done"
     print(f"{result.epochs} epochs ({ending}); best validation loss {result.best_loss:.4f} at epoch "
           f"{result.best_epoch}; explainer: {result.checkpoint}", file=sys.stderr)  # fmt: skip
     return 0
 
 
+def check_arguments(args: argparse.Namespace) -> None:
+    """The arguments that need no classifier or data, checked before anything is loaded."""
+    for option, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size), ("--patience", args.patience)):
+        if value is not None and value < 1:
+            raise CommandError(f"{option} must be at least 1, got {value}")
+    if not 0 < args.split < 1:
+        raise CommandError(f"--split must be between 0 and 1 (the validation fraction), got {args.split}")
+    if not 0 < args.pseudo_threshold <= 1:
+        raise CommandError(f"--pseudo-threshold must be in (0, 1], got {args.pseudo_threshold}")
+    if args.lr is not None and not args.lr > 0:
+        raise CommandError(f"--lr must be positive, got {args.lr}")
+    if args.input_size is not None and args.input_size < 8:
+        raise CommandError(f"--input-size must be at least 8, got {args.input_size}")
+    _triple(args.mean, "--mean")
+    _triple(args.std, "--std")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise CommandError(f"--out {args.out}: is a file, not a folder")
+    if (out / "last.pt").is_file() and not args.resume:
+        raise CommandError(f"--out {args.out} already holds a training run: pass --resume to continue it, "
+                           "or choose another folder")  # fmt: skip
+    if args.groups and args.groups != "coco" and not Path(args.groups).is_file():
+        raise CommandError(f"--groups {args.groups}: no such file")
+
+
 def build_classifier(args: argparse.Namespace) -> Classifier:
     """The frozen classifier: loaded as ``--model`` would be, fed as the options say, grouped if asked."""
     loaded = load_classifier(argparse.Namespace(model=args.classifier, device=args.device, precision="float32"))
-    try:
-        classifier = Classifier(
-            loaded.model,
-            mean=_triple(args.mean, "--mean") or loaded.mean.flatten().tolist(),
-            std=_triple(args.std, "--std") or loaded.std.flatten().tolist(),
-            output="sigmoid" if args.multilabel else loaded.output,
-            class_names=_class_names(args.class_names) or loaded.class_names,
-            view=ClassifierView(resize=None, crop=args.input_size) if args.input_size else loaded.view,
-            name=loaded.name,
-            channels_last=loaded.channels_last,
-            **loaded.engine_settings(),
-        )
-        if args.groups:
+    classifier = Classifier(
+        loaded.model,
+        mean=_triple(args.mean, "--mean") or loaded.mean.flatten().tolist(),
+        std=_triple(args.std, "--std") or loaded.std.flatten().tolist(),
+        output="sigmoid" if args.multilabel else loaded.output,
+        class_names=_class_names(args.class_names) or loaded.class_names,
+        view=ClassifierView(resize=None, crop=args.input_size) if args.input_size else loaded.view,
+        name=loaded.name,
+        channels_last=loaded.channels_last,
+        **loaded.engine_settings(),
+    )
+    if args.groups:
+        try:
             classifier = GroupedClassifier(classifier, read_groups(_groups_file(args.groups)))
-    except (ValueError, FileNotFoundError) as error:
-        raise CommandError(str(error)) from error
+        except ValueError as error:  # the groups file's content: bad JSON, unknown or empty groups
+            raise CommandError(f"--groups {args.groups}: {error}") from error
     return classifier
 
 
@@ -136,8 +164,10 @@ def _triple(text: str | None, option: str) -> list[float] | None:
         values = [float(v) for v in text.split(",")]
     except ValueError:
         values = []
-    if len(values) != 3:
+    if len(values) != 3 or not all(math.isfinite(v) for v in values):
         raise CommandError(f"{option} needs three comma-separated numbers, got {text!r}")
+    if option == "--std" and not all(v > 0 for v in values):
+        raise CommandError(f"--std needs three positive numbers (the classifier divides by them), got {text!r}")
     return values
 
 

@@ -44,7 +44,7 @@ from maskscope.core.engines import (
 from maskscope.core.engines.cache import exported_onnx, weights_digest
 from maskscope.core.engines.threads import engine_scoring
 from maskscope.core.view import ClassifierView
-from maskscope.errors import MaskscopeValueError
+from maskscope.errors import MaskscopeError, MaskscopeValueError
 
 OUTPUT_KINDS = ("softmax", "sigmoid")
 #: the class scores a method can explain: the probability (softmax, or sigmoid for a multi-label
@@ -59,6 +59,48 @@ class ModelOutputError(RuntimeError):
 
 class TargetError(MaskscopeValueError):
     """A requested target class does not exist for this classifier."""
+
+
+class DeviceError(MaskscopeValueError):
+    """A device that is not a torch device, or one this machine does not have."""
+
+
+class ModelFileError(MaskscopeValueError):
+    """A model file that is missing or is not a model of the expected kind."""
+
+
+class MissingModelFile(ModelFileError, FileNotFoundError):
+    """No file at a model's path."""
+
+
+class EngineChoiceError(MaskscopeValueError):
+    """An engine or precision that does not exist, or does not fit the model or the device."""
+
+
+class ForwardOnlyError(MaskscopeError, TypeError):
+    """A forward-only classifier (a callable or an ONNX file) asked for gradients or a torch module."""
+
+
+def check_device(device: str | torch.device) -> torch.device:
+    """``device`` as a ``torch.device``, checked to exist here: a :class:`DeviceError` for a string
+    torch cannot read (``--device banana``) or a device this machine lacks (``cuda`` without CUDA,
+    ``cuda:3`` with two GPUs, ``mps`` off a Mac), before any model is loaded on it."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise DeviceError(f"device {str(device)!r} is not a device: use cpu, cuda or cuda:N") from error
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(f"device {str(device)!r}: CUDA is not available on this machine; use --device cpu")
+        count = torch.cuda.device_count()
+        if parsed.index is not None and parsed.index >= count:
+            raise DeviceError(f"device {str(device)!r}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
+    elif parsed.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise DeviceError(f"device {str(device)!r}: MPS is not available on this machine; use --device cpu")
+    elif parsed.type != "cpu":
+        raise DeviceError(f"device {str(device)!r}: maskscope runs on cpu, cuda or mps")
+    return parsed
 
 
 def imagenet_class_names() -> list[str]:
@@ -159,15 +201,20 @@ class Classifier:
         """Choose the engine and/or precision (``None`` keeps the current one); the engine is built
         (the module's weights hashed, its cached export found or made) at the next pass."""
         engine = engine or self.requested_engine
-        precision = resolve_precision(precision or self.precision)
-        if precision != "float32" and not self.differentiable and self._onnx_file is None:
-            raise ValueError(f"precision {precision!r} needs a torch.nn.Module or an ONNX file; a callable runs as it is")
         compiled_ok = self.differentiable or self._onnx_file is not None
-        resolved = resolve_engine(engine, precision, self.device.type, compiled_ok)
+        try:
+            precision = resolve_precision(precision or self.precision)
+            resolved = resolve_engine(engine, precision, self.device.type, compiled_ok)
+        except ValueError as error:  # these two only judge the choice of engine and precision
+            raise EngineChoiceError(str(error)) from error
+        if precision != "float32" and not self.differentiable and self._onnx_file is None:
+            raise EngineChoiceError(
+                f"precision {precision!r} needs a torch.nn.Module or an ONNX file; a callable runs as it is"
+            )
         if self._onnx_file is not None and resolved == "torch":
-            raise ValueError(f"engine {engine!r} cannot run an ONNX file: use onnxruntime, openvino or auto")
+            raise EngineChoiceError(f"engine {engine!r} cannot run an ONNX file: use onnxruntime, openvino or auto")
         if not compiled_ok and resolved != "torch":
-            raise ValueError(f"engine {resolved} needs a torch.nn.Module or an ONNX file; a callable runs on torch")
+            raise EngineChoiceError(f"engine {resolved} needs a torch.nn.Module or an ONNX file; a callable runs on torch")
         self.requested_engine, self.engine, self.precision = engine, resolved, precision
         self._engine: InferenceEngine | None = None
         self._listed_modules: tuple[nn.Module, list[nn.Module]] | None = None
@@ -190,6 +237,7 @@ class Classifier:
         """
         from maskscope.core.default_model import load_efficientnet_lite
 
+        device = check_device(device)
         model, resize, crop = load_efficientnet_lite(name)
         return cls(
             model.to(device),
@@ -208,12 +256,13 @@ class Classifier:
     def from_torchscript(cls, path: str | os.PathLike, device: str | torch.device = "cpu", **kwargs) -> "Classifier":
         """Load a TorchScript file (``torch.jit.save``) as a differentiable classifier."""
         path = Path(path)
+        device = check_device(device)
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such model file")
+            raise MissingModelFile(f"{path}: no such model file")
         try:
             model = torch.jit.load(str(path), map_location=device)
         except RuntimeError as error:
-            raise ValueError(f"{path}: not a TorchScript model ({str(error).splitlines()[0]})") from error
+            raise ModelFileError(f"{path}: not a TorchScript model ({str(error).splitlines()[0]})") from error
         kwargs.setdefault("name", path.stem)
         return cls(model, **kwargs)
 
@@ -242,10 +291,10 @@ class Classifier:
 
     @property
     def module(self) -> nn.Module:
-        """The torch module (for layer hooks, layer masks, weight randomisation); a :class:`TypeError`
+        """The torch module (for layer hooks, layer masks, weight randomisation); a :class:`ForwardOnlyError` (a ``TypeError``)
         for a forward-only classifier (a callable or an ONNX file), which has none."""
         if not isinstance(self.model, nn.Module):
-            raise TypeError(
+            raise ForwardOnlyError(
                 f"classifier {self.name} is forward-only (a callable or an ONNX file) and has no torch module; "
                 "pass a torch.nn.Module or a TorchScript file"
             )
@@ -439,7 +488,7 @@ class Classifier:
     def require_gradients(self, method: str) -> None:
         """Raise a clear error if ``method`` needs gradients this classifier cannot give."""
         if not self.differentiable:
-            raise TypeError(
+            raise ForwardOnlyError(
                 f"{method} needs gradients, but classifier {self.name} is a forward-only callable; "
                 "use a black-box method (occlusion, LIME, RISE) or pass a torch.nn.Module"
             )

@@ -13,8 +13,16 @@ sub-folders).
 
 Saving never replaces a file silently: where ``NAME`` already holds another method's
 explanation, or a file that is not an explanation (the photo itself, say), the files are
-called ``NAME_<method>``; where it holds the same method's explanation, saving refuses unless
-``overwrite=True``. :meth:`Explanation.load` finds the records of a folder by itself.
+called ``NAME_<method>``; where it holds the same method's complete explanation, saving
+refuses unless ``overwrite=True``. :meth:`Explanation.load` finds the records of a folder by
+itself.
+
+Saving is interruptible: each file is written atomically (:func:`~maskscope.core.atomic.atomic_path`),
+a *pending* record (``{"name", "method", "pending": true}``) is written before the other files
+and the full record after them, so a save cut short (a killed process, a full disk) leaves
+either nothing or a pending record, never a record whose files are missing or half written.
+:func:`saved_record` tells a complete explanation from an interrupted one; the interrupted one
+is replaced by the next save without ``overwrite``.
 """
 
 from __future__ import annotations
@@ -26,6 +34,9 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from maskscope.core.atomic import atomic_path
+from maskscope.errors import MaskscopeError
 
 #: most images drawn by an explanation's HTML view in a notebook
 HTML_IMAGES = 8
@@ -43,6 +54,21 @@ NUMBER_FIELDS = (
 FLAG_FIELDS = ("goal_met", "decision_changed")
 #: a per-image record names the batch's scores in the singular
 RECORD_KEYS = {"scores_before": "score_before", "scores_after": "score_after"}
+
+
+#: parameters that change how a method reports progress, not what it computes
+UNRECORDED_PARAMS = ("progress",)
+
+
+class ExistingFilesError(MaskscopeError, FileExistsError):
+    """Saving would replace files it must not (another explanation, or files that are not one)."""
+
+
+class SaveError(MaskscopeError):
+    """Writing an explanation failed (a full disk, a read-only folder); the files saved before
+    it are complete, the one being written is left pending. A failed run: exit status 1."""
+
+    exit_status = 1
 
 
 @dataclass
@@ -63,6 +89,10 @@ class Explanation:
         names: a name per image (the photos' file stems), used when saving.
         sources: where each image came from (its path), or ``None``; recorded when saving.
         engine: where the classifier's forward passes ran (``Classifier.engine_record``).
+        run: how the run that made it was asked for, beyond the method's parameters (the
+            command line's ``target`` and ``seed``); recorded when not empty.
+        images: the images explained, B×3×H×W in [0, 1] as the classifier saw them (on the
+            CPU), kept so that a notebook draws each map over its photo; not saved.
 
     Method-specific results, ``None`` where the method has none:
         mask: the optimised mask at its own resolution, B×C×h×w, 1 = keep (MP, MP-G, I-GOS,
@@ -98,6 +128,7 @@ class Explanation:
     names: list[str] = field(default_factory=list)
     sources: list[str | None] = field(default_factory=list)
     engine: dict[str, Any] = field(default_factory=dict)
+    run: dict[str, Any] = field(default_factory=dict)
     mask: torch.Tensor | None = None
     history: torch.Tensor | None = None
     attributions: torch.Tensor | None = None
@@ -113,6 +144,7 @@ class Explanation:
     completeness_gap: torch.Tensor | None = None
     chosen_l1_weight: torch.Tensor | None = None
     decision_changed: torch.Tensor | None = None
+    images: torch.Tensor | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.saliency.dim() != 3:
@@ -136,7 +168,8 @@ class Explanation:
         """The explanation of the images ``rows``, every per-image field sliced alike."""
         per_image = {
             name: value[rows]
-            for name in ("saliency", "targets", "target_names", "names", "sources", *ARRAY_FIELDS, *NUMBER_FIELDS)
+            for name in ("saliency", "targets", "target_names", "names", "sources", "images", *ARRAY_FIELDS,
+                         *NUMBER_FIELDS)
             if (value := getattr(self, name)) is not None and len(value)
         }
         return replace(self, **per_image)
@@ -166,6 +199,8 @@ class Explanation:
             params=_jsonable(self.params),
             engine=_jsonable(self.engine),
         )
+        if self.run:
+            record["run"] = _jsonable(self.run)
         return record
 
     def save(
@@ -180,32 +215,48 @@ class Explanation:
                 used to place the saliency back on the whole photo.
             overwrite: replace the files of an earlier explanation by the same method
                 instead of refusing (other files are never replaced).
-        Returns: the paths written.
+        Returns: the paths written (``.npy``, ``.png`` and ``.json`` of each image).
         Raises:
             FileExistsError: a file would be replaced and ``overwrite`` is false (nothing is written).
+            SaveError: a file could not be written (a full disk, a read-only folder); the images
+                saved before it are complete.
         """
         directory = Path(directory)
         stems = file_stems(directory, self.names, self.method, overwrite)
         written = []
         for index, name in enumerate(stems):
-            (directory / name).parent.mkdir(parents=True, exist_ok=True)
-            saliency = self.saliency[index].detach().cpu().float().numpy()
-            np.save(directory / f"{name}.npy", saliency)
-            written.append(directory / f"{name}.npy")
-            for field_name in ARRAY_FIELDS:
-                value = getattr(self, field_name)
-                if value is not None:
-                    np.save(directory / f"{name}_{field_name}.npy", value[index].detach().cpu().numpy())
-            (directory / f"{name}.json").write_text(json.dumps(self.record(index), indent=2))
-            written.append(directory / f"{name}.json")
-            if images is not None:
-                from maskscope.plotting.overlay import save_overlay
-                from maskscope.plotting.scaling import is_pixel_level
-
-                save_overlay(directory / f"{name}.png", images[index], self.saliency[index], self.title(index), view,
-                             pixel_level=is_pixel_level(self.method))
-                written.append(directory / f"{name}.png")
+            written += self._save_one(directory, name, index, images, view)
         return written
+
+    def _save_one(self, directory: Path, name: str, index: int, images, view) -> list[Path]:
+        """Image ``index``'s files under ``name``: the pending record, the arrays, the overlay, the record."""
+        from maskscope.plotting.overlay import save_overlay
+        from maskscope.plotting.scaling import is_pixel_level
+
+        record = {**self.record(index), "overlay": images is not None}
+        pending = {"name": record["name"], "method": self.method, "pending": True}
+        arrays = {"": self.saliency[index].detach().cpu().float().numpy()}
+        arrays.update({f"_{f}": value[index].detach().cpu().numpy() for f in ARRAY_FIELDS
+                       if (value := getattr(self, f)) is not None})  # fmt: skip
+        path = directory / f"{name}.json"
+        try:
+            _write_text(path, json.dumps(pending))
+            for suffix, array in arrays.items():
+                path = directory / f"{name}{suffix}.npy"
+                with atomic_path(path) as temporary:
+                    np.save(temporary, array)
+            if images is not None:
+                path = directory / f"{name}.png"
+                with atomic_path(path) as temporary:
+                    save_overlay(temporary, images[index], self.saliency[index], self.title(index), view,
+                                 pixel_level=is_pixel_level(self.method))  # fmt: skip
+            path = directory / f"{name}.json"
+            _write_text(path, json.dumps(record, indent=2))
+        except OSError as error:
+            reason = error.strerror or str(error)
+            raise SaveError(f"cannot write {path}: {reason}") from error
+        files = [directory / f"{name}.npy", directory / f"{name}.png", path]
+        return files if images is not None else [files[0], files[2]]
 
     def title(self, index: int = 0) -> str:
         names = self.target_names[index] if self.target_names else [str(c) for c in self.targets[index]]
@@ -216,9 +267,10 @@ class Explanation:
         return f"{self.method}: {label}{score}{unmet}"
 
     def plot(self, index: int = 0, image: torch.Tensor | None = None, view=None, ax=None):
-        """A matplotlib ``Figure`` of image ``index``'s map, over ``image`` when given.
+        """A matplotlib ``Figure`` of image ``index``'s map over its photo; a notebook shows it inline.
 
-        ``image`` is the photo (3×H×W: the classifier's view, or the whole photo with ``view``).
+        ``image`` is the photo (3×H×W: the classifier's view, or the whole photo with ``view``);
+        by default the image the method explained (:attr:`images`), if the explanation holds it.
         See :func:`maskscope.plotting.figures.plot_explanation`.
         """
         from maskscope.plotting.figures import plot_explanation
@@ -226,7 +278,8 @@ class Explanation:
         return plot_explanation(self, index, image, view, ax)
 
     def _repr_html_(self) -> str:
-        """Jupyter's view: the maps (at most ``HTML_IMAGES``) and a table of class, scores and time."""
+        """Jupyter's view: the maps over their photos (at most ``HTML_IMAGES``; the photos when
+        the explanation holds them, see :attr:`images`) and a table of class, scores and time."""
         import base64
         import html
         import io
@@ -235,7 +288,8 @@ class Explanation:
 
         shown = min(len(self), HTML_IMAGES)
         buffer = io.BytesIO()
-        plot_explanations([self._first(shown)], size=2.4).savefig(buffer, format="png", dpi=80)
+        first = self._first(shown)
+        plot_explanations([first], first.images, size=2.6).savefig(buffer, format="png", dpi=80)
         picture = base64.b64encode(buffer.getvalue()).decode()
         rows = "".join(
             f"<tr><td>{html.escape(r['name'])}</td><td>{html.escape(' + '.join(r['target_names']))}</td>"
@@ -293,18 +347,23 @@ class Explanation:
             names=[r["name"] for r in records],
             sources=[r.get("source") for r in records],
             engine=records[0].get("engine", {}),
+            run=records[0].get("run", {}),
             **arrays,
             **numbers,
         )
 
 
-def file_stems(directory: str | Path, names: list[str], method: str, overwrite: bool = False) -> list[str]:
+def file_stems(
+    directory: str | Path, names: list[str], method: str, overwrite: bool = False, keep_complete: bool = False
+) -> list[str]:
     """The file names (without suffix) under which ``method``'s explanations of ``names`` are saved.
 
-    ``NAME`` when it is free; ``NAME_<method>`` when ``NAME`` holds another method's explanation
-    or files that are not an explanation. Raises FileExistsError, naming the file and
-    ``--overwrite``, when the chosen name holds this method's explanation and not ``overwrite``,
-    or holds files that are not an explanation.
+    ``NAME`` when it is free or holds an interrupted save of ``method`` (a pending record);
+    ``NAME_<method>`` when ``NAME`` holds another method's explanation or files that are not an
+    explanation. Raises FileExistsError, naming the file and ``--overwrite``, when the chosen
+    name holds this method's complete explanation and neither ``overwrite`` nor
+    ``keep_complete`` (the caller skips those, see :func:`saved_record`), or holds files that
+    are not an explanation.
     """
     directory = Path(directory)
     stems = []
@@ -314,9 +373,10 @@ def file_stems(directory: str | Path, names: list[str], method: str, overwrite: 
         if held not in (None, method):
             stem = f"{name}_{method}"
             held = _saved_method(directory, stem)
-        if held == "" or (held is not None and not overwrite):
+        complete = held == method and saved_record(directory, stem) is not None
+        if held == "" or (complete and not (overwrite or keep_complete)):
             what = f"a {held} explanation" if held else "files that are not an explanation"
-            raise FileExistsError(
+            raise ExistingFilesError(
                 f"{directory / stem}.* already holds {what}; pass overwrite=True (--overwrite) to replace it"
             )
         stems.append(stem)
@@ -340,24 +400,66 @@ def saved_stems(directory: Path, method: str | None = None) -> list[str]:
     return next(iter(found.values()))
 
 
+def saved_record(directory: str | Path, stem: str) -> dict[str, Any] | None:
+    """The record of the complete explanation saved as ``stem`` in ``directory``, else ``None``
+    (no record, a pending one, or one whose files are not all there)."""
+    directory = Path(directory)
+    record = _read_record(directory / f"{stem}.json")
+    if record is None or record.get("pending"):
+        return None
+    files = [f"{stem}.npy", *(f"{stem}_{name}.npy" for name in record.get("arrays", {}))]
+    if record.get("overlay", True):
+        files.append(f"{stem}.png")
+    return record if all((directory / file).is_file() for file in files) else None
+
+
+def settings_differences(record: dict[str, Any], params: dict[str, Any], source: str | None,
+                         run: dict[str, Any]) -> list[str]:  # fmt: skip
+    """What differs between a saved ``record`` and a run with the method's ``params``, the photo's
+    ``source`` and the ``run`` settings: ``["steps: 3 → 5", …]``, empty when it is the same
+    explanation (parameters in :data:`UNRECORDED_PARAMS` do not count)."""
+    wanted = {key: value for key, value in _jsonable(params).items() if key not in UNRECORDED_PARAMS}
+    saved = {key: value for key, value in record.get("params", {}).items() if key not in UNRECORDED_PARAMS}
+    pairs = {**{f"params.{k}": (saved.get(k), wanted.get(k)) for k in {*saved, *wanted}},
+             "source": (record.get("source"), source),
+             **{k: (record.get("run", {}).get(k), v) for k, v in _jsonable(run).items()}}  # fmt: skip
+    return [f"{key.removeprefix('params.')}: {old!r} → {new!r}" for key, (old, new) in sorted(pairs.items()) if old != new]
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically."""
+    with atomic_path(path) as temporary:
+        temporary.write_text(text)
+
+
 def _saved_method(directory: Path, stem: str) -> str | None:
-    """The method whose explanation is saved as ``stem``, ``""`` for other files of that name, ``None`` if free."""
-    record = directory / f"{stem}.json"
-    if record.is_file():
-        return _record_method(record)
+    """The method whose explanation (complete or pending) is saved as ``stem``, ``""`` for other
+    files of that name, ``None`` if free."""
+    path = directory / f"{stem}.json"
+    if path.is_file():
+        record = _read_record(path)
+        return "" if record is None else str(record["method"])
     suffixes = (".npy", ".png", *(f"_{name}.npy" for name in ARRAY_FIELDS))
     others = (directory / f"{stem}{suffix}" for suffix in suffixes)
     return "" if any(path.exists() for path in others) else None
 
 
 def _record_method(path: Path) -> str:
-    """The ``method`` of an explanation record, ``""`` when the JSON file is something else."""
+    """The ``method`` of a complete explanation record, ``""`` when the JSON file is something else
+    or a pending record."""
+    record = _read_record(path)
+    return "" if record is None or record.get("pending") else str(record["method"])
+
+
+def _read_record(path: Path) -> dict[str, Any] | None:
+    """The explanation record (complete or pending) in the JSON file ``path``, else ``None``."""
     try:
         record = json.loads(path.read_text())
     except (OSError, ValueError):
-        return ""
-    is_record = isinstance(record, dict) and {"name", "method", "saliency_shape"} <= set(record)
-    return str(record["method"]) if is_record else ""
+        return None
+    if not isinstance(record, dict) or not {"name", "method"} <= set(record):
+        return None
+    return record if "saliency_shape" in record or record.get("pending") is True else None
 def _number(value: float | None) -> str:
     return "–" if value is None else f"{value:.3f}"
 

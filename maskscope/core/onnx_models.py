@@ -8,7 +8,10 @@ stores the wrapper's settings in the file's metadata: normalisation (``maskscope
 and name. :func:`load_onnx_classifier` opens such a file as a :class:`Classifier` with the
 settings :func:`read_settings` reads back, so an exported model comes back with the same
 preprocessing; a file made elsewhere has no such metadata and gets the classifier's defaults
-(ImageNet normalisation, 256 → 224 view) unless they are given. The file itself runs on an
+(ImageNet normalisation, 256 → 224 view) unless they are given. Its input is checked when it
+is opened (:func:`check_onnx_input`): one float32 batch B×3×H×W whose fixed sides, if any, are
+the view's crop, so a model for another input size or number type is a one-line
+:class:`OnnxInputError`, not an engine's error at the first pass. The file itself runs on an
 inference engine (:mod:`maskscope.core.engines`); the export is
 :func:`maskscope.core.engines.cache.export_module`, the one the engines' cache uses.
 
@@ -26,12 +29,19 @@ from typing import Any
 import torch
 from torch import nn
 
-from maskscope.core.classifier import Classifier
+from maskscope.core.classifier import Classifier, MissingModelFile, ModelFileError
 from maskscope.core.engines.cache import export_module
 from maskscope.core.view import ClassifierView
+from maskscope.errors import MaskscopeValueError
 
 METADATA_PREFIX = "maskscope."
 INSTALL_HINT = "pip install 'maskscope[onnx]'"
+#: ``onnx.TensorProto.FLOAT``: the number type the engines feed
+ONNX_FLOAT = 1
+
+
+class OnnxInputError(MaskscopeValueError):
+    """An ONNX model whose input is not the float32 batch B×3×crop×crop maskscope feeds it."""
 
 
 def load_onnx_classifier(
@@ -45,7 +55,38 @@ def load_onnx_classifier(
     ``openvino`` or ``auto``; ``precision`` as for the :class:`Classifier` constructor (not
     ``float16``).
     """
-    return Classifier(Path(path), **{**read_settings(path), **kwargs}, engine=engine, precision=precision)
+    proto = _read_model(path)
+    settings = {**settings_from_metadata({prop.key: prop.value for prop in proto.metadata_props}), **kwargs}
+    check_onnx_input(proto, (settings.get("view") or ClassifierView()).crop, Path(path))
+    return Classifier(Path(path), **settings, engine=engine, precision=precision)
+
+
+def check_onnx_input(proto: Any, crop: int, path: Path) -> None:
+    """An :class:`OnnxInputError` unless the graph takes one float32 input B×3×H×W whose fixed
+    sides equal ``crop`` (the view's; a side given by name, or unset, takes any size)."""
+    initialisers = {tensor.name for tensor in proto.graph.initializer}
+    inputs = [value for value in proto.graph.input if value.name not in initialisers]
+    if len(inputs) != 1:
+        raise OnnxInputError(f"{path}: the model takes {len(inputs)} inputs; maskscope feeds one image batch")
+    tensor = inputs[0].type.tensor_type
+    if tensor.elem_type != ONNX_FLOAT:
+        import onnx
+
+        kind = onnx.TensorProto.DataType.Name(tensor.elem_type).lower()
+        raise OnnxInputError(f"{path}: the model's input {inputs[0].name!r} is {kind}; maskscope feeds float32 images")
+    if not tensor.HasField("shape"):
+        return
+    dims = [dim.dim_value if dim.HasField("dim_value") else None for dim in tensor.shape.dim]
+    if len(dims) != 4 or dims[1] not in (None, 3):
+        shown = "×".join("?" if d is None else str(d) for d in dims)
+        raise OnnxInputError(f"{path}: the model's input is {shown}; maskscope feeds image batches B×3×H×W")
+    fixed = [side for side in dims[2:] if side is not None]
+    if any(side != crop for side in fixed):
+        height, width = ("?" if d is None else str(d) for d in dims[2:])
+        raise OnnxInputError(
+            f"{path}: the model takes {height}×{width} images but its view crops {crop}×{crop}; "
+            "export it with a dynamic size, or give it a view of that size"
+        )
 
 
 def export_onnx(classifier: Classifier, path: str | os.PathLike) -> Path:
@@ -106,9 +147,16 @@ def settings_from_metadata(stored: dict[str, str]) -> dict[str, Any]:
 
 def read_settings(path: str | os.PathLike) -> dict[str, Any]:
     """The ``Classifier`` settings stored in the ONNX file at ``path`` (empty for a file made elsewhere)."""
+    proto = _read_model(path)
+    return settings_from_metadata({prop.key: prop.value for prop in proto.metadata_props})
+
+
+def _read_model(path: str | os.PathLike) -> Any:
+    """The ONNX graph at ``path`` (without external weights): a :class:`ModelFileError` when it is
+    missing or not a usable model."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such model file")
+        raise MissingModelFile(f"{path}: no such model file")
     try:
         import onnx
     except ImportError as error:
@@ -117,10 +165,10 @@ def read_settings(path: str | os.PathLike) -> dict[str, Any]:
         proto = onnx.load(str(path), load_external_data=False)
     except Exception as error:  # onnx raises DecodeError and others for a file that is not a model
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ValueError(f"{path}: not a usable ONNX model ({reason})") from error
+        raise ModelFileError(f"{path}: not a usable ONNX model ({reason})") from error
     if not proto.graph.node:
-        raise ValueError(f"{path}: not a usable ONNX model (it has no graph)")
-    return settings_from_metadata({prop.key: prop.value for prop in proto.metadata_props})
+        raise ModelFileError(f"{path}: not a usable ONNX model (it has no graph)")
+    return proto
 
 
 def _floats(values: torch.Tensor) -> str:

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from maskscope.core.view import ClassifierView
+from maskscope.data.images import image_size, load_image
 from maskscope.errors import MaskscopeValueError
 
 
@@ -62,6 +63,19 @@ class Sample:
     @property
     def has_masks(self) -> bool:
         return self.read_masks is not None
+
+    def load(self, min_side: int | None = None) -> tuple[torch.Tensor, tuple[int, int]]:
+        """The photo (3×H×W in [0, 1]) and its full size (H, W).
+
+        With ``min_side`` (``ClassifierView.decode_side``) the photo is reduced while it is
+        decoded, as :func:`~maskscope.data.images.load_image` does, so a huge photo costs what
+        the classifier's view needs; the view of the reduced photo equals that of the full one
+        within rounding. The size is the full photo's, which the boxes and masks refer to: give
+        it, not the reduced photo's shape, to :func:`ground_truth` and :func:`boxes_in_view`.
+        Raises :class:`~maskscope.data.images.ImageLoadError` for an unreadable photo.
+        """
+        photo = load_image(self.path, name=self.name, min_side=min_side)
+        return photo, image_size(self.path)
 
 
 class Dataset(Sequence[Sample]):

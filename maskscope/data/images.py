@@ -6,12 +6,19 @@ grayscale is repeated to three channels, an alpha channel is composited over whi
 
 Given ``min_side``, a large photo is reduced while it is decoded, by the largest integer
 factor that keeps its short side at least ``min_side`` (JPEG's DCT scaling through PIL's
-``draft``, else ``Image.reduce``), so memory follows what the classifier sees, not the file.
+``draft``, else ``Image.reduce`` straight after decoding, before any conversion or copy), so
+memory follows what the classifier sees, not the file: a 12000×12000 PNG peaks at its 8-bit
+decode, not at a float copy of it.
+
+A file larger than PIL's decompression-bomb limit (``2 × Image.MAX_IMAGE_PIXELS`` pixels) is an
+:class:`ImageLoadError`, read no further than its header; below that limit PIL's warning is
+not repeated, since the photo is decoded reduced.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Union
 
@@ -105,21 +112,47 @@ def unique_names(names: list[str]) -> list[str]:
     return unique
 
 
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(H, W) of the image file at ``path`` as displayed (EXIF orientation applied), from its
+    header: the size its annotations' pixels refer to, whatever size it is decoded at."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            with Image.open(path) as image:
+                width, height = image.size
+                turned = image.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8)
+        except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as error:
+            raise ImageLoadError(f"{path}: unreadable image ({error})") from error
+    return (width, height) if turned else (height, width)
+
+
+#: the EXIF tag of the orientation
+EXIF_ORIENTATION = 0x0112
+#: the 16-bit modes, whose values are scaled by 65535
+SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L")
+
+
 def _open(path: Path, min_side: int | None = None) -> Image.Image:
     if not path.exists():
         raise ImageLoadError(f"{path}: no such file")
     if path.is_dir():
         raise ImageLoadError(f"{path}: is a directory, not an image")
-    try:
-        image = Image.open(path)
-        factor = _reduction(image.size, min_side)
-        if factor > 1 and image.format == "JPEG":
-            width, height = image.size
-            image.draft(image.mode, (-(-width // factor), -(-height // factor)))
-        image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise ImageLoadError(f"{path}: unreadable or truncated image ({error})") from error
-    return ImageOps.exif_transpose(image)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # decoded reduced below
+        try:
+            image = Image.open(path)
+            factor = _reduction(image.size, min_side)
+            if factor > 1 and image.format == "JPEG":
+                width, height = image.size
+                image.draft(image.mode, (-(-width // factor), -(-height // factor)))
+            image.load()
+        except Image.DecompressionBombError as error:
+            reason = str(error).split(", could be")[0]
+            raise ImageLoadError(f"{path}: {reason}: refused as a possible decompression bomb; shrink the photo") from error
+        except (UnidentifiedImageError, OSError, SyntaxError) as error:
+            raise ImageLoadError(f"{path}: unreadable or truncated image ({error})") from error
+    orientation = image.getexif().get(EXIF_ORIENTATION, 1)
+    return ImageOps.exif_transpose(_with_orientation(_reduce(image, min_side), orientation))
 
 
 def _reduction(size: tuple[int, int], min_side: int | None) -> int:
@@ -127,10 +160,38 @@ def _reduction(size: tuple[int, int], min_side: int | None) -> int:
     return 1 if min_side is None else max(1, min(size) // min_side)
 
 
+def _reduce(image: Image.Image, min_side: int | None) -> Image.Image:
+    """``image`` reduced by :func:`_reduction`'s factor (box average), the 16-bit modes as ``I`` and
+    palette and bilevel ones as RGB(A) first, since ``Image.reduce`` takes neither; the mode a
+    16-bit image had is kept in ``info["maskscope.mode"]``, for its scale."""
+    factor = _reduction(image.size, min_side)
+    if factor == 1:
+        return image
+    mode = image.mode
+    if mode in SIXTEEN_BIT_MODES:
+        image = image.convert("I")
+    elif mode in ("P", "1"):
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    reduced = image.reduce(factor)
+    reduced.info["maskscope.mode"] = mode
+    return reduced
+
+
+def _with_orientation(image: Image.Image, orientation: int) -> Image.Image:
+    """``image`` whose EXIF says ``orientation`` (a reduced copy has lost its EXIF)."""
+    if orientation != 1 and image.getexif().get(EXIF_ORIENTATION, 1) != orientation:
+        exif = image.getexif()
+        exif[EXIF_ORIENTATION] = orientation
+        image.info["exif"] = exif.tobytes()
+    return image
+
+
 def _from_pil(image: Image.Image, label: str, min_side: int | None = None) -> torch.Tensor:
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+    mode = image.info.get("maskscope.mode", image.mode)
+    image = _reduce(image, min_side)
+    if image.mode in (*SIXTEEN_BIT_MODES, "I"):
         array = np.asarray(image, dtype=np.float64)
-        peak = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
+        peak = 65535.0 if mode in SIXTEEN_BIT_MODES or array.max() > 255 else 255.0
         return _from_array((array / peak).astype(np.float32), label)
     if image.mode == "F":
         return _from_array(np.asarray(image, dtype=np.float32), label)
@@ -138,9 +199,7 @@ def _from_pil(image: Image.Image, label: str, min_side: int | None = None) -> to
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(white, rgba)
-    image = image.convert("RGB")
-    factor = _reduction(image.size, min_side)
-    return _from_array(np.asarray(image.reduce(factor) if factor > 1 else image), label)
+    return _from_array(np.asarray(image.convert("RGB") if image.mode != "RGB" else image), label)
 
 
 def _from_array(array: np.ndarray, label: str) -> torch.Tensor:

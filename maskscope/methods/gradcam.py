@@ -29,7 +29,7 @@ from maskscope.core.explanation import Explanation
 from maskscope.core.layer_masks import find_module
 from maskscope.methods.base import Method
 from maskscope.methods.gradient import chunks, target_score
-from maskscope.methods.parameters import OneOf, at_least
+from maskscope.methods.parameters import OneOf, at_least, check_layer_names
 from maskscope.methods.registry import register
 
 
@@ -188,6 +188,7 @@ class GradCAM(Method):
             layers = [self.layer]
         else:
             layers = list(self.layer)
+        check_layer_names(classifier.module, layers)
         return [find_module(classifier.module, layer) for layer in layers]
 
     def _explain(self, classifier, images, targets, weights, seed):

@@ -9,10 +9,14 @@ and :func:`check_parameters` (called by :class:`~maskscope.methods.base.Method` 
 construction, from Python and from the command line's ``--param`` alike) raises a one-line
 :class:`ParameterError` naming the parameter, the value and what is allowed; a misspelt name
 lists the valid ones. Constraints apply to each element of a sequence parameter.
+
+A ``layer`` parameter names a module of the model, which is known only once the model is;
+:func:`check_layer_names` checks such names against the model and suggests close ones.
 """
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import os
 import types
@@ -21,13 +25,34 @@ from collections.abc import Callable as CallableType
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from maskscope.errors import MaskscopeValueError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+#: most close layer names an unknown layer's error suggests
+LAYER_SUGGESTIONS = 5
 
 
 class ParameterError(MaskscopeValueError):
     """A method parameter with an unknown name, a wrong type or a value out of range."""
+
+
+def check_layer_names(model: "nn.Module", layer: Any) -> None:
+    """A :class:`ParameterError` unless every layer *name* in ``layer`` (a name, a module, or a
+    list of them; ``None`` for the method's default) is a module of ``model``; the message names
+    the unknown layer and suggests the closest names of ``model.named_modules()``."""
+    layers = layer if isinstance(layer, (list, tuple)) else [layer]
+    names = [name for name, _ in model.named_modules() if name]
+    for item in layers:
+        if isinstance(item, str) and item not in names:
+            close = difflib.get_close_matches(item, names, n=LAYER_SUGGESTIONS, cutoff=0.5)
+            close = close or [name for name in names if item in name][:LAYER_SUGGESTIONS]
+            shown = close or names[:LAYER_SUGGESTIONS]
+            hint = f"did you mean {', '.join(shown)}?" if close else f"layer names look like {', '.join(shown)}, …"
+            raise ParameterError(f"parameter 'layer': the model has no layer {item!r}; {hint}")
 
 
 @dataclass(frozen=True)
