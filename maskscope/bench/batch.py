@@ -6,32 +6,60 @@ scores them at once. (image, method, metric) triples in ``done`` are skipped and
 is added to it, so a record is never made twice. A stage that raises on a batch of several
 images is run again one image at a time, so the one image that raises is recorded as
 ``failed`` with the reason and the others go on.
+
+A failed record names whose failure it was (``"failure"``, see :func:`failure_of`): the
+image's, made again only when asked, or the environment's, made again by any resumed run. A
+full disk (``ENOSPC``, ``EDQUOT``) is nobody's failure: it stops the run, so that the images
+it hit are made when the run resumes.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Callable, Iterator
+from typing import Callable, Iterator, NamedTuple
 
 import torch
 
 from maskscope.bench.config import BenchConfig
+from maskscope.bench.folder import is_disk_full
 from maskscope.bench.scoring import Item, score
 from maskscope.core.classifier import Classifier
 from maskscope.data.dataset import Dataset, Sample
 from maskscope.data.images import ImageLoadError, load_image
+from maskscope.errors import MaskscopeError, MaskscopeValueError
 
-#: (method name, items, images B×3×crop×crop) → a crop×crop map or a failure reason per image
+
+class Failure(NamedTuple):
+    """Why an image has no map or score, and whose failure it is (``"image"`` or ``"environment"``)."""
+
+    reason: str
+    kind: str = "image"
+
+
+#: (method name, items, images B×3×crop×crop) → a crop×crop map, a failure reason (the image's)
+#: or a :class:`Failure` per image
 MapSource = Callable[[str, list[Item], torch.Tensor], list]
 Triple = tuple[str, str, str]
 
 
+def failure_of(error: BaseException, prefix: str = "") -> Failure:
+    """``error`` as a failure: the environment's for an ``OSError`` that is no user error, memory
+    running out (``MemoryError``, a CUDA out-of-memory error), else the image's. A full disk
+    is re-raised: it stops the run."""
+    if is_disk_full(error):
+        raise error
+    environment = not isinstance(error, MaskscopeError) and (
+        isinstance(error, (OSError, MemoryError))
+        or (isinstance(error, RuntimeError) and "out of memory" in str(error).lower()))
+    return Failure(f"{prefix}{type(error).__name__}: {error}", "environment" if environment else "image")
+
+
 def parse_shard(spec: str) -> tuple[int, int]:
-    """``"K/N"`` as (K, N) with 0 ≤ K < N, else ValueError."""
+    """``"K/N"`` as (K, N) with 0 ≤ K < N, else MaskscopeValueError."""
     offset, slash, count = spec.partition("/")
     if slash and offset.isdigit() and count.isdigit() and int(offset) < int(count):
         return int(offset), int(count)
-    raise ValueError(f"shard {spec!r}: use K/N with 0 <= K < N, e.g. 0/4")
+    raise MaskscopeValueError(f"--shard {spec!r}: use K/N with 0 <= K < N, e.g. 0/4")
 
 
 def select_samples(dataset: Dataset, config: BenchConfig) -> tuple[list[Sample], bool]:
@@ -58,11 +86,13 @@ def batch_records(classifier: Classifier, dataset: Dataset, samples: list[Sample
     try:
         records, items, images = _prepare(classifier, dataset, samples, config, with_objects, done)
     except Exception as error:  # a classifier that raises on one image must not fail its batch
+        if is_disk_full(error):
+            raise
         if len(samples) > 1:
             for sample in samples:
                 yield from batch_records(classifier, dataset, [sample], config, with_objects, done, source)
         else:
-            yield all_failed(samples[0].name, config, done, f"{type(error).__name__}: {error}")
+            yield all_failed(samples[0].name, config, done, failure_of(error))
         return
     mark_done(done, records)
     yield records
@@ -71,9 +101,9 @@ def batch_records(classifier: Classifier, dataset: Dataset, samples: list[Sample
             yield _score_method(classifier, method, items, images, config, source, done)
 
 
-def all_failed(image: str, config: BenchConfig, done: set[Triple], reason: str) -> list[dict]:
+def all_failed(image: str, config: BenchConfig, done: set[Triple], failure: Failure) -> list[dict]:
     """``failed`` records of ``image`` for every (method, metric) not in ``done`` (added to it)."""
-    return mark_done(done, _all(image, config, done, "failed", reason))
+    return mark_done(done, _all(image, config, done, "failed", failure.reason, failure=failure.kind))
 
 
 def mark_done(done: set[Triple], records: list[dict]) -> list[dict]:
@@ -89,7 +119,7 @@ def _prepare(classifier, dataset, samples, config, with_objects, done):
         try:
             photo = load_image(sample.path, name=sample.name)
         except ImageLoadError as error:
-            records += _all(sample.name, config, done, "failed", f"cannot read the image: {error}")
+            records += _all(sample.name, config, done, "failed", f"cannot read the image: {error}", failure="image")
             continue
         items.append(Item(sample, tuple(photo.shape[-2:]), -1, None))
         images.append(classifier.view(photo))
@@ -119,12 +149,12 @@ def _prepare(classifier, dataset, samples, config, with_objects, done):
 
 
 def _maps(source: MapSource, method: str, items: list[Item], images: torch.Tensor) -> list:
-    """The source's maps for the batch; if it raises, image by image, each failure as its reason."""
+    """The source's maps for the batch; if it raises, image by image, each failure as a :class:`Failure`."""
     try:
         return source(method, items, images)
     except Exception as error:  # one image's failure must not end a long run
-        if len(items) == 1:
-            return [f"{method} failed: {type(error).__name__}: {error}"]
+        if len(items) == 1 or is_disk_full(error):
+            return [failure_of(error, f"{method} failed: ")]
     return [_maps(source, method, [item], images[i : i + 1])[0] for i, item in enumerate(items)]
 
 
@@ -146,7 +176,9 @@ def _score_method(classifier, method, items, images, config, source, done) -> li
             elif not torch.isfinite(saliency).all():
                 saliency = "saliency contains NaN or infinite values"
         if isinstance(saliency, str):
-            records += mark_done(done, _for_metrics(item, method, config, done, "failed", saliency, seconds))
+            saliency = Failure(saliency)
+        if isinstance(saliency, Failure):
+            records += mark_done(done, _for_metrics(item, method, config, done, saliency, seconds))
         else:
             good.append((index, saliency))
     if not good:
@@ -163,8 +195,11 @@ def _score_method(classifier, method, items, images, config, source, done) -> li
             results = score(
                 metric, classifier, batch[need], stacked[need], [chosen[p] for p in need], config.score_batch_size
             )
-        except ValueError as error:
-            results = [RuntimeError(str(error))] * len(need)
+        except Exception as error:  # a bad value or the environment fails the batch's images; a bug raises
+            failure = failure_of(error)
+            if failure.kind == "image" and not isinstance(error, ValueError):
+                raise
+            results = [failure] * len(need)
         metric_seconds = (time.perf_counter() - started) / len(need)
         for position, result in zip(need, results):
             item = chosen[position]
@@ -174,7 +209,7 @@ def _score_method(classifier, method, items, images, config, source, done) -> li
             elif isinstance(result, str):
                 base.update(status="skipped", reason=result)
             else:
-                base.update(status="failed", reason=str(result))
+                base.update(status="failed", reason=result.reason, failure=result.kind)
             records.append(base)
             done.add((item.sample.name, method, metric))
     return records
@@ -185,19 +220,23 @@ def _record(item: Item, method: str, metric: str, seconds: float) -> dict:
             "target_name": item.class_name, "label": item.label, "seconds": round(seconds, 4)}
 
 
-def _for_metrics(item, method, config, done, status, reason, seconds=0.0) -> list[dict]:
+def _for_metrics(item, method, config, done, failure: Failure, seconds=0.0) -> list[dict]:
     records = []
     for metric in config.metrics:
         if (item.sample.name, method, metric) not in done:
-            records.append({**_record(item, method, metric, seconds), "status": status, "reason": reason})
+            records.append({**_record(item, method, metric, seconds), "status": "failed", "reason": failure.reason,
+                            "failure": failure.kind})
     return records
 
 
-def _all(image, config, done, status, reason, target=None, target_name=None) -> list[dict]:
+def _all(image, config, done, status, reason, target=None, target_name=None, failure=None) -> list[dict]:
     records = []
     for method in config.methods:
         for metric in config.metrics:
             if (image, method, metric) not in done:
-                records.append({"image": image, "method": method, "metric": metric, "target": target,
-                                "target_name": target_name, "seconds": 0.0, "status": status, "reason": reason})
+                record = {"image": image, "method": method, "metric": metric, "target": target,
+                          "target_name": target_name, "seconds": 0.0, "status": status, "reason": reason}
+                if failure is not None:
+                    record["failure"] = failure
+                records.append(record)
     return records

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import shutil
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -13,7 +12,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from maskscope.bench.folder import check_unclaimed, read_run_config, remove_run_files
 from maskscope.bench.scoring import with_default_protocol
+from maskscope.core.atomic import atomic_path
 from maskscope.errors import MaskscopeValueError
 
 #: Keys that decide the records; resuming a run needs them unchanged.
@@ -92,29 +93,70 @@ class BenchConfig:
 
     @classmethod
     def from_file(cls, path: str | os.PathLike, **overrides) -> "BenchConfig":
-        """Read a JSON file with the same keys; ``overrides`` (not None) win."""
+        """Read a JSON file with the same keys; ``overrides`` (not None) win.
+
+        Raises:
+            MaskscopeValueError: the file cannot be read, is empty, is not a JSON object, or has
+                an unknown key, a missing key or a value of the wrong type (the message names the file).
+        """
         try:
-            data = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            raise ValueError(f"{path}: cannot read the configuration ({error})") from error
+            text = Path(path).read_text(encoding="utf-8")
+            data = json.loads(text) if text.strip() else None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise MaskscopeValueError(f"{path}: cannot read the configuration ({error})") from error
+        if not isinstance(data, dict):
+            what = "it is empty" if data is None else f"a JSON object is needed, not {type(data).__name__}"
+            raise MaskscopeValueError(f"{path}: not a bench configuration ({what})")
         known = set(cls.__dataclass_fields__)
-        unknown = set(data) - known - {"versions", "threads", "started", "model_name"}
+        unknown = set(data) - known - RECORDED_KEYS
         if unknown:
-            raise ValueError(f"{path}: unknown configuration keys {sorted(unknown)}")
+            raise MaskscopeValueError(f"{path}: unknown configuration keys {sorted(unknown)}")
         data = {key: value for key, value in data.items() if key in known}
         data.update({key: value for key, value in overrides.items() if value is not None})
+        missing = [key for key in ("dataset", "methods", "metrics") if key not in data]
+        if missing:
+            raise MaskscopeValueError(f"{path}: no {', '.join(missing)} (in the file or as options)")
+        for key, value in data.items():
+            if not _has_type(value, FIELD_TYPES[key]):
+                raise MaskscopeValueError(f"{path}: {key} must be {FIELD_TYPES[key][1]}, not {value!r}")
         return cls(**data)
 
 
-def write_or_check(config: BenchConfig, out: Path, force: bool = False, model_name: str | None = None) -> None:
-    """Write ``out/config.json`` (with the classifier's ``model_name``); refuse an existing, different run.
+#: keys ``config.json`` records besides the configuration
+RECORDED_KEYS = {"versions", "threads", "started", "model_name", "command"}
+#: each field's check and its description, for files read by :meth:`BenchConfig.from_file`
+FIELD_TYPES = {
+    "dataset": ("str", "a string"), "methods": ("strs", "a list of strings"), "metrics": ("strs", "a list of strings"),
+    "params": ("params", "an object of objects ({method: {key: value}})"), "seed": ("int", "an integer"),
+    "limit": ("int?", "an integer or null"), "target": ("str", "a string"), "model": ("str", "a string"),
+    "batch_size": ("int", "an integer"), "score_batch_size": ("int", "an integer"), "device": ("str", "a string"),
+    "precision": ("str", "a string"), "shard": ("str?", "a string or null"), "engine": ("str", "a string"),
+}
 
-    Raises:
-        ConfigMismatch: the existing run differs (the message lists the keys) and not ``force``.
-    """
-    path = out / "config.json"
-    if path.exists() and not force:
-        previous = json.loads(path.read_text())
+
+def _has_type(value, kind: tuple[str, str]) -> bool:
+    check = kind[0]
+    if check.endswith("?"):
+        if value is None:
+            return True
+        check = check[:-1]
+    if check == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if check == "str":
+        return isinstance(value, str)
+    if check == "strs":
+        return isinstance(value, list) and all(isinstance(item, str) for item in value)
+    return isinstance(value, dict) and all(isinstance(item, dict) for item in value.values())
+
+
+def check_claim(config: BenchConfig, out: str | os.PathLike, force: bool = False) -> dict | None:
+    """The ``config.json`` of the run in ``out`` (``None`` for none) if ``config`` may run there:
+    the same settings, or ``force``; the errors of :func:`write_or_check` otherwise. Writes nothing."""
+    out = Path(out)
+    previous = read_run_config(out)
+    if previous is None:
+        check_unclaimed(out)
+    elif not force:
         current = json.loads(json.dumps(config.identity()))
         # a key missing from an older run's file had its default then
         changed = [key for key in IDENTITY_KEYS if previous.get(key, getattr(BenchConfig, key, None)) != current[key]]
@@ -123,10 +165,29 @@ def write_or_check(config: BenchConfig, out: Path, force: bool = False, model_na
                 f"{out} holds a run with a different configuration ({', '.join(changed)} differ); "
                 "use another --out, or --force to start it afresh"
             )
+    return previous
+
+
+def write_or_check(config: BenchConfig, out: Path, force: bool = False, model_name: str | None = None,
+                   command: str = "bench") -> None:
+    """Make ``out`` the run of ``config``: resume the same run, or write ``out/config.json`` (with the
+    classifier's ``model_name`` and the ``command`` that writes the run).
+
+    With ``force``, a run of other settings in ``out`` is started afresh: the files it wrote
+    are deleted (:func:`~maskscope.bench.folder.remove_run_files`), nothing else.
+
+    Raises:
+        ConfigMismatch: the existing run differs (the message lists the keys) and not ``force``.
+        RunFolderError: ``out`` holds a run's files without a run's ``config.json``, or a
+            ``config.json`` that is not a run's.
+    """
+    out = Path(out)
+    previous = check_claim(config, out, force)
+    if previous is not None and not force:
         return
-    if force:
-        for name in ("records.jsonl", "summary.csv", "summary.md", "curves.png"):
-            (out / name).unlink(missing_ok=True)
-        shutil.rmtree(out / "maps", ignore_errors=True)
+    if previous is not None:
+        remove_run_files(out, previous)
     out.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({**config.resolved(), "model_name": model_name}, indent=2) + "\n")
+    resolved = {**config.resolved(), "model_name": model_name, "command": command}
+    with atomic_path(out / "config.json") as temporary:
+        temporary.write_text(json.dumps(resolved, indent=2) + "\n")

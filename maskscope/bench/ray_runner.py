@@ -20,6 +20,10 @@ Faults:
   :data:`ATTEMPTS` times is recorded as failed.
 - **Worker raising on an image**: that image is recorded as failed with the reason and the
   others go on (the batch is retried image by image).
+
+An image that lost its workers is an environment's failure, which a resumed run makes again,
+as it does the local runner's. The driver holds the run folder's lock for the whole run, and
+a full disk stops the run as it does the local one.
 """
 
 from __future__ import annotations
@@ -34,13 +38,15 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
-from maskscope.bench.batch import all_failed, batch_records, mark_done, pending, select_samples
-from maskscope.bench.config import BenchConfig, write_or_check
+from maskscope.bench.batch import Failure, all_failed, batch_records, failure_of, mark_done, pending, select_samples
+from maskscope.bench.config import BenchConfig, check_claim, write_or_check
+from maskscope.bench.folder import check_unclaimed, is_disk_full, locked, read_run_config, stopped
 from maskscope.bench.maps import MapFolder, MapsInMemory, computed_maps
 from maskscope.bench.records import RecordLog
 from maskscope.bench.runner import check_run
 from maskscope.core.classifier import Classifier
 from maskscope.data.dataset import Dataset
+from maskscope.errors import MaskscopeError, MaskscopeValueError
 
 #: workers a task (or an image) may lose before it is split (or recorded as failed)
 ATTEMPTS = 3
@@ -48,12 +54,20 @@ ATTEMPTS = 3
 TASKS_PER_WORKER = 2
 
 
+class RayMissing(MaskscopeError, ImportError):
+    """Ray is not installed; the message names the extra that installs it."""
+
+
+class RayUnavailable(MaskscopeError, RuntimeError):
+    """Ray cannot be started or joined, or its workers die before they start."""
+
+
 def require_ray():
-    """The ``ray`` module, or ImportError naming the extra that installs it."""
+    """The ``ray`` module, or :class:`RayMissing` naming the extra that installs it."""
     try:
         import ray
     except ImportError as error:
-        raise ImportError("--ray needs Ray: pip install 'maskscope[ray]'") from error
+        raise RayMissing("--ray needs Ray: pip install 'maskscope[ray]'") from error
     return ray
 
 
@@ -154,20 +168,35 @@ class _Pool:
 
 def run_bench_ray(make_classifier: Callable[[], Classifier], dataset: Dataset, config: BenchConfig,
                   out: str | os.PathLike, options: RayOptions | None = None, force: bool = False,
-                  progress: bool = True) -> RayRun:
+                  progress: bool = True, retry_failed: bool = False) -> RayRun:
     """:func:`~maskscope.bench.runner.run_bench` on Ray workers, each calling ``make_classifier()`` once.
 
     Every node must see the dataset's files at the same paths (a shared filesystem) and have
-    maskscope installed. Raises ValueError for a bad configuration or a worker that cannot
-    load the classifier, ImportError without Ray.
+    maskscope installed. Raises the errors of :func:`~maskscope.bench.runner.run_bench`,
+    MaskscopeValueError for a worker that cannot load the classifier, :class:`RayMissing`
+    without Ray and :class:`RayUnavailable` when Ray cannot start.
     """
     ray = require_ray()
     options = options or RayOptions()
     out = Path(out)
     check_run(config)
-    resuming = (out / "config.json").exists() and not force
+    check_claim(config, out, force)  # a folder that is no run's gets no lock file
+    with locked(out):
+        try:
+            return _locked_run(ray, make_classifier, dataset, config, out, options, force, progress, retry_failed)
+        except OSError as error:
+            if not is_disk_full(error):
+                raise
+            raise stopped(out, error) from error
+
+
+def _locked_run(ray, make_classifier, dataset, config, out, options, force, progress, retry_failed) -> RayRun:
+    previous = read_run_config(out)
+    resuming = previous is not None and not force
     if resuming:
         write_or_check(config, out)  # a different run is refused before anything starts
+    elif previous is None:
+        check_unclaimed(out)
     samples, _ = select_samples(dataset, config)
     started_ray = not ray.is_initialized()
     if started_ray:
@@ -175,18 +204,20 @@ def run_bench_ray(make_classifier: Callable[[], Classifier], dataset: Dataset, c
         try:
             ray.init(address=options.address, logging_level="WARNING", **local)
         except (ConnectionError, ValueError, RuntimeError) as error:
-            raise RuntimeError(f"cannot start or join Ray at {options.address or 'this machine'}: {error}") from error
+            raise RayUnavailable(f"cannot start or join Ray at {options.address or 'this machine'}: {error}") from error
     clock = time.perf_counter()
     try:
-        return _drive(ray, make_classifier, dataset, config, out, options, force, progress, samples, resuming, clock)
+        return _drive(ray, make_classifier, dataset, config, out, options, (force, retry_failed), progress, samples,
+                      resuming, clock)
     finally:
         if started_ray:
             ray.shutdown()
 
 
-def _drive(ray, make_classifier, dataset, config, out, options, force, progress, samples, resuming, clock) -> RayRun:
+def _drive(ray, make_classifier, dataset, config, out, options, flags, progress, samples, resuming, clock) -> RayRun:
+    force, retry_failed = flags
     log = RecordLog(out / "records.jsonl") if resuming else None
-    done = log.done if log else set()
+    done = log.settled(retry_failed) if log else set()
     tasks = deque(_tasks(samples, config, done))
     run = RayRun(log)
     if resuming and not tasks:
@@ -214,17 +245,17 @@ def _drive(ray, make_classifier, dataset, config, out, options, force, progress,
             except ray.exceptions.RayActorError as error:
                 run.lost_workers += 1
                 if not pool.ready and run.lost_workers >= ATTEMPTS * count:
-                    raise RuntimeError(f"Ray workers keep dying before they start: {error}") from error
+                    raise RayUnavailable(f"Ray workers keep dying before they start: {error}") from error
                 pool.start()
                 continue
             if "error" in info:
-                raise ValueError(f"a Ray worker could not start: {info['error']}")
+                raise MaskscopeValueError(f"a Ray worker could not start: {info['error']}")
             pool.ready.append(actor)
             run.ready_at.append(time.perf_counter() - clock)
             if log is None:  # a fresh run: its config.json names the workers' classifier
                 write_or_check(config, out, force, info["model_name"])
                 log = run.log = RecordLog(out / "records.jsonl")
-                done.update(log.done)
+                done.update(log.settled(retry_failed))
             continue
         actor, task = pool.running.pop(ref)
         assert log is not None  # tasks run on ready workers only, and the first one ready opened the log
@@ -240,8 +271,7 @@ def _drive(ray, make_classifier, dataset, config, out, options, force, progress,
                 continue
             cause = getattr(error, "cause", error)
             name = samples[task.indices[0]].name
-            records, maps = all_failed(name, config, _done_of([name], config, done),
-                                       f"{type(cause).__name__}: {cause}"), {}
+            records, maps = all_failed(name, config, _done_of([name], config, done), failure_of(cause)), {}
         for (method, image), array in maps.items():
             folder.put(method, image, array)
         fresh = [r for r in records if (r["image"], r["method"], r["metric"]) not in done]
@@ -319,5 +349,6 @@ def _retry(task: _Task, tasks: deque, samples, config, done, log: RecordLog) -> 
         tasks.extendleft(_Task([i]) for i in reversed(task.indices))
     else:
         name = samples[task.indices[0]].name
-        log.append(all_failed(name, config, done, f"the worker died on this image {ATTEMPTS} times"))
+        log.append(all_failed(name, config, done,
+                              Failure(f"the worker died on this image {ATTEMPTS} times", "environment")))
 

@@ -2,7 +2,16 @@
 
 A run killed mid-write (``kill -9``) can leave a partial last line; :class:`RecordLog`
 drops it and truncates the file to the last complete line, so a resumed run appends after
-whole records only. ``done`` is the set of (image, method, metric) triples already written.
+whole records only.
+
+A failed record says whose failure it was (``"failure"``): the image's (``"image"``: it
+cannot be read, the method or metric raised on it, its target is unusable) or the
+environment's (``"environment"``: an ``OSError``, memory running out, a lost worker). A
+resumed run makes the environment's failures again and keeps the image's, so one
+(image, method, metric) can have several lines: the latest one wins, and
+:attr:`RecordLog.records` holds that one only. Records written before the field existed
+count as the environment's when their reason says so (an ``[Errno …]``, out of memory, a
+worker that died), else as the image's.
 """
 
 from __future__ import annotations
@@ -11,17 +20,55 @@ import json
 import os
 from pathlib import Path
 
+from maskscope.errors import MaskscopeValueError
+
+Triple = tuple[str, str, str]
+#: keys every record has, each a string
+REQUIRED = ("image", "method", "metric", "status")
+#: substrings of an old record's reason that tell an environment's failure
+ENVIRONMENT_REASONS = ("[Errno", "out of memory", "MemoryError", "worker died")
+
+
+def failure_kind(record: dict) -> str | None:
+    """``"image"`` or ``"environment"`` for a failed record; ``None`` for any other."""
+    if record["status"] != "failed":
+        return None
+    if record.get("failure") in ("image", "environment"):
+        return record["failure"]
+    reason = str(record.get("reason", ""))
+    return "environment" if any(text in reason for text in ENVIRONMENT_REASONS) else "image"
+
 
 class RecordLog:
-    """Append-only record file at ``path``; reading it repairs a truncated last line."""
+    """Append-only record file at ``path``; reading it repairs a truncated last line.
+
+    Attributes:
+        records: the latest record of each (image, method, metric), in the order each
+            triple first appeared.
+        lines: how many records the file holds (with the ones later ones replaced).
+    """
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
-        self.records: list[dict] = self._read_and_repair()
+        self._latest: dict[Triple, dict] = {}
+        self.lines = 0
+        for record in self._read_and_repair():
+            self._add(record)
 
     @property
-    def done(self) -> set[tuple[str, str, str]]:
-        return {(r["image"], r["method"], r["metric"]) for r in self.records}
+    def records(self) -> list[dict]:
+        return list(self._latest.values())
+
+    @property
+    def done(self) -> set[Triple]:
+        """Every triple with a record."""
+        return set(self._latest)
+
+    def settled(self, retry_failed: bool = False) -> set[Triple]:
+        """The triples a resumed run keeps: all but the environment's failures (and, with
+        ``retry_failed``, the image's failures too)."""
+        return {triple for triple, record in self._latest.items()
+                if failure_kind(record) is None or (failure_kind(record) == "image" and not retry_failed)}
 
     def append(self, records: list[dict]) -> None:
         """Write ``records`` (one line each), flush and fsync."""
@@ -32,7 +79,12 @@ class RecordLog:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-        self.records.extend(records)
+        for record in records:
+            self._add(record)
+
+    def _add(self, record: dict) -> None:
+        self._latest[(record["image"], record["method"], record["metric"])] = record
+        self.lines += 1
 
     def _read_and_repair(self) -> list[dict]:
         if not self.path.exists():
@@ -45,11 +97,18 @@ class RecordLog:
                 handle.flush()
                 os.fsync(handle.fileno())
         records = []
-        for number, line in enumerate(data[:good_end].decode("utf-8").splitlines(), 1):
+        for number, line in enumerate(data[:good_end].decode("utf-8", errors="replace").splitlines(), 1):
             if not line.strip():
                 continue
             try:
-                records.append(json.loads(line))
+                record = json.loads(line)
             except json.JSONDecodeError as error:
-                raise ValueError(f"{self.path}:{number}: not a JSON record ({error})") from error
+                raise MaskscopeValueError(f"{self.path}:{number}: not a JSON record ({error})") from error
+            if not isinstance(record, dict):
+                raise MaskscopeValueError(f"{self.path}:{number}: a record is a JSON object, not {line[:40]!r}")
+            missing = [key for key in REQUIRED if not isinstance(record.get(key), str)]
+            if missing:
+                raise MaskscopeValueError(f"{self.path}:{number}: the record lacks {', '.join(missing)} "
+                                          "(a string each); remove the line or restore it")
+            records.append(record)
         return records

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from maskscope.data.dataset import DatasetError, Sample, boxes_in_view, ground_truth
+from maskscope.errors import MaskscopeValueError
 from maskscope.metrics import PROTOCOLS, deletion, insertion, pointing_game, segmentation_scores, weak_localisation
 from maskscope.metrics.weak_localisation import DEFAULT_ALPHAS
 
@@ -50,7 +51,7 @@ def with_default_protocol(spec: str) -> str:
 
 def check_metric(spec: str) -> str:
     """``spec`` (a bare deletion or insertion with its default protocol) if it names a metric,
-    else ValueError listing the choices."""
+    else MaskscopeValueError listing the choices."""
     kind, _, protocol = with_default_protocol(spec).partition(":")
     if kind in ("deletion", "insertion") and protocol in PROTOCOLS:
         return f"{kind}:{protocol}"
@@ -58,7 +59,7 @@ def check_metric(spec: str) -> str:
         return spec
     choices = [f"{k}:{p}" for k in ("deletion", "insertion") for p in PROTOCOLS] + list(NEEDS_OBJECTS)
     choices[:0] = [f"deletion (= deletion:{DEFAULT_PROTOCOL})", "insertion"]
-    raise ValueError(f"unknown metric {spec!r}; choices: {', '.join(choices)}")
+    raise MaskscopeValueError(f"unknown metric {spec!r}; choices: {', '.join(choices)}")
 
 
 def score(spec: str, classifier, images: torch.Tensor, maps: torch.Tensor, items: list[Item], batch_size: int | None = None):

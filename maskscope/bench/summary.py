@@ -5,7 +5,9 @@ in the pointing-game paper, with a ``centre-point`` baseline row); segmentation 
 weak-localisation error (1 − [IoU ≥ 0.5]) at α* chosen per threshold method (mean, value,
 energy, and max: the G-removal protocol's h ≥ α·max) on the even-indexed images and reported
 on the odd ones, plus the error at MP's fixed α (value 0.25, energy 0.90, mean 1.0) on all images.
-Intervals: 1000 resamples of the images, seed 0.
+Intervals: 1000 resamples of the images, seed 0. Each (image, method, metric) counts once: a
+resumed run's later record replaces the earlier one (:class:`~maskscope.bench.records.RecordLog`).
+The tables and the curves are written each to a temporary file, then renamed.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from maskscope.bench.folder import RunFolderError, is_disk_full, stopped
 from maskscope.bench.records import RecordLog
+from maskscope.core.atomic import atomic_path
+from maskscope.errors import MaskscopeValueError
 from maskscope.metrics.pointing import per_class_mean
 
 RESAMPLES = 1000
@@ -45,17 +50,32 @@ def mean_interval(values: np.ndarray) -> dict:
 
 
 def summarise(out: str | os.PathLike) -> list[dict]:
-    """Write ``OUT/summary.csv``, ``OUT/summary.md`` and ``OUT/curves.png``; return the table rows."""
+    """Write ``OUT/summary.csv``, ``OUT/summary.md`` and ``OUT/curves.png``; return the table rows.
+
+    Raises:
+        RunFolderError: ``out`` has no records.
+        MaskscopeValueError: a record lacks a key or a value its metric needs.
+        RunStopped: the disk is full.
+    """
     out = Path(out)
     if not (out / "records.jsonl").exists():
-        raise ValueError(f"{out}: no records.jsonl to summarise")
+        raise RunFolderError(f"{out}: no records.jsonl to summarise")
     records = RecordLog(out / "records.jsonl").records
     rows = summary_rows(records)
-    _write_csv(out / "summary.csv", rows)
-    _write_markdown(out / "summary.md", rows)
-    from maskscope.bench.plots import plot_curves
+    from maskscope.bench.plots import mean_curves, plot_curves
 
-    plot_curves(records, out / "curves.png")
+    try:
+        with atomic_path(out / "summary.csv") as temporary:
+            _write_csv(temporary, rows)
+        with atomic_path(out / "summary.md") as temporary:
+            _write_markdown(temporary, rows)
+        if mean_curves(records):
+            with atomic_path(out / "curves.png") as temporary:
+                plot_curves(records, temporary)
+    except OSError as error:
+        if not is_disk_full(error):
+            raise
+        raise stopped(out, error) from error
     return rows
 
 
@@ -63,6 +83,7 @@ def summary_rows(records: list[dict]) -> list[dict]:
     """The table rows of a run's records: per method and metric, mean, interval and counts."""
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for record in records:
+        _check_values(record)
         groups[(record["method"], record["metric"])].append(record)
     rows = []
     for (method, metric), group in groups.items():
@@ -71,6 +92,22 @@ def summary_rows(records: list[dict]) -> list[dict]:
         rows += _rows(method, metric, ok, counts)
     rows.sort(key=lambda row: (row["metric"], row["method"]))
     return rows
+
+
+#: the values an ``ok`` record of each kind of metric holds
+VALUE_KEYS = {"deletion": ("auc", "fractions", "scores"), "insertion": ("auc", "fractions", "scores"),
+              "segmentation": ("iou",), "pointing": ("hit", "centre_hit"), "weak_localisation": ("alphas", "ious")}
+
+
+def _check_values(record: dict) -> None:
+    """MaskscopeValueError naming the record unless an ``ok`` record holds its metric's values."""
+    if record["status"] != "ok":
+        return
+    values = record.get("values")
+    wanted = VALUE_KEYS.get(record["metric"].partition(":")[0], ())
+    if not isinstance(values, dict) or any(key not in values for key in wanted):
+        raise MaskscopeValueError(f"the record of ({record['image']}, {record['method']}, {record['metric']}) "
+                                  f"lacks its values ({', '.join(wanted)}); remove its line from records.jsonl")
 
 
 def _row(method, metric, values, counts, statistic=np.mean, groups=None, note=""):

@@ -1,9 +1,15 @@
 """``maskscope bench``: methods × metrics over a dataset, resumable, with a summary at the end.
 
 Records go to ``OUT/records.jsonl`` as they are made; running the same command again resumes
-an interrupted run. ``--summarise OUT`` only rewrites the summary of an existing run.
-``--ray`` runs the images on Ray workers with the same records; ``--shard K/N`` runs a
-part of them, and ``--merge DIR...`` combines the parts into ``--out``.
+an interrupted run, making again the records that failed for the environment's sake
+(``--retry-failed``: every failed record). ``--summarise OUT`` only rewrites the summary of an
+existing run. ``--ray`` runs the images on Ray workers with the same records; ``--shard K/N``
+runs a part of them, and ``--merge DIR...`` combines the parts into ``--out``.
+
+A run owns its ``--out`` (its ``config.json`` says so) and holds its lock while it runs; the
+arguments, the folder and the dataset are checked before the model is loaded. Exit status: 0
+for a finished run, 2 for an error in the arguments, 1 for a run that failed (a full disk,
+every record failed).
 """
 
 from __future__ import annotations
@@ -11,10 +17,15 @@ from __future__ import annotations
 import argparse
 import functools
 import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
 
 from maskscope.bench.batch import parse_shard
-from maskscope.bench.config import BenchConfig
+from maskscope.bench.config import BenchConfig, check_claim
+from maskscope.bench.folder import RunFolderError, check_apart, locked, read_run_config
 from maskscope.bench.ray_runner import RayOptions, run_bench_ray
+from maskscope.bench.records import RecordLog, failure_kind
 from maskscope.bench.runner import run_bench
 from maskscope.bench.scoring import DEFAULT_PROTOCOL, check_metric
 from maskscope.bench.shards import merge_shards
@@ -22,10 +33,21 @@ from maskscope.bench.summary import summarise
 from maskscope.cli.errors import CommandError
 from maskscope.cli.options import add_model_options, load_classifier, parse_params
 from maskscope.core.classifier import Classifier
-from maskscope.data.dataset import Dataset, DatasetError
-from maskscope.data.registry import open_dataset
+from maskscope.data.dataset import Dataset
+from maskscope.data.registry import NAMED, data_root, open_dataset
+from maskscope.errors import MaskscopeError
 from maskscope.methods import METHODS, get_method, method_names
+from maskscope.methods.registry import resolve_method
 from maskscope.metrics import PROTOCOLS
+
+#: the largest --seed (methods seed NumPy's RandomState, which takes 32 bits)
+MAX_SEED = 2**32 - 1
+
+
+class RunFailed(MaskscopeError):
+    """The run finished but made no record: every one failed (exit status 1)."""
+
+    exit_status = 1
 
 
 def add_shared_options(parser: argparse.ArgumentParser) -> None:
@@ -40,7 +62,10 @@ def add_shared_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, help="seed (default 0)")
     parser.add_argument("--out", help="output folder")
     parser.add_argument("--config", help="a JSON file with the same keys (options given here win)")
-    parser.add_argument("--force", action="store_true", help="start afresh even if OUT holds another run")
+    parser.add_argument("--force", action="store_true", help="start afresh even if OUT holds a run of other settings "
+                        "(deletes that run's records, summaries, curves and maps, nothing else)")
+    parser.add_argument("--retry-failed", action="store_true", help="make every failed record again on resume "
+                        "(without it only the environment's failures: a lost worker, memory, an OSError)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_model_options(parser)
 
@@ -68,6 +93,7 @@ def add_parser(subparsers) -> None:
 
 
 def build_config(args: argparse.Namespace, methods: list[str] | None, params: dict | None) -> BenchConfig:
+    """The run's configuration from the options (and ``--config``), checked before any model is loaded."""
     model = None if args.model == "default" and args.config else args.model
     overrides = dict(dataset=args.data, methods=methods, params=params, seed=args.seed, limit=args.limit,
                      target=args.target, model=model, batch_size=args.batch_size,
@@ -77,41 +103,50 @@ def build_config(args: argparse.Namespace, methods: list[str] | None, params: di
                      precision=None if args.precision == "float32" and args.config else args.precision,
                      shard=getattr(args, "shard", None),
                      engine=None if args.engine == "auto" and args.config else args.engine)
-    try:
-        if args.config:
-            config = BenchConfig.from_file(args.config, **overrides)
-        else:
-            given = (("--data", args.data), ("--metrics", args.metrics), ("--methods", methods))
-            missing = [option for option, value in given if not value]
-            if missing:
-                raise CommandError(f"{', '.join(missing)} required (or --config)")
-            config = BenchConfig(**{k: v for k, v in overrides.items() if v is not None})
-    except (ValueError, TypeError) as error:
-        raise CommandError(str(error)) from error
+    if args.config:
+        config = BenchConfig.from_file(args.config, **overrides)
+    else:
+        given = (("--data", args.data), ("--metrics", args.metrics), ("--methods", methods))
+        missing = [option for option, value in given if not value]
+        if missing:
+            raise CommandError(f"{', '.join(missing)} required (or --config)")
+        config = BenchConfig(**{k: v for k, v in overrides.items() if v is not None})
     if config.batch_size < 1 or config.score_batch_size < 1:
         raise CommandError("--batch-size and --score-batch-size must be at least 1")
-    if config.seed < 0:
-        raise CommandError(f"--seed must be at least 0, got {config.seed}")
-    try:  # checked before the model and the data are opened
-        for spec in config.metrics:
-            check_metric(spec)
-    except ValueError as error:
-        raise CommandError(str(error)) from error
+    if not 0 <= config.seed <= MAX_SEED:
+        raise CommandError(f"--seed must be between 0 and {MAX_SEED}, got {config.seed}")
+    if config.limit is not None and config.limit < 1:
+        raise CommandError(f"--limit must be at least 1, got {config.limit} (leave it out for every image)")
+    if config.target not in ("top1", "label"):
+        raise CommandError(f"target {config.target!r}: use top1 or label")
+    for spec in config.metrics:
+        check_metric(spec)
     if config.shard:
-        try:
-            parse_shard(config.shard)
-        except ValueError as error:
-            raise CommandError(f"--{error}") from error
+        parse_shard(config.shard)
     return config
 
 
 def check_methods(config: BenchConfig) -> None:
-    """Every method name and parameter of ``config``, checked before the model and the data are opened."""
-    try:
-        for name in config.methods:
-            get_method(name, **config.params.get(name, {}))
-    except ValueError as error:
-        raise CommandError(str(error)) from error
+    """Every method name and parameter of ``config``, checked before the model and the data are opened:
+    a known name, named once (an alias and its method are one), with a checkpoint where it needs one."""
+    seen: dict[tuple, str] = {}
+    for name in config.methods:
+        if name.lower() not in method_names():
+            raise CommandError(f"unknown method {name!r}; available: {', '.join(method_names())}")
+        cls, preset = resolve_method(name)
+        params = config.params.get(name, {})
+        key = (cls.name, repr(sorted({**preset, **params}.items())))
+        if key in seen:
+            same = f"{name} is {seen[key]}" if name != seen[key] else f"{name} is named twice"
+            raise CommandError(f"--methods: {same}; name each method once")
+        seen[key] = name
+        method = get_method(name, **params)
+        checkpoint = getattr(method, "checkpoint", None)
+        if cls.needs_checkpoint and checkpoint is None:
+            raise CommandError(f"method {name} needs a trained checkpoint: --param {name}.checkpoint=PATH "
+                               "(train one with maskscope train-explainer)")
+        if cls.needs_checkpoint and not Path(str(checkpoint)).is_file():
+            raise CommandError(f"method {name}: checkpoint {checkpoint}: no such file")
 
 
 def untrained_methods() -> list[str]:
@@ -131,7 +166,7 @@ def method_params(pairs: list[str] | None, methods: list[str]) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     if args.summarise:
-        return _summary(args.summarise)
+        return _summarise_only(args.summarise)
     if not args.out:
         raise CommandError("--out is required")
     if args.merge:
@@ -141,30 +176,56 @@ def run(args: argparse.Namespace) -> int:
         methods = untrained_methods() if args.methods == "all" else [m.strip().lower() for m in args.methods.split(",")]
     config = build_config(args, methods, method_params(args.param, methods or []) if args.param else None)
     check_methods(config)
-    if args.ray is not None:
-        return _run_on_ray(args, config)
-    dataset, classifier = open_dataset_and_model(args, config)
-    try:
-        run_bench(classifier, dataset, config, args.out, force=args.force, progress=not args.quiet)
-    except ValueError as error:
-        raise CommandError(str(error)) from error
-    return _finish(args, args.out)
+    with claimed(config, args.out, args.force):
+        dataset = open_checked_dataset(config)
+        if args.ray is not None:
+            return _run_on_ray(args, config, dataset)
+        classifier = load_model(args, config)
+        run_bench(classifier, dataset, config, args.out, force=args.force, progress=not args.quiet,
+                  retry_failed=args.retry_failed)
+        return _finish(args, args.out)
+
+
+@contextmanager
+def claimed(config: BenchConfig, out: str, force: bool) -> Iterator[None]:
+    """Hold ``out``'s lock (stopping at once if another run holds it) once ``config`` may run there:
+    apart from the data, and the same settings or ``force``."""
+    check_apart(dataset_folder(config.dataset), Path(out))
+    check_claim(config, out, force)  # a folder that is no run's gets no lock file
+    with locked(out):
+        check_claim(config, out, force)
+        yield
+
+
+def dataset_folder(spec: str) -> Path:
+    """The folder a dataset spec reads: a named set's folder in the data root, a path's folder."""
+    name = spec.partition(":")[0]
+    if name in NAMED and not Path(spec).exists():
+        return data_root() / name
+    path = Path(spec)
+    return path if path.is_dir() or not path.exists() else path.parent
+
+
+def open_checked_dataset(config: BenchConfig) -> Dataset:
+    """The configuration's dataset; with ``target="label"`` it must label some of the run's images."""
+    dataset = open_dataset(config.dataset)
+    if config.target == "label" and not any(sample.labels for sample in dataset.limit(config.limit)):
+        raise CommandError(f"--target label: {config.dataset} labels none of its images; use --target top1")
+    return dataset
+
+
+def load_model(args: argparse.Namespace, config: BenchConfig) -> Classifier:
+    """The configuration's classifier."""
+    args.model, args.device, args.precision, args.engine = config.model, config.device, config.precision, config.engine
+    return load_classifier(args)
 
 
 def open_dataset_and_model(args: argparse.Namespace, config: BenchConfig) -> tuple[Dataset, Classifier]:
-    """The configuration's dataset and classifier; a dataset that cannot be opened is a one-line error."""
-    args.model, args.device, args.precision, args.engine = config.model, config.device, config.precision, config.engine
-    return _open_dataset(config), load_classifier(args)
+    """The configuration's dataset (checked) and classifier."""
+    return open_checked_dataset(config), load_model(args, config)
 
 
-def _open_dataset(config: BenchConfig) -> Dataset:
-    try:
-        return open_dataset(config.dataset)
-    except DatasetError as error:
-        raise CommandError(str(error)) from error
-
-
-def _run_on_ray(args: argparse.Namespace, config: BenchConfig) -> int:
+def _run_on_ray(args: argparse.Namespace, config: BenchConfig, dataset: Dataset) -> int:
     """The run on Ray workers, each loading the classifier itself; the driver loads none."""
     if (args.workers is not None and args.workers < 1) or args.worker_threads < 1 or args.gpus_per_worker < 0:
         raise CommandError("--workers and --worker-threads must be at least 1, --gpus-per-worker at least 0")
@@ -172,11 +233,8 @@ def _run_on_ray(args: argparse.Namespace, config: BenchConfig) -> int:
                                engine=config.engine)
     options = RayOptions(None if args.ray == "local" else args.ray, args.workers, args.worker_threads,
                          args.gpus_per_worker)
-    try:
-        run = run_bench_ray(functools.partial(load_classifier, model), _open_dataset(config), config, args.out,
-                            options, force=args.force, progress=not args.quiet)
-    except (ValueError, ImportError, RuntimeError) as error:
-        raise CommandError(str(error)) from error
+    run = run_bench_ray(functools.partial(load_classifier, model), dataset, config, args.out, options,
+                        force=args.force, progress=not args.quiet, retry_failed=args.retry_failed)
     if run.images:
         print(f"ray: {run.images} images in {run.tasks} tasks on {run.workers} workers ({run.lost_workers} lost "
               f"and replaced); the driver's own work {1000 * run.driver_seconds / run.images:.1f} ms per image",
@@ -185,30 +243,51 @@ def _run_on_ray(args: argparse.Namespace, config: BenchConfig) -> int:
 
 
 def _merge(args: argparse.Namespace, folders: list[str], out: str, force: bool) -> int:
-    try:
-        missing = merge_shards(folders, out, force)
-    except ValueError as error:
-        raise CommandError(str(error)) from error
+    missing = merge_shards(folders, out, force)
     if missing:
         print(f"merged {len(folders)} shards into {out}; shards {', '.join(map(str, missing))} are missing",
               file=sys.stderr)
-    return _finish(args, out)
+    with locked(out):
+        return _finish(args, out)
 
 
 def _finish(args: argparse.Namespace, out: str) -> int:
-    """The summary tables of the run in ``out`` and, unless ``--no-report``, its HTML report."""
-    status = _summary(out)
-    if not args.no_report:
+    """The summary tables of the run in ``out``, unless ``--no-report`` its HTML report, and the
+    run's outcome: :class:`RunFailed` when every record failed, a line on the failures otherwise."""
+    write_summary(out)
+    if not getattr(args, "no_report", True):
         from maskscope.report import write_report
 
         print(f"wrote {write_report(out, progress=not args.quiet)}", file=sys.stderr)
-    return status
+    return outcome(out)
 
 
-def _summary(out: str) -> int:
-    try:
-        summarise(out)
-    except ValueError as error:
-        raise CommandError(str(error)) from error
-    print(f"wrote {out}/summary.md, summary.csv and curves.png", file=sys.stderr)
+def outcome(out: str) -> int:
+    """0 when a record of the run in ``out`` is not a failure (with a line counting the failures);
+    :class:`RunFailed` when every record is one."""
+    records = RecordLog(Path(out) / "records.jsonl").records
+    failed = [record for record in records if record["status"] == "failed"]
+    if failed and len(failed) == len(records):
+        first = failed[0]
+        raise RunFailed(f"every record failed ({len(failed)}), e.g. {first['image']} with {first['method']}: "
+                        f"{first.get('reason')}; records in {out}/records.jsonl")
+    if failed:
+        retried = sum(failure_kind(record) == "environment" for record in failed)
+        print(f"{len(failed)} of {len(records)} records failed ({retried} for the environment's sake, made again "
+              "by running the same command; the rest with --retry-failed)", file=sys.stderr)
     return 0
+
+
+def _summarise_only(out: str) -> int:
+    """``--summarise OUT``: the summary of the run in ``out``, which must be a run's folder not in use."""
+    if read_run_config(out) is None:
+        raise RunFolderError(f"{out}: not a bench run (no config.json)")
+    with locked(out):
+        write_summary(out)
+    return 0
+
+
+def write_summary(out: str) -> None:
+    """Write the summary tables and curves of the run in ``out``."""
+    summarise(out)
+    print(f"wrote {out}/summary.md, summary.csv and curves.png", file=sys.stderr)

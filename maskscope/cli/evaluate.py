@@ -1,4 +1,8 @@
-"""``maskscope evaluate``: score saliency maps on disk (``DIR/<image>.npy``) with the bench metrics."""
+"""``maskscope evaluate``: score saliency maps on disk (``DIR/<image>.npy``) with the bench metrics.
+
+The run folder follows ``bench``'s rules: it is the run's own (``--force`` deletes only its
+records, summaries and curves), locked while the run writes, apart from the data.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import argparse
 from pathlib import Path
 
 from maskscope.bench.runner import evaluate_maps
-from maskscope.cli.bench import _summary, add_shared_options, build_config, open_dataset_and_model
+from maskscope.cli.bench import _finish, add_shared_options, build_config, claimed, open_dataset_and_model
 from maskscope.cli.errors import CommandError
 
 
@@ -20,11 +24,12 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     if not args.out:
         raise CommandError("--out is required")
+    if not Path(args.maps).is_dir():
+        raise CommandError(f"--maps {args.maps}: no such folder of maps")
     name = args.name or Path(args.maps).resolve().name
     config = build_config(args, [name], {})
-    dataset, classifier = open_dataset_and_model(args, config)
-    try:
-        evaluate_maps(classifier, dataset, args.maps, config, args.out, force=args.force, progress=not args.quiet)
-    except ValueError as error:
-        raise CommandError(str(error)) from error
-    return _summary(args.out)
+    with claimed(config, args.out, args.force):
+        dataset, classifier = open_dataset_and_model(args, config)
+        evaluate_maps(classifier, dataset, args.maps, config, args.out, force=args.force, progress=not args.quiet,
+                      retry_failed=args.retry_failed)
+        return _finish(args, args.out)
