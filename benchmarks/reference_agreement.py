@@ -19,6 +19,8 @@ Rows (``--rows NAME,...``; all by default):
 ``integrated_gradients``  ``IntegratedGradients`` vs Captum ``IntegratedGradients``
                           (right Riemann sum, 50 steps, black baseline, probability)
 ``gradcam``               ``GradCAM`` vs pytorch-grad-cam ``GradCAM`` (same layer, logit)
+``scorecam``              ``ScoreCAM`` vs pytorch-grad-cam ``ScoreCAM`` at the head's
+                          activation (logit, softmax over channels)
 ``occlusion``             ``Occlusion`` 35 px, stride 8, Captum's grid vs Captum ``Occlusion``
 ``lime``                  ``LIME`` vs lime's ``LimeImageExplainer`` (same superpixels, seed)
 ``rise``                  ``RISE`` vs TorchRay ``rise`` fed the same masks, its sigmoid
@@ -113,6 +115,7 @@ from maskscope.methods import (
     IGOSPlusPlus,
     IntegratedGradients,
     Occlusion,
+    ScoreCAM,
 )
 from maskscope.methods.gradcam import last_spatial_layer
 from maskscope.methods.igos import AUTHORS_WEIGHTS_BY_RESOLUTION, heavy_blur
@@ -213,6 +216,30 @@ def gradcam_row(photos: Photos) -> Pair:
             len(images))
     return Pair("GradCAM vs pytorch-grad-cam GradCAM (its map is min-max scaled, resized by OpenCV)",
                 {"layer": layer, "score": "logit"}, ours, theirs, {"maskscope": ours_s, "reference": theirs_s})
+
+
+def scorecam_row(photos: Photos) -> Pair:
+    from pytorch_grad_cam import ScoreCAM as PeerScoreCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    classifier, images, targets = photos.classifier, photos.images, photos.targets
+    # the default layer, the head's ReLU6 `_swish`, is shared by every block and pytorch-grad-cam
+    # hooks a module's first call: the head's gets a module of its own (ReLU6 twice is ReLU6)
+    model, layer = classifier.model, "_bn1"
+    head = model._bn1
+    model._bn1 = torch.nn.Sequential(head, torch.nn.ReLU6())
+    try:
+        method = ScoreCAM(layer=layer, score="logit", channel_softmax=True)
+        ours, ours_s = timed(lambda: method(classifier, images, target=targets).saliency, len(images))
+        with PeerScoreCAM(model=model, target_layers=[model._bn1]) as cam:
+            theirs, theirs_s = timed(lambda: per_photo(lambda i: cam(
+                input_tensor=classifier.normalise(images[i:i + 1]), targets=[ClassifierOutputTarget(targets[i])])[0],
+                len(images)), len(images))
+    finally:
+        model._bn1 = head
+    return Pair("ScoreCAM (logit, channel softmax) vs pytorch-grad-cam ScoreCAM (its map min-max scaled, resized by OpenCV)",
+                {"layer": "_bn1 + ReLU6 (the head's activation)", "score": "logit", "channel_softmax": True},
+                ours, theirs, {"maskscope": ours_s, "reference": theirs_s})
 
 
 def occlusion_row(photos: Photos) -> Pair:
@@ -632,6 +659,7 @@ MAP_ROWS: dict[str, Callable[[Photos], Pair | None]] = {
     "gradient": gradient_row,
     "integrated_gradients": integrated_gradients_row,
     "gradcam": gradcam_row,
+    "scorecam": scorecam_row,
     "occlusion": occlusion_row,
     "lime": lime_row,
     "rise": rise_row,

@@ -31,6 +31,7 @@ FIGURE_SETTINGS = {
     "igos": {"steps": 5, "points": 8}, "igos++": {"steps": 5, "points": 8}, "ep": {"steps": 80, "areas": (0.1,)},
     "rise": {"samples": 400}, "occlusion": {"stride": 16}, "sliding_patch": {"stride": 14},
     "lime": {"samples": 250}, "integrated_gradients": {"points": 16}, "gradient": {}, "gradcam": {},
+    "scorecam": {}, "hipe": {"levels": 3},
     "centre": {}, "random": {}, "whole": {},
 }
 
