@@ -51,13 +51,14 @@ def load_classifier(args: argparse.Namespace) -> Classifier:
     """
     name = args.model
     settings = {"engine": getattr(args, "engine", "auto"), "precision": args.precision}
+    is_onnx = Path(name).suffix.lower() == ".onnx"
+    if is_onnx and str(args.device) != "cpu":
+        raise CommandError(f"an ONNX model runs on the CPU here, not --device {args.device}")
     check_device(args.device)
     try:
         if name == "default" or name in EFFICIENTNET_LITE:
             classifier = Classifier.default(DEFAULT_MODEL if name == "default" else name, device=args.device, **settings)
-        elif Path(name).suffix.lower() == ".onnx":
-            if str(args.device) != "cpu":
-                raise CommandError(f"an ONNX model runs on the CPU here, not --device {args.device}")
+        elif is_onnx:
             classifier = load_onnx_classifier(name, **settings)
         elif Path(name).suffix or Path(name).exists():
             classifier = Classifier.from_torchscript(name, device=args.device, **settings)

@@ -161,9 +161,9 @@ def _reduction(size: tuple[int, int], min_side: int | None) -> int:
 
 
 def _reduce(image: Image.Image, min_side: int | None) -> Image.Image:
-    """``image`` reduced by :func:`_reduction`'s factor (box average), the 16-bit modes as ``I`` and
-    palette and bilevel ones as RGB(A) first, since ``Image.reduce`` takes neither; the mode a
-    16-bit image had is kept in ``info["maskscope.mode"]``, for its scale."""
+    """``image`` reduced by :func:`_reduction`'s factor (``Image.reduce``: a box average), the
+    16-bit modes as ``I`` and palette and bilevel ones as RGB(A) first, since ``Image.reduce``
+    takes neither; the mode a 16-bit image had is kept in ``info["maskscope.mode"]``, for its scale."""
     factor = _reduction(image.size, min_side)
     if factor == 1:
         return image
