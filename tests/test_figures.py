@@ -10,7 +10,7 @@ import torch
 
 from maskscope.core.explanation import Explanation
 from maskscope.plotting.check_figures import save_check_figure
-from maskscope.plotting.figures import plot_explanations
+from maskscope.plotting.figures import panel_title, plot_explanations
 from maskscope.plotting.scaling import DIVERGING, SEQUENTIAL, map_colours, shared_scale
 
 
@@ -45,12 +45,38 @@ def test_plot_explanations_grid_and_notebook_html():
     second = Explanation(saliency=-saliency, targets=[[0], [1]], method="gradient", target_names=[["a"], ["b"]])
     figure = plot_explanations([first, second], torch.rand(2, 3, 16, 16), shared=True)
     axes = [axis for axis in figure.axes if axis.get_title()]
-    assert len(axes) == 4 and axes[0].get_title() == "mp: a (p = 0.90) → 0.10"
+    assert len(axes) == 4 and axes[0].get_title() == "mp\na\np 0.90 → 0.10"
     labels = [axis.get_ylabel() for axis in figure.axes if axis.get_ylabel()]
     assert all("shared scale -1 to 1" in label for label in labels)
-    assert first.plot(1).axes[0].get_title().startswith("mp: b")
+    assert first.plot(1).axes[0].get_title().startswith("mp\nb")
     html = first._repr_html_()
     assert html.count("<tr>") == 3 and "data:image/png;base64," in html and "0.100" in html
+
+
+def test_figures_display_as_png_and_draw_the_photo_the_explanation_holds():
+    saliency = torch.rand(2, 16, 16)
+    held = Explanation(saliency=saliency, targets=[[0], [1]], method="mp", images=torch.rand(2, 3, 16, 16))
+    bare = Explanation(saliency=saliency, targets=[[0], [1]], method="mp")
+    assert len(held.plot(1).axes[0].images) == 2  # the photo, and the map over it
+    assert len(bare.plot(1).axes[0].images) == 1
+    assert len(plot_explanations([held]).axes[0].images) == 2
+    png = held.plot()._repr_png_()  # what IPython shows, with or without %matplotlib inline
+    assert png.startswith(b"\x89PNG") and len(png) > 1000
+    assert len(held[1].images) == 1 and torch.equal(held[1].images[0], held.images[1])
+
+
+def test_titles_fit_their_panels_and_name_the_photo_when_it_has_a_name():
+    saliency = torch.rand(1, 16, 16)
+    long = Explanation(saliency=saliency, targets=[[281, 285, 282]], method="mp", names=["chelsea"],
+                       target_names=[["tiger cat", "Egyptian cat", "tabby, tabby cat"]],
+                       scores_before=torch.tensor([0.9]), scores_after=torch.tensor([0.5]),
+                       goal_met=torch.tensor([False]))
+    title = panel_title(long, 0, 24)
+    assert title.splitlines()[0] == "chelsea · mp" and "goal NOT met" in title
+    assert max(len(line) for line in title.splitlines()) <= 24
+    assert "Egyptian cat" in title and "p 0.90 → 0.50" in title
+    unnamed = Explanation(saliency=saliency, targets=[[0]], method="rise")  # a tensor input: image_0
+    assert panel_title(unnamed, 0, 40).splitlines()[0] == "rise"
 
 
 def test_importing_and_plotting_leaves_the_matplotlib_backend_alone():

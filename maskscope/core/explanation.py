@@ -311,7 +311,8 @@ class Explanation:
         """Read explanations written by :meth:`save` back as one batch.
 
         Args:
-            directory: the folder :meth:`save` wrote to.
+            directory: the folder :meth:`save` wrote to, or one photo's record (``NAME.json``)
+                or map (``NAME.npy``) in it, which reads that photo's explanation alone.
             names: the file names (without suffix) to read; ``None`` reads every record in
                 the folder and its sub-folders, sorted by file name.
             method: with ``names=None``, only this method's records (needed when the folder
@@ -322,6 +323,10 @@ class Explanation:
             names = saved_stems(directory, method)
         records, maps = [], []
         for name in names:
+        if directory.suffix in (".json", ".npy") and not directory.is_dir():
+            if not directory.is_file():
+                raise FileNotFoundError(f"{directory}: no such file")
+            directory, names = directory.parent, [directory.stem]
             path = directory / f"{name}.json"
             if not path.is_file():
                 raise FileNotFoundError(f"{path}: no explanation record")

@@ -1,13 +1,17 @@
 """Heat-map overlays of saliency on the photo they explain.
 
-Figures are built with matplotlib's object API on the Agg canvas (``matplotlib.figure.Figure``),
-so importing maskscope never changes the user's matplotlib backend, and a notebook shows the
-returned figure as usual. Every colour bar says how its map was scaled (see
-:mod:`maskscope.plotting.scaling`).
+Figures are built with matplotlib's object API on the Agg canvas, so importing maskscope never
+changes the user's matplotlib backend. A plain ``Figure`` made that way shows in Jupyter as the
+text ``<Figure size …>`` until ``%matplotlib inline`` registers pyplot's display hook, so the
+figures are a ``NotebookFigure`` (:func:`notebook_figure_class`): a ``Figure`` that draws itself as a PNG for IPython's
+display (``_repr_png_``), with or without the magic. Every colour bar says how its map was
+scaled (see :mod:`maskscope.plotting.scaling`).
 """
 
 from __future__ import annotations
 
+import functools
+import io
 from pathlib import Path
 
 import numpy as np
@@ -15,15 +19,39 @@ import torch
 
 from maskscope.plotting.scaling import MapColours, map_colours
 
+#: dots per inch of a figure drawn for a notebook
+NOTEBOOK_DPI = 100
+
 
 def new_figure(width: float, height: float):
-    """A matplotlib ``Figure`` on its own Agg canvas (no pyplot, no global backend)."""
+    """A ``NotebookFigure`` on its own Agg canvas (no pyplot, no global backend)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(width, height))
+    figure = notebook_figure_class()(figsize=(width, height))
     FigureCanvasAgg(figure)
     return figure
+
+
+@functools.cache
+def notebook_figure_class() -> type:
+    """``NotebookFigure``: a matplotlib ``Figure`` that IPython displays as a PNG (made on first
+    use, so that importing maskscope does not import matplotlib)."""
+    from matplotlib.figure import Figure
+
+    class NotebookFigure(Figure):
+        """A matplotlib ``Figure`` that IPython displays as a PNG (its ``_repr_png_``)."""
+
+        def _repr_png_(self) -> bytes:
+            return figure_png(self)
+
+    return NotebookFigure
+
+
+def figure_png(figure, dpi: float = NOTEBOOK_DPI) -> bytes:
+    """The PNG bytes of ``figure``, cropped to what it draws."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    return buffer.getvalue()
 
 
 def map_on_photo(image: torch.Tensor | None, saliency: torch.Tensor, view=None) -> tuple[np.ndarray | None, np.ndarray]:
