@@ -292,8 +292,8 @@ def test_every_image_failing_is_a_failed_run(task, tmp_path, capsys):
         (data / path.name).write_bytes(path.read_bytes()[:60])
     out = tmp_path / "out"
     assert bench(task, out, data=data) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("maskscope bench: error: every record failed (4)")
+    assert one_error_line(capsys).startswith("maskscope bench: error: every record failed (4)")
+    assert "n=0, 0 skipped, 4 failed" in (out / "summary.md").read_text()
     assert len(RecordLog(out / "records.jsonl").records) == COUNT
 
 

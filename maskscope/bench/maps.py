@@ -7,6 +7,7 @@ worker gets the driver's cached maps with its task and hands the new ones back
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -35,8 +36,12 @@ class MapFolder:
         return np.load(path) if path.exists() else None
 
     def put(self, method: str, image: str, array: np.ndarray) -> None:
+        """Write the map; a full disk raises ``OSError`` with ``errno.ENOSPC`` (``np.save`` to a
+        file would raise one without an errno), so that it stops the run."""
+        buffer = io.BytesIO()
+        np.save(buffer, array)
         with atomic_path(self.path(method, image)) as temporary:
-            np.save(temporary, array)
+            temporary.write_bytes(buffer.getvalue())
 
 
 class MapsInMemory:

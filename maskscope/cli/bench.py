@@ -253,13 +253,17 @@ def _merge(args: argparse.Namespace, folders: list[str], out: str, force: bool) 
 
 def _finish(args: argparse.Namespace, out: str) -> int:
     """The summary tables of the run in ``out``, unless ``--no-report`` its HTML report, and the
-    run's outcome: :class:`RunFailed` when every record failed, a line on the failures otherwise."""
-    write_summary(out)
+    run's outcome: :class:`RunFailed` when every record failed (then it is the one line on
+    stderr), else the files written and a line on the failures."""
+    summarise(out)
+    written = [f"wrote {out}/summary.md, summary.csv and curves.png"]
     if not getattr(args, "no_report", True):
         from maskscope.report import write_report
 
-        print(f"wrote {write_report(out, progress=not args.quiet)}", file=sys.stderr)
-    return outcome(out)
+        written.append(f"wrote {write_report(out, progress=not args.quiet)}")
+    status = outcome(out)
+    print("\n".join(written), file=sys.stderr)
+    return status
 
 
 def outcome(out: str) -> int:
@@ -283,11 +287,6 @@ def _summarise_only(out: str) -> int:
     if read_run_config(out) is None:
         raise RunFolderError(f"{out}: not a bench run (no config.json)")
     with locked(out):
-        write_summary(out)
-    return 0
-
-
-def write_summary(out: str) -> None:
-    """Write the summary tables and curves of the run in ``out``."""
-    summarise(out)
+        summarise(out)
     print(f"wrote {out}/summary.md, summary.csv and curves.png", file=sys.stderr)
+    return 0
