@@ -27,7 +27,7 @@ from maskscope.report.thumbnails import is_fresh, load_map, map_thumbnail, overl
 
 #: the tag that marks a page written by ``maskscope report``: only such a page is replaced
 MARKER = '<meta name="generator" content="maskscope report">'
-#: the data element of the pages written before the marker existed (they are maskscope's too)
+#: the subtitle of the pages written before the marker existed (with their data element, they are maskscope's too)
 LEGACY_MARKER = '<p class="sub">maskscope report</p>'
 #: the template's placeholders, all filled in one pass (a filled value is never searched again)
 PLACEHOLDER = re.compile(r"\{\{(title|csp|style|data|script)\}\}")
