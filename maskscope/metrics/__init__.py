@@ -12,8 +12,8 @@ from maskscope.metrics.deletion_insertion import (
     road_schedule,
     saliency_ranks,
 )
-from maskscope.metrics.road import NoisyLinearImputer, linear_imputation
 from maskscope.metrics.pointing import PointingResult, near_object, pointing_game
+from maskscope.metrics.road import NoisyLinearImputer, linear_imputation
 from maskscope.metrics.robustness import SIMILARITIES, PairwiseScores, hog_pearson, pairwise_robustness, spearman, ssim
 from maskscope.metrics.segmentation import SegmentationScores, sanity_masks, sanity_rows, segmentation_scores
 from maskscope.metrics.weak_localisation import (
