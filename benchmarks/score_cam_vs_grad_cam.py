@@ -7,12 +7,13 @@ pytorch-grad-cam records the *first* call of a hooked module (the stem's), so th
 makes the head's activation a module of its own: ``_bn1`` becomes ``Sequential(_bn1,
 ReLU6())``, after which ``_swish`` changes nothing (ReLU6 is idempotent; the logits are
 checked to be unchanged), and both name ``_bn1``. maskscope runs with pytorch-grad-cam's
-weighting (``score="logit", channel_softmax=True``); pytorch-grad-cam masks the normalised input by
-multiplication, which is maskscope's mean-colour filler. pytorch-grad-cam min–max normalises
-the map on the layer's grid and resizes it with OpenCV; maskscope's map is put on the same
-scale, ``(S − min L) / (max(L − min L) + 1e-7)`` with ``L`` its ``coarse_map``, before
-comparing. Each runs in eager torch float32 on one thread at its own batch size (maskscope 8
-on a CPU, pytorch-grad-cam 16), and which goes first alternates photo by photo.
+weighting (``score="logit", channel_softmax=True``); pytorch-grad-cam masks the normalised
+input by multiplication, which is maskscope's mean-colour filler. pytorch-grad-cam min–max
+normalises the map on the layer's grid, resizes it with OpenCV (bilinear, as maskscope) and
+min–max normalises the resized map again; maskscope's map is put on that scale,
+``(S − min S) / (max(S − min S) + 1e-7)``, before comparing. Each runs in eager torch float32
+on one thread at its own batch size (maskscope 8 on a CPU, pytorch-grad-cam 16), and which
+goes first alternates photo by photo.
 Reported: seconds per photo of each and their ratio, the channels maskscope scored (constant
 channels share one pass) and the maps' largest absolute difference and Spearman correlation.
 Run it from an environment with pytorch-grad-cam, with maskscope on the path:
@@ -67,11 +68,10 @@ def peer_map(classifier: Classifier, image: torch.Tensor, target: int, batch_siz
 
 
 def our_map(method: ScoreCAM, classifier: Classifier, image: torch.Tensor, target: int) -> np.ndarray:
-    """maskscope's map H×W on pytorch-grad-cam's scale (the coarse map's min–max)."""
-    explanation = method(classifier, image[None], target=[target])
-    coarse = explanation.coarse_map[0]
-    low = coarse.min()
-    return ((explanation.saliency[0] - low) / ((coarse - low).max() + 1e-7)).numpy()
+    """maskscope's map H×W on pytorch-grad-cam's scale (min–max normalised)."""
+    saliency = method(classifier, image[None], target=[target]).saliency[0]
+    shifted = saliency - saliency.min()
+    return (shifted / (shifted.max() + 1e-7)).numpy()
 
 
 def main() -> None:
