@@ -49,7 +49,7 @@ def test_batched_and_one_by_one_give_the_same_masks(shapes_task):
 
 def test_top5_targets_and_layer_masks(shapes_task):
     images, _, _ = shapes_task.correctly_classified(2)
-    explanation = MeaningfulPerturbation(**{**SMALL_MP, "steps": 20})(shapes_task.classifier, images, target="topk:2")
+    explanation = MeaningfulPerturbation(**{**SMALL_MP, "steps": 20})(shapes_task.classifier, images, target="topk-sum:2")
     assert all(len(t) == 2 for t in explanation.targets)
     layered = MeaningfulPerturbation(layer="features.3", steps=30, init="ones", l1_weight=1e-2, tv_weight=0.0)(
         shapes_task.classifier, images

@@ -1,12 +1,18 @@
 """Resolving target specifications into class indices per image.
 
-A target may be given as ``"top1"``, ``"topk:K"``, a class index, a class name, or a list
-with one entry per image (each an index, a name, or a set of them). The result is always a
-list (one per image) of lists of class indices; multi-class games sum the scores of a set.
+A target may be given as ``"top1"``, ``"topk:K"``, ``"topk-sum:K"``, a class index, a class
+name, or a list with one entry per image (each of these, or a set of indices and names).
+:func:`resolve_targets` turns it into a list (one per image) of lists of class indices; a
+set's scores are summed (``p · w`` with the multi-hot :func:`target_weights`).
+
+A method makes one map per class set. ``"topk:K"`` asks for a map per class (as Captum's
+``target`` does), so :func:`maps_per_class` splits an image's K classes into K maps, ranked
+by score; ``"topk-sum:K"`` (and an explicit set) asks for one map of the K scores' sum.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Sequence, Union
 
 import torch
@@ -14,6 +20,9 @@ import torch
 from maskscope.core.classifier import Classifier, TargetError
 
 TargetSpec = Union[str, int, Sequence]
+
+#: ``top1``, ``top5``, ``topk:5`` (a map per class) and ``topk-sum:5`` (one map of their sum)
+TOP_K = re.compile(r"top(?:k(?P<sum>-sum)?:)?(?P<k>[0-9]+)$")
 
 
 def resolve_targets(spec: TargetSpec, classifier: Classifier, scores: torch.Tensor) -> list[list[int]]:
@@ -47,12 +56,50 @@ def target_weights(targets: list[list[int]], num_classes: int, device=None) -> t
     return weights
 
 
+def maps_per_class(spec: TargetSpec, targets: list[list[int]]) -> tuple[list[int], list[list[int]]]:
+    """(the image each map explains, the map's classes): an image with a ``"topk:K"`` target
+    gets K maps of one class each, highest score first; any other target one map."""
+    rows = map_rows(spec, len(targets))
+    classes: list[list[int]] = []
+    for image, chosen in enumerate(targets):
+        classes += [[c] for c in chosen] if rows.count(image) > 1 else [chosen]
+    return rows, classes
+
+
+def map_rows(spec: TargetSpec, count: int) -> list[int]:
+    """The image each map of ``count`` images explains: K rows for an image whose target is
+    ``"topk:K"``, one for any other (so a caller can name, and draw, each map's photo)."""
+    items = spec if isinstance(spec, Sequence) and not isinstance(spec, str) else [spec] * count
+    return [image for image, item in enumerate(items) for _ in range(_top_k(item) if _splits(item) else 1)]
+
+
+def map_names(names: list[str], rows: list[int]) -> list[str]:
+    """A name per map: its image's name, with ``_top1``, ``_top2``, … where an image has several maps."""
+    counts = {row: rows.count(row) for row in rows}
+    seen: dict[int, int] = {}
+    named = []
+    for row in rows:
+        seen[row] = seen.get(row, 0) + 1
+        named.append(names[row] if counts[row] == 1 else f"{names[row]}_top{seen[row]}")
+    return named
+
+
+def _splits(item) -> bool:
+    """Whether the target ``item`` asks for a map per class (``topk:K``, ``topK``)."""
+    if not isinstance(item, str):
+        return False
+    match = TOP_K.match(item.lower())
+    return match is not None and not match.group("sum")
+
+
 def _top_k(spec: str) -> int:
-    text = spec.lower().replace("topk", "top").replace(":", "")
-    try:
-        k = int(text[3:]) if len(text) > 3 else 1
-    except ValueError:
-        raise TargetError(f"cannot read target {spec!r}; use top1, topk:K, an index or a class name") from None
+    text = spec.lower()
+    if text in ("top", "topk"):
+        return 1
+    match = TOP_K.match(text)
+    if match is None:
+        raise TargetError(f"cannot read target {spec!r}; use top1, topk:K, an index or a class name")
+    k = int(match.group("k"))
     if k < 1:
         raise TargetError(f"target {spec!r} asks for fewer than one class")
     return k

@@ -24,7 +24,7 @@ from maskscope.core.explanation import Explanation
 from maskscope.core.games import get_game, goal_met
 from maskscope.core.optimisation import OptimisationResult
 from maskscope.core.scoring import default_batch_size
-from maskscope.core.targets import TargetSpec, resolve_targets, target_weights
+from maskscope.core.targets import TargetSpec, map_names, maps_per_class, resolve_targets, target_weights
 from maskscope.data.images import ImageLike, check_pixel_range, image_name, load_image, unique_names
 from maskscope.methods.parameters import Constraint, check_parameters
 
@@ -75,7 +75,9 @@ class Method:
             images: a tensor B×3×H×W in [0, 1] already in the classifier's view, or a list
                 of images (paths, PIL, arrays) that are loaded and put in its view; the
                 explanation is then named after the files and records their paths.
-            target: ``"top1"``, ``"topk:K"``, an index, a class name, or one per image.
+            target: ``"top1"``, ``"topk:K"`` (K maps an image, one per class, named
+                ``NAME_top1`` …), ``"topk-sum:K"`` (one map of the K classes' summed score),
+                an index, a class name, or one per image.
             seed: fixes every random choice of the method.
         """
         if self.needs_gradients:
@@ -83,7 +85,10 @@ class Method:
         batch = prepare_images(images, classifier)
         start = time.perf_counter()
         scores = self._scores(classifier, batch)
-        targets = resolve_targets(target, classifier, scores)
+        rows, targets = maps_per_class(target, resolve_targets(target, classifier, scores))
+        count = len(batch)
+        if len(rows) != count:  # "topk:K": a map per class, each image repeated for its classes
+            batch, scores = batch[rows], scores[rows]
         weights = target_weights(targets, scores.shape[1], device=batch.device)
         explanation = self._explain(classifier, batch, targets, weights, seed)
         explanation.scores_before = (scores * weights).sum(1).cpu()
@@ -92,9 +97,13 @@ class Method:
         explanation.target_names = [[classifier.class_names[c] for c in classes] for classes in targets]
         explanation.params = self.get_params()
         explanation.seconds = time.perf_counter() - start
+        names = [f"image_{i}" for i in range(count)]
+        sources: list[str | None] = [None] * count
         if not isinstance(images, torch.Tensor):
-            explanation.names = unique_names([image_name(image, i) for i, image in enumerate(images)])
-            explanation.sources = [str(image) if isinstance(image, (str, os.PathLike)) else None for image in images]
+            names = unique_names([image_name(image, i) for i, image in enumerate(images)])
+            sources = [str(image) if isinstance(image, (str, os.PathLike)) else None for image in images]
+        explanation.names, explanation.sources = map_names(names, rows), [sources[row] for row in rows]
+        explanation.images = batch.detach().cpu()
         explanation.engine = classifier.engine_record()
         return explanation
 

@@ -114,7 +114,7 @@ class MeaningfulPerturbation(Method):
 
     @classmethod
     def localisation(cls, **overrides) -> "MeaningfulPerturbation":
-        """The paper's weak-localisation setting: λ1 = 1e-3, β = 2 (use with target "topk:5")."""
+        """The paper's weak-localisation setting: λ1 = 1e-3, β = 2 (use with target "topk-sum:5")."""
         return cls(**{"l1_weight": 1e-3, "tv_beta": 2.0, **overrides})
 
     def regulariser(self, masks: torch.Tensor) -> torch.Tensor:
