@@ -67,7 +67,7 @@ def test_the_same_method_again_is_refused_unless_overwrite(photo_files, shapes_t
     assert (photo_files[0].parent / "square_gradient.png").is_file()
 
 
-def test_sub_folders_are_explained_and_mirrored_and_a_second_run_is_refused(tmp_path, capsys):
+def test_sub_folders_are_explained_and_mirrored_and_a_second_run_skips_them(tmp_path, capsys):
     torch.manual_seed(0)
     model = tmp_path / "tiny.pt"
     torch.jit.save(torch.jit.script(TinyCNN(1000, width=4).eval()), str(model))
@@ -82,8 +82,11 @@ def test_sub_folders_are_explained_and_mirrored_and_a_second_run_is_refused(tmp_
     assert "wrote 3 explanation(s)" in capsys.readouterr().err
     for name in ("top", "cats/tabby", "cats/old/tom"):
         assert json.loads((out / f"{name}.json").read_text())["name"] == name
-    assert main(command) == 2
-    assert "already holds a gradient explanation" in capsys.readouterr().err
+    assert main(command) == 0  # the same command again resumes: nothing is left to explain
+    printed = capsys.readouterr()
+    assert "3 photo(s) already explained" in printed.err and printed.out == ""
+    assert main([*command, "--target", "1"]) == 2  # the same names, asked otherwise: refused
+    assert "holds a gradient explanation made otherwise (target: 'top1' → '1')" in capsys.readouterr().err
     assert main([*command, "--overwrite"]) == 0
     assert sorted(Explanation.load(out).names) == ["cats/old/tom", "cats/tabby", "top"]
 

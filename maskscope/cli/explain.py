@@ -142,17 +142,19 @@ def check_arguments(args: argparse.Namespace) -> None:
 
 
 def output_folder(out: str) -> Path:
-    """``--out`` as a folder that exists and can be written to (made if missing), refused before
-    anything is computed when it names a file or a folder that cannot be written."""
+    """``--out`` as a path, refused before anything is computed when it names a file, or a folder
+    that cannot be written or made (the folder is made when the first explanation is saved)."""
     folder = Path(out)
     if folder.exists() and not folder.is_dir():
         raise CommandError(f"--out {out}: is a file, not a folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise CommandError(f"--out {out}: cannot make the folder ({error.strerror or error})") from error
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise CommandError(f"--out {out}: the folder is not writable")
+    existing = next(path for path in (folder.absolute(), *folder.absolute().parents) if path.exists())
+    if existing == folder.absolute():
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise CommandError(f"--out {out}: the folder is not writable")
+    elif not existing.is_dir():
+        raise CommandError(f"--out {out}: cannot make the folder, {existing} is a file")
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        raise CommandError(f"--out {out}: cannot make the folder, {existing} is not writable")
     return folder
 
 
