@@ -5,18 +5,26 @@ Before the build, ``docs/generated/`` receives
 - ``results.md`` (and its images): the summary tables of the runs under ``benchmarks/results/``
   and the JSON every benchmark script wrote there;
 - ``figures/<method>.png``: each method's map of the bundled cat photo with the default model,
-  at cheap settings (:data:`FIGURE_SETTINGS`); drawn when missing, or always with
-  ``MASKSCOPE_DOCS_FIGURES=refresh``.
+  at settings where its goal is met and that keep the build short (:data:`FIGURE_SETTINGS`).
+  A figure is cached by its inputs: ``figures/<method>.json`` holds the hash of the method's
+  name and settings, the source of the method's file and of the plotting code, and the photo
+  (:func:`figure_key`), with what the run measured; a build whose inputs did not change runs
+  no model. ``MASKSCOPE_DOCS_FIGURES=refresh`` redraws them all. A figure whose optimisation
+  missed its goal is a warning (an error under ``mkdocs build --strict``).
 On each page, ``<!-- defaults: NAME -->`` becomes the table of method NAME's default parameters.
 """
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import json
+import logging
 import os
 import re
 import shutil
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,11 +33,17 @@ RESULTS = ROOT / "benchmarks" / "results"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-#: method → the settings its docs figure is made with (cheap: the whole build stays short)
+LOG = logging.getLogger("mkdocs.hooks.figures")
+#: the modules whose code draws every figure (a change to one redraws them all)
+PLOTTING = ("maskscope/plotting/figures.py", "maskscope/plotting/overlay.py", "maskscope/plotting/scaling.py")
+
+#: method → the settings its docs figure is made with: its goal met on the cat photo, and cheap
+#: (the whole build stays short); the optimisation methods' pages say how they differ from the defaults
 FIGURE_SETTINGS = {
-    "mp": {"steps": 60}, "mp-g": {"steps": 20, "resolution": 14}, "fgvis": {"steps": 40, "l1_weights": (1e-4,)},
-    "igos": {"steps": 5, "points": 8}, "igos++": {"steps": 5, "points": 8}, "ep": {"steps": 80, "areas": (0.1,)},
-    "rise": {"samples": 400}, "occlusion": {"stride": 16}, "sliding_patch": {"stride": 14},
+    "mp": {"steps": 100}, "mp-g": {"steps": 20, "resolution": 14}, "fgvis": {"game": "preservation", "steps": 60},
+    "igos": {}, "igos++": {"steps": 8, "points": 8},
+    "ep": {"areas": (0.2,), "steps": 150, "area_growth": 1.0035 ** (800 / 150)},  # λ's schedule of 800 steps, in 150
+    "rise": {"samples": 2000}, "occlusion": {"stride": 16}, "sliding_patch": {"stride": 14},
     "lime": {"samples": 250}, "integrated_gradients": {"points": 16}, "gradient": {}, "gradcam": {},
     "scorecam": {}, "hipe": {"levels": 3},
     "centre": {}, "random": {}, "whole": {},
@@ -44,7 +58,23 @@ def on_pre_build(config, **_) -> None:
 
 
 def on_page_markdown(markdown: str, page, config, files, **_) -> str:
+    markdown = re.sub(r"<!-- figure: ([\w+-]+) -->", lambda match: figure_markdown(match.group(1)), markdown)
     return re.sub(r"<!-- defaults: ([\w+-]+) -->", lambda match: defaults_table(match.group(1)), markdown)
+
+
+def figure_markdown(name: str) -> str:
+    """Method ``name``'s figure (on a page under ``methods/``) and a caption saying how it was made:
+    its settings, the score before → after, whether the goal was met, and the seconds it took."""
+    slug = _slug(name)
+    record = json.loads((GENERATED / "figures" / f"{slug}.json").read_text())
+    settings = ", ".join(f"`{key}={literal(value)}`" for key, value in FIGURE_SETTINGS[name].items())
+    after = "" if record["score_after"] is None else f" → {record['score_after']:.2f}"
+    goal = {True: ", its goal met", False: ", its goal NOT met", None: ""}[record["goal_met"]]
+    return (f"![{name} on the bundled cat photo](../generated/figures/{slug}.png)\n\n"
+            f"Made by the docs build (`docs/hooks.py`) with the default model and "
+            f"{settings + ' (the defaults otherwise)' if settings else 'the defaults'}: "
+            f"p {record['score_before']:.2f}{after}{goal}; {record['seconds']:.0f} s on the machine that built "
+            "this site. The colour bar says how the map was scaled.")
 
 
 def defaults_table(name: str) -> str:
@@ -52,8 +82,19 @@ def defaults_table(name: str) -> str:
 
     method = METHODS[name]
     lines = [f"`{method.__name__}` (`--method {name}`) defaults:", "", "| parameter | default |", "|---|---|"]
-    lines += [f"| `{key}` | `{value!r}` |" for key, value in method.defaults().items()]
+    lines += [f"| `{key}` | `{literal(value)}` |" for key, value in method.defaults().items()]
     return "\n".join(lines)
+
+
+def literal(value) -> str:
+    """``repr(value)`` with floats at 6 significant digits: ``1e-05``, not ``9.999999999999999e-06``."""
+    if isinstance(value, float):
+        return repr(float(f"{value:.6g}"))
+    if isinstance(value, tuple):
+        return f"({', '.join(literal(item) for item in value)}{',' if len(value) == 1 else ''})"
+    if isinstance(value, list):
+        return f"[{', '.join(literal(item) for item in value)}]"
+    return repr(value)
 
 
 def cli_reference() -> str:
@@ -113,28 +154,71 @@ def results_page() -> str:
 
 
 def method_figures() -> None:
-    """``figures/<method>.png``: each method's map of the bundled photo (made once, or on refresh)."""
+    """``figures/<method>.png``: each method's map of the bundled photo, drawn when its inputs
+    changed (see :func:`figure_key`), or always with ``MASKSCOPE_DOCS_FIGURES=refresh``."""
     folder = GENERATED / "figures"
     folder.mkdir(exist_ok=True)
+    from skimage import data
+
+    photo_hash = hashlib.sha256(data.chelsea().tobytes()).hexdigest()
     refresh = os.environ.get("MASKSCOPE_DOCS_FIGURES") == "refresh"
-    todo = [name for name in FIGURE_SETTINGS if refresh or not (folder / f"{_slug(name)}.png").is_file()]
+    keys = {name: figure_key(name, photo_hash) for name in FIGURE_SETTINGS}
+    todo = [name for name in FIGURE_SETTINGS if refresh or _cached(folder, name) != keys[name]]
+    for name in FIGURE_SETTINGS:
+        if name not in todo:
+            _check_goal(name, json.loads((folder / f"{_slug(name)}.json").read_text()))
     if not todo:
         return
     import torch
-    from skimage import data
 
     from maskscope import Classifier, load_image
     from maskscope.methods import get_method
+    from maskscope.plotting.overlay import new_figure
 
-    torch.manual_seed(0)
     classifier = Classifier.default()
     photo = load_image(data.chelsea())
     for name in todo:
+        torch.manual_seed(0)
+        start = time.perf_counter()
         explanation = get_method(name, **FIGURE_SETTINGS[name])(classifier, classifier.view(photo)[None], seed=0)
-        figure = explanation.plot(0, photo, classifier.view)
-        figure.set_size_inches(4.6, 3.6)
+        seconds = time.perf_counter() - start
+        figure = explanation.plot(0, photo, classifier.view, ax=new_figure(4.6, 3.8).subplots())
         figure.tight_layout()
         figure.savefig(folder / f"{_slug(name)}.png", dpi=80)
+        goal = None if explanation.goal_met is None else bool(explanation.goal_met[0])
+        record = {"key": keys[name], "settings": repr(FIGURE_SETTINGS[name]), "seconds": round(seconds, 1),
+                  "goal_met": goal, "score_before": float(explanation.scores_before[0]),
+                  "score_after": None if explanation.scores_after is None else float(explanation.scores_after[0])}
+        (folder / f"{_slug(name)}.json").write_text(json.dumps(record, indent=2))
+        _check_goal(name, record)
+
+
+def figure_key(name: str, photo_hash: str) -> str:
+    """The hash of what method ``name``'s figure is made from: its settings, the source of the
+    method's file and of the plotting code, and the photo's pixels."""
+    from maskscope.methods import METHODS
+
+    digest = hashlib.sha256(f"{name}\n{FIGURE_SETTINGS[name]!r}\n{photo_hash}\n".encode())
+    for path in (inspect.getsourcefile(METHODS[name]), *(ROOT / module for module in PLOTTING)):
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()
+
+
+def _cached(folder: Path, name: str) -> str | None:
+    """The key the cached figure of ``name`` was drawn with, ``None`` if there is none."""
+    record, picture = folder / f"{_slug(name)}.json", folder / f"{_slug(name)}.png"
+    if not (record.is_file() and picture.is_file()):
+        return None
+    try:
+        return json.loads(record.read_text()).get("key")
+    except ValueError:
+        return None
+
+
+def _check_goal(name: str, record: dict) -> None:
+    if record.get("goal_met") is False:
+        LOG.warning("docs figure of %s: goal not met at %s (p %.3f -> %.3f); its map is not meaningful",
+                    name, record["settings"], record["score_before"], record["score_after"])
 
 
 def _slug(name: str) -> str:
