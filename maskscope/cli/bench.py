@@ -24,7 +24,7 @@ from typing import Iterator
 from maskscope.bench.batch import parse_shard
 from maskscope.bench.config import BenchConfig, check_claim
 from maskscope.bench.folder import RunFolderError, check_apart, locked, read_run_config
-from maskscope.bench.ray_runner import RayOptions, run_bench_ray
+from maskscope.bench.ray_runner import RayOptions, require_ray, run_bench_ray
 from maskscope.bench.records import RecordLog, failure_kind
 from maskscope.bench.runner import run_bench
 from maskscope.bench.scoring import DEFAULT_PROTOCOL, check_metric
@@ -176,6 +176,8 @@ def run(args: argparse.Namespace) -> int:
         methods = untrained_methods() if args.methods == "all" else [m.strip().lower() for m in args.methods.split(",")]
     config = build_config(args, methods, method_params(args.param, methods or []) if args.param else None)
     check_methods(config)
+    if args.ray is not None:
+        check_ray_options(args)
     with claimed(config, args.out, args.force):
         dataset = open_checked_dataset(config)
         if args.ray is not None:
@@ -225,10 +227,15 @@ def open_dataset_and_model(args: argparse.Namespace, config: BenchConfig) -> tup
     return open_checked_dataset(config), load_model(args, config)
 
 
-def _run_on_ray(args: argparse.Namespace, config: BenchConfig, dataset: Dataset) -> int:
-    """The run on Ray workers, each loading the classifier itself; the driver loads none."""
+def check_ray_options(args: argparse.Namespace) -> None:
+    """Ray is installed and the worker options are sound (before the run folder is touched)."""
+    require_ray()
     if (args.workers is not None and args.workers < 1) or args.worker_threads < 1 or args.gpus_per_worker < 0:
         raise CommandError("--workers and --worker-threads must be at least 1, --gpus-per-worker at least 0")
+
+
+def _run_on_ray(args: argparse.Namespace, config: BenchConfig, dataset: Dataset) -> int:
+    """The run on Ray workers, each loading the classifier itself; the driver loads none."""
     model = argparse.Namespace(model=config.model, device=config.device, precision=config.precision,
                                engine=config.engine)
     options = RayOptions(None if args.ray == "local" else args.ray, args.workers, args.worker_threads,
