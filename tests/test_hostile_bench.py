@@ -13,6 +13,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 from test_bench import write_tiny_bench_task
 
@@ -132,6 +133,33 @@ def test_a_shard_still_running_is_not_merged(task, tmp_path, capsys):
     assert not (tmp_path / "m" / "records.jsonl").exists()
     code = main(["bench", "--merge", *map(str, shards), "--out", str(shards[0] / "m"), "--no-report", "--quiet"])
     assert code == 2 and "overlap" in one_error_line(capsys)
+
+
+def test_evaluate_obeys_the_same_folder_rules(task, tmp_path, capsys):
+    maps = tmp_path / "mine"
+    maps.mkdir()
+    for k in range(COUNT):
+        np.save(maps / f"c{k}.npy", np.random.default_rng(k).random((224, 224)).astype(np.float32))
+    out = tmp_path / "d"
+    (out / "maps" / "mine").mkdir(parents=True)
+    np.save(out / "maps" / "mine" / "c0.npy", np.zeros((2, 2), np.float32))  # not the run's: evaluate writes no maps
+
+    def evaluate(*extra: str) -> int:
+        return main(["evaluate", "--maps", str(maps), "--data", str(task / "data"), "--model", str(task / "tiny.pt"),
+                     "--metrics", METRIC, "--out", str(out), "--quiet", *extra])
+
+    assert evaluate() == 0
+    assert evaluate("--seed", "1", "--force") == 0
+    assert (out / "maps" / "mine" / "c0.npy").exists()
+    assert len(raw_lines(out)) == COUNT
+    capsys.readouterr()
+    assert evaluate("--seed", "2") == 2
+    assert "seed differ" in one_error_line(capsys)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "records.jsonl").write_text("")
+    code = main(["evaluate", "--maps", str(maps), "--data", str(task / "data"), "--model", str(task / "tiny.pt"),
+                 "--metrics", METRIC, "--out", str(tmp_path / "other"), "--quiet"])
+    assert code == 2 and "no bench run" in one_error_line(capsys)
 
 
 @pytest.mark.parametrize("where", ["same", "inside", "holding"])
