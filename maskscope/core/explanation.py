@@ -49,6 +49,7 @@ ARRAY_FIELDS = (
 #: per-image numbers, saved in the record
 NUMBER_FIELDS = (
     "scores_before", "scores_after", "kept_area", "goal_met", "completeness_gap", "chosen_l1_weight", "decision_changed",
+    "samples_used",
 )
 #: the number fields that are flags
 FLAG_FIELDS = ("goal_met", "decision_changed")
@@ -114,6 +115,8 @@ class Explanation:
         completeness_gap: Integrated Gradients' ``Σ IG − (S(x) − S(x'))`` (B).
         chosen_l1_weight: FGVis' λ each image ended with (B).
         decision_changed: FGVis: whether the search's top-1 rule was met (B bool).
+        samples_used: the samples a sampling method scored per image (B): RISE's masks, LIME's
+            subsets, the sliding patch's positions; fewer than asked where its convergence stop ended it.
     """
 
     saliency: torch.Tensor
@@ -144,6 +147,7 @@ class Explanation:
     completeness_gap: torch.Tensor | None = None
     chosen_l1_weight: torch.Tensor | None = None
     decision_changed: torch.Tensor | None = None
+    samples_used: torch.Tensor | None = None
     images: torch.Tensor | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:

@@ -24,7 +24,13 @@ its samples from its own generator, so a batch gives the same maps as one image 
 With the same seed the samples are those of the lime package (its NumPy ``RandomState`` and
 torch's CPU generator are the same Mersenne Twister, read in the same order), and so are the
 weights: ``benchmarks/lime_vs_lime.py`` finds them equal to 1e-8.
-The explanation's ``mask`` holds the weights, B×1×1×S_max (NaN past an image's own S).
+The explanation's ``superpixel_weights`` holds the weights, B×S_max (NaN past an image's own S).
+
+Convergence stop (``stop_tolerance``, off by default; :mod:`maskscope.methods.sampling_stop`):
+every ``stop_interval`` samples the model is refitted on the samples so far, and an image stops
+once ``stop_checks`` successive refits in a row agree with the one before (their maps, each
+superpixel painted with its ``β``) by Spearman ``ρ ≥ stop_tolerance``; its weights are then the fit on its first n
+samples (kernel weight 0 for the rest). ``Explanation.samples_used`` records n.
 """
 
 from __future__ import annotations
@@ -37,10 +43,10 @@ from maskscope.core.classifier import DEFAULT_SCORE, SCORES
 from maskscope.core.explanation import Explanation
 from maskscope.core.filler_specs import resolve_filler
 from maskscope.core.fillers import Filler
-from maskscope.core.scoring import score_mask_stream
 from maskscope.methods.base import Method
-from maskscope.methods.parameters import OneOf, at_least, positive
+from maskscope.methods.parameters import Interval, OneOf, at_least, positive
 from maskscope.methods.registry import register
+from maskscope.methods.sampling_stop import SamplingStop, stream_until_stable
 
 REGRESSIONS = {"ridge": 1.0, "lasso": 0.01}  # name -> default α
 
@@ -138,6 +144,10 @@ class LIME(Method):
         alpha: the regulariser's weight; ``None`` takes 1.0 for ridge (LIME's) and 0.01 for lasso.
         batch_size: perturbed images per forward pass (default: 8 on a CPU, 64 on a GPU).
         progress: show a progress bar.
+        stop_tolerance: stop an image's sampling once successive refits' weights agree to this
+            Spearman ρ (``None``: always draw ``samples`` subsets).
+        stop_interval: samples between two refits.
+        stop_checks: successive agreeing refits needed to stop.
     """
 
     name = "lime"
@@ -145,7 +155,8 @@ class LIME(Method):
     constraints = {
         "samples": at_least(2), "segments": at_least(1), "compactness": positive(), "slic_sigma": at_least(0),
         "kernel_width": positive(), "regression": OneOf(*REGRESSIONS), "alpha": at_least(0), "score": OneOf(*SCORES),
-        "batch_size": at_least(1),
+        "batch_size": at_least(1), "stop_tolerance": Interval(-1, 1), "stop_interval": at_least(1),
+        "stop_checks": at_least(1),
     }
 
     def __init__(
@@ -161,6 +172,9 @@ class LIME(Method):
         alpha: float | None = None,
         batch_size: int | None = None,
         progress: bool = False,
+        stop_tolerance: float | None = None,
+        stop_interval: int = 100,
+        stop_checks: int = 2,
     ) -> None:
         self.samples = samples
         self.segments = segments
@@ -173,6 +187,9 @@ class LIME(Method):
         self.alpha = alpha
         self.batch_size = batch_size
         self.progress = progress
+        self.stop_tolerance = stop_tolerance
+        self.stop_interval = stop_interval
+        self.stop_checks = stop_checks
 
     def draw_samples(self, counts: torch.Tensor, seed: int) -> torch.Tensor:
         """Binary samples B×N×S_max: image b's own generator draws N×S_b, the rest is 0."""
@@ -192,19 +209,28 @@ class LIME(Method):
         filler = resolve_filler(self.filler, classifier.mean_colour)
         pixels = labels.flatten(1).to(images.device)
 
-        def masks_of(chunk: slice) -> torch.Tensor:
-            drawn = presence[:, chunk].to(images.device)
-            masks = torch.gather(drawn, 2, pixels[:, None].expand(-1, drawn.shape[1], -1))
-            return masks.view(batch, drawn.shape[1], height, width)
+        def masks_of(chunk: slice, active: torch.Tensor) -> torch.Tensor:
+            drawn = presence[active, chunk].to(images.device)
+            masks = torch.gather(drawn, 2, pixels[active.to(images.device), None].expand(-1, drawn.shape[1], -1))
+            return masks.view(len(active), drawn.shape[1], height, width)
 
-        stream = score_mask_stream(
-            classifier, images, self.samples, masks_of, filler, weights, self.batch_size, self.progress, "LIME", self.score
-        )
-        scores = [chunk_scores for _, _, chunk_scores in stream]
         kernel = kernel_weights(presence, counts, self.kernel_width)
         alpha = REGRESSIONS[self.regression] if self.alpha is None else self.alpha
         fit = weighted_ridge if self.regression == "ridge" else weighted_lasso
-        coefficients, _ = fit(presence, torch.cat(scores, 1).cpu(), kernel, alpha)
+        scores = torch.zeros(batch, self.samples)
+        stop = SamplingStop(batch, self.samples, self.stop_tolerance, self.stop_interval, self.stop_checks)
+        stream = stream_until_stable(
+            classifier, images, stop, masks_of, filler, weights, self.batch_size, self.progress, "LIME", self.score
+        )
+        for chunk, active, _, chunk_scores in stream:
+            scores[active, chunk] = chunk_scores.cpu()
+            if stop.due(chunk.stop):
+                seen = slice(0, chunk.stop)
+                refit, _ = fit(presence[active, seen], scores[active, seen], kernel[active, seen], alpha)
+                stop.update(chunk.stop, torch.gather(refit.float(), 1, labels[active].flatten(1)))
+        used = stop.finish()
+        unseen = torch.arange(self.samples)[None] >= used[:, None]
+        coefficients, _ = fit(presence, scores, kernel.masked_fill(unseen, 0.0), alpha)
         coefficients = coefficients.float()
         saliency = torch.gather(coefficients, 1, labels.flatten(1)).view(batch, height, width)
         beyond = torch.arange(coefficients.shape[1])[None] >= counts[:, None]
@@ -215,4 +241,5 @@ class LIME(Method):
             method=self.name,
             superpixels=labels,
             superpixel_weights=weights_per_superpixel,
+            samples_used=used,
         )

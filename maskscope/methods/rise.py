@@ -12,6 +12,12 @@ the default, the classifier's mean colour, is the paper's zero in normalised spa
 Defaults: N = ``samples`` = 4000, s = ``resolution`` = 7, p = ``keep`` = 0.5 (the paper used
 N = 8000 for ResNet50). Masks are drawn by a generator seeded with ``seed`` and scored with the batched engine ``batch_size`` at a
 time, so the map depends on the seed only.
+
+Convergence stop (``stop_tolerance``, off by default; :mod:`maskscope.methods.sampling_stop`):
+every ``stop_interval`` masks the running estimate ``S_n`` (the sum above over the first n
+masks) is compared with the previous one, and an image stops once ``stop_checks`` comparisons
+in a row reach Spearman ``ρ ≥ stop_tolerance``; its map is then ``S_n`` with ``N = n``.
+``Explanation.samples_used`` records n.
 """
 
 from __future__ import annotations
@@ -25,10 +31,10 @@ from maskscope.core.classifier import DEFAULT_SCORE, SCORES
 from maskscope.core.explanation import Explanation
 from maskscope.core.filler_specs import resolve_filler
 from maskscope.core.fillers import Filler
-from maskscope.core.scoring import score_mask_stream
 from maskscope.methods.base import Method
 from maskscope.methods.parameters import Interval, OneOf, at_least
 from maskscope.methods.registry import register
+from maskscope.methods.sampling_stop import SamplingStop, stream_until_stable
 
 
 def rise_masks(grids: torch.Tensor, shifts: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -57,13 +63,18 @@ class RISE(Method):
         score: the class score explained, ``"probability"`` or ``"logit"``.
         batch_size: perturbed images per forward pass (default: 8 on a CPU, 64 on a GPU).
         progress: show a progress bar.
+        stop_tolerance: stop an image's sampling once successive estimates agree to this
+            Spearman ρ (``None``: always draw ``samples`` masks).
+        stop_interval: masks between two estimates.
+        stop_checks: successive agreeing estimates needed to stop.
     """
 
     name = "rise"
     needs_gradients = False
     constraints = {
         "samples": at_least(1), "resolution": at_least(1), "keep": Interval(0, 1, low_open=True),
-        "score": OneOf(*SCORES), "batch_size": at_least(1),
+        "score": OneOf(*SCORES), "batch_size": at_least(1), "stop_tolerance": Interval(-1, 1),
+        "stop_interval": at_least(1), "stop_checks": at_least(1),
     }
 
     def __init__(
@@ -75,6 +86,9 @@ class RISE(Method):
         score: str = DEFAULT_SCORE,
         batch_size: int | None = None,
         progress: bool = False,
+        stop_tolerance: float | None = None,
+        stop_interval: int = 500,
+        stop_checks: int = 2,
     ) -> None:
         self.samples = samples
         self.resolution = resolution
@@ -83,6 +97,9 @@ class RISE(Method):
         self.score = score
         self.batch_size = batch_size
         self.progress = progress
+        self.stop_tolerance = stop_tolerance
+        self.stop_interval = stop_interval
+        self.stop_checks = stop_checks
 
     def _explain(self, classifier, images, targets, weights, seed):
         batch, _, height, width = images.shape
@@ -91,16 +108,22 @@ class RISE(Method):
         limits = torch.tensor([math.ceil(height / self.resolution), math.ceil(width / self.resolution)])
         shifts = (torch.rand(self.samples, 2, generator=generator) * limits).long()
         filler = resolve_filler(self.filler, classifier.mean_colour)
-        saliency = torch.zeros(batch, height * width, device=images.device)
+        sums = torch.zeros(batch, height * width, device=images.device)
         device = images.device
+        stop = SamplingStop(batch, self.samples, self.stop_tolerance, self.stop_interval, self.stop_checks)
 
-        def masks_of(chunk: slice) -> torch.Tensor:
+        def masks_of(chunk: slice, _active: torch.Tensor) -> torch.Tensor:
             return rise_masks(grids[chunk].to(device), shifts[chunk].to(device), (height, width))
 
-        stream = score_mask_stream(
-            classifier, images, self.samples, masks_of, filler, weights, self.batch_size, self.progress, "RISE", self.score
+        stream = stream_until_stable(
+            classifier, images, stop, masks_of, filler, weights, self.batch_size, self.progress, "RISE", self.score
         )
-        for _, masks, scores in stream:
-            saliency += scores @ masks.flatten(1)
-        saliency /= self.samples * self.keep
-        return Explanation(saliency=saliency.view(batch, height, width).cpu(), targets=targets, method=self.name)
+        for chunk, active, masks, scores in stream:
+            sums.index_add_(0, active.to(device), scores @ masks.flatten(1))
+            if stop.due(chunk.stop):
+                stop.update(chunk.stop, sums[active.to(device)])
+        used = stop.finish()
+        saliency = sums / (used.to(sums)[:, None] * self.keep)
+        return Explanation(
+            saliency=saliency.view(batch, height, width).cpu(), targets=targets, method=self.name, samples_used=used
+        )
