@@ -44,6 +44,7 @@ def test_refining_everything_is_exhaustive_occlusion_at_every_level(tiny):
     grids = method.grids((32, 32))
     assert explanation.params["level_passes"] == [[len(grid) for grid in grids]] * 2  # 16, 64, 256 windows
     assert explanation.params["passes"] == [336, 336]
+    assert explanation.record(1)["params"]["passes"] == [336, 336]  # saved with each photo's record
 
 
 def test_relu_keeps_only_the_drops(tiny):

@@ -35,6 +35,8 @@ the default here).
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 import torch.nn.functional as F
 
@@ -43,7 +45,9 @@ from maskscope.core.explanation import Explanation
 from maskscope.core.filler_specs import resolve_filler
 from maskscope.core.fillers import Filler
 from maskscope.core.scoring import score_mask_stream
+from maskscope.core.targets import TargetSpec
 from maskscope.core.windows import WindowGrid, square_stamp
+from maskscope.data.images import ImageLike
 from maskscope.errors import MaskscopeValueError
 from maskscope.methods.base import Method
 from maskscope.methods.parameters import Interval, OneOf, at_least
@@ -128,7 +132,14 @@ class HierarchicalPerturbation(Method):
         sides = [self.window // 2**level for level in range(self.levels)]
         return [WindowGrid(square_stamp(side), side, side // 2, size, "cover") for side in sides]
 
-    def explain(self, classifier, images, target="top1", seed=0) -> Explanation:
+    def explain(
+        self,
+        classifier: Classifier,
+        images: torch.Tensor | Sequence[ImageLike],
+        target: TargetSpec = "top1",
+        seed: int = 0,
+    ) -> Explanation:
+        """:meth:`Method.explain`, with the passes each image took in ``params``."""
         explanation = super().explain(classifier, images, target, seed)
         explanation.params["passes"] = self.passes_.sum(1).tolist()
         explanation.params["level_passes"] = self.passes_.tolist()
