@@ -208,6 +208,28 @@ def test_a_full_disk_stops_the_run_with_one_line_and_a_resume_completes_it(task,
     assert len(triples) == len(set(triples)) == COUNT
 
 
+def test_a_full_disk_writing_a_map_stops_the_run_and_records_no_failure(task, tmp_path, capsys, monkeypatch):
+    from maskscope.bench.maps import MapFolder
+
+    out = tmp_path / "d"
+    put = MapFolder.put
+    written = []
+
+    def full_on_the_third_map(self, method, image, array):
+        if len(written) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        written.append(image)
+        put(self, method, image, array)
+
+    monkeypatch.setattr(MapFolder, "put", full_on_the_third_map)
+    assert bench(task, out, "--batch-size", "1") == 1
+    assert "the disk is full" in one_error_line(capsys)
+    assert [r["status"] for r in raw_lines(out)] == ["ok", "ok"]
+    monkeypatch.setattr(MapFolder, "put", put)
+    assert bench(task, out) == 0
+    assert [r["status"] for r in raw_lines(out)] == ["ok"] * COUNT
+
+
 def test_a_full_disk_while_plotting_is_one_line(task, tmp_path, capsys, monkeypatch):
     out = tmp_path / "d"
     assert bench(task, out) == 0

@@ -152,8 +152,10 @@ def _maps(source: MapSource, method: str, items: list[Item], images: torch.Tenso
     """The source's maps for the batch; if it raises, image by image, each failure as a :class:`Failure`."""
     try:
         return source(method, items, images)
-    except Exception as error:  # one image's failure must not end a long run
-        if len(items) == 1 or is_disk_full(error):
+    except Exception as error:  # one image's failure must not end a long run; a full disk ends it
+        if is_disk_full(error):
+            raise
+        if len(items) == 1:
             return [failure_of(error, f"{method} failed: ")]
     return [_maps(source, method, [item], images[i : i + 1])[0] for i, item in enumerate(items)]
 
