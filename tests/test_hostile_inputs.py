@@ -193,7 +193,7 @@ def test_a_read_only_output_folder_is_refused_before_the_model_is_loaded(photos,
     folder = read_only_folder(tmp_path)
     try:
         with untouched(tmp_path):
-            for out, message in ((folder, "the folder is not writable"), (folder / "sub", "cannot make the folder")):
+            for out, message in ((folder, "the folder is not writable"), (folder / "sub", f"cannot make the folder in {folder}")):
                 status = main(["explain", str(photos), "--model", str(tmp_path / "missing.pt"), "--out", str(out),
                                *QUICK])  # fmt: skip
                 assert status == 2

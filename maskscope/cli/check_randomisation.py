@@ -77,9 +77,15 @@ def run(args: argparse.Namespace) -> int:
     classifier = load_classifier(args)
     photos, names = load_photos(args, classifier)
     variants = VARIANTS if args.variant == "both" else (args.variant,)
-    count = len(parametrised_layers(classifier.module))  # a forward-only model: ForwardOnlyError
-    if count == 0:
+    layers = parametrised_layers(classifier.module)  # a forward-only model: ForwardOnlyError
+    if not layers:
         raise CommandError(f"model {classifier.name} has no parametrised layers to randomise")
+    fixed = [(name, module) for name, module in layers if getattr(module, "reset_parameters", None) is None]
+    if fixed:
+        name, module = fixed[0]
+        raise CommandError(f"layer {name!r} ({type(module).__name__}) has no reset_parameters to randomise it: "
+                           "the check needs a torch model whose layers can be re-initialised")  # fmt: skip
+    count = len(layers)
     if method.needs_gradients:
         classifier.require_gradients(type(method).__name__)
     layer = getattr(method, "layer", None)  # Grad-CAM's and MP's: named by the user, checked before running

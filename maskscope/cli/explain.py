@@ -17,8 +17,8 @@ only the others; an interrupted photo's files are rewritten. The arguments that 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -116,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
         bar.update(len(chunk))
     bar.close()
     if written == 0 and failures:
-        print(f"nothing written: all {len(sources)} image(s) failed", file=sys.stderr)
+        which = f"the {len(sources)} image(s) not explained yet" if skipped else f"all {len(sources)} image(s)"
+        print(f"nothing written: {which} failed", file=sys.stderr)
     elif sources:
         failed_note = f" ({failures} image(s) failed)" if failures else ""
         print(f"wrote {written} explanation(s) to {out}/{failed_note}", file=sys.stderr)
@@ -143,18 +144,22 @@ def check_arguments(args: argparse.Namespace) -> None:
 
 def output_folder(out: str) -> Path:
     """``--out`` as a path, refused before anything is computed when it names a file, or a folder
-    that cannot be written or made (the folder is made when the first explanation is saved)."""
+    that cannot be written or made (the folder is made when the first explanation is saved, so a
+    refused run leaves nothing behind)."""
     folder = Path(out)
     if folder.exists() and not folder.is_dir():
         raise CommandError(f"--out {out}: is a file, not a folder")
     existing = next(path for path in (folder.absolute(), *folder.absolute().parents) if path.exists())
-    if existing == folder.absolute():
-        if not os.access(folder, os.W_OK | os.X_OK):
-            raise CommandError(f"--out {out}: the folder is not writable")
-    elif not existing.is_dir():
+    if not existing.is_dir():
         raise CommandError(f"--out {out}: cannot make the folder, {existing} is a file")
-    elif not os.access(existing, os.W_OK | os.X_OK):
-        raise CommandError(f"--out {out}: cannot make the folder, {existing} is not writable")
+    try:  # the one sure test (a read-only mount, a permission, root on a system folder): write, and remove
+        with tempfile.TemporaryDirectory(prefix=".maskscope-probe-", dir=existing):
+            pass
+    except OSError as error:
+        reason = error.strerror or str(error)
+        if existing == folder.absolute():
+            raise CommandError(f"--out {out}: the folder is not writable ({reason})") from error
+        raise CommandError(f"--out {out}: cannot make the folder in {existing} ({reason})") from error
     return folder
 
 
