@@ -120,3 +120,23 @@ def test_a_map_whose_optimisation_did_not_move_is_flagged(photos, torchscript_mo
         record = json.loads((out / f"{name}.json").read_text())
         assert record["goal_met"] is False and record["kept_area"] == pytest.approx(1.0)
         assert record["score_after"] == pytest.approx(record["score_before"], rel=1e-4)
+
+
+def test_user_errors_are_caught_once_as_one_line_with_their_exit_status(monkeypatch, capsys):
+    from maskscope.cli import methods
+    from maskscope.core.explanation import SaveError
+    from maskscope.errors import MaskscopeValueError
+
+    def fail_with(error):
+        def run(args):
+            raise error
+
+        monkeypatch.setattr(methods, "run", run)
+        return main(["methods"])
+
+    assert fail_with(MaskscopeValueError("a bad value\n  quoted from a library\n")) == 2
+    assert capsys.readouterr().err == "maskscope methods: error: a bad value; quoted from a library\n"
+    assert fail_with(SaveError("cannot write out/a.npy: No space left on device")) == 1  # a failed run
+    assert capsys.readouterr().err.count("\n") == 1
+    with pytest.raises(RuntimeError, match="a bug"):  # anything else is a bug: its traceback is kept
+        fail_with(RuntimeError("a bug"))

@@ -3,16 +3,15 @@
 Every error a user can fix derives from :class:`maskscope.errors.MaskscopeError`; the command
 line catches that one class (in :func:`maskscope.cli.main.main`) and prints its message as one
 line. Its exit status is the error's ``exit_status`` attribute: :data:`BAD_ARGUMENTS` (2, the
-default: an argument, a file or a setting to correct) or :data:`RUN_FAILED` (1: the arguments
-were fine but the run could not finish, e.g. the disk filled up).
+default: an argument, a file or a setting to correct), or 1 for an error class that declares
+``exit_status = 1``: the arguments were fine but the run could not finish (e.g.
+:class:`~maskscope.core.explanation.SaveError`, a full disk).
 """
 
 from maskscope.errors import MaskscopeError
 
 #: exit status of an error in the arguments (argparse's own)
 BAD_ARGUMENTS = 2
-#: exit status of a run that failed on its way
-RUN_FAILED = 1
 
 
 class CommandError(MaskscopeError):
