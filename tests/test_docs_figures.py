@@ -28,7 +28,7 @@ def test_every_docs_figure_setting_names_real_parameters():
     # every method has a figure but the learned explainer, which must be trained first
     assert set(METHODS) - set(settings) == {"explainer"}
     assert set(settings) <= set(METHODS)
-    assert set(load_hooks().GOAL_MISSED_AT_DEFAULTS) <= set(settings)  # a figure allowed to miss its goal, and why
+    assert set(load_hooks().GOAL_MISSED) <= set(settings)  # a figure allowed to miss its goal, and why
 
 
 def test_docs_defaults_tables_show_floats_as_written():
