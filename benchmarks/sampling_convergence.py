@@ -5,7 +5,8 @@ class) a method runs twice with the same seed: with every sample (``stop_toleran
 and with the stop. Recorded per photo: the samples the stop used, the Spearman ρ of the two
 maps, and the deletion and insertion AUCs of both (``rise-batch`` protocol). The summary gives
 the share of samples saved, the least and median ρ, how many photos reach ρ ≥ 0.99 (the bar
-for making the stop a default) and the mean and largest |ΔAUC|.
+for making the stop a default) and the mean and largest |ΔAUC|. The record is rewritten after
+every photo, so a run cut short leaves the photos it finished.
 
     python benchmarks/sampling_convergence.py --method rise --photos 16 \\
         --out benchmarks/results/sampling_convergence_rise.json
@@ -18,6 +19,7 @@ for making the stop a default) and the mean and largest |ΔAUC|.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -54,7 +56,7 @@ def main() -> None:
     names, images = imagenet_photos(classifier, args.photos)
     with torch.no_grad():
         targets = classifier.probabilities(images).argmax(1).tolist()
-    rows = []
+    rows: list[dict] = []
     seconds = {"full": 0.0, "stopped": 0.0}
     for name, image, target in zip(names, images, targets):
         start = time.perf_counter()
@@ -76,16 +78,20 @@ def main() -> None:
             "insertion_auc": [round(float(v), 4) for v in inserted],
         })
         print(rows[-1], flush=True)
+        record = {"method": args.method, "options": options, "stop": stop, "photos_asked": args.photos,
+                  **summarise(rows), "seconds": seconds, "rows": rows}
+        write_record(args.out, {**record, "engine": classifier.engine_record(), "load_average": os.getloadavg()[0],
+                                **machine(classifier.device)}, shown={})
 
+
+def summarise(rows: list[dict]) -> dict:
+    """Samples saved, map agreement and AUC differences over the photos done."""
     rho = np.array([r["spearman"] for r in rows])
     used = np.array([r["samples_used"] for r in rows])
     total = np.array([r["samples"] for r in rows])
     d_deletion = np.array([abs(r["deletion_auc"][1] - r["deletion_auc"][0]) for r in rows])
     d_insertion = np.array([abs(r["insertion_auc"][1] - r["insertion_auc"][0]) for r in rows])
-    summary = {
-        "method": args.method,
-        "options": options,
-        "stop": stop,
+    return {
         "photos": len(rows),
         "samples_saved": float(1 - used.sum() / total.sum()),
         "samples_used_min_median_max": [int(used.min()), float(np.median(used)), int(used.max())],
@@ -94,10 +100,7 @@ def main() -> None:
         "photos_with_spearman_at_least_0.99": int((rho >= 0.99).sum()),
         "deletion_auc_abs_difference_mean_max": [float(d_deletion.mean()), float(d_deletion.max())],
         "insertion_auc_abs_difference_mean_max": [float(d_insertion.mean()), float(d_insertion.max())],
-        "seconds": seconds,
     }
-    write_record(args.out, {**summary, "rows": rows, "engine": classifier.engine_record(), **machine(classifier.device)},
-                 shown=summary)
 
 
 if __name__ == "__main__":
