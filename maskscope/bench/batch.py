@@ -25,7 +25,7 @@ from maskscope.bench.folder import is_disk_full
 from maskscope.bench.scoring import Item, score
 from maskscope.core.classifier import Classifier
 from maskscope.data.dataset import Dataset, Sample
-from maskscope.data.images import ImageLoadError, load_image
+from maskscope.data.images import ImageLoadError
 from maskscope.errors import MaskscopeError, MaskscopeValueError
 
 
@@ -117,11 +117,11 @@ def _prepare(classifier, dataset, samples, config, with_objects, done):
     records, items, images = [], [], []
     for sample in samples:
         try:
-            photo = load_image(sample.path, name=sample.name)
+            photo, size = sample.load(classifier.view.decode_side)  # reduced while decoded, as explain does
         except ImageLoadError as error:
             records += _all(sample.name, config, done, "failed", f"cannot read the image: {error}", failure="image")
             continue
-        items.append(Item(sample, tuple(photo.shape[-2:]), -1, None))
+        items.append(Item(sample, size, -1, None))
         images.append(classifier.view(photo))
     if not items:
         return records, [], None
