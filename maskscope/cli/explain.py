@@ -199,6 +199,7 @@ def explain_chunk(method, classifier, photos, names, paths, args, out: Path, run
             for p, n, s in zip(photos, names, paths)
         )
     explanation.names, explanation.sources, explanation.run = names, paths, run_settings
+    explanation.asked_as = args.method.lower()  # the record keeps "lime-g", not only "lime" (a report groups by it)
     explanation.save(out, images=photos, view=classifier.view, overwrite=args.overwrite)
     for index in range(len(explanation)):
         print(photo_line(explanation.record(index)))

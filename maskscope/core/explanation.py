@@ -92,6 +92,10 @@ class Explanation:
         engine: where the classifier's forward passes ran (``Classifier.engine_record``).
         run: how the run that made it was asked for, beyond the method's parameters (the
             command line's ``target`` and ``seed``); recorded when not empty.
+        asked_as: the name the method was asked for by, when that is an alias (``lime-g``,
+            ``sp``, ``sp-g``: see :data:`maskscope.methods.registry.ALIASES`) or a name in
+            other case; recorded as ``asked_as`` (the method's own name when empty), so that
+            a report tells ``lime`` from ``lime-g``.
         images: the images explained, B×3×H×W in [0, 1] as the classifier saw them (on the
             CPU), kept so that a notebook draws each map over its photo; not saved.
 
@@ -132,6 +136,7 @@ class Explanation:
     sources: list[str | None] = field(default_factory=list)
     engine: dict[str, Any] = field(default_factory=dict)
     run: dict[str, Any] = field(default_factory=dict)
+    asked_as: str = ""
     mask: torch.Tensor | None = None
     history: torch.Tensor | None = None
     attributions: torch.Tensor | None = None
@@ -188,6 +193,7 @@ class Explanation:
             "name": self.names[index],
             "source": self.sources[index],
             "method": self.method,
+            "asked_as": self.asked_as or self.method,
             "targets": self.targets[index],
             "target_names": self.target_names[index] if self.target_names else [],
             "score": self.score,
@@ -357,6 +363,7 @@ class Explanation:
             sources=[r.get("source") for r in records],
             engine=records[0].get("engine", {}),
             run=records[0].get("run", {}),
+            asked_as=records[0].get("asked_as", ""),
             **arrays,
             **numbers,
         )
