@@ -50,7 +50,7 @@ FOLDER = "{{data}}<img src=x onerror=" + PWN.format("folder").replace("/", "") +
 ALLOWED_TAGS = {"html", "head", "meta", "title", "style", "body", "header", "h1", "h2", "p", "ul", "li", "nav", "a",
                 "section", "table", "thead", "tbody", "tr", "th", "td", "div", "fieldset", "legend", "span", "label",
                 "select", "option", "input", "button", "pre", "script", "figure", "figcaption", "svg", "path", "text",
-                "polyline", "b", "img"}
+                "polyline", "line", "b", "img"}
 
 
 # ---------------------------------------------------------------- the escaping functions alone

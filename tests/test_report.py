@@ -79,6 +79,56 @@ def test_an_explain_folder_report_shows_the_overlays_and_scores(tmp_path):
     assert {(row["method"], row["metric"]) for row in data["summary"]} >= {("mp", "score_before")}
 
 
+#: an alias and the method it runs, each at settings that take a tiny model milliseconds
+NAMED = {"lime": ["--param", "samples=20", "--param", "segments=8"], "sp": ["--param", "window=40", "--param", "stride=40"]}
+
+
+def test_an_explain_folder_keeps_each_alias_apart(tmp_path):
+    """lime and lime-g (sp and sp-g) run the same method with two fillers: the records keep the
+    name asked for and the report shows four methods of 3 photos each, never one pooled of 6."""
+    from maskscope.models import TinyCNN
+
+    torch.manual_seed(0)
+    torch.jit.save(torch.jit.script(TinyCNN(10, width=4).eval()), str(tmp_path / "tiny.pt"))
+    _imagenet_style_folder(tmp_path / "photos", 3)
+    for base, params in NAMED.items():
+        for name in (base, f"{base}-g"):
+            assert main(["explain", str(tmp_path / "photos"), "--model", str(tmp_path / "tiny.pt"), "--method", name,
+                         "--out", str(tmp_path / "out" / name), "--quiet", *params]) == 0
+    record = json.loads((tmp_path / "out" / "lime-g" / "c0.json").read_text())
+    assert (record["asked_as"], record["method"], record["params"]["filler"]) == ("lime-g", "lime", "inpaint")
+    assert Explanation.load(tmp_path / "out" / "sp-g").asked_as == "sp-g"
+    run = collect(tmp_path / "out")
+    assert run.methods == ["lime", "lime-g", "sp", "sp-g"]
+    assert [entry.name for entry in run.images] == ["c0", "c1", "c2"]  # a row per photo, not per folder
+    assert all(set(entry.cells) == set(run.methods) for entry in run.images)
+    rows = {(row["method"], row["metric"]): row["n"] for row in run.summary}
+    assert rows == {(method, metric): 3 for method in run.methods for metric in ("score_before", "seconds")}
+    assert run.config["runs"] == {"lime": "lime", "lime-g": "lime", "sp": "sliding_patch", "sp-g": "sliding_patch"}
+    assert run.config["methods"]["sp-g"]["filler"] == "inpaint" and run.config["methods"]["sp"]["filler"] == "mean"
+
+    # records written before asked_as was kept: the alias their parameters match, else the filler beside the name
+    for path in (tmp_path / "out").rglob("*.json"):
+        old = json.loads(path.read_text())
+        del old["asked_as"]
+        if path.parent.name == "lime":
+            old["params"]["filler"] = "blur:5"
+        path.write_text(json.dumps(old))
+    assert collect(tmp_path / "out").methods == ["lime filler=blur:5", "lime-g", "sliding_patch", "sp-g"]
+
+
+def test_every_metric_says_which_way_is_better(bench_run):
+    data = _page_json(bench_run / "report" / "report.html")
+    assert {row["better"] for row in data["summary"]} == {"lower is better"}  # deletion's AUC
+    assert data["better"]["deletion:rise-batch"] == "lower is better"
+    run = collect(bench_run)
+    from maskscope.report.collect import better
+
+    assert better("insertion:rise") == better("pointing") == better("segmentation acc") == "higher is better"
+    assert better("segmentation mae") == better("weak_localisation:mean@α*") == "lower is better"
+    assert run.summary and all(row["better"] for row in run.summary)
+
+
 def test_report_of_a_folder_that_is_no_run_is_a_one_line_error(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 2
     assert "not a bench run" in capsys.readouterr().err
@@ -126,13 +176,27 @@ def test_the_page_renders_and_sorting_and_filtering_change_what_is_shown(bench_r
     mean_header = browser.find_element(By.CSS_SELECTOR, "#summary th[data-key=mean]")
     means = sorted(row["mean"] for row in data["summary"])
     mean_header.click()
-    assert rows()[0].find_elements(By.TAG_NAME, "td")[2].text.startswith(f"{means[0]:.4f}")
+    assert rows()[0].find_elements(By.TAG_NAME, "td")[3].text.startswith(f"{means[0]:.4f}")
     mean_header.click()
-    assert rows()[0].find_elements(By.TAG_NAME, "td")[2].text.startswith(f"{means[-1]:.4f}")
+    assert rows()[0].find_elements(By.TAG_NAME, "td")[3].text.startswith(f"{means[-1]:.4f}")
+    assert rows()[0].find_elements(By.TAG_NAME, "td")[2].text == "lower is better"  # deletion, beside its metric
+    assert "which way is better" in browser.find_element(By.CSS_SELECTOR, "#summary thead").text
+    caption = browser.find_element(By.CSS_SELECTOR, "#curves figcaption").text
+    assert caption == "deletion:rise-batch: AUC, lower is better"
+    assert "(lower is better)" in Select(browser.find_element(By.ID, "f-metric")).first_selected_option.text
 
     lines = browser.find_elements(By.CSS_SELECTOR, "#curves svg polyline")
     assert len(lines) == len(METHODS) * len(METRICS)
     assert all(line.get_attribute("points").count(",") == 29 for line in lines)  # 29 points per curve
+    colour = "return getComputedStyle(arguments[0])[arguments[1]]"
+    for line in lines:  # each legend key, text and swatch, is drawn in its curve's colour, and the colours differ
+        method = line.get_attribute("data-method")
+        stroke = browser.execute_script(colour, line, "stroke")
+        key = browser.find_element(By.CSS_SELECTOR, f"#curves text.key[data-method={method}]")
+        swatch = browser.find_element(By.CSS_SELECTOR, f"#curves line.swatch[data-method={method}]")
+        assert browser.execute_script(colour, key, "fill") == browser.execute_script(colour, swatch, "stroke") == stroke
+        assert method in key.text
+    assert len({browser.execute_script(colour, line, "stroke") for line in lines}) == len(METHODS)
 
     gallery = lambda: browser.find_elements(By.CSS_SELECTOR, "#gallery tbody tr")  # noqa: E731
     assert len(gallery()) == 7

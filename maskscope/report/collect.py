@@ -5,7 +5,11 @@ A ``bench`` run holds ``config.json`` and ``records.jsonl`` (and, when kept, the
 image (beside ``NAME.npy`` and the overlay ``NAME.png``), possibly in a sub-folder per method.
 Both become one :class:`RunData`: summary rows, mean curves, a gallery entry per image with a
 cell per method (its per-map values and where its map is), the failed and skipped items,
-and the configuration.
+and the configuration. Every metric carries the way it is better (:func:`better`).
+
+A method is shown under the name it was asked for: a bench run's ``--methods`` name, an
+explain record's ``asked_as`` (``lime-g``, not the ``lime`` it runs), so that two settings of
+one method are never pooled (:func:`explain_group`).
 
 The run is only read, never changed. A record that is not what ``bench`` or ``explain`` writes
 (a line of ``records.jsonl`` that is not JSON or lacks a key, a ``NAME.json`` without its
@@ -33,6 +37,15 @@ VALUE_KEYS: dict[str, dict[str, type]] = {"deletion": {"auc": float, "fractions"
               "insertion": {"auc": float, "fractions": list, "scores": list},
               "pointing": {"hit": float, "centre_hit": float}, "segmentation": {"iou": float},
               "weak_localisation": {"alphas": dict, "ious": dict}}
+#: the way a metric is better, by its kind (the metric's name before ``:``): a deletion curve
+#: falls fast under a good map (low AUC), an insertion curve rises fast (high AUC); pointing hits
+#: and segmentation IoU are higher for a better map; weak localisation's summary rows are errors
+BETTER = {"deletion": "lower is better", "insertion": "higher is better", "pointing": "higher is better",
+          "segmentation": "higher is better", "weak_localisation": "lower is better",
+          "score_before": "the model's score, not the map's quality",
+          "score_after": "which way is better depends on the method's game", "seconds": "lower is faster"}
+#: per-map values whose better direction differs from their metric's (segmentation's MAE and Sal)
+LOWER_KEYS = ("mae", "sal")
 
 
 @dataclass
@@ -119,22 +132,31 @@ def collect_bench(run_dir: Path) -> RunData:
     for name, path in photos.items():
         entries[name].photo_path = path
     return RunData("bench", f"bench: {config.get('dataset', run_dir.name)}", methods, metrics,
-                   summary_rows(records), mean_curves(records), list(entries.values()), problems,
+                   [{**row, "better": better(row["metric"])} for row in summary_rows(records)],
+                   mean_curves(records), list(entries.values()), problems,
                    config, notes, run_dir)
 
 
 def collect_explain(run_dir: Path) -> RunData:
+    """An explain folder: a column per :func:`explain_group`, a row per photo (a sub-folder that
+    holds one group's records alone, ``out/lime-g/cat.json``, is that group's and not part of the
+    photo's name)."""
     from maskscope.bench.summary import mean_interval
 
     entries: dict[str, ImageEntry] = {}
     params: dict[str, dict] = {}
     values: dict[tuple[str, str], list[float]] = {}
-    for path in _explain_records(run_dir):
-        record = read_explain_record(path)
-        method = record["method"]
+    runs: dict[str, str] = {}  # the name shown → the method it runs
+    found = [(path, record, explain_group(record), path.relative_to(run_dir).with_suffix("").as_posix())
+             for path in _explain_records(run_dir) for record in [read_explain_record(path)]]
+    folders: dict[str, set[str]] = {}  # first sub-folder → the groups with a record in it
+    for _, _, group, key in found:
+        folders.setdefault(key.split("/")[0] if "/" in key else "", set()).add(group)
+    for path, record, method, key in found:
         params.setdefault(method, record.get("params") or {})
-        key = str(path.relative_to(run_dir).with_suffix("")).replace("\\", "/")
-        name = key if len(key.split("/")) < 2 or key.split("/")[0] != method else key.split("/", 1)[1]
+        runs.setdefault(method, record["method"])
+        folder, _, rest = key.partition("/")
+        name = rest if rest and (folder == method or folders[folder] == {method}) else key
         entry = entries.setdefault(name, ImageEntry(name, " + ".join(record.get("target_names") or [])))
         cell = Cell({k: float(record[k]) for k in ("score_before", "score_after", "seconds") if record.get(k) is not None})
         for metric, value in cell.values.items():
@@ -144,18 +166,51 @@ def collect_explain(run_dir: Path) -> RunData:
         entry.cells[method] = cell
     summary = []
     for (method, metric), numbers in sorted(values.items(), key=lambda item: (item[0][1], item[0][0])):
-        summary.append({"method": method, "metric": metric, **mean_interval(np.asarray(numbers)), "n": len(numbers),
+        summary.append({"method": method, "metric": metric, "better": better(metric),
+                        **mean_interval(np.asarray(numbers)), "n": len(numbers),
                         "skipped": 0, "failed": 0, "note": EXPLAIN_NOTES[metric]})
     methods = sorted(params)
     return RunData("explain", f"explain: {run_dir.name}", methods, ["score_before", "score_after", "seconds"],
                    summary, {}, sorted(entries.values(), key=lambda e: e.name), [],
-                   {"methods": params, "versions": environment_versions()},
+                   {"methods": params, "runs": runs, "versions": environment_versions()},
                    ["an explain folder has no deletion or insertion records: run maskscope bench for curves"],
                    run_dir)
 
 
 EXPLAIN_NOTES = {"score_before": "target probability on the photo",
                  "score_after": "target probability on the perturbed photo", "seconds": "seconds per image"}
+
+
+def better(metric: str) -> str:
+    """Which way ``metric`` (a summary row's or a gallery value's name: ``deletion:rise``,
+    ``segmentation mae``) is better: ``"lower is better"``, ``"higher is better"``, or what
+    else can be said (``""`` for a metric the report does not know)."""
+    name, _, key = metric.partition(" ")
+    if key in LOWER_KEYS:
+        return "lower is better"
+    return BETTER.get(name.partition(":")[0], "")
+
+
+def explain_group(record: dict) -> str:
+    """The name an explain record is shown and pooled under: the name it was asked for
+    (``asked_as``: ``lime-g``, ``sp``), for a record written before that was kept the alias its
+    parameters match (``lime`` with ``filler="inpaint"`` is ``lime-g``) or else its method; plus
+    ``filler=…`` when its filler is not the one that name implies, so different fillers never pool."""
+    from maskscope.methods.registry import ALIASES, resolve_method
+
+    method, params = record["method"], record.get("params") or {}
+    name = record.get("asked_as") or next(
+        (alias for alias, (registered, preset) in ALIASES.items()
+         if registered == method and preset and all(params.get(k) == v for k, v in preset.items())), method)
+    filler = params.get("filler")
+    if filler is None:
+        return name
+    try:
+        method_class, preset = resolve_method(name)
+    except ValueError:  # a method this installation does not know: its filler cannot be told from its default
+        return name
+    implied = preset.get("filler", method_class.defaults().get("filler"))
+    return name if filler == implied else f"{name} filler={filler}"
 
 
 def read_records(path: Path) -> list[dict]:
@@ -203,6 +258,8 @@ def read_explain_record(path: Path) -> dict:
     record = _read_object(path)
     if not isinstance(record.get("method"), str):
         raise MaskscopeValueError(f"{path}: an explanation record names its method (text); this one does not")
+    if not isinstance(record.get("asked_as", ""), str):
+        raise MaskscopeValueError(f"{path}: asked_as is {record['asked_as']!r}, not a method's name")
     for key in ("score_before", "score_after", "seconds"):
         if record.get(key) is not None and not _is_a(record[key], float):
             raise MaskscopeValueError(f"{path}: {key} is {record[key]!r}, not a number")

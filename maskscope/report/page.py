@@ -21,7 +21,7 @@ from pathlib import Path
 
 from maskscope.core.progress import progress_bar
 from maskscope.errors import MaskscopeValueError
-from maskscope.report.collect import RunData, collect
+from maskscope.report.collect import RunData, better, collect
 from maskscope.report.escaping import csp_hash, file_segments, file_url, html_text, script_json
 from maskscope.report.thumbnails import is_fresh, load_map, map_thumbnail, overlay_thumbnail, photo_view
 
@@ -103,9 +103,11 @@ def page_data(run: RunData, out: Path, progress: bool = True) -> dict:
                 shown["x"] = f"no thumbnail: {error}"
             cells[method] = shown
         images.append({"n": entry.name, "l": entry.label, "c": cells})
+    named = {*run.metrics, *run.curves, *(row["metric"] for row in run.summary),
+             *(metric for image in images for cell in image["c"].values() for metric in cell["v"])}
     return {"title": run.title, "kind": run.kind, "methods": run.methods, "metrics": run.metrics,
             "summary": run.summary, "curves": run.curves, "problems": run.problems, "config": run.config,
-            "notes": run.notes, "images": images}
+            "notes": run.notes, "images": images, "better": {metric: better(metric) for metric in sorted(named)}}
 
 
 def render(data: dict) -> str:

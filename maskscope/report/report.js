@@ -31,13 +31,16 @@ function svgElement(tag, attributes) {
 }
 function number(value, digits) { return value === null || value === undefined ? "–" : value.toFixed(digits); }
 function colourOf(method) { return COLOURS[Math.max(0, DATA.methods.indexOf(method)) % COLOURS.length]; }
+function betterOf(metric) { const text = own(DATA.better, metric); return typeof text === "string" ? text : ""; }
+function withBetter(metric) { const text = betterOf(metric); return text ? `${metric} (${text})` : metric; }
 
 // ---- notes and configuration
 for (const note of DATA.notes) document.getElementById("notes").appendChild(element("li", {}, note));
 document.getElementById("config").textContent = JSON.stringify(DATA.config, null, 2);
 
 // ---- summary table, sortable by any column
-const SUMMARY_COLUMNS = [["method", "method"], ["metric", "metric"], ["mean", "mean [95% interval]"], ["n", "n"],
+const SUMMARY_COLUMNS = [["method", "method"], ["metric", "metric"], ["better", "which way is better"],
+  ["mean", "mean [95% interval]"], ["n", "n"],
   ["skipped", "skipped"], ["failed", "failed"], ["note", "note"]];
 const summaryState = { key: "metric", ascending: true };
 function drawSummary() {
@@ -83,16 +86,17 @@ function drawCurves() {
   const [W, H, L, B, T, R] = [430, 250, 40, 30, 10, 180];
   for (const metric of metrics) {
     const figure = element("figure", { class: "curve-figure" });
-    figure.appendChild(element("figcaption", {}, metric));
+    figure.appendChild(element("figcaption", {}, betterOf(metric) ? `${metric}: AUC, ${betterOf(metric)}` : metric));
     const svg = svgElement("svg", { class: "curve", width: W, height: H, viewBox: `0 0 ${W} ${H}` });
     const x = (f) => L + f * (W - L - R), y = (p) => T + (1 - p) * (H - T - B);
     svg.appendChild(svgElement("path", { class: "axis", d: `M${L},${T}V${H - B}H${W - R}` }));
     for (const tick of [0, 0.5, 1]) {
-      const label = svgElement("text", { x: L - 4, y: y(tick) + 3, "text-anchor": "end" }); label.textContent = tick;
-      const xlabel = svgElement("text", { x: x(tick), y: H - B + 12, "text-anchor": "middle" }); xlabel.textContent = tick;
+      const label = svgElement("text", { class: "tick", x: L - 4, y: y(tick) + 3, "text-anchor": "end" }); label.textContent = tick;
+      const xlabel = svgElement("text", { class: "tick", x: x(tick), y: H - B + 12, "text-anchor": "middle" });
+      xlabel.textContent = tick;
       svg.append(label, xlabel);
     }
-    const caption = svgElement("text", { x: (L + W - R) / 2, y: H - 4, "text-anchor": "middle" });
+    const caption = svgElement("text", { class: "tick", x: (L + W - R) / 2, y: H - 4, "text-anchor": "middle" });
     caption.textContent = "fraction of pixels changed";
     svg.appendChild(caption);
     Object.entries(DATA.curves[metric]).forEach(([method, curve], index) => {
@@ -101,16 +105,20 @@ function drawCurves() {
       const title = svgElement("title"); title.textContent = `${method}: AUC ${curve.auc.toFixed(4)} (n=${curve.n})`;
       line.appendChild(title);
       svg.appendChild(line);
-      const key = svgElement("text", { x: W - R + 8, y: T + 12 + 14 * index, fill: colourOf(method) });
+      // the legend's key: a swatch and the text, both in the curve's colour
+      const [kx, ky] = [W - R + 8, T + 12 + 14 * index];
+      const swatch = svgElement("line", { class: "swatch", x1: kx, x2: kx + 14, y1: ky - 4, y2: ky - 4,
+        stroke: colourOf(method), "data-method": method });
+      const key = svgElement("text", { class: "key", x: kx + 18, y: ky, fill: colourOf(method), "data-method": method });
       key.textContent = `${method} ${curve.auc.toFixed(3)} (n=${curve.n})`;
-      svg.appendChild(key);
+      svg.append(swatch, key);
     });
     figure.appendChild(svg);
     holder.appendChild(figure);
     // a long method name would run past the panel's right edge: squeeze its key into the margin
-    for (const key of svg.querySelectorAll("text[fill]")) {
-      if (key.getComputedTextLength() > R - 12) {
-        key.setAttribute("textLength", R - 12);
+    for (const key of svg.querySelectorAll("text.key")) {
+      if (key.getComputedTextLength() > R - 30) {
+        key.setAttribute("textLength", R - 30);
         key.setAttribute("lengthAdjust", "spacingAndGlyphs");
       }
     }
@@ -133,7 +141,7 @@ function options(select, values, labels, chosen) {
   });
 }
 options(document.getElementById("f-class"), [""].concat(classes), ["all classes"].concat(classes), "");
-options(document.getElementById("f-metric"), metricNames, null, state.metric);
+options(document.getElementById("f-metric"), metricNames, metricNames.map(withBetter), state.metric);
 options(document.getElementById("f-a"), DATA.methods, null, state.a);
 options(document.getElementById("f-b"), DATA.methods, null, state.b);
 for (const method of DATA.methods) {
