@@ -28,7 +28,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
-import cv2
 import numpy as np
 import torch
 from torch import nn
@@ -124,7 +123,8 @@ class PerImageInpainter(Inpainter):
         raise NotImplementedError
 
 
-OPENCV_METHODS = {"ns": cv2.INPAINT_NS, "telea": cv2.INPAINT_TELEA}
+#: method name → the name of its flag in ``cv2`` (OpenCV is imported when a photo is painted)
+OPENCV_METHODS = {"ns": "INPAINT_NS", "telea": "INPAINT_TELEA"}
 
 
 class OpenCVInpainter(PerImageInpainter):
@@ -153,8 +153,11 @@ class OpenCVInpainter(PerImageInpainter):
         self.radius = radius
 
     def _paint(self, image, hole):
+        import cv2
+
         pixels = np.clip(np.rint(image * 255), 0, 255).astype(np.uint8)
-        painted = cv2.inpaint(pixels, hole.astype(np.uint8), float(self.radius), OPENCV_METHODS[self.method])
+        flag = getattr(cv2, OPENCV_METHODS[self.method])
+        painted = cv2.inpaint(pixels, hole.astype(np.uint8), float(self.radius), flag)
         return painted.astype(np.float32) / 255
 
 
