@@ -59,6 +59,9 @@ GOAL_MISSED = {
     "fgvis": "on this model FGVis's deletion does not move with the defense on ([above](#the-defense-and-the-deletion-"
              "game-on-the-default-model)), and its preservation at 60 steps a round keeps most of this photo, whose "
              "class the model gives only p 0.38: the map is where the mask stopped, not evidence",
+    "ep": "on this photo, whose class the model gives only p 0.38, the 20 % mask keeps p 0.15, 39 % of it, where "
+          "the project's goal asks for half; a 40 % mask kept p 0.27 but on more than half of the image (both "
+          "measured by this build at 150 steps)",
 }
 
 
