@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from tqdm.auto import tqdm
 
 from maskscope.bench.batch import Failure, all_failed, batch_records, failure_of, mark_done, pending, select_samples
 from maskscope.bench.config import BenchConfig, check_claim, write_or_check
@@ -45,6 +44,7 @@ from maskscope.bench.maps import MapFolder, MapsInMemory, computed_maps
 from maskscope.bench.records import RecordLog
 from maskscope.bench.runner import check_run
 from maskscope.core.classifier import Classifier
+from maskscope.core.progress import progress_bar
 from maskscope.data.dataset import Dataset
 from maskscope.errors import MaskscopeError, MaskscopeValueError
 
@@ -230,8 +230,8 @@ def _drive(ray, make_classifier, dataset, config, out, options, flags, progress,
     for _ in range(max(1, min(count, len(tasks) or 1))):
         pool.start()
     folder = MapFolder(out / "maps")
-    bar = tqdm(total=sum(len(t.indices) for t in tasks) * len(config.methods), desc="bench", unit="map",
-               disable=not progress)
+    bar = progress_bar(total=sum(len(t.indices) for t in tasks) * len(config.methods), desc="bench", unit="map",
+                       disable=not progress)
     waited = 0.0
     while tasks or pool.running or (log is None and pool.starting):
         _dispatch(pool, tasks, samples, config, done, folder)
