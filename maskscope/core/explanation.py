@@ -329,14 +329,14 @@ class Explanation:
                 holds several methods' explanations).
         """
         directory = Path(directory)
-        if names is None:
-            names = saved_stems(directory, method)
-        records, maps = [], []
-        for name in names:
         if directory.suffix in (".json", ".npy") and not directory.is_dir():
             if not directory.is_file():
                 raise FileNotFoundError(f"{directory}: no such file")
             directory, names = directory.parent, [directory.stem]
+        if names is None:
+            names = saved_stems(directory, method)
+        records, maps = [], []
+        for name in names:
             path = directory / f"{name}.json"
             if not path.is_file():
                 raise FileNotFoundError(f"{path}: no explanation record")
