@@ -140,3 +140,17 @@ def test_user_errors_are_caught_once_as_one_line_with_their_exit_status(monkeypa
     assert capsys.readouterr().err.count("\n") == 1
     with pytest.raises(RuntimeError, match="a bug"):  # anything else is a bug: its traceback is kept
         fail_with(RuntimeError("a bug"))
+
+
+def test_topk_targets_write_a_map_per_class_named_by_rank(photos, torchscript_model, tmp_path, capsys):
+    (photos / "broken.jpg").unlink()
+    out = tmp_path / "out"
+    status = main(["explain", str(photos), "--model", str(torchscript_model), "--out", str(out), "--method", "gradient",
+                   "--target", "topk:2", "--quiet"])
+    lines = capsys.readouterr().out.splitlines()
+    assert status == 0 and len(lines) == 4
+    for name in ("first", "second"):
+        records = [json.loads((out / f"{name}_top{rank}.json").read_text()) for rank in (1, 2)]
+        assert [record["source"] for record in records] == [str(photos / f"{name}.png")] * 2
+        assert records[0]["targets"] != records[1]["targets"]  # the first and second class, a map each
+        assert records[0]["score_before"] >= records[1]["score_before"]

@@ -29,6 +29,7 @@ from maskscope.cli.options import add_model_options, load_classifier, parse_para
 from maskscope.core.classifier import ModelOutputError
 from maskscope.core.explanation import SaveError, file_stems, saved_record, settings_differences
 from maskscope.core.progress import progress_bar
+from maskscope.core.targets import map_names, map_rows
 from maskscope.data.images import ImageLoadError, list_images, load_image, unique_names
 from maskscope.methods import get_method, method_names, resolve_method
 from maskscope.methods.base import prepare_images
@@ -198,9 +199,11 @@ def explain_chunk(method, classifier, photos, names, paths, args, out: Path, run
             explain_chunk(method, classifier, [p], [n], [s], args, out, run_settings)
             for p, n, s in zip(photos, names, paths)
         )
-    explanation.names, explanation.sources, explanation.run = names, paths, run_settings
+    rows = map_rows(args.target, len(photos))  # topk:K gives K maps a photo, NAME_top1 … NAME_topK
+    explanation.names, explanation.sources = map_names(names, rows), [paths[row] for row in rows]
+    explanation.run = run_settings
     explanation.asked_as = args.method.lower()  # the record keeps "lime-g", not only "lime" (a report groups by it)
-    explanation.save(out, images=photos, view=classifier.view, overwrite=args.overwrite)
+    explanation.save(out, images=[photos[row] for row in rows], view=classifier.view, overwrite=args.overwrite)
     for index in range(len(explanation)):
         print(photo_line(explanation.record(index)))
     warn_unmet_goals(explanation)
