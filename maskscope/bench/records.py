@@ -100,15 +100,21 @@ class RecordLog:
         for number, line in enumerate(data[:good_end].decode("utf-8", errors="replace").splitlines(), 1):
             if not line.strip():
                 continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise MaskscopeValueError(f"{self.path}:{number}: not a JSON record ({error})") from error
-            if not isinstance(record, dict):
-                raise MaskscopeValueError(f"{self.path}:{number}: a record is a JSON object, not {line[:40]!r}")
-            missing = [key for key in REQUIRED if not isinstance(record.get(key), str)]
-            if missing:
-                raise MaskscopeValueError(f"{self.path}:{number}: the record lacks {', '.join(missing)} "
-                                          "(a string each); remove the line or restore it")
-            records.append(record)
+            records.append(parse_record(line, f"{self.path}:{number}"))
         return records
+
+
+def parse_record(line: str, where: str) -> dict:
+    """The record on ``line`` (``where``: its file and line number): a JSON object with the
+    :data:`REQUIRED` keys as strings; anything else is a one-line error naming ``where``."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise MaskscopeValueError(f"{where}: not a JSON record ({error}); fix or delete the line") from error
+    if not isinstance(record, dict):
+        raise MaskscopeValueError(f"{where}: a record is a JSON object, not {type(record).__name__}; fix or delete the line")
+    missing = [key for key in REQUIRED if not isinstance(record.get(key), str)]
+    if missing:
+        raise MaskscopeValueError(f"{where}: the record lacks {', '.join(missing)} (text); a bench record has "
+                                  f"{', '.join(REQUIRED)}; fix or delete the line")
+    return record

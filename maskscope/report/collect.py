@@ -27,12 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
+from maskscope.bench.records import parse_record
 from maskscope.errors import MaskscopeValueError
 
 #: the value of a metric's record that the gallery shows and sorts by
 PRIMARY = {"deletion": "auc", "insertion": "auc", "pointing": "hit", "segmentation": "iou"}
-#: the keys of a bench record, and those of its ``values`` per metric kind, that the report reads
-RECORD_KEYS = ("image", "method", "metric", "status")
+#: the keys of a bench record's ``values`` per metric kind that the report reads
 VALUE_KEYS: dict[str, dict[str, type]] = {"deletion": {"auc": float, "fractions": list, "scores": list},
               "insertion": {"auc": float, "fractions": list, "scores": list},
               "pointing": {"hit": float, "centre_hit": float}, "segmentation": {"iou": float},
@@ -229,16 +229,7 @@ def read_records(path: Path) -> list[dict]:
 
 def check_record(line: str, where: str) -> dict:
     """The bench record on ``line`` (of file and line ``where``) when it holds what the report reads."""
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as error:
-        raise MaskscopeValueError(f"{where}: not a JSON record ({error}); fix or delete the line") from error
-    if not isinstance(record, dict):
-        raise MaskscopeValueError(f"{where}: a record is a JSON object, not {type(record).__name__}; fix or delete the line")
-    missing = [key for key in RECORD_KEYS if not isinstance(record.get(key), str)]
-    if missing:
-        raise MaskscopeValueError(f"{where}: the record lacks {', '.join(missing)} (text); a bench record has "
-                                  f"{', '.join(RECORD_KEYS)}; fix or delete the line")
+    record = parse_record(line, where)
     if record["status"] == "ok":
         values = record.get("values")
         kind = record["metric"].partition(":")[0]
