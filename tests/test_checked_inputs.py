@@ -55,7 +55,7 @@ def test_the_constructor_checks_positional_and_inherited_parameters():
         (["--method", "rise", "--param", "samples=1.5e2"], "parameter 'samples' for rise must be an integer, got 150.0"),
         (["--param", "steps=-5"], "parameter 'steps' for mp must be ≥ 1, got -5"),
         (["--param", "stepz=10"], "unknown parameter 'stepz' for mp; valid:"),
-        (["--seed", "-1"], "--seed must be at least 0, got -1"),
+        (["--seed", "-1"], "--seed must be between 0 and 4294967295, got -1"),
     ],
 )
 def test_the_command_line_refuses_bad_values_in_one_line_before_any_work(arguments, message, tmp_path, capsys):
