@@ -59,7 +59,7 @@ def main() -> None:
             seconds[key].append(time.perf_counter() - start)
             maps[key].append(explanation.saliency[0])
             if key == "hipe":
-                passes["hipe"].append(explanation.params["passes"][0])
+                passes["hipe"].append(int(explanation.samples_used[0]))
         print(f"{name}: hipe {passes['hipe'][-1]} passes {seconds['hipe'][-1]:.1f} s, "
               f"occlusion {exhaustive} passes {seconds['occlusion'][-1]:.1f} s", flush=True)
 

@@ -42,9 +42,9 @@ def test_refining_everything_is_exhaustive_occlusion_at_every_level(tiny):
         assert torch.allclose(explanation.window_maps[:, level], occlusion.saliency, atol=1e-5), side
     assert torch.allclose(explanation.saliency, explanation.window_maps.sum(1))
     grids = method.grids((32, 32))
-    assert explanation.params["level_passes"] == [[len(grid) for grid in grids]] * 2  # 16, 64, 256 windows
-    assert explanation.params["passes"] == [336, 336]
-    assert explanation.record(1)["params"]["passes"] == [336, 336]  # saved with each photo's record
+    assert method.passes_.tolist() == [[len(grid) for grid in grids]] * 2  # 16, 64, 256 windows
+    assert explanation.samples_used.tolist() == [336, 336]
+    assert explanation.record(1)["samples_used"] == 336  # saved with each photo's record
 
 
 def test_relu_keeps_only_the_drops(tiny):
@@ -79,7 +79,7 @@ def test_hipe_points_at_the_object_with_fewer_passes_than_exhaustive(shapes_task
     method = HierarchicalPerturbation()  # the defaults: 64, 32, 16, 8 px windows on 64×64 images
     explanation = method(classifier, images, target=targets)
     exhaustive = sum(len(grid) for grid in method.grids((64, 64)))  # 4 + 16 + 64 + 256
-    passes = torch.tensor(explanation.params["passes"])
+    passes = explanation.samples_used
     assert (passes < exhaustive).all() and passes.float().mean() < 0.6 * exhaustive
     assert (method.passes_[:, 0] == 4).all()  # the first level is scored whole
     chance = pointing_game(RandomMap()(classifier, images, targets).saliency, objects, tolerance=3).hits.mean()

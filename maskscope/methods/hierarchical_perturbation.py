@@ -19,8 +19,9 @@ running map ``S_{<d} = Σ_{e<d} H_e`` reaches the threshold somewhere under it:
 HiPe's default is the mid-range, t = ``threshold`` = 0.5 (its code also offers the mean of the
 map); t = 0 scores every window, and the map is then that of exhaustive occlusion at each
 level's window and stride, summed over the levels. The passes each image took, per level, are
-recorded in the explanation's ``params`` (``passes``: the total per image; ``level_passes``:
-per level) and in :attr:`HierarchicalPerturbation.passes_`.
+recorded as the explanation's ``samples_used`` (the total per image, saved with each photo's
+record, as the sampling methods record theirs) and per level in
+:attr:`HierarchicalPerturbation.passes_`.
 
 Where this departs from HiPe's code: its cells are ``⌊L / n⌋`` pixels for ``n = 2·⌊log₄ L⌋``
 cells at the first level (37, 18, 9, 4, 2 px on a 224 image, five levels) and its grid adds a
@@ -35,8 +36,6 @@ the default here).
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import torch
 import torch.nn.functional as F
 
@@ -45,9 +44,7 @@ from maskscope.core.explanation import Explanation
 from maskscope.core.filler_specs import resolve_filler
 from maskscope.core.fillers import Filler
 from maskscope.core.scoring import score_mask_stream
-from maskscope.core.targets import TargetSpec
 from maskscope.core.windows import WindowGrid, square_stamp
-from maskscope.data.images import ImageLike
 from maskscope.errors import MaskscopeValueError
 from maskscope.methods.base import Method
 from maskscope.methods.parameters import Interval, OneOf, at_least
@@ -132,21 +129,6 @@ class HierarchicalPerturbation(Method):
         sides = [self.window // 2**level for level in range(self.levels)]
         return [WindowGrid(square_stamp(side), side, side // 2, size, "cover") for side in sides]
 
-    def explain(
-        self,
-        classifier: Classifier,
-        images: torch.Tensor | Sequence[ImageLike],
-        target: TargetSpec = "top1",
-        seed: int = 0,
-    ) -> Explanation:
-        """:meth:`Method.explain`, with the passes each image took in ``params``."""
-        explanation = super().explain(classifier, images, target, seed)
-        explanation.params["passes"] = self.passes_.sum(1).tolist()
-        explanation.params["level_passes"] = self.passes_.tolist()
-        return explanation
-
-    __call__ = explain
-
     def _explain(self, classifier, images, targets, weights, seed):
         filler = resolve_filler(self.filler, classifier.mean_colour)
         with torch.no_grad():
@@ -169,7 +151,8 @@ class HierarchicalPerturbation(Method):
                 passes[index, level] = len(chosen)
         self.passes_ = passes
         return Explanation(
-            saliency=level_maps.sum(1).cpu(), targets=targets, method=self.name, window_maps=level_maps.cpu()
+            saliency=level_maps.sum(1).cpu(), targets=targets, method=self.name, window_maps=level_maps.cpu(),
+            samples_used=passes.sum(1),
         )
 
     def _scores_of(
