@@ -38,3 +38,13 @@ def test_a_folder_is_written_in_place_whole(tmp_path):
         (temporary / "model.bin").write_bytes(b"\0")
     assert sorted(p.name for p in path.iterdir()) == ["model.bin", "model.xml"]
     assert sorted(p.name for p in path.parent.iterdir()) == ["key-int8"]
+
+
+def test_a_killed_writers_leftovers_are_removed_and_others_kept(tmp_path):
+    from maskscope.core.atomic import remove_leftovers
+
+    (tmp_path / ".a.png.x1.tmp").mkdir()
+    (tmp_path / ".a.png.x1.tmp" / "a.png").write_bytes(b"half")
+    (tmp_path / ".a.png2.x2.tmp").mkdir()  # another file's
+    remove_leftovers(tmp_path / "a.png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".a.png2.x2.tmp"]

@@ -10,7 +10,9 @@ case, so an interrupted or failed write leaves neither half a file nor a stray o
 
 from __future__ import annotations
 
+import glob
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,3 +37,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         temporary = Path(folder) / path.name
         yield temporary
         os.replace(temporary, path)
+
+
+def remove_leftovers(path: str | os.PathLike) -> None:
+    """Remove the temporary folders that :func:`atomic_path` left for ``path`` when its writer was
+    killed (``.NAME.*.tmp`` beside it); call it before writing ``path`` again in a resumed run."""
+    path = Path(path)
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        shutil.rmtree(leftover, ignore_errors=True)

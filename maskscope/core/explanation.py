@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from maskscope.core.atomic import atomic_path
+from maskscope.core.atomic import atomic_path, remove_leftovers
 from maskscope.errors import MaskscopeError
 
 #: most images drawn by an explanation's HTML view in a notebook
@@ -249,6 +249,8 @@ class Explanation:
         arrays.update({f"_{f}": value[index].detach().cpu().numpy() for f in ARRAY_FIELDS
                        if (value := getattr(self, f)) is not None})  # fmt: skip
         path = directory / f"{name}.json"
+        for file in (f"{name}.json", f"{name}.png", *(f"{name}{suffix}.npy" for suffix in arrays)):
+            remove_leftovers(directory / file)  # a killed run's half-written files of this photo
         try:
             _write_text(path, json.dumps(pending))
             for suffix, array in arrays.items():
