@@ -64,6 +64,8 @@ SYNC_WARNING = "called a synchronizing CUDA operation"
 #: ops whose output size depends on the data, so that a GPU must wait for the values
 DATA_DEPENDENT_OPS = ("nonzero", "masked_select", "unique", "_unique", "_unique2", "unique_consecutive",
                       "unique_dim", "repeat_interleave", "masked_scatter")
+#: ops that index with a list of tensors: a boolean one among them is a ``nonzero`` inside
+MASK_INDEXING_OPS = ("index", "index_put", "index_put_", "_index_put_impl_")
 #: torch.compile modes tried with ``--compile``: ``reduce-overhead`` records CUDA graphs
 COMPILE_MODES = {"cuda": ("default", "reduce-overhead"), "cpu": ("default",), "mps": ("default",)}
 
@@ -164,24 +166,32 @@ class HostTraffic(TorchDispatchMode):
     """Counts, while active, what makes a device wait for the host or the host for the device:
     copies between the CPU and another device, scalar reads of a tensor (``.item()``, ``bool(t)``,
     ``float(t)``) and ops whose output size depends on the data; each with where in maskscope
-    it happened. Scalar reads and data-dependent ops are counted on a CPU too, where they cost
-    nothing, as the syncs they become on a GPU."""
+    it happened. On a GPU, scalar reads and data-dependent ops of tensors kept on the host cost
+    no wait and are left out; on a CPU every one is counted, as the syncs it would be if its
+    tensor were on a GPU (a CPU run cannot tell which tensors a GPU run keeps on the host)."""
 
-    def __init__(self) -> None:
+    def __init__(self, device: torch.device | str = "cpu") -> None:
         super().__init__()
+        self.device = torch.device(device)
         self.to_device: Counter[str] = Counter()
         self.to_host: Counter[str] = Counter()
         self.scalar_reads: Counter[str] = Counter()
         self.data_dependent: Counter[str] = Counter()
+
+    def _waits(self, tensor: Any) -> bool:
+        """Whether an op reading ``tensor``'s values makes the host wait (see the class)."""
+        return isinstance(tensor, torch.Tensor) and (self.device.type == "cpu" or tensor.device.type != "cpu")
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
         op = func.overloadpacket.__name__
         if op == "_local_scalar_dense":
-            self.scalar_reads[where_in_maskscope()] += 1
-        elif op in DATA_DEPENDENT_OPS or (op == "index" and any(_is_mask_index(i) for i in args[1] if i is not None)):
-            self.data_dependent[f"{op} at {where_in_maskscope()}"] += 1
+            if self._waits(args[0]):
+                self.scalar_reads[where_in_maskscope()] += 1
+        elif op in DATA_DEPENDENT_OPS or (op in MASK_INDEXING_OPS and any(map(_is_mask_index, args[1]))):
+            if self._waits(args[0]):
+                self.data_dependent[f"{op} at {where_in_maskscope()}"] += 1
         elif op in ("_to_copy", "copy_"):
             source, target = (args[0], out) if op == "_to_copy" else (args[1], args[0])
             if isinstance(source, torch.Tensor) and source.device.type != target.device.type:
@@ -229,7 +239,7 @@ def watch_host_traffic(classifier: Classifier, name: str, images: torch.Tensor, 
     on CUDA, the sync debug mode: the counts per photo in the call, and whether the model stayed
     on the device."""
     device = classifier.device
-    traffic = HostTraffic()
+    traffic = HostTraffic(device)
     with cuda_sync_warnings(device) as caught, traffic:
         get_method(name, **params).explain(classifier, images, seed=seed)
     record = {"photos": len(images), **traffic.record(),
@@ -246,10 +256,23 @@ def warm_up(classifier: Classifier, images: torch.Tensor) -> None:
 
 
 def compiled(classifier: Classifier, mode: str) -> Classifier:
-    """A copy of the classifier whose module runs under ``torch.compile(mode=mode)``."""
+    """A copy of the classifier whose torch passes run its module under ``torch.compile(mode=mode)``:
+    whatever module its torch engine runs (the module itself, or a copy with its batch norms
+    folded), compiled once."""
+    cache: dict[int, tuple[Callable, Callable]] = {}
+
+    class Compiled(type(classifier)):  # type: ignore[misc]
+        @property
+        def torch_engine(self):  # type: ignore[no-untyped-def]
+            engine = super().torch_engine
+            module = engine.model
+            if id(module) not in cache:  # the module is kept in the cache, so its id is not reused
+                cache[id(module)] = (module, torch.compile(module, mode=mode))
+            engine.model = cache[id(module)][1]
+            return engine
+
     copied = copy.copy(classifier)
-    copied.model = torch.compile(classifier.module, mode=mode)
-    copied.set_engine("torch", classifier.precision)
+    copied.__class__ = Compiled
     return copied
 
 

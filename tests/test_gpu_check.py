@@ -114,18 +114,29 @@ def test_equal_constant_maps_agree_and_a_constant_map_against_another_does_not()
 
 def test_host_traffic_counts_scalar_reads_copies_and_data_dependent_ops():
     x = torch.arange(6.0)
-    with gpu_check.HostTraffic() as traffic:
+    with gpu_check.HostTraffic("cpu") as traffic:
         for _ in range(3):
             x.sum().item()
         bool(x.max() > 2)
         x.to("meta")
         x[x > 2]
+        x[x > 4] = 0.0
         torch.nonzero(x)
+        x[torch.tensor([0, 1])]  # indexing by positions waits for nothing
     record = traffic.record()
     assert record["scalar_reads"]["total"] == 4
     assert record["to_device"]["total"] == 1 and record["to_host"]["total"] == 0
-    assert record["data_dependent"]["total"] == 2
+    assert record["data_dependent"]["total"] == 3
     assert all(place.endswith(tuple("0123456789")) for place in record["scalar_reads"]["where"])
+
+
+def test_on_a_gpu_reads_of_tensors_kept_on_the_host_are_not_counted():
+    x = torch.arange(6.0)
+    with gpu_check.HostTraffic("cuda") as traffic:  # no CUDA needed: the tensors stay on the CPU
+        x.sum().item()
+        x[x > 2]
+    record = traffic.record()
+    assert record["scalar_reads"]["total"] == record["data_dependent"]["total"] == 0
 
 
 def test_sync_warnings_are_counted_by_their_message():
