@@ -2,10 +2,11 @@
 
 The driver (the process that calls :func:`run_bench_ray`) splits the pending images into
 tasks of ``config.batch_size`` images, the local runner's batches, and hands them to a pool
-of actors (:class:`BenchWorker`), each holding its own classifier and methods. A worker
-explains and scores a task with the local runner's code (:func:`~maskscope.bench.batch.batch_records`)
-and returns its records and new maps; only the driver writes: first the maps into
-``OUT/maps``, then the records into ``OUT/records.jsonl``. So ``--summarise``, resume and
+of actors (:class:`~maskscope.bench.tasks.BenchWorker`), each holding its own classifier and
+methods. A worker explains and scores a task with the local runner's code
+(:func:`~maskscope.bench.batch.batch_records`) and returns its records and new maps; only the
+driver writes: first the maps into ``OUT/maps``, then the records into ``OUT/records.jsonl``
+(:mod:`maskscope.bench.tasks`, which the local worker pool shares). So ``--summarise``, resume and
 every reader of a run folder see no difference.
 
 Faults:
@@ -35,14 +36,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import torch
-
-from maskscope.bench.batch import Failure, all_failed, batch_records, failure_of, mark_done, pending, select_samples
+from maskscope.bench.batch import Failure, all_failed, failure_of, select_samples
 from maskscope.bench.config import BenchConfig, check_claim, write_or_check
 from maskscope.bench.folder import check_unclaimed, is_disk_full, locked, read_run_config, stopped
-from maskscope.bench.maps import MapFolder, MapsInMemory, computed_maps
+from maskscope.bench.maps import MapFolder
 from maskscope.bench.records import RecordLog
-from maskscope.bench.runner import check_run
+from maskscope.bench.tasks import BenchWorker, Task, check_run, done_of, plan_tasks, task_inputs, write_task
 from maskscope.core.classifier import Classifier
 from maskscope.core.progress import progress_bar
 from maskscope.data.dataset import Dataset
@@ -109,43 +108,6 @@ class RayRun:
         """Images of the tasks finished after ``after`` seconds per second from then to the end."""
         images = sum(count for at, count in self.finished_at if at > after)
         return images / (self.seconds - after) if self.seconds > after else 0.0
-
-
-class BenchWorker:
-    """A Ray actor: one classifier, the methods and the run's images; explains and scores tasks."""
-
-    def __init__(self, make_classifier: Callable[[], Classifier], dataset: Dataset, config: BenchConfig,
-                 threads: int) -> None:
-        torch.set_num_threads(threads)
-        self.error = None
-        try:
-            self.classifier = make_classifier()
-            self.methods = check_run(config)
-        except Exception as error:  # reported by describe() as one line, not as a dead actor
-            self.error = f"{type(error).__name__}: {error}"
-        self.dataset, self.config = dataset, config
-        self.samples, self.with_objects = select_samples(dataset, config)
-
-    def describe(self) -> dict:
-        """The classifier's name and this process's id, or the error that stopped the worker."""
-        if self.error:
-            return {"error": self.error}
-        return {"model_name": self.classifier.name, "pid": os.getpid()}
-
-    def run(self, indices: list[int], done: list, cached: dict) -> tuple[list[dict], dict]:
-        """Records of the images ``indices`` (triples in ``done`` skipped), and the maps made here."""
-        store = MapsInMemory(cached)
-        source = computed_maps(self.classifier, self.methods, self.config.seed, store)
-        samples = [self.samples[i] for i in indices]
-        stages = batch_records(self.classifier, self.dataset, samples, self.config, self.with_objects,
-                               set(map(tuple, done)), source)
-        return [record for stage in stages for record in stage], store.new
-
-
-@dataclass
-class _Task:
-    indices: list[int]
-    attempts: int = 0
 
 
 @dataclass
@@ -218,7 +180,7 @@ def _drive(ray, make_classifier, dataset, config, out, options, flags, progress,
     force, retry_failed = flags
     log = RecordLog(out / "records.jsonl") if resuming else None
     done = log.settled(retry_failed) if log else set()
-    tasks = deque(_tasks(samples, config, done))
+    tasks = deque(plan_tasks(samples, config, done))
     run = RayRun(log)
     if resuming and not tasks:
         return run
@@ -267,15 +229,12 @@ def _drive(ray, make_classifier, dataset, config, out, options, flags, progress,
             continue
         except ray.exceptions.RayTaskError as error:
             if len(task.indices) > 1:  # raised outside the per-image guards: run its images one by one
-                tasks.extendleft(_Task([i]) for i in reversed(task.indices))
+                tasks.extendleft(Task([i]) for i in reversed(task.indices))
                 continue
             cause = getattr(error, "cause", error)
             name = samples[task.indices[0]].name
-            records, maps = all_failed(name, config, _done_of([name], config, done), failure_of(cause)), {}
-        for (method, image), array in maps.items():
-            folder.put(method, image, array)
-        fresh = [r for r in records if (r["image"], r["method"], r["metric"]) not in done]
-        log.append(mark_done(done, fresh))
+            records, maps = all_failed(name, config, done_of([name], config, done), failure_of(cause)), {}
+        write_task(folder, log, done, records, maps)
         run.tasks += 1
         run.images += len(task.indices)
         run.finished_at.append((time.perf_counter() - clock, len(task.indices)))
@@ -296,37 +255,12 @@ def _fitting_workers(ray, options: RayOptions) -> int:
     return max(count, 1)
 
 
-def _tasks(samples, config, done) -> list[_Task]:
-    """The local runner's batches, each cut to its pending images."""
-    index = {sample.name: i for i, sample in enumerate(samples)}
-    tasks = []
-    for start in range(0, len(samples), config.batch_size):
-        todo = pending(samples[start : start + config.batch_size], config, done)
-        if todo:
-            tasks.append(_Task([index[s.name] for s in todo]))
-    return tasks
-
-
 def _dispatch(pool: _Pool, tasks: deque, samples, config, done, folder: MapFolder) -> None:
     """Give queued tasks to ready workers, with the triples already done and the cached maps."""
     for actor in pool.ready:
         while tasks and pool.load(actor) < TASKS_PER_WORKER:
             task = tasks.popleft()
-            names = [samples[i].name for i in task.indices]
-            cached = {}
-            for name in names:
-                for method in config.methods:
-                    if any((name, method, k) not in done for k in config.metrics):
-                        array = folder.get(method, name)
-                        if array is not None:
-                            cached[(method, name)] = array
-            triples = sorted(_done_of(names, config, done))
-            pool.running[actor.run.remote(task.indices, triples, cached)] = (actor, task)
-
-
-def _done_of(names: list[str], config: BenchConfig, done: set) -> set:
-    """The triples of the images ``names`` that are in ``done``."""
-    return {(n, m, k) for n in names for m in config.methods for k in config.metrics if (n, m, k) in done}
+            pool.running[actor.run.remote(*task_inputs(task, samples, config, done, folder))] = (actor, task)
 
 
 def _lose(pool: _Pool, actor, run: RayRun) -> None:
@@ -340,13 +274,13 @@ def _lose(pool: _Pool, actor, run: RayRun) -> None:
     pool.start()
 
 
-def _retry(task: _Task, tasks: deque, samples, config, done, log: RecordLog) -> None:
+def _retry(task: Task, tasks: deque, samples, config, done, log: RecordLog) -> None:
     """Queue a task whose worker died first; after ATTEMPTS losses split it, or fail its one image."""
     task.attempts += 1
     if task.attempts < ATTEMPTS:
         tasks.appendleft(task)
     elif len(task.indices) > 1:
-        tasks.extendleft(_Task([i]) for i in reversed(task.indices))
+        tasks.extendleft(Task([i]) for i in reversed(task.indices))
     else:
         name = samples[task.indices[0]].name
         log.append(all_failed(name, config, done,

@@ -3,7 +3,9 @@
 Records go to ``OUT/records.jsonl`` as they are made; running the same command again resumes
 an interrupted run, making again the records that failed for the environment's sake
 (``--retry-failed``: every failed record). ``--summarise OUT`` only rewrites the summary of an
-existing run. ``--ray`` runs the images on Ray workers with the same records; ``--shard K/N``
+existing run. The batches run in ``--workers`` processes of ``--worker-threads`` torch threads
+(by default one per core, see :func:`~maskscope.bench.workers.worker_plan`), or with ``--ray``
+on Ray workers, with the same records; ``--shard K/N``
 runs a part of them, and ``--merge DIR...`` combines the parts into ``--out``.
 
 A run owns its ``--out`` (its ``config.json`` says so) and holds its lock while it runs; the
@@ -82,12 +84,15 @@ def add_parser(subparsers) -> None:
                         "of a scheduler's array, each with its own --out; combine them with --merge")
     parser.add_argument("--merge", nargs="+", metavar="DIR", help="combine the --shard runs in DIR... into --out")
     add_shared_options(parser)
-    cluster = parser.add_argument_group("Ray cluster")
+    cluster = parser.add_argument_group("worker processes and Ray cluster")
     cluster.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                          help="run on Ray workers: no ADDRESS starts Ray on this machine, 'auto' joins the cluster "
                          "this machine is in, or HOST:6379 / ray://HOST:10001")
-    cluster.add_argument("--workers", type=int, help="Ray workers (default: as many as the cluster's CPUs, or GPUs, allow)")
-    cluster.add_argument("--worker-threads", type=int, default=1, help="torch threads per Ray worker (default: %(default)s)")
+    cluster.add_argument("--workers", type=int, help="worker processes, each running whole batches (default: one per "
+                         "core, at most one per batch, 1 for a single batch or --device cuda; with --ray: as many as "
+                         "the cluster's CPUs, or GPUs, allow)")
+    cluster.add_argument("--worker-threads", type=int, help="torch threads per worker (default: the cores shared out "
+                         "among the workers, torch's own count for one; with --ray: 1)")
     cluster.add_argument("--gpus-per-worker", type=float, default=0.0,
                          help="GPUs per Ray worker, with --device cuda; fractions share a GPU (default: %(default)s)")
 
@@ -176,15 +181,17 @@ def run(args: argparse.Namespace) -> int:
         methods = untrained_methods() if args.methods == "all" else [m.strip().lower() for m in args.methods.split(",")]
     config = build_config(args, methods, method_params(args.param, methods or []) if args.param else None)
     check_methods(config)
+    check_worker_options(args)
     if args.ray is not None:
-        check_ray_options(args)
+        require_ray()
     with claimed(config, args.out, args.force):
         dataset = open_checked_dataset(config)
         if args.ray is not None:
             return _run_on_ray(args, config, dataset)
         classifier = load_model(args, config)
         run_bench(classifier, dataset, config, args.out, force=args.force, progress=not args.quiet,
-                  retry_failed=args.retry_failed)
+                  retry_failed=args.retry_failed, workers=args.workers, worker_threads=args.worker_threads,
+                  make_classifier=functools.partial(load_classifier, args))
         return _finish(args, args.out)
 
 
@@ -227,10 +234,9 @@ def open_dataset_and_model(args: argparse.Namespace, config: BenchConfig) -> tup
     return open_checked_dataset(config), load_model(args, config)
 
 
-def check_ray_options(args: argparse.Namespace) -> None:
-    """Ray is installed and the worker options are sound (before the run folder is touched)."""
-    require_ray()
-    if (args.workers is not None and args.workers < 1) or args.worker_threads < 1 or args.gpus_per_worker < 0:
+def check_worker_options(args: argparse.Namespace) -> None:
+    """The worker options are sound (before the run folder is touched)."""
+    if any(count is not None and count < 1 for count in (args.workers, args.worker_threads)) or args.gpus_per_worker < 0:
         raise CommandError("--workers and --worker-threads must be at least 1, --gpus-per-worker at least 0")
 
 
@@ -238,7 +244,7 @@ def _run_on_ray(args: argparse.Namespace, config: BenchConfig, dataset: Dataset)
     """The run on Ray workers, each loading the classifier itself; the driver loads none."""
     model = argparse.Namespace(model=config.model, device=config.device, precision=config.precision,
                                engine=config.engine)
-    options = RayOptions(None if args.ray == "local" else args.ray, args.workers, args.worker_threads,
+    options = RayOptions(None if args.ray == "local" else args.ray, args.workers, args.worker_threads or 1,
                          args.gpus_per_worker)
     run = run_bench_ray(functools.partial(load_classifier, model), dataset, config, args.out, options,
                         force=args.force, progress=not args.quiet, retry_failed=args.retry_failed)

@@ -8,6 +8,10 @@ the exit status is 1 when any image failed. Files are never replaced silently (s
 :meth:`~maskscope.core.explanation.Explanation.save`); ``--overwrite`` replaces the same
 method's earlier files.
 
+The batches run in ``--workers`` processes of ``--worker-threads`` torch threads each, by
+default one per core (:func:`~maskscope.bench.workers.worker_plan`): the same batches, seeds
+and files as one process, which prints every photo's line as its batch finishes.
+
 A run resumes: the photos whose explanation in ``--out`` is complete (saved with the same
 parameters, target and seed) are skipped, so after an interruption the same command explains
 only the others; an interrupted photo's files are rewritten. The arguments that need no model
@@ -17,16 +21,21 @@ only the others; an interrupted photo's files are rewritten. The arguments that 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import copy
+import io
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any, Iterator, NamedTuple
 
 import numpy as np
 import torch
 
+from maskscope.bench.workers import WorkerPool, worker_plan
 from maskscope.cli.errors import CommandError
 from maskscope.cli.options import add_model_options, load_classifier, parse_params
-from maskscope.core.classifier import ModelOutputError
+from maskscope.core.classifier import Classifier, ModelOutputError
 from maskscope.core.explanation import SaveError, file_stems, saved_record, settings_differences
 from maskscope.core.progress import progress_bar
 from maskscope.core.targets import map_names, map_rows
@@ -56,6 +65,10 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--checkpoint", help="a trained explainer (--method explainer); the model is fed as in its training")
     parser.add_argument("--overwrite", action="store_true", help="replace the files of an earlier run of this method")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--workers", type=int, help="worker processes, each explaining whole batches (default: one "
+                        "per core, at most one per batch, 1 for a single batch or --device cuda)")
+    parser.add_argument("--worker-threads", type=int, help="torch threads per worker (default: the cores shared out "
+                        "among the workers, torch's own count for one)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -72,14 +85,7 @@ def run(args: argparse.Namespace) -> int:
     method = get_method(args.method, **params)
     sources = collect_sources(args.images)
     out = output_folder(args.out)
-    classifier = load_classifier(args)
-    if args.method.lower() == "explainer":
-        try:
-            classifier = classifier_for_checkpoint(params["checkpoint"], classifier)
-        except ValueError as error:  # the checkpoint module's "not an explainer checkpoint" (a user's file)
-            raise CommandError(str(error)) from error
-    if method.needs_gradients:
-        classifier.require_gradients(type(method).__name__)
+    classifier = method_classifier(args, method)
     layer = getattr(method, "layer", None)  # Grad-CAM's and MP's: named by the user, checked before running
     if layer is not None:
         check_layer_names(classifier.module, layer)
@@ -103,18 +109,18 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: {error}", file=sys.stderr)
             failures += 1
     bar = progress_bar(total=len(photos), desc=f"explain ({method.name})", unit="image", disable=args.quiet)
+    chunks = [(photos[start : start + args.batch_size], names[start : start + args.batch_size],
+               paths[start : start + args.batch_size]) for start in range(0, len(photos), args.batch_size)]
+    workers, threads = worker_plan(args.workers, args.worker_threads, len(chunks), args.device)
     written = 0
-    for start in range(0, len(photos), args.batch_size):
-        chunk = list(range(start, min(start + args.batch_size, len(photos))))
-        picked = ([photos[i] for i in chunk], [names[i] for i in chunk], [paths[i] for i in chunk])
-        try:
-            failed = explain_chunk(method, classifier, *picked, args, out, run_settings)
-        except SaveError as error:
-            raise SaveError(f"{error}; the {written + skipped} photo(s) saved before it are complete: "
-                            "rerun the same command to explain the others") from error  # fmt: skip
-        failures += failed
-        written += len(chunk) - failed
-        bar.update(len(chunk))
+    try:
+        for chunk, failed in explained_chunks(chunks, method, classifier, args, out, run_settings, workers, threads):
+            failures += failed
+            written += len(chunk[0]) - failed
+            bar.update(len(chunk[0]))
+    except SaveError as error:
+        raise SaveError(f"{error}; the {written + skipped} photo(s) saved before it are complete: "
+                        "rerun the same command to explain the others") from error  # fmt: skip
     bar.close()
     if written == 0 and failures:
         which = f"the {len(sources)} image(s) not explained yet" if skipped else f"all {len(sources)} image(s)"
@@ -125,6 +131,20 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def method_classifier(args: argparse.Namespace, method) -> Classifier:
+    """The classifier of ``--model`` as ``method`` needs it: fed as its ``--checkpoint``'s training
+    fed it (``--method explainer``), with gradients where the method needs them."""
+    classifier = load_classifier(args)
+    if args.method.lower() == "explainer":
+        try:
+            classifier = classifier_for_checkpoint(args.checkpoint, classifier)
+        except ValueError as error:  # the checkpoint module's "not an explainer checkpoint" (a user's file)
+            raise CommandError(str(error)) from error
+    if method.needs_gradients:
+        classifier.require_gradients(type(method).__name__)
+    return classifier
+
+
 #: the largest ``--seed``: every generator the methods seed takes it
 MAX_SEED = 2**32 - 1
 
@@ -133,6 +153,7 @@ def check_arguments(args: argparse.Namespace) -> None:
     """The arguments that need no model or photo, checked before anything is loaded."""
     if args.batch_size < 1:
         raise CommandError(f"--batch-size must be at least 1, got {args.batch_size}")
+    worker_plan(args.workers, args.worker_threads, 1)  # a count under 1 is refused here
     if not 0 <= args.seed <= MAX_SEED:
         raise CommandError(f"--seed must be between 0 and {MAX_SEED}, got {args.seed}")
     if args.checkpoint and args.method.lower() != "explainer":
@@ -184,6 +205,61 @@ def still_to_explain(sources: list, out: Path, method, run_settings: dict, overw
                                f"({'; '.join(changed[:3])}): pass --overwrite to replace it, "
                                "or choose another --out")  # fmt: skip
     return kept, kept_stems, len(sources) - len(kept)
+
+
+Chunk = tuple[list, list, list]  # photos, names, paths
+
+
+def explained_chunks(chunks: list[Chunk], method, classifier, args, out: Path, run_settings: dict, workers: int,
+                     threads: int | None) -> Iterator[tuple[Chunk, int]]:
+    """``(chunk, failures)`` for each chunk ``(photos, names, paths)`` once it is explained and saved:
+    here, in order, for one worker (at ``threads`` torch threads when given); else as they finish
+    in ``workers`` processes of ``threads`` threads, each with a copy of the method and classifier
+    and without the method's own progress bar, whose lines this process prints."""
+    if workers == 1:
+        if threads is not None:
+            torch.set_num_threads(threads)
+        for chunk in chunks:
+            yield chunk, explain_chunk(method, classifier, *chunk, args, out, run_settings)
+        return
+    if "progress" in type(method).defaults():  # one bar for the run, this process's
+        method = copy.copy(method)
+        method.progress = False
+    with WorkerPool(workers, threads or 1, _explainer, method, args, out, run_settings) as pool:
+        for chunk, (failed, printed, warned, error) in pool.results(_explain_in_worker, chunks):
+            print(printed, end="")
+            print(warned, end="", file=sys.stderr)
+            if error is not None:
+                raise error
+            yield chunk, failed
+
+
+class _Explainer(NamedTuple):
+    """What a worker of ``explain`` holds: :func:`explain_chunk`'s arguments but the photos."""
+
+    method: Any
+    classifier: Classifier
+    args: argparse.Namespace
+    out: Path
+    run_settings: dict
+
+
+def _explainer(method, args: argparse.Namespace, out: Path, run_settings: dict) -> _Explainer:
+    """A worker's :class:`_Explainer`, its classifier loaded there (a TorchScript model does not pickle)."""
+    return _Explainer(method, method_classifier(args, method), args, out, run_settings)
+
+
+def _explain_in_worker(explainer: _Explainer, chunk: Chunk) -> tuple[int, str, str, SaveError | None]:
+    """:func:`explain_chunk` in a worker: its failures, what it printed on stdout and stderr, and
+    the :class:`SaveError` that stopped it, if one did."""
+    printed, warned = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(warned):
+        try:
+            failed = explain_chunk(explainer.method, explainer.classifier, *chunk, explainer.args, explainer.out,
+                                   explainer.run_settings)
+        except SaveError as error:
+            return 0, printed.getvalue(), warned.getvalue(), error
+    return failed, printed.getvalue(), warned.getvalue(), None
 
 
 def explain_chunk(method, classifier, photos, names, paths, args, out: Path, run_settings: dict) -> int:
