@@ -15,18 +15,25 @@ Every forward pass that needs no gradient runs on the classifier's *inference en
 or one on a module with forward hooks (Grad-CAM, layer masks), runs the torch module. So the
 methods and metrics use the engine without knowing it: wrapping the perturbations in
 ``torch.no_grad()`` is enough.
+
+A *gradient pass* (autograd on, the input requiring a gradient) runs the torch module at the
+classifier's :attr:`Classifier.gradient_precision`: an explicit ``bfloat16`` or ``float16``
+as asked, ``float32`` otherwise, and under ``fast`` what the running method was validated for
+(:func:`fast_gradients`, set by ``Method.explain`` from :mod:`maskscope.methods.precision`).
 """
 
 from __future__ import annotations
 
+import copy
 import difflib
 import itertools
 import os
 import warnings
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
+from contextvars import ContextVar
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -43,6 +50,7 @@ from maskscope.core.engines import (
 )
 from maskscope.core.engines.cache import exported_onnx, weights_digest
 from maskscope.core.engines.threads import engine_scoring
+from maskscope.core.engines.torch_engine import AUTOCAST_TYPES
 from maskscope.core.view import ClassifierView
 from maskscope.errors import MaskscopeError, MaskscopeValueError
 
@@ -109,6 +117,24 @@ def imagenet_class_names() -> list[str]:
     return [line.split("\t")[1] for line in text.splitlines() if line]
 
 
+#: the precision of a ``fast`` classifier's gradient passes in the block running now (``None``: float32)
+_FAST_GRADIENTS: ContextVar[str | None] = ContextVar("fast_gradients", default=None)
+
+
+@contextmanager
+def fast_gradients(precision: str) -> Iterator[None]:
+    """A block whose gradient passes run at ``precision`` (``float32``, ``bfloat16`` or
+    ``float16``) on every classifier asked for ``precision="fast"``; other classifiers keep
+    theirs. ``Method.explain`` opens one with the precision the method was validated for."""
+    if precision not in AUTOCAST_TYPES:
+        raise ValueError(f"gradient passes run at {', '.join(AUTOCAST_TYPES)}, not {precision!r}")
+    token = _FAST_GRADIENTS.set(precision)
+    try:
+        yield
+    finally:
+        _FAST_GRADIENTS.reset(token)
+
+
 #: the ImageNet normalisation most classifiers are trained with (the default of :class:`Classifier`)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -141,10 +167,14 @@ class Classifier:
             falls back to torch with a one-line warning.
         precision: ``"float32"`` (default), ``"bfloat16"``, ``"float16"`` (torch only, for GPUs),
             ``"int8"`` (openvino) or ``"fast"`` (:data:`maskscope.core.engines.FAST_PRECISION`).
-            The engine's passes run in it; gradient passes run the module under autocast at
-            bfloat16/float16 and in float32 otherwise. Scores always come back in float32.
-            Reduced precisions make gradients noisier (mean cosine 0.84 to the float32 gradient
-            for EfficientNet-Lite0), so keep float32 for the gradient-based methods.
+            The engine's passes run in it. Gradient passes run the module under autocast at an
+            explicit ``bfloat16``/``float16`` and in float32 at ``float32`` and ``int8``; under
+            ``fast`` they run at reduced precision only for the methods whose maps were measured
+            to hold there (:mod:`maskscope.methods.precision`), in float32 for the others, since
+            a bfloat16 gradient is noisier (mean cosine 0.84 to the float32 one for
+            EfficientNet-Lite0). So ``fast`` is the safe choice of reduced precision for every
+            method; an explicit ``bfloat16`` applies to every gradient too. Scores always come
+            back in float32.
         calibration: pixel-space photos N×3×H×W (in the classifier's view) to calibrate
             ``int8`` on; by default the first batch the classifier runs (in a method, the
             images being explained). :meth:`engine_record` says which.
@@ -153,6 +183,8 @@ class Classifier:
     requested_engine: str
     engine: str
     precision: str
+    #: the precision asked for: :attr:`precision`, or ``"fast"`` where that was asked
+    requested_precision: str
 
     def __init__(
         self,
@@ -201,9 +233,10 @@ class Classifier:
         """Choose the engine and/or precision (``None`` keeps the current one); the engine is built
         (the module's weights hashed, its cached export found or made) at the next pass."""
         engine = engine or self.requested_engine
+        requested = precision or self.requested_precision
         compiled_ok = self.differentiable or self._onnx_file is not None
         try:
-            precision = resolve_precision(precision or self.precision)
+            precision = resolve_precision(requested)
             resolved = resolve_engine(engine, precision, self.device.type, compiled_ok)
         except ValueError as error:  # these two only judge the choice of engine and precision
             raise EngineChoiceError(str(error)) from error
@@ -216,6 +249,7 @@ class Classifier:
         if not compiled_ok and resolved != "torch":
             raise EngineChoiceError(f"engine {resolved} needs a torch.nn.Module or an ONNX file; a callable runs on torch")
         self.requested_engine, self.engine, self.precision = engine, resolved, precision
+        self.requested_precision = requested
         self._engine: InferenceEngine | None = None
         self._listed_modules: tuple[nn.Module, list[nn.Module]] | None = None
         self._digest: str | None = None
@@ -356,7 +390,9 @@ class Classifier:
         """
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"expected images of shape B×3×H×W, got {tuple(images.shape)}")
-        if self.needs_torch(images):
+        if self._gradient_pass(images):
+            out = self._gradient_engine()(self.normalise(images))
+        elif self.needs_torch(images):
             out = self.torch_engine(self.normalise(images))
         else:
             out = self._run_engine(self.normalise(images, contiguous=True))
@@ -379,6 +415,26 @@ class Classifier:
         """The module as it is: gradient passes, and every pass when the engine is ``torch``."""
         precision = self.precision if self.precision in TorchEngine.precisions else "float32"
         return TorchEngine(self.model, precision, self.channels_last)
+
+    @property
+    def gradient_precision(self) -> str:
+        """The precision gradient passes run at now: an explicit ``bfloat16`` or ``float16`` as
+        asked; under ``fast`` the one :func:`fast_gradients` set for the running method (float32
+        outside such a block); float32 otherwise."""
+        if self.requested_precision == "fast":
+            return _FAST_GRADIENTS.get() or "float32"
+        return self.precision if self.precision in AUTOCAST_TYPES else "float32"
+
+    def _gradient_pass(self, inputs: torch.Tensor) -> bool:
+        """Whether a pass on ``inputs`` is a gradient pass of the module: autograd on and the
+        input requiring a gradient."""
+        return self.differentiable and torch.is_grad_enabled() and inputs.requires_grad
+
+    def _gradient_engine(self) -> TorchEngine:
+        """The torch engine at :attr:`gradient_precision` (which may differ from the engine's)."""
+        engine = copy.copy(self.torch_engine)
+        engine.precision = self.gradient_precision
+        return engine
 
     def needs_torch(self, inputs: torch.Tensor) -> bool:
         """Whether a pass on ``inputs`` must run the torch module rather than the engine."""
@@ -448,16 +504,21 @@ class Classifier:
         around the same module (empty for a callable or an ONNX file, which run as they are)."""
         if not self.differentiable:
             return {}
-        return {"engine": self.requested_engine, "precision": self.precision, "calibration": self.calibration}
+        return {"engine": self.requested_engine, "precision": self.requested_precision, "calibration": self.calibration}
 
     def engine_record(self) -> dict[str, Any]:
-        """What a run record says about where the forward passes ran."""
+        """What a run record says about where the forward passes ran: the engine and its
+        precision, and (a torch module) the precision of the gradient passes now."""
         if self._engine is not None:
             record = self._engine.record()
         else:
             record = {"engine": "torch" if self._fallback else self.engine, "precision": self.precision}
         if self.requested_engine != record["engine"]:
             record["requested"] = self.requested_engine
+        if self.requested_precision != self.precision:
+            record["requested_precision"] = self.requested_precision
+        if self.differentiable:
+            record["gradient_precision"] = self.gradient_precision
         if self._fallback:
             record["fallback"] = self._fallback
         return record

@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Sequence
 
 import torch
 
-from maskscope.core.classifier import DEFAULT_SCORE, Classifier
+from maskscope.core.classifier import DEFAULT_SCORE, Classifier, fast_gradients
 from maskscope.core.explanation import Explanation
 from maskscope.core.games import get_game, goal_met
 from maskscope.core.optimisation import OptimisationResult
@@ -27,6 +27,7 @@ from maskscope.core.scoring import default_batch_size
 from maskscope.core.targets import TargetSpec, map_names, maps_per_class, resolve_targets, target_weights
 from maskscope.data.images import ImageLike, check_pixel_range, image_name, load_image, unique_names
 from maskscope.methods.parameters import Constraint, check_parameters
+from maskscope.methods.precision import fast_gradient_precision
 
 
 class Method:
@@ -79,6 +80,10 @@ class Method:
                 ``NAME_top1`` …), ``"topk-sum:K"`` (one map of the K classes' summed score),
                 an index, a class name, or one per image.
             seed: fixes every random choice of the method.
+
+        Under a ``precision="fast"`` classifier, the gradient passes run at reduced precision
+        only where the method is validated for it (:mod:`maskscope.methods.precision`); the
+        record's ``engine`` says which (``gradient_precision``).
         """
         if self.needs_gradients:
             classifier.require_gradients(type(self).__name__)
@@ -90,7 +95,11 @@ class Method:
         if len(rows) != count:  # "topk:K": a map per class, each image repeated for its classes
             batch, scores = batch[rows], scores[rows]
         weights = target_weights(targets, scores.shape[1], device=batch.device)
-        explanation = self._explain(classifier, batch, targets, weights, seed)
+        with fast_gradients(fast_gradient_precision(self.name, classifier.device)):
+            explanation = self._explain(classifier, batch, targets, weights, seed)
+            engine = classifier.engine_record()
+        if not self.needs_gradients:
+            engine.pop("gradient_precision", None)
         explanation.scores_before = (scores * weights).sum(1).cpu()
         explanation.score = self.explained_score
         record_goal(explanation, self.game)
@@ -104,7 +113,7 @@ class Method:
             sources = [str(image) if isinstance(image, (str, os.PathLike)) else None for image in images]
         explanation.names, explanation.sources = map_names(names, rows), [sources[row] for row in rows]
         explanation.images = batch.detach().cpu()
-        explanation.engine = classifier.engine_record()
+        explanation.engine = engine
         return explanation
 
     __call__ = explain
