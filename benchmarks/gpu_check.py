@@ -255,11 +255,13 @@ def warm_up(classifier: Classifier, images: torch.Tensor) -> None:
     synchronise(classifier.device)
 
 
-def compiled(classifier: Classifier, mode: str) -> Classifier:
-    """A copy of the classifier whose torch passes run its module under ``torch.compile(mode=mode)``:
-    whatever module its torch engine runs (the module itself, or a copy with its batch norms
-    folded), compiled once."""
+def compiled(classifier: Classifier, mode: str, backend: str = "inductor") -> Classifier:
+    """A copy of the classifier whose torch passes run its module under ``torch.compile``: whatever
+    module its torch engine runs (the module itself, or a copy with its batch norms folded),
+    compiled once. ``mode`` is inductor's (``default``, ``reduce-overhead``: CUDA graphs);
+    another ``backend`` (``eager``: dynamo's tracing alone) takes none."""
     cache: dict[int, tuple[Callable, Callable]] = {}
+    options = {"mode": mode} if backend == "inductor" else {}
 
     class Compiled(type(classifier)):  # type: ignore[misc]
         @property
@@ -267,7 +269,7 @@ def compiled(classifier: Classifier, mode: str) -> Classifier:
             engine = super().torch_engine
             module = engine.model
             if id(module) not in cache:  # the module is kept in the cache, so its id is not reused
-                cache[id(module)] = (module, torch.compile(module, mode=mode))
+                cache[id(module)] = (module, torch.compile(module, backend=backend, **options))
             engine.model = cache[id(module)][1]
             return engine
 

@@ -88,6 +88,18 @@ def test_a_saved_cpu_reference_is_read_back_and_must_match_the_settings(tmp_path
         check(tmp_path, reference=saved, maps=maps, seed=1).run()
 
 
+def test_a_compiled_copy_runs_its_module_compiled_and_gives_the_same_maps():
+    make = tiny_factory()
+    classifier = make("cpu", "float32")
+    images = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    fast = gpu_check.compiled(classifier, "default", backend="eager")  # dynamo's tracing, no code generation
+    assert isinstance(fast.torch_engine.model, torch._dynamo.eval_frame.OptimizedModule)
+    assert not isinstance(classifier.torch_engine.model, torch._dynamo.eval_frame.OptimizedModule)
+    eager = gpu_check.run_method(classifier, "gradient", images, {})
+    traced = gpu_check.run_method(fast, "gradient", images, {})
+    assert torch.equal(eager.maps, traced.maps)
+
+
 def test_a_map_that_differs_is_reported():
     generator = torch.Generator().manual_seed(0)
     maps = torch.rand(3, 16, 16, generator=generator)
