@@ -106,7 +106,8 @@ def run_method(classifier: Classifier, name: str, images: torch.Tensor, params: 
     """Explain ``images`` (already on the classifier's device) with method ``name``, ``batch``
     photos an ``explain`` call, target top1, and time it."""
     method = get_method(name, **params)
-    maps, goals = [], []
+    maps: list[torch.Tensor] = []
+    goals: list[bool | None] = []
     device = classifier.device
     synchronise(device)
     start = time.perf_counter()
@@ -182,7 +183,7 @@ class HostTraffic(TorchDispatchMode):
         """Whether an op reading ``tensor``'s values makes the host wait (see the class)."""
         return isinstance(tensor, torch.Tensor) and (self.device.type == "cpu" or tensor.device.type != "cpu")
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
         op = func.overloadpacket.__name__
@@ -265,7 +266,7 @@ def compiled(classifier: Classifier, mode: str, backend: str = "inductor") -> Cl
 
     class Compiled(type(classifier)):  # type: ignore[misc]
         @property
-        def torch_engine(self):  # type: ignore[no-untyped-def]
+        def torch_engine(self):
             engine = super().torch_engine
             module = engine.model
             if id(module) not in cache:  # the module is kept in the cache, so its id is not reused
@@ -337,6 +338,8 @@ class Check:
                        "cpu_reference": "this run" if self.reference is None else self.reference.get("machine", {})}
         start = time.perf_counter()
         cpu = self.make_classifier("cpu", "float32") if self.reference is None else None
+        if cpu is not None:
+            warm_up(cpu, self.images)
         device_classifiers: dict[str, Classifier] = {}
         if not self.cpu_only:
             device_classifiers = {p: self.make_classifier(str(self.device), p) for p in self.precisions}
@@ -490,9 +493,11 @@ def main() -> None:
     about = machine(device)
     if device.type == "cuda":
         about["gpu"] = torch.cuda.get_device_name(device)
-    runs = len(methods) * (1 + (0 if args.cpu_only else len(precisions) + len(check.compile_modes)))
-    print(f"{len(methods)} methods × {len(names)} photos on {device} ({', '.join(precisions)}), "
-          f"{runs} runs of every photo; writing {out}", flush=True)
+    reference_runs = 0 if reference else 1
+    runs = len(methods) * (reference_runs + (0 if args.cpu_only else len(precisions) + len(check.compile_modes)))
+    where = "the CPU float32 reference" if args.cpu_only else f"{device} ({', '.join(precisions)})"
+    print(f"{len(methods)} methods × {len(names)} photos on {where}: {runs} runs of each photo; writing {out}",
+          flush=True)
     record = check.run(about)
     scale = "" if args.steps_scale == 1 else (
         f"; at --steps-scale 1 the step-bound methods take about {1 / args.steps_scale:.0f}× as long")
