@@ -51,6 +51,8 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from maskscope import Classifier
+from maskscope.core.classifier import check_device
+from maskscope.errors import MaskscopeError
 from maskscope.methods import METHODS, get_method
 from maskscope.metrics import spearman
 
@@ -70,6 +72,14 @@ MASK_INDEXING_OPS = ("index", "index_put", "index_put_", "_index_put_impl_")
 COMPILE_MODES = {"cuda": ("default", "reduce-overhead"), "cpu": ("default",), "mps": ("default",)}
 
 ClassifierFactory = Callable[[str, str], Classifier]
+
+
+def default_precisions(device: torch.device) -> tuple[str, ...]:
+    """:data:`DEFAULT_PRECISIONS` of the device's kind, less bfloat16 on a GPU without it (before Ampere)."""
+    precisions = DEFAULT_PRECISIONS[device.type]
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return tuple(p for p in precisions if p != "bfloat16")
+    return precisions
 
 
 def default_methods() -> list[str]:
@@ -460,7 +470,8 @@ def main() -> None:
     parser.add_argument("--device", default="cuda", help="the device to check (cuda, cuda:N, mps, cpu)")
     parser.add_argument("--photos", type=int, default=16, help="imagenet-samples photos, the first N")
     parser.add_argument("--methods", default=",".join(default_methods()), help="comma-separated method names")
-    parser.add_argument("--precisions", help="comma-separated; default float32,float16,bfloat16 on CUDA")
+    parser.add_argument("--precisions", help="comma-separated; default float32,float16,bfloat16 on CUDA "
+                        "(bfloat16 where the GPU has it), float32,bfloat16 on a CPU")
     parser.add_argument("--steps-scale", type=float, default=1.0, help="scale of each method's steps and samples")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch", type=int, default=1, help="photos an explain call")
@@ -472,14 +483,17 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="default benchmarks/results/gpu_check.json (gpu_check_cpu.json with --cpu-only)")
     args = parser.parse_args()
 
-    device = torch.device("cpu" if args.cpu_only else args.device)
+    try:
+        device = check_device("cpu" if args.cpu_only else args.device)
+    except MaskscopeError as error:  # no such device here: one line, as the CLI says it
+        raise SystemExit(f"gpu_check: {error}") from None
     reference = json.loads(args.cpu_results.read_text()) if args.cpu_results else None
     maps = args.maps or (Path(reference["settings"]["maps"]) if reference and reference["settings"]["maps"] else None)
     methods = args.methods.split(",")
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
         raise SystemExit(f"unknown methods {unknown}; available: {', '.join(default_methods())}")
-    precisions = tuple(args.precisions.split(",")) if args.precisions else DEFAULT_PRECISIONS[device.type]
+    precisions = tuple(args.precisions.split(",")) if args.precisions else default_precisions(device)
     out = args.out or Path("benchmarks/results") / ("gpu_check_cpu.json" if args.cpu_only else "gpu_check.json")
 
     def make_classifier(where: str, precision: str) -> Classifier:
