@@ -304,12 +304,16 @@ def load_reference(record: dict[str, Any], name: str, photos: list[str], maps: P
     return MethodRun(stack.float(), cpu["goals"], cpu["seconds_per_photo"])
 
 
-def check_reference_settings(record: dict[str, Any], settings: dict[str, Any]) -> None:
-    """Refuse a CPU reference made with other photos, seed, batch, step scale or model."""
+def check_reference(record: dict[str, Any], settings: dict[str, Any], methods: list[str]) -> None:
+    """Refuse a CPU reference made with other photos, seed, batch, step scale or model, or one
+    without a CPU run of every method asked for."""
     for key in ("photos", "seed", "batch", "steps_scale", "model"):
         if record["settings"][key] != settings[key]:
             raise SystemExit(f"--cpu-results was made with {key}={record['settings'][key]!r}, "
                              f"this run has {settings[key]!r}: rerun one of them to match")
+    missing = [name for name in methods if "cpu" not in record["methods"].get(name, {})]
+    if missing:
+        raise SystemExit(f"--cpu-results holds no CPU run of {', '.join(missing)}: make one with --cpu-only --methods")
 
 
 # ------------------------------------------------------------------------- the check
@@ -343,7 +347,7 @@ class Check:
     def run(self, machine: dict[str, Any] | None = None) -> dict[str, Any]:
         settings = self.settings()
         if self.reference is not None:
-            check_reference_settings(self.reference, settings)
+            check_reference(self.reference, settings, self.methods)
         self.record = {"settings": settings, "machine": machine or {}, "methods": {},
                        "cpu_reference": "this run" if self.reference is None else self.reference.get("machine", {})}
         start = time.perf_counter()

@@ -86,6 +86,9 @@ def test_a_saved_cpu_reference_is_read_back_and_must_match_the_settings(tmp_path
         assert record["methods"][name]["float32"]["against_cpu_float32"]["spearman"]["per_photo"] == [1.0, 1.0]
     with pytest.raises(SystemExit, match="seed"):
         check(tmp_path, reference=saved, maps=maps, seed=1).run()
+    del saved["methods"]["mp"]
+    with pytest.raises(SystemExit, match="no CPU run of mp"):
+        check(tmp_path, reference=saved, maps=maps).run()
 
 
 def test_a_compiled_copy_runs_its_module_compiled_and_gives_the_same_maps():
