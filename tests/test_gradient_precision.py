@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from maskscope import Classifier
-from maskscope.core.classifier import fast_gradients
+from maskscope.core.classifier import gradient_passes
 from maskscope.methods import precision
 from maskscope.methods.registry import get_method, method_names
 
@@ -90,15 +90,21 @@ def test_a_black_box_method_records_no_gradient_precision(bf16_cpu):
     assert "gradient_precision" not in record
 
 
-def test_fast_gradients_holds_only_inside_its_block():
+def test_a_gradient_block_sets_fast_inside_it_and_notes_what_ran():
     classifier = Classifier(DtypeWatcher().model, engine="torch", precision="fast")
+    explicit = Classifier(DtypeWatcher().model, engine="torch", precision="float16")
+    images = torch.rand(1, 3, 8, 8)
     assert classifier.gradient_precision == "float32"
-    with fast_gradients("bfloat16"):
-        assert classifier.gradient_precision == "bfloat16"
-        assert Classifier(DtypeWatcher().model, engine="torch", precision="float16").gradient_precision == "float16"
+    with gradient_passes("bfloat16") as ran:
+        assert classifier.gradient_precision == "bfloat16" and explicit.gradient_precision == "float16"
+        with torch.no_grad():
+            classifier.logits(images)
+        assert ran == set()  # a pass without gradient is not a gradient pass
+        classifier.logits(images.requires_grad_(True)).sum().backward()
+        assert ran == {"bfloat16"}
     assert classifier.gradient_precision == "float32"
     with pytest.raises(ValueError, match="int8"):
-        with fast_gradients("int8"):
+        with gradient_passes("int8"):
             pass
 
 

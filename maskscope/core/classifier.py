@@ -19,7 +19,7 @@ methods and metrics use the engine without knowing it: wrapping the perturbation
 A *gradient pass* (autograd on, the input requiring a gradient) runs the torch module at the
 classifier's :attr:`Classifier.gradient_precision`: an explicit ``bfloat16`` or ``float16``
 as asked, ``float32`` otherwise, and under ``fast`` what the running method was validated for
-(:func:`fast_gradients`, set by ``Method.explain`` from :mod:`maskscope.methods.precision`).
+(:func:`gradient_passes`, opened by ``Method.explain`` with :mod:`maskscope.methods.precision`).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import os
 import warnings
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -117,22 +118,33 @@ def imagenet_class_names() -> list[str]:
     return [line.split("\t")[1] for line in text.splitlines() if line]
 
 
-#: the precision of a ``fast`` classifier's gradient passes in the block running now (``None``: float32)
-_FAST_GRADIENTS: ContextVar[str | None] = ContextVar("fast_gradients", default=None)
+@dataclass
+class _GradientBlock:
+    """The block of :func:`gradient_passes` running now: what ``fast`` means in it, and the
+    precisions its gradient passes ran at."""
+
+    fast: str
+    ran: set[str] = field(default_factory=set)
+
+
+_GRADIENT_BLOCK: ContextVar[_GradientBlock | None] = ContextVar("gradient_block", default=None)
 
 
 @contextmanager
-def fast_gradients(precision: str) -> Iterator[None]:
-    """A block whose gradient passes run at ``precision`` (``float32``, ``bfloat16`` or
-    ``float16``) on every classifier asked for ``precision="fast"``; other classifiers keep
-    theirs. ``Method.explain`` opens one with the precision the method was validated for."""
-    if precision not in AUTOCAST_TYPES:
-        raise ValueError(f"gradient passes run at {', '.join(AUTOCAST_TYPES)}, not {precision!r}")
-    token = _FAST_GRADIENTS.set(precision)
+def gradient_passes(fast: str) -> Iterator[set[str]]:
+    """A block in which the gradient passes of every classifier asked for ``precision="fast"``
+    run at ``fast`` (``float32``, ``bfloat16`` or ``float16``; other classifiers keep theirs).
+    It yields the set of precisions the block's gradient passes ran at, on any classifier, filled
+    as they run (empty if none ran). ``Method.explain`` opens one for every explanation, at the
+    precision the method was validated for."""
+    if fast not in AUTOCAST_TYPES:
+        raise ValueError(f"gradient passes run at {', '.join(AUTOCAST_TYPES)}, not {fast!r}")
+    block = _GradientBlock(fast)
+    token = _GRADIENT_BLOCK.set(block)
     try:
-        yield
+        yield block.ran
     finally:
-        _FAST_GRADIENTS.reset(token)
+        _GRADIENT_BLOCK.reset(token)
 
 
 #: the ImageNet normalisation most classifiers are trained with (the default of :class:`Classifier`)
@@ -419,10 +431,11 @@ class Classifier:
     @property
     def gradient_precision(self) -> str:
         """The precision gradient passes run at now: an explicit ``bfloat16`` or ``float16`` as
-        asked; under ``fast`` the one :func:`fast_gradients` set for the running method (float32
+        asked; under ``fast`` the one :func:`gradient_passes` set for the running method (float32
         outside such a block); float32 otherwise."""
         if self.requested_precision == "fast":
-            return _FAST_GRADIENTS.get() or "float32"
+            block = _GRADIENT_BLOCK.get()
+            return "float32" if block is None else block.fast
         return self.precision if self.precision in AUTOCAST_TYPES else "float32"
 
     def _gradient_pass(self, inputs: torch.Tensor) -> bool:
@@ -431,9 +444,13 @@ class Classifier:
         return self.differentiable and torch.is_grad_enabled() and inputs.requires_grad
 
     def _gradient_engine(self) -> TorchEngine:
-        """The torch engine at :attr:`gradient_precision` (which may differ from the engine's)."""
+        """The torch engine at :attr:`gradient_precision` (which may differ from the engine's),
+        noted in the :func:`gradient_passes` block running now."""
         engine = copy.copy(self.torch_engine)
         engine.precision = self.gradient_precision
+        block = _GRADIENT_BLOCK.get()
+        if block is not None:
+            block.ran.add(engine.precision)
         return engine
 
     def needs_torch(self, inputs: torch.Tensor) -> bool:
@@ -507,8 +524,8 @@ class Classifier:
         return {"engine": self.requested_engine, "precision": self.requested_precision, "calibration": self.calibration}
 
     def engine_record(self) -> dict[str, Any]:
-        """What a run record says about where the forward passes ran: the engine and its
-        precision, and (a torch module) the precision of the gradient passes now."""
+        """What a run record says about where the forward passes ran (``Method.explain`` adds
+        the precision its gradient passes ran at)."""
         if self._engine is not None:
             record = self._engine.record()
         else:
@@ -517,8 +534,6 @@ class Classifier:
             record["requested"] = self.requested_engine
         if self.requested_precision != self.precision:
             record["requested_precision"] = self.requested_precision
-        if self.differentiable:
-            record["gradient_precision"] = self.gradient_precision
         if self._fallback:
             record["fallback"] = self._fallback
         return record

@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Sequence
 
 import torch
 
-from maskscope.core.classifier import DEFAULT_SCORE, Classifier, fast_gradients
+from maskscope.core.classifier import DEFAULT_SCORE, Classifier, gradient_passes
 from maskscope.core.explanation import Explanation
 from maskscope.core.games import get_game, goal_met
 from maskscope.core.optimisation import OptimisationResult
@@ -83,7 +83,7 @@ class Method:
 
         Under a ``precision="fast"`` classifier, the gradient passes run at reduced precision
         only where the method is validated for it (:mod:`maskscope.methods.precision`); the
-        record's ``engine`` says which (``gradient_precision``).
+        record's ``engine`` says at which precision they ran (``gradient_precision``).
         """
         if self.needs_gradients:
             classifier.require_gradients(type(self).__name__)
@@ -95,11 +95,8 @@ class Method:
         if len(rows) != count:  # "topk:K": a map per class, each image repeated for its classes
             batch, scores = batch[rows], scores[rows]
         weights = target_weights(targets, scores.shape[1], device=batch.device)
-        with fast_gradients(fast_gradient_precision(self.name, classifier.device)):
+        with gradient_passes(fast_gradient_precision(self.name, classifier.device)) as ran:
             explanation = self._explain(classifier, batch, targets, weights, seed)
-            engine = classifier.engine_record()
-        if not self.needs_gradients:
-            engine.pop("gradient_precision", None)
         explanation.scores_before = (scores * weights).sum(1).cpu()
         explanation.score = self.explained_score
         record_goal(explanation, self.game)
@@ -113,7 +110,9 @@ class Method:
             sources = [str(image) if isinstance(image, (str, os.PathLike)) else None for image in images]
         explanation.names, explanation.sources = map_names(names, rows), [sources[row] for row in rows]
         explanation.images = batch.detach().cpu()
-        explanation.engine = engine
+        explanation.engine = classifier.engine_record()
+        if ran:
+            explanation.engine["gradient_precision"] = "+".join(sorted(ran))
         return explanation
 
     __call__ = explain
