@@ -487,36 +487,45 @@ def main() -> None:
     parser.add_argument("--replay", type=int, default=50, help="passes timed per (kind, shape, engine); 0: all")
     parser.add_argument("--skip-steps", type=int, default=2, help="steps run before the profiled window")
     parser.add_argument("--profile-steps", type=int, default=10, help="steps profiled")
-    parser.add_argument("--fresh", action="store_true", help="drop the other methods' entries from --out")
+    parser.add_argument("--fresh", action="store_true", help="start --out afresh (default: keep the other methods' entries)")
     parser.add_argument("--table", action="store_true", help="only print the markdown table of --out")
+    parser.add_argument("--threads", type=int, default=None, help="torch's intra-op threads (default: torch's)")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
-    existing = {} if args.fresh or not args.out.exists() else json.loads(args.out.read_text())
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.table:
-        print(markdown_table(existing.get("methods", {})))
+        print(markdown_table(json.loads(args.out.read_text())["methods"]))
         return
+    if args.fresh:
+        args.out.unlink(missing_ok=True)
     classifier = Classifier.default()
     names, images = imagenet_photos(classifier, args.photos)
     warm(classifier)
-    results = dict(existing.get("methods", {}))
     for name in [n.strip() for n in args.methods.split(",") if n.strip()]:
         before = load()
         try:
             record = measure(classifier, name, images, args.replay)
         except ImportError as error:  # a method whose optional dependency is missing
-            results[name] = {"error": f"{type(error).__name__}: {error}", "load_before": before}
+            keep(args.out, classifier.name, name, {"error": f"{type(error).__name__}: {error}", "load_before": before})
             continue
         print(f"{name}: wall {record['wall_s']} s, floor {record['floor']['total_s']} s, {record['steps']} steps; "
               "profiling", flush=True)
         record["profile"] = profile_steps(classifier, name, images, args.skip_steps, args.profile_steps)
-        record.update(photos=names, load_before=before, load_after=load(), code=code_version(),
+        record.update(photos=names, load_before=before, load_after=load(), code=code_version(), machine=machine(),
                       measured=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
-        results[name] = record
         print(f"{name}: done, load {before[0]:.2f} → {record['load_after'][0]:.2f}", flush=True)
-        args.out.parent.mkdir(parents=True, exist_ok=True)  # each method's figures kept as soon as they exist
-        args.out.write_text(json.dumps({"machine": machine(), "model": classifier.name, "methods": results}, indent=2))
-    write_record(args.out, {"machine": machine(), "model": classifier.name, "methods": results},
-                 shown={"table": markdown_table(results)})
+        keep(args.out, classifier.name, name, record)
+    print(markdown_table(json.loads(args.out.read_text())["methods"]))
+
+
+def keep(path: Path, model: str, name: str, record: dict[str, Any]) -> None:
+    """Put one method's record into the JSON as soon as it exists, re-reading the file first, so
+    that runs of other methods in other processes keep theirs."""
+    current = json.loads(path.read_text()) if path.exists() else {"methods": {}}
+    current["methods"][name] = record
+    headline = {key: record.get(key) for key in ("wall_s", "steps", "overhead_share", "error") if key in record}
+    write_record(path, {"machine": machine(), "model": model, "methods": current["methods"]}, shown={name: headline})
 
 
 if __name__ == "__main__":
