@@ -14,13 +14,15 @@ out as threads (``cores // workers``); one worker, with torch's own thread count
 is a single batch of work or the model is not on the CPU.
 
 A worker that dies (killed, out of memory) stops the run with :class:`WorkerDied`; what the
-parent wrote before is complete, so the same command resumes with the rest.
+parent wrote before is complete, so the same command resumes with the rest. A worker whose
+parent dies ends too.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Iterable, Iterator, TypeVar
@@ -127,10 +129,19 @@ class WorkerPool:
 
 
 def _start(threads: int, setup: Callable[..., Any], args: tuple) -> None:
-    """A worker's first act: its thread count, then its state."""
+    """A worker's first act: a watch on its parent, its thread count, then its state."""
     global _state
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_end_with, args=(parent,), daemon=True).start()
     torch.set_num_threads(threads)
     _state = setup(*args)
+
+
+def _end_with(parent: multiprocessing.process.BaseProcess) -> None:
+    """End this worker once ``parent`` has ended (a killed parent leaves no worker behind)."""
+    parent.join()
+    os._exit(1)
 
 
 def _call(run: Callable[..., Any], *arguments: Any) -> Any:
