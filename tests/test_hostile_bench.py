@@ -256,7 +256,7 @@ def test_an_environment_failure_is_retried_on_resume_and_counted_once(task, tmp_
         return explain(self, *args, **kwargs)
 
     monkeypatch.setattr(centre, "_explain", io_error_once)
-    assert bench(task, out, "--batch-size", "1") == 0
+    assert bench(task, out, "--batch-size", "1", "--workers", "1") == 0  # the patch is this process's
     assert "1 of 4 records failed (1 for the environment's sake" in capsys.readouterr().err
     failed = [r for r in raw_lines(out) if r["status"] == "failed"]
     assert len(failed) == 1 and failed[0]["failure"] == "environment" and "Input/output" in failed[0]["reason"]

@@ -215,7 +215,8 @@ def test_a_full_disk_ends_the_run_in_one_line_and_keeps_what_was_written(photos,
         real_save(path, array, *args, **kwargs)
 
     monkeypatch.setattr(np, "save", fill_up)
-    command = ["explain", str(photos), "--model", str(tiny_model), "--out", str(out), "--batch-size", "1", *QUICK]
+    command = ["explain", str(photos), "--model", str(tiny_model), "--out", str(out), "--batch-size", "1",
+               "--workers", "1", *QUICK]  # the full disk is this process's
     with untouched(tmp_path, out):
         status = main(command)
     assert status == 1
