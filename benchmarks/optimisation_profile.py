@@ -360,12 +360,12 @@ def profile_steps(classifier: Classifier, name: str, images: torch.Tensor, skip:
     window: dict[str, float] = {}
 
     def after(count: int) -> None:
-        if count == skip:
-            window["start"] = time.perf_counter()
+        if count == skip:  # the window is timed inside the profiler's start and stop, which take seconds
             profiler.start()
+            window["start"] = time.perf_counter()
         elif count == skip + steps:
-            profiler.stop()
             window["end"], window["steps"] = time.perf_counter(), steps
+            profiler.stop()
             raise WindowOver
 
     counter = StepCounter(after)
@@ -376,9 +376,9 @@ def profile_steps(classifier: Classifier, name: str, images: torch.Tensor, skip:
             pass
     if "start" not in window:
         return {"steps": 0, "note": f"the run took {counter.steps} steps, not more than the {skip} skipped"}
-    if "end" not in window:  # the run ended inside the window
-        profiler.stop()
+    if "end" not in window:  # the run ended inside the window (its last steps and after are in it)
         window["end"], window["steps"] = time.perf_counter(), counter.steps - skip
+        profiler.stop()
     events = list(profiler.events())
     totals = categorise(events)
     wall_us = (window["end"] - window["start"]) * 1e6
