@@ -10,7 +10,7 @@ from maskscope.core.fillers import Blur, BlurPyramid, Constant, Noise, Reference
 from maskscope.core.games import MaskProblem, get_game
 from maskscope.core.jitter import AlternateFlip, Jitter
 from maskscope.core.masks import SmoothMaxUpsampler, Upsampler, disc_masks
-from maskscope.core.optimisation import MomentumSGD
+from maskscope.core.optimisation import Adam, ConvergenceStop, Gradient, MomentumSGD, optimise_masks
 from maskscope.core.regularisers import area_bounds, area_target, l1, total_variation
 from maskscope.core.scoring import CPU_BATCH_SIZE, GPU_BATCH_SIZE, default_batch_size, score_perturbations
 from maskscope.core.targets import target_weights
@@ -196,6 +196,53 @@ def test_momentum_sgd_steps_as_torch_sgd():
         parameter.grad = gradient.clone()
         optimiser.step()
     torch.testing.assert_close(ours, parameter.detach())
+
+
+def _stopping_problem(classifier, images, classes, seed=5):
+    """MP's deletion problem on a few images, with a jitter drawn from its own generator."""
+    weights = target_weights([[int(c)] for c in classes], 2)
+    return MaskProblem(
+        classifier, images, weights, get_game("deletion"), Blur(4.0), Upsampler("nearest", 1.0),
+        lambda masks: 1e-3 * l1(masks, 1.0, "sum"), Jitter(2, torch.Generator().manual_seed(seed)),
+    )
+
+
+def test_an_image_that_stops_leaves_the_batch_with_its_one_by_one_masks(shapes_task, monkeypatch):
+    images, classes, _ = shapes_task.correctly_classified(3)
+    classifier = shapes_task.classifier
+    init = torch.ones(3, 1, 8, 8)
+    rows = []
+    logits = classifier.logits
+    monkeypatch.setattr(classifier, "logits", lambda batch: rows.append(len(batch)) or logits(batch))
+
+    def stop(problem, masks, step):  # the second image is done after its third step
+        return (problem.image_index == 1) & (step >= 2)
+
+    together = optimise_masks(_stopping_problem(classifier, images, classes), init, Gradient(), Adam(0.1), 8, stop)
+    # its passes ended: three images a step for three steps, then two
+    assert rows == [3, 3, 3, 2, 2, 2, 2, 2]
+    assert together.steps.tolist() == [8, 3, 8] and together.stopped.tolist() == [False, True, False]
+    assert together.objective[1, 3:].isnan().all() and not together.objective[[0, 2]].isnan().any()
+    for i, steps in enumerate((8, 3, 8)):
+        # alone, with the same jitter draws (one a step, shared by the batch) and no stop rule:
+        # what today's loop gave a stopped image, whose mask it froze
+        alone = optimise_masks(
+            _stopping_problem(classifier, images[i : i + 1], classes[i : i + 1]), init[:1], Gradient(), Adam(0.1), steps
+        )
+        # convolutions of other batch sizes round differently (~1e-7); Adam carries it a little
+        torch.testing.assert_close(together.masks[i : i + 1], alone.masks, atol=1e-4, rtol=0)
+        torch.testing.assert_close(together.objective[i, :steps], alone.objective[0], atol=1e-5, rtol=1e-4)
+
+
+def test_convergence_stop_counts_still_steps_per_image():
+    stop = ConvergenceStop(0.01, patience=2)
+    masks = torch.zeros(2, 1, 2, 2)
+    moved = masks.clone()
+    moved[0] += 0.5  # the first image moves, the second stays
+    assert stop(masks, moved).tolist() == [False, False]
+    assert stop(moved, moved).tolist() == [False, True]
+    stop.subset(torch.tensor([0]))
+    assert stop(moved, moved).tolist() == [True]
 
 
 def test_smooth_max_masks_keep_round_blobs_and_a_margin():

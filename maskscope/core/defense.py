@@ -150,6 +150,12 @@ class AdversarialDefense:
         finally:
             self._outside = None
 
+    def narrow(self, index: torch.Tensor) -> None:
+        """Keep the bounds of the recorded images ``index`` only: later defended passes take
+        those images (an optimisation whose finished images left the batch)."""
+        self.images = self.images[index]
+        self._recorded = [recorded[index] for recorded in self._recorded]
+
     # --------------------------------------------------------------- hooks
     def _start_pass(self, module, inputs) -> None:
         self._position = 0

@@ -15,6 +15,7 @@ of a preservation-style mask ``m``.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Callable
 
@@ -83,6 +84,13 @@ def get_game(name: str | Game) -> Game:
     return GAMES[name]
 
 
+def subset_regulariser(regulariser: Callable, index: torch.Tensor) -> Callable:
+    """The regulariser of the images ``index``: its own ``subset(index)`` where it holds
+    per-image values, else itself (it depends on the masks alone)."""
+    narrow = getattr(regulariser, "subset", None)
+    return narrow(index) if narrow is not None else regulariser
+
+
 class MaskProblem:
     """The objective ``F(m)`` of a game on a batch, one value per image.
 
@@ -98,8 +106,13 @@ class MaskProblem:
         game: the game.
         filler: removal content.
         upsampler: mask parameter → image-size mask.
-        regulariser: masks → B penalty (the L1 and TV terms, weighted).
+        regulariser: masks → B penalty (the L1 and TV terms, weighted); one that holds a
+            value per image has a ``subset(index)`` giving the regulariser of those images.
         jitter: optional random transformation drawn for each perturbed batch.
+
+    :meth:`subset` gives the problem of some of the images (the optimisation narrows its
+    batch to the images still running); ``image_index`` holds their places in the batch the
+    problem was made for.
     """
 
     def __init__(
@@ -127,6 +140,18 @@ class MaskProblem:
         self.class_loss = class_loss
         self.size = (images.shape[-2], images.shape[-1])
         self.filled = None if filler.depends_on_mask else filler(images).detach()
+        self.image_index = torch.arange(images.shape[0], device=images.device)
+
+    def subset(self, index: torch.Tensor) -> "MaskProblem":
+        """The same problem on the images ``index`` (places in this problem's batch): the images,
+        targets, filler content and per-image regulariser narrowed; jitter and upsampler shared."""
+        narrowed = copy.copy(self)
+        narrowed.images = self.images[index]
+        narrowed.targets = self.targets[index]
+        narrowed.filled = None if self.filled is None else self.filled[index]
+        narrowed.regulariser = subset_regulariser(self.regulariser, index)
+        narrowed.image_index = self.image_index[index]
+        return narrowed
 
     def perturb(self, masks: torch.Tensor, jitter: bool = True) -> torch.Tensor:
         """``Φ(x, up(m))``, jittered when the problem has jitter and ``jitter`` is true: a

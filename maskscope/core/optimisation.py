@@ -10,6 +10,12 @@ One loop serves every optimisation method::
 
 Images in a batch never interact: the objective is a sum of per-image terms and every step
 rule acts elementwise or per image, so a batch gives the same masks as one-by-one runs.
+An image that stops leaves the batch: its mask is kept, and the problem
+(:meth:`~maskscope.core.games.MaskProblem.subset`) and the step rule's per-image state
+(:meth:`StepRule.subset`) are narrowed to the images still running, so its passes end.
+
+The loop waits for the device only to decide which images stop: without a stop rule (or a
+convergence stop) it never reads a device tensor back, with one it does so once a step.
 """
 
 from __future__ import annotations
@@ -42,6 +48,10 @@ class Gradient:
 class StepRule(Protocol):
     def reset(self, masks: torch.Tensor) -> None: ...
 
+    def subset(self, index: torch.Tensor) -> None:
+        """Keep the per-image state of the images ``index`` only (those still running)."""
+        ...
+
     def step(
         self, problem: MaskProblem, masks: torch.Tensor, grad: torch.Tensor, loss: torch.Tensor
     ) -> torch.Tensor: ...
@@ -57,6 +67,9 @@ class Adam:
         self.first = torch.zeros_like(masks)
         self.second = torch.zeros_like(masks)
         self.count = 0
+
+    def subset(self, index: torch.Tensor) -> None:
+        self.first, self.second = self.first[index], self.second[index]
 
     def step(self, problem, masks, grad, loss):
         beta1, beta2 = self.betas
@@ -78,6 +91,9 @@ class NormalisedSGD:
     def reset(self, masks: torch.Tensor) -> None:
         pass
 
+    def subset(self, index: torch.Tensor) -> None:
+        pass
+
     def step(self, problem, masks, grad, loss):
         peak = grad.flatten(1).abs().amax(1).clamp(min=1e-12)
         return masks - self.lr * grad / peak.view(-1, *([1] * (grad.dim() - 1)))
@@ -97,6 +113,10 @@ class MomentumSGD:
     def reset(self, masks: torch.Tensor) -> None:
         self.buffer: torch.Tensor | None = None
 
+    def subset(self, index: torch.Tensor) -> None:
+        if self.buffer is not None:
+            self.buffer = self.buffer[index]
+
     def step(self, problem, masks, grad, loss):
         if self.buffer is None:
             self.buffer = grad.clone()
@@ -106,30 +126,66 @@ class MomentumSGD:
 
 
 StopRule = Callable[[MaskProblem, torch.Tensor, int], torch.Tensor]
-"""``stop(problem, masks, step) -> B bool``: which images are finished after ``step``."""
+"""``stop(problem, masks, step) -> N bool``: which of the running images are finished after
+``step`` (``problem`` and ``masks`` hold the running images only, ``problem.image_index`` their
+places in the batch)."""
 
 
 def score_below(fraction: float, reference: torch.Tensor) -> StopRule:
-    """Stop an image once its target score falls below ``fraction·reference`` (FGVis: 0.02·p_c(x))."""
+    """Stop an image once its target score falls below ``fraction·reference`` (FGVis: 0.02·p_c(x));
+    ``reference`` holds one score per image of the whole batch."""
 
     def stop(problem: MaskProblem, masks: torch.Tensor, step: int) -> torch.Tensor:
         with torch.no_grad():
-            return problem.class_scores(masks, jitter=False) < fraction * reference.to(masks)
+            limit = fraction * reference.to(masks)[problem.image_index]
+            return problem.class_scores(masks, jitter=False) < limit
 
     return stop
 
 
 AfterStep = Callable[[MaskProblem, torch.Tensor, int], None]
-"""``after_step(problem, masks, step)``: called with the masks after each ``step`` (I-GOS's λ1 schedule)."""
+"""``after_step(problem, masks, step)``: called with the running images' problem and masks after
+each ``step`` (I-GOS's λ1 schedule)."""
+
+
+class ConvergenceStop:
+    """Stop an image once its mask has moved by less than ``tolerance`` (the largest
+    ``|Δm|`` of a step) for ``patience`` successive steps.
+
+    It keeps a count per running image; :func:`optimise_masks` narrows it with the batch.
+    """
+
+    def __init__(self, tolerance: float, patience: int = 10) -> None:
+        if tolerance < 0:
+            raise ValueError(f"tolerance must be at least 0, got {tolerance}")
+        if patience < 1:
+            raise ValueError(f"patience must be at least 1, got {patience}")
+        self.tolerance = tolerance
+        self.patience = patience
+        self.still: torch.Tensor | None = None
+
+    def __call__(self, before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
+        """Whether each image has now been still for ``patience`` steps, given its masks before and after a step."""
+        moved = (after - before).abs().flatten(1).amax(1)
+        if self.still is None:
+            self.still = torch.zeros(before.shape[0], dtype=torch.long, device=before.device)
+        self.still = torch.where(moved < self.tolerance, self.still + 1, torch.zeros_like(self.still))
+        return self.still >= self.patience
+
+    def subset(self, index: torch.Tensor) -> None:
+        if self.still is not None:
+            self.still = self.still[index]
 
 
 @dataclass
 class OptimisationResult:
-    """Final masks and the per-step record of the objective (B×steps)."""
+    """Final masks and the per-step record of the objective (B×steps; NaN after an image stopped)."""
 
     masks: torch.Tensor
     objective: torch.Tensor
     steps: torch.Tensor  # steps each image ran (B)
+    #: which images a stop rule (or the convergence stop) finished, B bool; all False without one
+    stopped: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.bool))
     extra: dict = field(default_factory=dict)
 
 
@@ -143,21 +199,29 @@ def optimise_masks(
     progress: bool | Progress = False,
     description: str = "optimising",
     after_step: AfterStep | None = None,
+    converge: ConvergenceStop | None = None,
 ) -> OptimisationResult:
     """Run the optimisation loop on a batch of masks ``init`` (B×C×h×w, values in [0, 1]).
 
-    ``progress``: ``True`` reports the steps on a bar of their own called ``description``
-    (see :func:`maskscope.core.progress.progress_bar`); a bar (or :class:`PlainProgress`) is
+    ``stop`` finishes images by a rule of their own, ``converge`` once their masks stop moving;
+    a finished image leaves the batch (its mask is kept, its passes end). ``progress``: ``True``
+    reports the steps on a bar of their own called ``description`` (see
+    :func:`maskscope.core.progress.progress_bar`); a bar (or :class:`PlainProgress`) is
     advanced by one per step instead, and by the steps an early stop leaves out, so a method
     that runs the loop several times (FGVis's λ rounds, EP's chunks of areas) shows one bar.
     """
     direction = direction or Gradient()
     step_rule = step_rule or Adam()
     masks = init.detach().clone().clamp(0, 1)
+    count, device = masks.shape[0], masks.device
     step_rule.reset(masks)
-    active = torch.ones(masks.shape[0], dtype=torch.bool, device=masks.device)
-    ran = torch.zeros(masks.shape[0], dtype=torch.long, device=masks.device)
-    history = []
+    objective = torch.full((count, steps), float("nan"), dtype=masks.dtype, device=device)
+    ran = torch.zeros(count, dtype=torch.long, device=device)
+    stopped = torch.zeros(count, dtype=torch.bool, device=device)
+    # the running images: their places in the batch, their problem and their masks
+    index = torch.arange(count, device=device)
+    running, current = problem, masks
+    narrowed = False
     owned = isinstance(progress, bool)
     bar: Progress = (
         progress_bar(total=steps, desc=description, unit="step", disable=not progress) if isinstance(progress, bool)
@@ -165,23 +229,42 @@ def optimise_masks(
     )
     done = 0
     for step in range(steps):
-        loss, grad = direction(problem, masks)
-        updated = step_rule.step(problem, masks, grad, loss).clamp(0, 1)
-        keep = active.view(-1, *([1] * (masks.dim() - 1)))
-        masks = torch.where(keep, updated, masks).detach()
-        history.append(loss)
-        ran += active.long()
+        loss, grad = direction(running, current)
+        updated = step_rule.step(running, current, grad, loss).clamp(0, 1).detach()
+        if narrowed:
+            objective[index, step] = loss.to(objective.dtype)
+            ran[index] += 1
+        else:
+            objective[:, step] = loss.to(objective.dtype)
+            ran += 1
+        finished = converge(current, updated) if converge is not None else None
+        current = updated
         if after_step is not None:
-            after_step(problem, masks, step)
+            after_step(running, current, step)
         done += 1
         bar.update(1)
         if stop is not None:
-            active = active & ~stop(problem, masks, step)
-            if not bool(active.any()):
-                break
+            ruled = stop(running, current, step)
+            finished = ruled if finished is None else finished | ruled
+        if finished is None:
+            continue
+        staying = (~finished).nonzero()[:, 0]  # the loop's one wait for the device a step
+        if len(staying) == len(index):
+            continue
+        masks[index] = current
+        stopped[index] = finished
+        if len(staying) == 0:
+            break
+        index, current = index[staying], current[staying]
+        running = running.subset(staying)
+        step_rule.subset(staying)
+        if converge is not None:
+            converge.subset(staying)
+        narrowed = True
+    else:
+        masks[index] = current
     if owned:
         bar.close()
     elif done < steps:
         bar.update(steps - done)
-    objective = torch.stack(history, dim=1) if history else torch.empty(masks.shape[0], 0)
-    return OptimisationResult(masks=masks, objective=objective, steps=ran)
+    return OptimisationResult(masks=masks, objective=objective[:, :done], steps=ran, stopped=stopped)

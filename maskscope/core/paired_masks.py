@@ -18,6 +18,7 @@ balance them against the regulariser's).
 
 from __future__ import annotations
 
+import copy
 from typing import Callable
 
 import torch
@@ -65,6 +66,17 @@ class DeletionInsertionProblem:
         self.regulariser = regulariser
         self.size = (images.shape[-2], images.shape[-1])
         self.filled = filler(images).detach()
+        self.image_index = torch.arange(images.shape[0], device=images.device)
+
+    def subset(self, index: torch.Tensor) -> "DeletionInsertionProblem":
+        """The problem of the images ``index`` (places in this batch); the regulariser is asked
+        for the images' places in the original batch."""
+        narrowed = copy.copy(self)
+        narrowed.images, narrowed.targets, narrowed.filled = self.images[index], self.targets[index], self.filled[index]
+        regulariser = self.regulariser
+        narrowed.image_index = self.image_index[index]
+        narrowed.regulariser = lambda masks, image_index: regulariser(masks, index[image_index])
+        return narrowed
 
     @staticmethod
     def combined(masks: torch.Tensor) -> torch.Tensor:

@@ -61,8 +61,23 @@ def area_bounds(masks: torch.Tensor, lower: float = 0.05, upper: float = 0.3) ->
     return (torch.relu(q_min - ordered) + torch.relu(ordered - q_max)).mean(1)
 
 
+def area_outside(count: int, areas: torch.Tensor | float, device: torch.device | str = "cpu") -> torch.Tensor:
+    """``⌊(1 − a)·n⌋`` per mask (B×1, on ``device``): the places of ``n`` outside the area ``a``.
+
+    Counted in float64 on the host, as the authors' code counts in Python floats; compute it
+    once and pass it to :func:`area_target` so that a step neither waits for the device nor
+    copies a new tensor to it.
+    """
+    fractions = torch.as_tensor(areas).detach().to("cpu", torch.float64).reshape(-1, 1)
+    return (count * (1 - fractions)).floor().long().to(device)
+
+
 def area_target(
-    masks: torch.Tensor, areas: torch.Tensor | float, ties: str = "average", tie_resolution: float = 1e-4
+    masks: torch.Tensor,
+    areas: torch.Tensor | float,
+    ties: str = "average",
+    tie_resolution: float = 1e-4,
+    outside: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Mean squared distance of each mask's sorted values from a binary mask of area ``a``::
 
@@ -78,16 +93,15 @@ def area_target(
       ranked by that rounding, and exactly tied values in whatever order the sort leaves them
       (torch's sort is not stable; the order is fixed for a given input and build).
 
-    ``areas`` is one fraction for all masks or one per mask (B).
+    ``areas`` is one fraction for all masks or one per mask (B); ``outside``, when given, is
+    :func:`area_outside` of them, already on the masks' device.
     """
     if ties not in AREA_TIES:
         raise ValueError(f"ties must be one of {AREA_TIES}, got {ties!r}")
     flat = masks.flatten(1)
     count = flat.shape[1]
-    # counted in float64 on the host, as the authors' code counts in Python floats; pass the
-    # areas as a CPU tensor so that a step does not wait for the device to hand them back
-    fractions = torch.as_tensor(areas).detach().to("cpu", torch.float64).reshape(-1, 1)
-    outside = (count * (1 - fractions)).floor().long().to(masks.device)
+    if outside is None:
+        outside = area_outside(count, areas, masks.device)
     positions = torch.arange(count, device=masks.device)
     if ties == "sort":
         ordered = flat.sort(dim=1).values

@@ -40,6 +40,7 @@ has no effect.
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Sequence
 
@@ -52,7 +53,7 @@ from maskscope.core.jitter import AlternateFlip
 from maskscope.core.masks import SmoothMaxUpsampler, Upsampler
 from maskscope.core.optimisation import Adam, Gradient, MomentumSGD, optimise_masks
 from maskscope.core.progress import Progress, progress_bar
-from maskscope.core.regularisers import AREA_TIES, area_target
+from maskscope.core.regularisers import AREA_TIES, area_outside, area_target
 from maskscope.core.scoring import default_batch_size
 from maskscope.methods.base import Method
 from maskscope.methods.parameters import Interval, OneOf, at_least, positive
@@ -78,17 +79,28 @@ class AreaConstraint:
         self.size = size
         self.weight = weight
         self.ties = ties
+        self._outside: torch.Tensor | None = None  # area_outside of the canvas, made at the first step
 
     def __call__(self, masks: torch.Tensor) -> torch.Tensor:
         if isinstance(self.upsampler, SmoothMaxUpsampler):
             canvas = self.upsampler.full(masks)
         else:
             canvas = self.upsampler(masks, self.size)
-        return self.weight * area_target(canvas, self.areas, self.ties)
+        if self._outside is None:
+            self._outside = area_outside(canvas[0].numel(), self.areas, canvas.device)
+        return self.weight * area_target(canvas, self.areas, self.ties, outside=self._outside)
+
+    def subset(self, index: torch.Tensor) -> "AreaConstraint":
+        """The constraint of the rows ``index`` (its weight is set by :class:`GrowingAreaWeight` on the running problem)."""
+        narrowed = copy.copy(self)
+        narrowed.areas = self.areas[index.cpu()]
+        narrowed._outside = None if self._outside is None else self._outside[index]
+        return narrowed
 
 
 class GrowingAreaWeight:
-    """The plain gradient, with the area weight raised to ``λ₀·g^t`` before step ``t``."""
+    """The plain gradient, with the area weight raised to ``λ₀·g^t`` before step ``t`` (on the
+    running problem's constraint, ``constraint`` or a narrowed copy of it)."""
 
     def __init__(self, constraint: AreaConstraint, initial: float, growth: float) -> None:
         self.constraint = constraint
@@ -98,7 +110,8 @@ class GrowingAreaWeight:
         self.gradient = Gradient()
 
     def __call__(self, problem: MaskProblem, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        self.constraint.weight = self.initial * self.growth**self.step
+        constraint = problem.regulariser if isinstance(problem.regulariser, AreaConstraint) else self.constraint
+        constraint.weight = self.initial * self.growth**self.step
         self.step += 1
         return self.gradient(problem, masks)
 
@@ -215,8 +228,9 @@ class ExtremalPerturbation(Method):
             return SmoothMaxUpsampler(self.cell_step(size), self.smooth_sigma)
         return Upsampler("bilinear", self.smooth_sigma)
 
-    def _optimise_rows(self, classifier, rows, row_weights, row_areas, upsampler, shape, bar: Progress):
-        """One batched optimisation of independent (image, area) rows."""
+    def _optimise_rows(self, classifier, rows, row_weights, row_areas, upsampler, shape, scored, bar: Progress):
+        """One batched optimisation of independent (image, area) rows: their masks, canvases,
+        objective, and the target probability under the masks of the rows ``scored`` (the first area's)."""
         size = tuple(rows.shape[-2:])
         constraint = AreaConstraint(row_areas, upsampler, size, self.area_weight, self.area_ties)
         if self.perturbation == "pyramid":
@@ -245,7 +259,7 @@ class ExtremalPerturbation(Method):
             progress=bar,
         )
         with torch.no_grad():
-            scores = problem.probabilities(result.masks)
+            scores = problem.subset(scored).probabilities(result.masks[scored])
             full = upsampler(result.masks, size)
         return result.masks, full, scores, result.objective
 
@@ -265,9 +279,11 @@ class ExtremalPerturbation(Method):
         parts = []
         for s in starts:
             bar.set_postfix(rows=f"{s + 1}-{min(s + chunk, rows.shape[0])} of {rows.shape[0]}")
+            places = torch.arange(s, min(s + chunk, rows.shape[0]))
+            scored = (places % per_image == 0).nonzero()[:, 0].to(images.device)  # the first area's rows
             parts.append(self._optimise_rows(
                 classifier, rows[s : s + chunk], row_weights[s : s + chunk], row_areas[s : s + chunk], upsampler, shape,
-                bar,
+                scored, bar,
             ))
         bar.close()
         masks, full, scores, objective = (torch.cat(values) for values in zip(*parts))
@@ -277,7 +293,7 @@ class ExtremalPerturbation(Method):
             targets=targets,
             method=self.name,
             area_masks=masks.view(count, per_image, *shape).cpu(),
-            scores_after=scores.view(count, per_image)[:, 0].cpu(),
+            scores_after=scores.cpu(),
             kept_area=full[:, 0].flatten(1).mean(1).cpu(),
             history=objective.view(count, per_image, -1).sum(1).cpu(),
         )

@@ -57,6 +57,33 @@ DEFAULT_L1_WEIGHTS = tuple(float(v) for v in np.logspace(-4, -10, 13))
 SEARCHES = ("bisection", "sequential")
 
 
+class WeightedL1:
+    """``λ·Σ|m − v|`` per mask, with one λ for all or one per image (B)."""
+
+    def __init__(self, weight: float | torch.Tensor, towards: float) -> None:
+        self.weight, self.towards = weight, towards
+
+    def __call__(self, masks: torch.Tensor) -> torch.Tensor:
+        return self.weight * l1(masks, self.towards, "sum")
+
+    def subset(self, index: torch.Tensor) -> "WeightedL1":
+        """The regulariser of the images ``index``."""
+        weight = self.weight[index] if isinstance(self.weight, torch.Tensor) else self.weight
+        return WeightedL1(weight, self.towards)
+
+
+class DefendedProblem(MaskProblem):
+    """FGVis's problem whose adversarial defense holds the bounds of its images: narrowed with them."""
+
+    def __init__(self, defense: AdversarialDefense, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.defense = defense
+
+    def subset(self, index: torch.Tensor) -> MaskProblem:
+        self.defense.narrow(index)
+        return super().subset(index)
+
+
 @register
 class FGVis(Method):
     """FGVis with the paper's defaults.
@@ -127,39 +154,50 @@ class FGVis(Method):
     @staticmethod
     def decision_changed(problem: MaskProblem, masks: torch.Tensor) -> torch.Tensor:
         """The search's rule per image: target not top-1 (removal games) or target top-1 (the others)."""
+        return FGVis.judge(problem, masks)[0]
+
+    @staticmethod
+    def judge(problem: MaskProblem, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`decision_changed` and the target scores ``p_C(Φ(x, m))`` per image, from one pass."""
         with torch.no_grad():
-            top = problem.classifier.probabilities(problem.perturb(masks, jitter=False)).argmax(1)
-        on_target = problem.targets.gather(1, top[:, None])[:, 0] > 0
-        return ~on_target if problem.game.removes else on_target
+            probabilities = problem.classifier.probabilities(problem.perturb(masks, jitter=False))
+        on_target = problem.targets.gather(1, probabilities.argmax(1)[:, None])[:, 0] > 0
+        changed = ~on_target if problem.game.removes else on_target
+        return changed, (probabilities * problem.targets).sum(1)
 
-    def _problem(self, classifier, images, weights, weight: float | torch.Tensor) -> MaskProblem:
-        """The game's problem with L1 weight λ (one value, or one per image)."""
+    def _problem(self, classifier, images, weights, weight: float | torch.Tensor, defense=None) -> MaskProblem:
+        """The game's problem with L1 weight λ (one value, or one per image), its defended
+        gradients narrowed with it when ``defense`` is given."""
         game = get_game(self.game)
-
-        def regulariser(masks: torch.Tensor) -> torch.Tensor:
-            return weight * l1(masks, game.l1_towards, "sum")
-
+        regulariser = WeightedL1(weight, game.l1_towards)
         class_loss = "probability" if game.removes else "cross_entropy"
         filler = Constant(classifier.mean_colour.flatten())
-        return MaskProblem(classifier, images, weights, game, filler, Upsampler("nearest"), regulariser, None, class_loss)
+        arguments = (classifier, images, weights, game, filler, Upsampler("nearest"), regulariser, None, class_loss)
+        return MaskProblem(*arguments) if defense is None else DefendedProblem(defense, *arguments)
 
     def _round(self, classifier, images, weights, init, lambdas: torch.Tensor, bar):
-        """Optimise every image at its own λ, ``batch_size`` images at a time: masks, met, objective."""
+        """Optimise every image at its own λ, ``batch_size`` images at a time: masks, met, the
+        target scores under the masks (``None`` with ``stop_early``, whose rule judged ``met``) and objective."""
         chunk = default_batch_size(self.batch_size, images.device)
         stop = (lambda problem, current, step: self.decision_changed(problem, current)) if self.stop_early else None
-        masks, met, objective = [], [], []
+        masks, met, scores, objective = [], [], [], []
         for start in range(0, images.shape[0], chunk):
             part = slice(start, start + chunk)
             subset = images[part]
-            problem = self._problem(classifier, subset, weights[part], lambdas[part].to(subset))
-            with AdversarialDefense(classifier, subset) if self.defense else nullcontext():
+            with AdversarialDefense(classifier, subset) if self.defense else nullcontext() as defense:
+                problem = self._problem(classifier, subset, weights[part], lambdas[part].to(subset), defense)
                 result = optimise_masks(problem, init[part], Gradient(), NormalisedSGD(self.lr), self.steps, stop, bar)
             masks.append(result.masks)
-            met.append(self.decision_changed(problem, result.masks))
+            if self.stop_early:  # the stop rule judged every image at its final masks already
+                met.append(result.stopped)
+            else:
+                changed, after = self.judge(problem, result.masks)
+                met.append(changed)
+                scores.append(after)
             objective.append(result.objective.cpu())
         width = max(values.shape[1] for values in objective)
         objective = [torch.nn.functional.pad(values, (0, width - values.shape[1]), value=float("nan")) for values in objective]
-        return torch.cat(masks), torch.cat(met), torch.cat(objective)
+        return torch.cat(masks), torch.cat(met), torch.cat(scores) if scores else None, torch.cat(objective)
 
     def _explain(self, classifier, images, targets, weights, seed):
         game = get_game(self.game)
@@ -171,6 +209,9 @@ class FGVis(Method):
         low = torch.zeros(count, dtype=torch.long)
         high = torch.full((count,), len(self.l1_weights), dtype=torch.long)
         met_any = torch.zeros(count, dtype=torch.bool)
+        # the rule and the target scores at each image's kept mask, as its round judged them
+        changed = torch.zeros(count, dtype=torch.bool)
+        scores_after: torch.Tensor | None = torch.zeros(count)
         history = None
         # one bar over the steps of every round, as if every round ran every image: a round
         # with fewer images left, or no round left, advances it by what it leaves out
@@ -188,7 +229,7 @@ class FGVis(Method):
                 bar.update(skipped)
             advanced += skipped + math.ceil(todo.numel() / chunk) * self.steps
             tried = low[todo] if self.search == "sequential" else (low[todo] + high[todo]) // 2
-            found, met, objective = self._round(
+            found, met, scores, objective = self._round(
                 classifier, images[todo], weights[todo], init[todo], values[tried].float(), bar
             )
             history = objective if history is None else history
@@ -197,6 +238,11 @@ class FGVis(Method):
             # a met λ is kept; so is the smallest λ's mask while nothing better has been met
             keep = met | (last & ~met_any[todo])
             masks[todo[keep]] = found[keep.to(found.device)]
+            changed[todo[keep]] = met[keep]
+            if scores is not None and scores_after is not None:
+                scores_after[todo[keep]] = scores.cpu()[keep]
+            else:
+                scores_after = None
             met_any[todo[met]] = True
             # met: no larger λ left to try above it; not met: the answer lies below it
             high[todo[met]] = tried[met]
@@ -205,16 +251,17 @@ class FGVis(Method):
             bar.update(total - advanced)
         bar.close()
         chosen = values[high.clamp(max=len(self.l1_weights) - 1)]
-        final = self._problem(classifier, images, weights, 0.0)
-        with torch.no_grad():
-            scores_after = final.class_scores(masks, jitter=False)
+        if scores_after is None:  # stop_early: the stop rule judged the masks, it did not score them
+            final = self._problem(classifier, images, weights, 0.0)
+            with torch.no_grad():
+                scores_after = final.class_scores(masks, jitter=False).cpu()
         return Explanation(
             saliency=game.saliency(masks).mean(1).cpu(),
             targets=targets,
             method=self.name,
             mask=masks.cpu(),
-            scores_after=scores_after.cpu(),
+            scores_after=scores_after,
             history=history,
             chosen_l1_weight=chosen,
-            decision_changed=self.decision_changed(final, masks).cpu(),
+            decision_changed=changed,
         )

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import math
 from functools import partial
-from typing import Callable
+from typing import Callable, cast
 
 import torch
 
@@ -49,7 +49,7 @@ from maskscope.core.fillers import Blur, Filler
 from maskscope.core.games import MaskProblem, get_game
 from maskscope.core.line_search import ArmijoLineSearch
 from maskscope.core.masks import Upsampler
-from maskscope.core.optimisation import optimise_masks
+from maskscope.core.optimisation import ConvergenceStop, optimise_masks
 from maskscope.core.regularisers import l1, total_variation
 from maskscope.methods.base import Method
 from maskscope.methods.parameters import Interval, OneOf, at_least, positive
@@ -91,6 +91,13 @@ class ScaledL1Problem(MaskProblem):
         self.scaled_regulariser = regulariser
         self.l1_factor = torch.ones(images.shape[0], device=images.device)
 
+    def subset(self, index: torch.Tensor) -> "ScaledL1Problem":
+        """The problem of the images ``index``, each with its λ1 factor."""
+        narrowed = cast(ScaledL1Problem, super().subset(index))
+        narrowed.l1_factor = self.l1_factor[index]
+        narrowed.regulariser = lambda masks: narrowed.penalty(masks, torch.arange(masks.shape[0], device=masks.device))
+        return narrowed
+
     def penalty(self, masks: torch.Tensor, image_index: torch.Tensor) -> torch.Tensor:
         """``f_b·λ1·mean|1 − M| + λ2·TV_β(M)`` of masks of the images ``image_index``."""
         return self.scaled_regulariser(masks, self.l1_factor[image_index])
@@ -109,16 +116,19 @@ class L1Relaxation:
     def __init__(self, steps: int) -> None:
         #: iteration → (the largest move of p that counts as still, the divisor of λ1)
         self.checks = {} if steps <= 3 else {steps // 2: (1e-3, 10.0), int(steps / 1.25): (1e-2, 5.0)}
-        self.start: torch.Tensor | None = None
+        #: p at M = 1 of the images in ``problem.image_index`` at the first check
+        self.start: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def __call__(self, problem: ScaledL1Problem, masks: torch.Tensor, step: int) -> None:
         if step not in self.checks:
             return
         if self.start is None:
-            self.start = problem.probabilities(torch.ones_like(masks))
+            self.start = (problem.image_index, problem.probabilities(torch.ones_like(masks)))
+        places, probabilities = self.start  # the batch only narrows, in order
+        start = probabilities[torch.searchsorted(places, problem.image_index)]
         largest_move, divisor = self.checks[step]
-        still = (problem.probabilities(masks) - self.start).abs() <= largest_move
-        problem.l1_factor[still] /= divisor
+        still = (problem.probabilities(masks) - start).abs() <= largest_move
+        problem.l1_factor.div_(torch.where(still, divisor, 1.0))
 
 
 @register
@@ -149,6 +159,10 @@ class IGOS(Method):
         batch_size: perturbed images per classifier pass (path points of all images, chunked;
             default 8 on a CPU, 64 on a GPU): peak memory follows it, not the number of
             images or points.
+        stop_tolerance: the convergence stop: an image stops once its mask has moved by less
+            than this (the largest ``|ΔM|`` of a step) for ``stop_checks`` successive steps
+            (``None``: off, the default).
+        stop_checks: the successive still steps the convergence stop waits for.
         progress: show a progress bar.
     """
 
@@ -157,7 +171,8 @@ class IGOS(Method):
         "resolution": at_least(1), "l1_weight": at_least(0), "tv_weight": at_least(0), "tv_beta": positive(),
         "points": at_least(1), "noise": at_least(0), "steps": at_least(1), "initial_step": positive(),
         "shrink": Interval(0, 1, True, True), "decrease": at_least(0), "smallest_step": positive(),
-        "search_objective": OneOf(*SEARCH_OBJECTIVES), "batch_size": at_least(1),
+        "search_objective": OneOf(*SEARCH_OBJECTIVES), "batch_size": at_least(1), "stop_tolerance": at_least(0),
+        "stop_checks": at_least(1),
     }
     game = "deletion"
 
@@ -178,6 +193,8 @@ class IGOS(Method):
         search_objective: str = "end_point",
         relax_l1: bool = True,
         batch_size: int | None = None,
+        stop_tolerance: float | None = None,
+        stop_checks: int = 3,
         progress: bool = False,
     ) -> None:
         self.resolution = resolution
@@ -195,7 +212,12 @@ class IGOS(Method):
         self.search_objective = search_objective
         self.relax_l1 = relax_l1
         self.batch_size = batch_size
+        self.stop_tolerance = stop_tolerance
+        self.stop_checks = stop_checks
         self.progress = progress
+
+    def _converge(self) -> ConvergenceStop | None:
+        return None if self.stop_tolerance is None else ConvergenceStop(self.stop_tolerance, self.stop_checks)
 
     @property
     def weights(self) -> tuple[float, float]:
@@ -236,7 +258,7 @@ class IGOS(Method):
         relaxation = L1Relaxation(self.steps) if self.relax_l1 else None
         result = optimise_masks(
             problem, init, direction, search, self.steps, progress=self.progress, description="I-GOS",
-            after_step=relaxation,
+            after_step=relaxation, converge=self._converge(),
         )
         scores_after = end_point_scores(problem, result.masks, batch_size=self.batch_size)
         with torch.no_grad():

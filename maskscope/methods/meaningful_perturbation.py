@@ -33,7 +33,7 @@ from maskscope.core.games import MaskProblem, get_game
 from maskscope.core.jitter import Jitter
 from maskscope.core.layer_masks import LayerMaskProblem, activation_shape, find_module
 from maskscope.core.masks import BinarisedUpsampler, Upsampler, disc_masks, downsample
-from maskscope.core.optimisation import Adam, Gradient, optimise_masks
+from maskscope.core.optimisation import Adam, ConvergenceStop, Gradient, optimise_masks
 from maskscope.core.regularisers import l1, total_variation
 from maskscope.core.scoring import score_perturbations
 from maskscope.methods.base import Method
@@ -62,6 +62,10 @@ class MeaningfulPerturbation(Method):
         layer: a module of the model (its name, or the module itself) whose activations are
             masked instead of the image.
         batch_size: perturbed images per forward pass during the circular search (default: 8 on a CPU, 64 on a GPU).
+        stop_tolerance: the convergence stop: an image stops once its mask has moved by less
+            than this (the largest ``|Δm|`` of a step) for ``stop_checks`` successive steps
+            (``None``: off, the default; it changed the maps, see docs/optimisation-speed.md).
+        stop_checks: the successive still steps the convergence stop waits for.
         progress: show a progress bar.
     """
 
@@ -69,7 +73,8 @@ class MeaningfulPerturbation(Method):
     constraints = {
         "game": OneOf("deletion", "preservation"), "init": OneOf(*INITS), "resolution": at_least(1),
         "smooth_sigma": at_least(0), "l1_weight": at_least(0), "tv_weight": at_least(0), "tv_beta": positive(), "lr": positive(),
-        "steps": at_least(1), "jitter": at_least(0), "batch_size": at_least(1),
+        "steps": at_least(1), "jitter": at_least(0), "batch_size": at_least(1), "stop_tolerance": at_least(0),
+        "stop_checks": at_least(1),
     }
     #: blend with the binarised ``up(m)`` and a straight-through gradient (MP-G)
     binary_blend: ClassVar[bool] = False
@@ -91,6 +96,8 @@ class MeaningfulPerturbation(Method):
         init: str = "circular",
         layer: str | nn.Module | None = None,
         batch_size: int | None = None,
+        stop_tolerance: float | None = None,
+        stop_checks: int = 10,
         progress: bool = False,
     ) -> None:
         if game not in ("deletion", "preservation"):
@@ -110,6 +117,8 @@ class MeaningfulPerturbation(Method):
         self.init = init
         self.layer = layer
         self.batch_size = batch_size
+        self.stop_tolerance = stop_tolerance
+        self.stop_checks = stop_checks
         self.progress = progress
 
     @classmethod
@@ -136,8 +145,10 @@ class MeaningfulPerturbation(Method):
             )
             mask_shape = (1, self.resolution, self.resolution)
         init = self._initial_masks(problem, mask_shape, seed)
+        converge = None if self.stop_tolerance is None else ConvergenceStop(self.stop_tolerance, self.stop_checks)
         result = optimise_masks(
-            problem, init, Gradient(), Adam(self.lr), self.steps, progress=self.progress, description=self.name
+            problem, init, Gradient(), Adam(self.lr), self.steps, progress=self.progress, description=self.name,
+            converge=converge,
         )
         with torch.no_grad():
             scores_after = problem.class_scores(result.masks, jitter=False)
