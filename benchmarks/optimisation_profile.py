@@ -30,8 +30,9 @@ For each method (``--methods``, default MP, MP-G, FGVis, I-GOS, iGOS++ and EP) t
     model (its forward for gradient passes, or the whole no-gradient pass; this includes the
     normalisation and output check that ``logits`` does);
   - a backward op is found by its ``autograd::engine::evaluate_function`` ancestor, whose
-    sequence number is that of the forward op it differentiates: it takes that forward op's
-    category, model forward becoming **model backward**. Where no forward op of that number
+    sequence number is that of the forward op it differentiates (of the forward ops that
+    share a number, the last to start: an op that makes no graph node does not move the
+    counter): it takes that forward op's category, model forward becoming **model backward**. Where no forward op of that number
     was profiled, the node's type decides (convolution, batch norm, hardtanh, pooling, linear
     and the other node types of :data:`MODEL_BACKWARD_NODES` are model backward, anything
     else "other backward");
@@ -330,11 +331,21 @@ def _node_of(event: Any) -> Any:
 
 def categorise(events: list[Any]) -> dict[str, float]:
     """Self CPU microseconds per category, by the rules of this module's docstring."""
-    forward: dict[int, str] = {}
-    for event in events:
-        if event.sequence_nr >= 0 and _node_of(event) is None:
-            forward.setdefault(event.sequence_nr, _label_of(event) or "other ops")
     totals: dict[str, float] = defaultdict(float)
+    for (category, _), microseconds in categorise_ops(events).items():
+        totals[category] += microseconds
+    return dict(totals)
+
+
+def categorise_ops(events: list[Any]) -> dict[tuple[str, str], float]:
+    """Self CPU microseconds per (category, event name)."""
+    # an op records the autograd counter without moving it unless it makes a graph node, so of
+    # the forward ops sharing a number, the last to start made the node
+    forward: dict[int, str] = {}
+    for event in sorted(events, key=lambda event: event.time_range.start):
+        if event.sequence_nr >= 0 and _node_of(event) is None:
+            forward[event.sequence_nr] = _label_of(event) or "other ops"
+    totals: dict[tuple[str, str], float] = defaultdict(float)
     for event in events:
         node = _node_of(event)
         if event.name in HOST_SYNCS:
@@ -347,7 +358,7 @@ def categorise(events: list[Any]) -> dict[str, float]:
                 category = "model backward"
         else:
             category = _label_of(event) or "other ops"
-        totals[category] += event.self_cpu_time_total
+        totals[(category, event.name)] += event.self_cpu_time_total
     return dict(totals)
 
 
@@ -381,6 +392,7 @@ def profile_steps(classifier: Classifier, name: str, images: torch.Tensor, skip:
         profiler.stop()
     events = list(profiler.events())
     totals = categorise(events)
+    by_op = categorise_ops(events)
     wall_us = (window["end"] - window["start"]) * 1e6
     top_level = sum(event.cpu_time_total for event in events if event.cpu_parent is None)
     totals["untraced Python (loop glue)"] = max(wall_us - top_level, 0.0)
@@ -397,6 +409,11 @@ def profile_steps(classifier: Classifier, name: str, images: torch.Tensor, skip:
         "non_model_ms_a_step": round(non_model, 2),
         "ms_a_step": per_step,
         "non_model_shares": {k: round(v / non_model, 3) for k, v in rest.items()} if non_model > 0 else {},
+        "top_ops_ms_a_step": {  # the three largest ops (or a label's own Python time) of each non-model category
+            category: dict(sorted(((op, round(us / 1e3 / window["steps"], 3)) for (c, op), us in by_op.items()
+                                   if c == category), key=lambda kv: -kv[1])[:3])
+            for category in rest if category in totals
+        },
         "gradient_passes_in_run": gradient,
     }
 
@@ -489,6 +506,8 @@ def main() -> None:
     parser.add_argument("--profile-steps", type=int, default=10, help="steps profiled")
     parser.add_argument("--fresh", action="store_true", help="start --out afresh (default: keep the other methods' entries)")
     parser.add_argument("--table", action="store_true", help="only print the markdown table of --out")
+    parser.add_argument("--profile-only", action="store_true",
+                        help="profile again and replace only the profile of the methods' records in --out")
     parser.add_argument("--threads", type=int, default=None, help="torch's intra-op threads (default: torch's)")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
@@ -503,6 +522,12 @@ def main() -> None:
     names, images = imagenet_photos(classifier, args.photos)
     warm(classifier)
     for name in [n.strip() for n in args.methods.split(",") if n.strip()]:
+        if args.profile_only:
+            record = json.loads(args.out.read_text())["methods"][name]
+            record["profile"] = profile_steps(classifier, name, images, args.skip_steps, args.profile_steps)
+            record["profile"].update(measured=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), load=load())
+            keep(args.out, classifier.name, name, record)
+            continue
         before = load()
         try:
             record = measure(classifier, name, images, args.replay)
