@@ -17,6 +17,7 @@ from maskscope.bench.workers import WorkerDied, worker_plan
 from maskscope.cli.main import main
 from maskscope.core.classifier import Classifier
 from maskscope.data.registry import open_dataset
+from maskscope.errors import MaskscopeValueError
 
 METRICS = ["deletion:rise-batch", "insertion:rise-batch"]
 
@@ -40,6 +41,8 @@ def test_the_default_is_a_worker_per_core_and_one_for_a_single_batch():
     assert worker_plan(None, None, batches=10, device="cuda", cores=16) == (1, None)
     assert worker_plan(4, 2, batches=2, cores=2) == (2, 2)  # never more workers than batches
     assert worker_plan(1, None, batches=10, cores=2) == (1, None)  # today's single process
+    with pytest.raises(MaskscopeValueError, match="--worker-threads must be at least 1, got 0"):
+        worker_plan(2, 0, batches=10)
 
 
 @pytest.fixture

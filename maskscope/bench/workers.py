@@ -65,8 +65,9 @@ def worker_plan(workers: int | None, threads: int | None, batches: int, device: 
     ``max(1, cores // workers)``, or torch's own count for one worker. A given ``workers`` is
     kept but never more than the batches. MaskscopeValueError for a count under 1.
     """
-    if (workers is not None and workers < 1) or (threads is not None and threads < 1):
-        raise MaskscopeValueError(f"--workers and --worker-threads must be at least 1, got {workers} and {threads}")
+    for option, count in (("--workers", workers), ("--worker-threads", threads)):
+        if count is not None and count < 1:
+            raise MaskscopeValueError(f"{option} must be at least 1, got {count}")
     cores = cores or usable_cores()
     if workers is None:
         workers = cores if str(device) == "cpu" else 1
