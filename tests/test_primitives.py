@@ -200,7 +200,7 @@ def test_momentum_sgd_steps_as_torch_sgd():
 
 def _stopping_problem(classifier, images, classes, seed=5):
     """MP's deletion problem on a few images, with a jitter drawn from its own generator."""
-    weights = target_weights([[int(c)] for c in classes], 2)
+    weights = target_weights([[int(c)] for c in classes], classifier.num_classes)
     return MaskProblem(
         classifier, images, weights, get_game("deletion"), Blur(4.0), Upsampler("nearest", 1.0),
         lambda masks: 1e-3 * l1(masks, 1.0, "sum"), Jitter(2, torch.Generator().manual_seed(seed)),
@@ -242,7 +242,7 @@ def test_convergence_stop_counts_still_steps_per_image():
     assert stop(masks, moved).tolist() == [False, False]
     assert stop(moved, moved).tolist() == [False, True]
     stop.subset(torch.tensor([0]))
-    assert stop(moved, moved).tolist() == [True]
+    assert stop(moved[:1], moved[:1]).tolist() == [True]
 
 
 def test_smooth_max_masks_keep_round_blobs_and_a_margin():
