@@ -37,6 +37,7 @@ import argparse
 import json
 import math
 import os
+import statistics
 import time
 from pathlib import Path
 
@@ -89,7 +90,8 @@ def t_interval(values: list[float]) -> list[float]:
 
 
 def median(values: list[float]) -> float:
-    return float(torch.tensor(values, dtype=torch.float64).median())
+    """The median (the mean of the middle two for an even count)."""
+    return float(statistics.median(values))
 
 
 def run_batch(method_name: str, classifiers: dict[str, Classifier], images: torch.Tensor) -> dict[str, Explanation]:
@@ -174,16 +176,38 @@ def markdown(record: dict) -> str:
     return "\n".join(lines)
 
 
+def merge(out: Path, others: list[Path]) -> None:
+    """Add the photos of ``others`` to ``out``'s methods of the same parameters (photo order as
+    in imagenet-samples) and recompute their summaries."""
+    record = json.loads(out.read_text())
+    for other in others:
+        for name, entry in json.loads(other.read_text())["methods"].items():
+            mine = record["methods"].setdefault(name, {"params": entry["params"], "rows": []})
+            if mine["params"] != entry["params"]:
+                raise SystemExit(f"{other}: {name} ran with other parameters than in {out}")
+            done = {row["photo"] for row in mine["rows"]}
+            mine["rows"] += [row for row in entry["rows"] if row["photo"] not in done]
+    for entry in record["methods"].values():
+        entry["rows"].sort(key=lambda row: row["photo"])
+        entry["summary"] = summary(entry["rows"])
+    out.write_text(json.dumps(record, indent=2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--photos", type=int, default=16, help="the first N imagenet-samples photos (default: 16)")
+    parser.add_argument("--start", type=int, default=0, help="skip the first K of them (another run has them)")
     parser.add_argument("--batch", type=int, default=4, help="photos explained in one call (default: 4)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default: 2)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--merge", type=Path, nargs="+", default=[],
+                        help="add the photos of these records (runs of the same settings, e.g. --start) to --out, run nothing")
     parser.add_argument("--markdown", action="store_true", help="print the docs' table of --out and run nothing")
     args = parser.parse_args()
-    if args.markdown:
+    if args.merge:
+        merge(args.out, args.merge)
+    if args.merge or args.markdown:
         print(markdown(json.loads(args.out.read_text())))
         return
     torch.set_num_threads(args.threads)
@@ -198,7 +222,7 @@ def main() -> None:
         if entry.get("params") != get_method(method_name).get_params().__repr__():
             entry = {"params": get_method(method_name).get_params().__repr__(), "rows": []}
         done = {row["photo"] for row in entry["rows"]}
-        todo = [i for i, name in enumerate(names) if name not in done]
+        todo = [i for i, name in enumerate(names) if name not in done and i >= args.start]
         for start in range(0, len(todo), args.batch):
             chosen = todo[start : start + args.batch]
             load = os.getloadavg()[0]
