@@ -49,9 +49,11 @@ For each method (``--methods``, default MP, MP-G, FGVis, I-GOS, iGOS++ and EP) t
   make-up; the overhead's size is the unprofiled wall − floor.
 
 Run every method on the shared machine one at a time; each run updates its methods' entries
-in the JSON and keeps the others::
+in the JSON and keeps the others (``--fresh`` starts it anew, ``--profile-only`` redoes only the
+profile of a method already measured, ``--threads`` sets torch's threads: on a loaded machine
+two threads wait for each other and one is much faster). ``PYTHONPATH`` picks the code profiled::
 
-    python benchmarks/optimisation_profile.py --methods mp --photos 1
+    PYTHONPATH=/work/old python benchmarks/optimisation_profile.py --methods mp --threads 1 --replay 20
     python benchmarks/optimisation_profile.py --table    # the docs' table from the JSON
 """
 
