@@ -89,7 +89,7 @@ SMALL = {
     "fgvis-stop": lambda: FGVis(l1_weights=(1e-4,), steps=4, stop_early=True, defense=False),
     "igos": lambda: IGOS(resolution=8, points=3, steps=4),
     "igos++": lambda: IGOSPlusPlus(resolution=8, points=2, steps=4),
-    "ep": lambda: ExtremalPerturbation(areas=(0.1, 0.3), resolution=8, smooth_sigma=4.0, steps=4),
+    "ep": lambda: ExtremalPerturbation(areas=(0.1, 0.3), resolution=8, smooth_sigma=24.0, steps=4),
     "mp-converge": lambda: MeaningfulPerturbation(
         resolution=8, smooth_sigma=1.0, filler="blur:4", steps=4, init="ones", stop_tolerance=1.0, stop_checks=2
     ),
