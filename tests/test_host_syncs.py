@@ -31,7 +31,7 @@ SYNCS = {"item", "__bool__", "tolist", "cpu", "numpy", "__int__", "__float__", "
 TORCH = Path(torch.__file__).resolve().parent
 #: syncs the loop may not remove, by the source line that makes them (see the module's docstring)
 OUTSIDE_THE_LOOP = {
-    "if not torch.isfinite(out).all():": "the classifier's finite check, once a pass",
+    "torch.isfinite(out).all()": "the classifier's finite check, once a pass",
     "searching = trying.nonzero()[:, 0]  # one wait for the device a try": "the line search, once a try",
     "unknown = (~known).nonzero()[:, 0]": "the line search, once a step: which images need F(M) evaluated",
 }
@@ -102,11 +102,11 @@ def test_the_loop_waits_for_the_device_only_to_stop_images(shapes_task, counting
     SMALL[name]()(shapes_task.classifier, images.as_subclass(Counted), target=classes.tolist())
     assert counting, "the method did not run the optimisation loop"
     for calls, steps, stops in counting:
-        inside = {line: count for line, count in calls.items() if line not in OUTSIDE_THE_LOOP}
+        inside = {line: count for line, count in calls.items() if not any(known in line for known in OUTSIDE_THE_LOOP)}
         budget = steps if stops or name.endswith("converge") else 0
         assert sum(inside.values()) <= budget, f"{name}: {sum(inside.values())} syncs in {steps} steps: {inside}"
         if not name.startswith("igos"):  # no line search: the finite check alone
-            assert set(calls) - set(inside) <= {next(iter(OUTSIDE_THE_LOOP))}
+            assert all(next(iter(OUTSIDE_THE_LOOP)) in line for line in set(calls) - set(inside))
         if name.endswith("converge"):  # both images stop after their second still step
             assert steps == 2 and sum(inside.values()) == 2
 
