@@ -50,6 +50,7 @@ from maskscope.core.engines import (
     resolve_precision,
 )
 from maskscope.core.engines.cache import exported_onnx, weights_digest
+from maskscope.core.engines.folding import FoldedModule
 from maskscope.core.engines.threads import engine_scoring
 from maskscope.core.engines.torch_engine import AUTOCAST_TYPES
 from maskscope.core.view import ClassifierView
@@ -266,6 +267,7 @@ class Classifier:
         self._listed_modules: tuple[nn.Module, list[nn.Module]] | None = None
         self._digest: str | None = None
         self._fallback: str | None = None
+        self._folded: FoldedModule | None = None
 
     # ----------------------------------------------------------------- constructors
     @classmethod
@@ -388,14 +390,25 @@ class Classifier:
     def normalise(self, images: torch.Tensor, contiguous: bool = False) -> torch.Tensor:
         """``(x − mean) / std``; with ``contiguous``, written straight into a contiguous (NCHW)
         batch, as the compiled engines take it, in one pass over the images."""
+        mean, std = self._statistics_like(images)
         if not contiguous:
-            return (images - self.mean.to(images)) / self.std.to(images)
-        scale = 1 / self.std.to(images)
+            return (images - mean) / std
+        scale = 1 / std
         out = torch.empty(images.shape, dtype=images.dtype, device=images.device)
-        return torch.addcmul(-self.mean.to(images) * scale, images, scale, out=out)
+        return torch.addcmul(-mean * scale, images, scale, out=out)
+
+    def _statistics_like(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``mean`` and ``std`` on the images' device and in their type, copied there once (not
+        at every pass: on a GPU each copy is a transfer in the optimisation loop)."""
+        key = (images.device, images.dtype, id(self.mean), id(self.std))
+        if getattr(self, "_statistics_key", None) != key:
+            self._statistics_key = key
+            self._statistics = (self.mean.to(images), self.std.to(images))
+        return self._statistics
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
-        """Raw model outputs for pixel-space images B×3×H×W, checked to be finite B×C.
+        """Raw model outputs for pixel-space images B×3×H×W, checked to be finite B×C (on a GPU,
+        those of a pass without a gradient).
 
         The pass runs on the inference engine unless it needs the torch module: autograd is
         on and ``images`` requires a gradient, or the module has forward hooks.
@@ -417,16 +430,25 @@ class Classifier:
             raise ModelOutputError(
                 f"model {self.name} returned {out.shape[1]} scores, but {self._num_classes} classes are named"
             )
-        if not torch.isfinite(out).all():
+        # a gradient pass on a GPU is not checked: reading the check back would make the GPU wait
+        # at every step of an optimisation; the scores after it, without a gradient, are checked
+        if (out.device.type == "cpu" or not out.requires_grad) and not torch.isfinite(out).all():
             raise ModelOutputError(f"model {self.name} returned NaN or infinite scores")
         return out
 
     # ----------------------------------------------------------------- engines
     @property
     def torch_engine(self) -> TorchEngine:
-        """The module as it is: gradient passes, and every pass when the engine is ``torch``."""
+        """The module: gradient passes, and every pass when the engine is ``torch``. Without
+        hooks on it, its batch norms run folded into their convolutions
+        (:class:`~maskscope.core.engines.folding.FoldedModule`: the same function, fewer layers)."""
         precision = self.precision if self.precision in TorchEngine.precisions else "float32"
-        return TorchEngine(self.model, precision, self.channels_last)
+        model = self.model
+        if isinstance(model, nn.Module) and not self._hooked():
+            if self._folded is None or self._folded.module is not model:
+                self._folded = FoldedModule(model, self.channels_last)
+            model = self._folded.current()
+        return TorchEngine(model, precision, self.channels_last)
 
     @property
     def gradient_precision(self) -> str:
@@ -461,7 +483,15 @@ class Classifier:
             return True
         if torch.is_grad_enabled() and inputs.requires_grad:
             return True
-        return any(m._forward_hooks or m._forward_pre_hooks for m in self._submodules())
+        return self._hooked()
+
+    def _hooked(self) -> bool:
+        """Whether a hook watches the module or one of its layers (Grad-CAM, layer masks), which
+        then must run as it is."""
+        return any(
+            m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks
+            for m in self._submodules()
+        )
 
     def _submodules(self) -> list[nn.Module]:
         """The module's submodules, listed once per module (walking the tree on every pass
@@ -507,7 +537,7 @@ class Classifier:
         """A deep copy or a pickled copy (for a worker process) rebuilds its engine and weights
         digest at its first pass, so a copy whose weights are then changed exports afresh."""
         state = self.__dict__.copy()
-        state["_engine"], state["_digest"] = None, None
+        state["_engine"], state["_digest"], state["_folded"] = None, None, None
         return state
 
     def __copy__(self) -> "Classifier":

@@ -55,24 +55,25 @@ def fold_batch_norms(module: nn.Module) -> nn.Module | None:
     such pair. The module itself is not changed."""
     if module.training:
         return None
+    copied = copy.deepcopy(module)  # traced in place of the module: tracing may leave proxies on it
     try:
-        graph = _ConvolutionTracer().trace(module)
+        graph = _ConvolutionTracer().trace(copied)
     except Exception:  # noqa: BLE001 — any model fx cannot trace simply runs unfolded
         return None
-    folded = fx.GraphModule(copy.deepcopy(module), graph)
+    folded = fx.GraphModule(copied, graph)
     pairs = 0
     for node in list(folded.graph.nodes):
-        if node.op != "call_module" or not isinstance(folded.get_submodule(node.target), nn.BatchNorm2d):
+        norm = folded.get_submodule(str(node.target)) if node.op == "call_module" else None
+        source = node.args[0] if node.args else None
+        if not isinstance(norm, nn.BatchNorm2d) or not isinstance(source, fx.Node) or source.op != "call_module":
             continue
-        source = node.args[0]
-        norm = folded.get_submodule(node.target)
+        convolution = folded.get_submodule(str(source.target))
         if (
-            not isinstance(source, fx.Node) or source.op != "call_module" or len(source.users) != 1
-            or not isinstance(folded.get_submodule(source.target), nn.Conv2d)
+            not isinstance(convolution, nn.Conv2d) or len(source.users) != 1
             or norm.training or norm.running_mean is None or norm.running_var is None
         ):
             continue
-        _fold_into(folded.get_submodule(source.target), norm)
+        _fold_into(convolution, norm)
         node.replace_all_uses_with(source)
         folded.graph.erase_node(node)
         pairs += 1
