@@ -180,7 +180,7 @@ def test_defaults_are_the_papers():
     assert IGOS.defaults() == dict(
         resolution=28, l1_weight=None, tv_weight=None, tv_beta=2.0, filler=None, points=20, noise=0.2, steps=15,
         initial_step=200.0, shrink=0.2, decrease=1e-4, smallest_step=1e-5, search_objective="end_point",
-        relax_l1=True, batch_size=None, progress=False,
+        relax_l1=True, batch_size=None, progress=False, stop_tolerance=None, stop_checks=3,
     )
     # the original code's λ1 schedule: checks after iterations 7 and 12 of 15
     assert L1Relaxation(15).checks == {7: (1e-3, 10.0), 12: (1e-2, 5.0)}
@@ -209,6 +209,9 @@ class Quadratic:
 
     def objective(self, masks: torch.Tensor) -> torch.Tensor:
         return (masks - self.target).pow(2).flatten(1).sum(1)
+
+    def subset(self, index: torch.Tensor) -> "Quadratic":
+        return Quadratic(self.target[index])
 
 
 def test_armijo_step_satisfies_sufficient_decrease():
@@ -239,6 +242,7 @@ class StillAndMoving:
 
     def __init__(self) -> None:
         self.l1_factor = torch.ones(2)
+        self.image_index = torch.arange(2)
         self.calls = 0
 
     def probabilities(self, masks: torch.Tensor) -> torch.Tensor:

@@ -23,7 +23,8 @@ def captured(monkeypatch):
     """Replace the optimisation loop in every method module by one that records its arguments."""
     calls = []
 
-    def record(problem, init, direction=None, step_rule=None, steps=300, stop=None, progress=False, description=""):
+    def record(problem, init, direction=None, step_rule=None, steps=300, stop=None, progress=False, description="",
+               converge=None):
         calls.append(dict(problem=problem, init=init, step_rule=step_rule, steps=steps, direction=direction))
         return OptimisationResult(masks=init, objective=torch.zeros(init.shape[0], 1), steps=torch.ones(init.shape[0]))
 
@@ -36,6 +37,7 @@ def test_mp_defaults_are_the_papers(shapes_task, captured):
     assert MeaningfulPerturbation.defaults() == dict(
         game="deletion", resolution=28, smooth_sigma=5.0, filler="blur:10", l1_weight=1e-4, tv_weight=1e-2, tv_beta=3.0,
         lr=0.1, steps=300, jitter=4, init="circular", layer=None, batch_size=None, progress=False,
+        stop_tolerance=None, stop_checks=10,
     )
     images, classes, _ = shapes_task.correctly_classified(1)
     MeaningfulPerturbation()(shapes_task.classifier, images, target=classes.tolist())

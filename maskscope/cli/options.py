@@ -36,7 +36,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         choices=list(PRECISION_CHOICES),
         help=f"the forward passes' number type: bfloat16 (CPUs with AVX-512 BF16 or AMX), float16 (GPUs, torch), "
         f"int8 (openvino, calibrated on --calibrate photos or the images explained), fast (= {FAST_PRECISION}); "
-        "gradients get noisier (default: %(default)s)",
+        "fast runs a method's gradient passes at bfloat16 only where its maps were measured to hold (default: %(default)s)",
     )
     parser.add_argument(
         "--calibrate", metavar="FOLDER", help="photos to calibrate --precision int8 on (default: the images explained)"

@@ -53,7 +53,7 @@ def fold_batch_norms(module: nn.Module) -> nn.Module | None:
     """A copy of ``module`` (eval mode) in which each batch norm that alone reads a convolution's
     output is folded into that convolution; ``None`` when the module cannot be traced or has no
     such pair. The module itself is not changed."""
-    if module.training:
+    if module.training or not any(isinstance(layer, nn.BatchNorm2d) for layer in module.modules()):
         return None
     copied = copy.deepcopy(module)  # traced in place of the module: tracing may leave proxies on it
     try:
