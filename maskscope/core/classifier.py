@@ -24,7 +24,6 @@ as asked, ``float32`` otherwise, and under ``fast`` what the running method was 
 
 from __future__ import annotations
 
-import copy
 import difflib
 import itertools
 import os
@@ -468,7 +467,7 @@ class Classifier:
     def _gradient_engine(self) -> TorchEngine:
         """The torch engine at :attr:`gradient_precision` (which may differ from the engine's),
         noted in the :func:`gradient_passes` block running now."""
-        engine = copy.copy(self.torch_engine)
+        engine = self.torch_engine  # a new engine object at each call: setting its precision touches no other
         engine.precision = self.gradient_precision
         block = _GRADIENT_BLOCK.get()
         if block is not None:
