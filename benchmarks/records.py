@@ -15,12 +15,15 @@ import torch
 
 
 def machine(device: str | torch.device = "cpu") -> dict:
-    """The device, torch's thread count, the processor, its cores and torch's version."""
+    """The device, torch's thread count, the processor, its cores (and those this process may
+    use, fewer when it is pinned) and torch's version."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
         "device": str(device),
         "threads": torch.get_num_threads(),
         "cpu": platform.processor() or platform.machine(),
         "cores": os.cpu_count(),
+        "usable_cores": usable,
         "torch": torch.__version__,
     }
 
