@@ -154,3 +154,44 @@ def test_topk_targets_write_a_map_per_class_named_by_rank(photos, torchscript_mo
         assert [record["source"] for record in records] == [str(photos / f"{name}.png")] * 2
         assert records[0]["targets"] != records[1]["targets"]  # the first and second class, a map each
         assert records[0]["score_before"] >= records[1]["score_before"]
+
+
+def test_a_topk_run_resumes_photo_by_photo(photos, torchscript_model, tmp_path, capsys):
+    (photos / "broken.jpg").unlink()
+    out = tmp_path / "out"
+    command = ["explain", str(photos), "--model", str(torchscript_model), "--out", str(out), "--method", "gradient",
+               "--target", "topk:2", "--quiet"]
+    assert main(command) == 0
+    capsys.readouterr()
+    assert main(command) == 0  # every map complete: nothing is explained again
+    printed = capsys.readouterr()
+    assert printed.out == "" and "2 photo(s) already explained" in printed.err
+    for path in out.glob("second_top2*"):  # a run killed between the second photo's two maps
+        path.unlink()
+    kept = (out / "first_top1.npy").stat().st_mtime_ns
+    assert main(command) == 0
+    printed = capsys.readouterr()
+    assert "1 photo(s) already explained" in printed.err
+    assert [line.split(":")[0] for line in printed.out.splitlines()] == ["second_top1", "second_top2"]
+    assert (out / "second_top2.json").is_file() and (out / "first_top1.npy").stat().st_mtime_ns == kept
+    assert main([*command[:-3], "--target", "topk:3", "--quiet"]) == 2  # made otherwise: refused, nothing replaced
+    assert "made otherwise" in capsys.readouterr().err
+
+
+def test_an_alias_with_settings_keeps_its_own_files_and_title(photos, torchscript_model, tmp_path, capsys):
+    (photos / "broken.jpg").unlink()
+    out = tmp_path / "out"
+    common = ["explain", str(photos / "first.png"), "--model", str(torchscript_model), "--out", str(out), "--quiet"]
+    assert main([*common, "--method", "lime", "--param", "samples=16"]) == 0
+    first = (out / "first.npy").read_bytes()
+    assert main([*common, "--method", "lime-g", "--param", "samples=16", "--param", "filler='blur'"]) == 0
+    capsys.readouterr()
+    lime, lime_g = (json.loads((out / f"{stem}.json").read_text()) for stem in ("first", "first_lime-g"))
+    assert (lime["method"], lime["asked_as"]) == ("lime", "lime")
+    assert (lime_g["method"], lime_g["asked_as"]) == ("lime", "lime-g")
+    assert (out / "first.npy").read_bytes() == first  # the lime run's files are untouched
+    from maskscope.core.explanation import Explanation
+
+    loaded = Explanation.load(out, method="lime-g")
+    assert loaded.names == ["first"] and loaded.title(0).startswith("lime-g: ")
+    assert Explanation.load(out / "first.json").title(0).startswith("lime: ")

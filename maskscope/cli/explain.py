@@ -90,13 +90,13 @@ def run(args: argparse.Namespace) -> int:
     if layer is not None:
         check_layer_names(classifier.module, layer)
     run_settings = {"target": args.target, "seed": args.seed}
-    sources, stems, skipped = still_to_explain(sources, out, method, run_settings, args.overwrite)
+    asked = args.method.lower()
+    sources, renamed, skipped = still_to_explain(sources, out, method, asked, run_settings, args.overwrite)
     if skipped:
         print(f"{skipped} photo(s) already explained in {out}/, skipped (--overwrite recomputes them)", file=sys.stderr)
-    renamed = [stem for (_, name), stem in zip(sources, stems) if stem != name]
     if renamed:
         print(f"note: {len(renamed)} name(s) in {out}/ are taken by other files; "
-              f"{method.name}'s explanations are saved as {renamed[0]} and so on", file=sys.stderr)
+              f"{asked}'s explanations are saved as {renamed[0]} and so on", file=sys.stderr)
     failures = 0
     photos, names, paths = [], [], []
     side = classifier.view.decode_side
@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         except ImageLoadError as error:
             print(f"error: {error}", file=sys.stderr)
             failures += 1
-    bar = progress_bar(total=len(photos), desc=f"explain ({method.name})", unit="image", disable=args.quiet)
+    bar = progress_bar(total=len(photos), desc=f"explain ({asked})", unit="image", disable=args.quiet)
     chunks = [(photos[start : start + args.batch_size], names[start : start + args.batch_size],
                paths[start : start + args.batch_size]) for start in range(0, len(photos), args.batch_size)]
     workers, threads = worker_plan(args.workers, args.worker_threads, len(chunks), args.device)
@@ -185,26 +185,32 @@ def output_folder(out: str) -> Path:
     return folder
 
 
-def still_to_explain(sources: list, out: Path, method, run_settings: dict, overwrite: bool) -> tuple[list, list, int]:
-    """The sources whose explanation is not complete in ``out`` yet, their file stems, and how many
-    were skipped; a complete explanation made with other settings is an error (without ``overwrite``)."""
-    stems = file_stems(out, [name for _, name in sources], method.name, overwrite, keep_complete=True)
+def still_to_explain(sources: list, out: Path, method, asked: str, run_settings: dict,
+                     overwrite: bool) -> tuple[list, list[str], int]:  # fmt: skip
+    """The sources whose explanation by ``asked`` (the method's name as the user gave it) is not
+    complete in ``out`` yet, the file names their maps take in place of names held by other
+    files, and how many sources were skipped. A source is complete when every one of its maps
+    is (``NAME_top1`` … for ``topk:K``); a complete map made with other settings is an error
+    (without ``overwrite``)."""
+    maps = [map_names([name], map_rows(run_settings["target"], 1)) for _, name in sources]
+    stems = file_stems(out, [name for names in maps for name in names], asked, overwrite, keep_complete=True)
+    renamed = [stem for stem, name in zip(stems, (name for names in maps for name in names)) if stem != name]
     if overwrite:
-        return sources, stems, 0
-    kept, kept_stems = [], []
-    for (source, name), stem in zip(sources, stems):
-        record = saved_record(out, stem)
-        if record is None:
+        return sources, renamed, 0
+    kept, start = [], 0
+    for (source, name), names in zip(sources, maps):
+        records = [saved_record(out, stem) for stem in stems[start : start + len(names)]]
+        for stem, record in zip(stems[start : start + len(names)], records):
+            changed = [] if record is None else settings_differences(
+                record, method.get_params(), str(source) if isinstance(source, Path) else None, run_settings)
+            if changed:
+                raise CommandError(f"{out / stem}.* holds a {asked} explanation made otherwise "
+                                   f"({'; '.join(changed[:3])}): pass --overwrite to replace it, "
+                                   "or choose another --out")  # fmt: skip
+        if any(record is None for record in records):
             kept.append((source, name))
-            kept_stems.append(stem)
-            continue
-        path = str(source) if isinstance(source, Path) else None
-        changed = settings_differences(record, method.get_params(), path, run_settings)
-        if changed:
-            raise CommandError(f"{out / stem}.* holds a {method.name} explanation made otherwise "
-                               f"({'; '.join(changed[:3])}): pass --overwrite to replace it, "
-                               "or choose another --out")  # fmt: skip
-    return kept, kept_stems, len(sources) - len(kept)
+        start += len(names)
+    return kept, renamed, len(sources) - len(kept)
 
 
 Chunk = tuple[list, list, list]  # photos, names, paths
@@ -279,7 +285,9 @@ def explain_chunk(method, classifier, photos, names, paths, args, out: Path, run
     explanation.names, explanation.sources = map_names(names, rows), [paths[row] for row in rows]
     explanation.run = run_settings
     explanation.asked_as = args.method.lower()  # the record keeps "lime-g", not only "lime" (a report groups by it)
-    explanation.save(out, images=[photos[row] for row in rows], view=classifier.view, overwrite=args.overwrite)
+    # still_to_explain left out complete photos and refused maps made otherwise, so a complete map
+    # here is one of a photo whose other maps were not saved, made with these settings: replaced
+    explanation.save(out, images=[photos[row] for row in rows], view=classifier.view, overwrite=True)
     for index in range(len(explanation)):
         print(photo_line(explanation.record(index)))
     warn_unmet_goals(explanation)

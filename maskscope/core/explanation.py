@@ -183,6 +183,12 @@ class Explanation:
         }
         return replace(self, **per_image)
 
+    @property
+    def asked_method(self) -> str:
+        """The name the method was asked for by (``lime-g``), else the method's own (``lime``):
+        what titles show, and what tells two runs' files apart in one folder."""
+        return self.asked_as or self.method
+
     def record(self, index: int = 0) -> dict[str, Any]:
         """A JSON-ready summary of image ``index``."""
 
@@ -193,7 +199,7 @@ class Explanation:
             "name": self.names[index],
             "source": self.sources[index],
             "method": self.method,
-            "asked_as": self.asked_as or self.method,
+            "asked_as": self.asked_method,
             "targets": self.targets[index],
             "target_names": self.target_names[index] if self.target_names else [],
             "score": self.score,
@@ -232,7 +238,7 @@ class Explanation:
                 saved before it are complete.
         """
         directory = Path(directory)
-        stems = file_stems(directory, self.names, self.method, overwrite)
+        stems = file_stems(directory, self.names, self.asked_method, overwrite)
         written = []
         for index, name in enumerate(stems):
             written += self._save_one(directory, name, index, images, view)
@@ -244,7 +250,7 @@ class Explanation:
         from maskscope.plotting.scaling import is_pixel_level
 
         record = {**self.record(index), "overlay": images is not None}
-        pending = {"name": record["name"], "method": self.method, "pending": True}
+        pending = {"name": record["name"], "method": self.method, "asked_as": self.asked_method, "pending": True}
         arrays = {"": self.saliency[index].detach().cpu().float().numpy()}
         arrays.update({f"_{f}": value[index].detach().cpu().numpy() for f in ARRAY_FIELDS
                        if (value := getattr(self, f)) is not None})  # fmt: skip
@@ -276,7 +282,7 @@ class Explanation:
         symbol = "p" if self.score == "probability" else "logit"
         score = "" if self.scores_before is None else f" ({symbol} = {float(self.scores_before[index]):.2f})"
         unmet = " — goal NOT met, map not meaningful" if self.goal_met is not None and not self.goal_met[index] else ""
-        return f"{self.method}: {label}{score}{unmet}"
+        return f"{self.asked_method}: {label}{score}{unmet}"
 
     def plot(self, index: int = 0, image: torch.Tensor | None = None, view=None, ax=None):
         """A matplotlib ``Figure`` of image ``index``'s map over its photo; a notebook shows it inline.
@@ -308,7 +314,7 @@ class Explanation:
             f"<td>{_number(r['score_before'])}</td><td>{_number(r['score_after'])}</td><td>{r['seconds']:.2f}</td></tr>"
             for r in (self.record(i) for i in range(len(self)))
         )
-        return (f"<div><b>{html.escape(self.method)}</b>: {len(self)} image(s)"
+        return (f"<div><b>{html.escape(self.asked_method)}</b>: {len(self)} image(s)"
                 f"{'' if shown == len(self) else f', the first {shown} shown'}<br>"
                 f'<img src="data:image/png;base64,{picture}" alt="saliency maps">'
                 "<table><tr><th>image</th><th>class</th><th>p before</th><th>p after</th><th>s</th></tr>"
@@ -327,8 +333,9 @@ class Explanation:
                 or map (``NAME.npy``) in it, which reads that photo's explanation alone.
             names: the file names (without suffix) to read; ``None`` reads every record in
                 the folder and its sub-folders, sorted by file name.
-            method: with ``names=None``, only this method's records (needed when the folder
-                holds several methods' explanations).
+            method: with ``names=None``, only this method's records, by the name it was asked
+                for by (``lime-g``) or its own (``lime``); needed when the folder holds several
+                methods' explanations.
         """
         directory = Path(directory)
         if directory.suffix in (".json", ".npy") and not directory.is_dir():
@@ -376,7 +383,9 @@ def file_stems(
 ) -> list[str]:
     """The file names (without suffix) under which ``method``'s explanations of ``names`` are saved.
 
-    ``NAME`` when it is free or holds an interrupted save of ``method`` (a pending record);
+    ``method`` is the name the method was asked for by (:attr:`Explanation.asked_method`), so
+    that ``lime`` and ``lime-g`` keep their own files in one folder. ``NAME`` when it is free or
+    holds an interrupted save of ``method`` (a pending record);
     ``NAME_<method>`` when ``NAME`` holds another method's explanation or files that are not an
     explanation. Raises FileExistsError, naming the file and ``--overwrite``, when the chosen
     name holds this method's complete explanation and neither ``overwrite`` nor
@@ -407,9 +416,9 @@ def saved_stems(directory: Path, method: str | None = None) -> list[str]:
         raise FileNotFoundError(f"{directory}: no such folder")
     found: dict[str, list[str]] = {}
     for path in sorted(directory.rglob("*.json")):
-        held = _record_method(path)
-        if held and (method is None or held == method):
-            found.setdefault(held, []).append(path.relative_to(directory).with_suffix("").as_posix())
+        held = _record_methods(path)
+        if held and (method is None or method in held):
+            found.setdefault(held[0], []).append(path.relative_to(directory).with_suffix("").as_posix())
     if not found:
         which = f" by {method}" if method else ""
         raise FileNotFoundError(f"{directory}: no explanation records{which}")
@@ -451,22 +460,24 @@ def _write_text(path: Path, text: str) -> None:
 
 
 def _saved_method(directory: Path, stem: str) -> str | None:
-    """The method whose explanation (complete or pending) is saved as ``stem``, ``""`` for other
-    files of that name, ``None`` if free."""
+    """The method whose explanation (complete or pending) is saved as ``stem``, by the name it was
+    asked for by; ``""`` for other files of that name, ``None`` if free."""
     path = directory / f"{stem}.json"
     if path.is_file():
         record = _read_record(path)
-        return "" if record is None else str(record["method"])
+        return "" if record is None else str(record.get("asked_as") or record["method"])
     suffixes = (".npy", ".png", *(f"_{name}.npy" for name in ARRAY_FIELDS))
     others = (directory / f"{stem}{suffix}" for suffix in suffixes)
     return "" if any(path.exists() for path in others) else None
 
 
-def _record_method(path: Path) -> str:
-    """The ``method`` of a complete explanation record, ``""`` when the JSON file is something else
-    or a pending record."""
+def _record_methods(path: Path) -> tuple[str, ...]:
+    """The names a complete explanation record answers to, the name its method was asked for by
+    first (``("lime-g", "lime")``); empty when the JSON file is something else or a pending record."""
     record = _read_record(path)
-    return "" if record is None or record.get("pending") else str(record["method"])
+    if record is None or record.get("pending"):
+        return ()
+    return tuple(dict.fromkeys((str(record.get("asked_as") or record["method"]), str(record["method"]))))
 
 
 def _read_record(path: Path) -> dict[str, Any] | None:

@@ -86,7 +86,8 @@ def panel_title(explanation, index: int, width: int) -> str:
     """Image ``index``'s title in lines of at most ``width`` characters: name and method,
     class, score before → after, and a warning where the optimisation missed its goal."""
     name = explanation.names[index] if explanation.names else ""
-    heading = explanation.method if not name or UNNAMED.match(name) else f"{name} · {explanation.method}"
+    method = explanation.asked_method
+    heading = method if not name or UNNAMED.match(name) else f"{name} · {method}"
     names = explanation.target_names[index] if explanation.target_names else [str(c) for c in explanation.targets[index]]
     lines = [heading, " + ".join(names)]
     if explanation.scores_before is not None:
