@@ -210,6 +210,6 @@ def test_defense_finds_the_default_models_activations(default_classifier):
         # each ReLU6 module serves two places (stem and head, expansion and depthwise conv)
         assert defense.activations > 0 and defense.calls > defense.activations
         with torch.no_grad():
-            # with hooks the pass runs on the torch module, without them on the inference engine
+            # the hooks are on the folded copy the gradient passes run: this pass runs on the inference engine
             torch.testing.assert_close(default_classifier.logits(images), before, atol=1e-4, rtol=0)
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())

@@ -19,13 +19,28 @@ applied as functions inside ``forward`` (``F.relu(x)``, ``x.sigmoid()``) cannot 
 are not defended; a model made only of those gets :class:`DefenseError`. TorchScript models
 cannot be hooked either.
 
+For a :class:`Classifier` the hooks go on the module its gradient passes run
+(:attr:`Classifier.torch_engine`): the copy with batch norms folded into the convolutions
+(:mod:`maskscope.core.engines.folding`) when that copy keeps every nonlinearity module of the
+model, the model itself otherwise (the classifier then runs it unfolded). Folding changes no
+nonlinearity's output beyond float rounding, so the bounds and the masked gradient are those
+of the model.
+
+The per-pass work is two elementwise operations per nonlinearity call: the bounds are made once
+when recording, the forward pass writes the 0/1 mask ``[b_l ≤ h_l(e) ≤ b_u]`` straight into a
+tensor of the activation's type, and the backward pass multiplies the gradient by it (a boolean
+mask would be converted at every backward pass, which cost more than the model's own
+layers). For nonlinearities that never output a negative value (:data:`NONNEGATIVE`) ``b_l = 0
+≤ h_l(e)`` always holds and only ``h_l(e) ≤ b_u`` is compared.
+
 The recorded batch holds one image per row, so every image has its own bounds; the defended
 forward passes must use the same batch size and the same image size.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -53,6 +68,10 @@ ACTIVATIONS: tuple[type[nn.Module], ...] = (
     nn.Softplus,
 )
 
+#: module types (exactly these, not subclasses) whose output is never negative: ``b_l = 0``
+#: and ``h(e) ≥ b_l`` always, so only the upper bound is checked
+NONNEGATIVE: tuple[type[nn.Module], ...] = (nn.ReLU, nn.ReLU6, nn.Sigmoid, nn.Hardsigmoid)
+
 
 class DefenseError(MaskscopeValueError):
     """The defense cannot be applied to this model or these inputs."""
@@ -73,24 +92,58 @@ def covered_modules(model: nn.Module, extra: Sequence[type[nn.Module]] = ()) -> 
     return [(name, module) for name, module in model.named_modules() if isinstance(module, types)]
 
 
-def _inside(output: torch.Tensor, recorded: torch.Tensor) -> torch.Tensor:
-    """Where ``b_l = min(0, h(x)) ≤ h(e) ≤ b_u = max(0, h(x))``."""
-    return (output >= recorded.clamp(max=0)) & (output <= recorded.clamp(min=0))
+@dataclass
+class Bounds:
+    """The bounds of one nonlinearity call: ``upper`` = ``b_u``, ``lower`` = ``b_l`` (``None``
+    for a nonlinearity that is never negative, whose ``b_l = 0`` nothing can cross)."""
+
+    upper: torch.Tensor
+    lower: torch.Tensor | None
+
+    @classmethod
+    def of(cls, recorded: torch.Tensor, nonnegative: bool) -> "Bounds":
+        """``b_u = max(0, h(x))`` and ``b_l = min(0, h(x))`` of a recorded output ``h(x)``."""
+        return cls(recorded.clamp(min=0), None if nonnegative else recorded.clamp(max=0))
+
+    def inside(self, output: torch.Tensor) -> torch.Tensor:
+        """``[b_l ≤ h(e) ≤ b_u]`` as 0/1 in ``output``'s type and memory layout."""
+        mask = torch.le(output, self.upper, out=torch.empty_like(output))
+        if self.lower is not None:
+            mask.mul_(torch.ge(output, self.lower, out=torch.empty_like(output)))
+        return mask
+
+    def narrow(self, index: torch.Tensor) -> "Bounds":
+        """The bounds of the images ``index``."""
+        return Bounds(self.upper[index], None if self.lower is None else self.lower[index])
 
 
 class _BoundedGradient(torch.autograd.Function):
     """Identity forward; backward passes the gradient only where ``b_l ≤ h(e) ≤ b_u``."""
 
     @staticmethod
-    def forward(ctx, output: torch.Tensor, recorded: torch.Tensor) -> torch.Tensor:
-        inside = _inside(output, recorded)
-        ctx.save_for_backward(inside)
-        return output.view_as(output)
+    def forward(ctx, output: torch.Tensor, bounds: Bounds) -> torch.Tensor:
+        ctx.save_for_backward(bounds.inside(output))
+        # as_strided keeps the strides as they are: view_as gives a batch of one a batch stride
+        # of one row, which makes the next padding or convolution copy it out of channels-last
+        return output.as_strided(output.size(), output.stride(), output.storage_offset())
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         (inside,) = ctx.saved_tensors
         return grad * inside, None
+
+
+def defended_module(classifier: Classifier, extra: Sequence[type[nn.Module]] = ()) -> nn.Module:
+    """The module to hook for ``classifier``'s gradient passes: the one they run
+    (the batch-norm-folded copy) when it holds every nonlinearity module of the model under the
+    same names, else the model (hooked, the classifier runs it as it is)."""
+    model = classifier.module
+    running = classifier.torch_engine.model
+    if running is model or not isinstance(running, nn.Module):
+        return model
+    wanted = {name: type(module) for name, module in covered_modules(model, extra)}
+    kept = {name: type(module) for name, module in covered_modules(running, extra)}
+    return running if kept == wanted else model
 
 
 class AdversarialDefense:
@@ -104,9 +157,11 @@ class AdversarialDefense:
 
     Inside the ``with`` block every forward pass of the model (with gradients enabled) has
     its backward masked; hooks are removed on exit, also when the block raises. After
-    entering, ``activations`` is the number of hooked modules and ``calls`` the number of
-    nonlinearity outputs recorded per forward pass; :meth:`outside_share` says how much of a
-    perturbed batch's gradient the bounds would zero.
+    entering, ``module`` is the hooked module (see :func:`defended_module`), ``activations``
+    the number of hooked nonlinearity modules and ``calls`` the number of nonlinearity outputs
+    recorded per forward pass; :meth:`outside_share` says how much of a perturbed batch's
+    gradient the bounds would zero. A classifier's weights must not change inside the block
+    (its gradient passes would run a new folded copy, without the hooks): exiting says so.
 
     Example::
 
@@ -120,10 +175,12 @@ class AdversarialDefense:
         images: torch.Tensor,
         extra_activations: Sequence[type[nn.Module]] = (),
     ) -> None:
+        self.classifier: Classifier | None = None
+        self._forward: Callable[[torch.Tensor], torch.Tensor]
         if isinstance(model, Classifier):
             if not isinstance(model.model, nn.Module):
                 raise DefenseError(f"classifier {model.name} is a forward-only callable; the defense needs a module")
-            self.module, self._forward = model.model, model.logits
+            self.classifier, self.module = model, model.model
         elif isinstance(model, nn.Module):
             self.module, self._forward = model, model
         else:
@@ -133,7 +190,7 @@ class AdversarialDefense:
         self.activations = 0
         self.calls = 0
         self._handles: list = []
-        self._recorded: list[torch.Tensor] = []
+        self._bounds: list[Bounds] = []
         self._recording = False
         self._position = 0
         self._outside: torch.Tensor | None = None
@@ -154,44 +211,49 @@ class AdversarialDefense:
         """Keep the bounds of the recorded images ``index`` only: later defended passes take
         those images (an optimisation whose finished images left the batch)."""
         self.images = self.images[index]
-        self._recorded = [recorded[index] for recorded in self._recorded]
+        self._bounds = [bounds.narrow(index) for bounds in self._bounds]
 
     # --------------------------------------------------------------- hooks
     def _start_pass(self, module, inputs) -> None:
         self._position = 0
 
     def _end_pass(self, module, inputs, output) -> None:
-        if not self._recording and self._position != len(self._recorded):
+        if not self._recording and self._position != len(self._bounds):
             raise DefenseError(
                 f"{type(self.module).__name__} called its nonlinearities {self._position} times in this "
-                f"forward pass, but {len(self._recorded)} times on the recorded images"
+                f"forward pass, but {len(self._bounds)} times on the recorded images"
             )
 
     def _after_activation(self, module, inputs, output):
         position = self._position
         self._position += 1
         if self._recording:
-            self._recorded.append(output.detach())
+            self._bounds.append(Bounds.of(output.detach(), type(module) in NONNEGATIVE))
             return None
-        if position >= len(self._recorded):
+        if position >= len(self._bounds):
             raise DefenseError(
                 f"{type(self.module).__name__} called its nonlinearities more often than on the recorded images"
             )
-        recorded = self._recorded[position]
-        if output.shape != recorded.shape:
+        bounds = self._bounds[position]
+        if output.shape != bounds.upper.shape:
             raise DefenseError(
                 f"activation {position} of {type(self.module).__name__} has shape {tuple(output.shape)}, but "
-                f"{tuple(recorded.shape)} on the recorded images; defended passes need the same batch and image size"
+                f"{tuple(bounds.upper.shape)} on the recorded images; defended passes need the same batch and image size"
             )
         if self._outside is not None:
-            self._outside += (~_inside(output, recorded)).flatten(1).sum(1)
+            self._outside += output[0].numel() - bounds.inside(output).flatten(1).sum(1)
             self._units += output[0].numel()
         if not (torch.is_grad_enabled() and output.requires_grad):
             return None
-        return _BoundedGradient.apply(output, recorded)
+        return _BoundedGradient.apply(output, bounds)
 
     # --------------------------------------------------------------- context
     def __enter__(self) -> "AdversarialDefense":
+        classifier = self.classifier
+        if classifier is not None:
+            self.module = defended_module(classifier, self.extra_activations)
+            # the recording and outside_share run the classifier's torch module, hooked or folded
+            self._forward = lambda images: classifier.torch_engine(classifier.normalise(images))
         modules = covered_modules(self.module, self.extra_activations)
         if not modules:
             raise DefenseError(
@@ -208,18 +270,25 @@ class AdversarialDefense:
             with torch.no_grad():
                 self._forward(self.images)
             self._recording = False
-            self.calls = len(self._recorded)
+            self.calls = len(self._bounds)
         except BaseException:
             self._remove()
             raise
         return self
 
-    def __exit__(self, *exc) -> None:
-        self._remove()
+    def __exit__(self, exc_type, *exc) -> None:
+        try:
+            if exc_type is None and self.classifier is not None and self.classifier.torch_engine.model is not self.module:
+                raise DefenseError(
+                    f"the weights of {self.classifier.name} changed inside the defended block: its gradient passes "
+                    "ran a new copy of the module, without the defense"
+                )
+        finally:
+            self._remove()
 
     def _remove(self) -> None:
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
-        self._recorded = []
+        self._bounds = []
         self._recording = False
