@@ -14,7 +14,10 @@ Each run writes its maps; the script compares every photo's map with the earlier
 
 ``--before`` is a checkout of an earlier commit (``git worktree add ../maskscope-before COMMIT``);
 both run in this Python environment. ``--new-args`` passes more options to the runs of this
-checkout (``--workers 1`` to time one process).
+checkout (``--workers 1`` to time one process). ``--rounding-floor N`` runs the earlier code once
+more at N torch threads (``OMP_NUM_THREADS``): the same code and settings, only float rounding
+changed, so the Spearman between its maps and the first run's is how far rounding alone moves a
+method's maps (pinned to one core, ``taskset -c 0 python …``, the first run has one thread).
 """
 
 from __future__ import annotations
@@ -39,11 +42,15 @@ OPTIMISATION_METHODS = ("mp", "mp-g", "fgvis", "igos", "igos++", "ep")
 HERE = Path(__file__).resolve().parents[1]
 
 
-def explain(checkout: Path, photos: list[Path], method: str, out: Path, extra: list[str], timeout: float) -> float | None:
-    """Wall seconds of one ``maskscope explain`` process run from ``checkout`` (``None``: timed out)."""
+def explain(checkout: Path, photos: list[Path], method: str, out: Path, extra: list[str], timeout: float,
+            threads: int | None = None) -> float | None:  # fmt: skip
+    """Wall seconds of one ``maskscope explain`` process run from ``checkout`` (``None``: timed
+    out), at ``threads`` torch threads when given."""
     command = [sys.executable, "-m", "maskscope.cli.main", "explain", *map(str, photos), "--method", method,
                "--out", str(out), "--quiet", *extra]
     environment = {**os.environ, "PYTHONPATH": str(checkout)}
+    if threads is not None:
+        environment["OMP_NUM_THREADS"] = str(threads)
     start = time.perf_counter()
     try:
         subprocess.run(command, check=True, timeout=timeout, env=environment, cwd=tempfile.gettempdir(),
@@ -81,6 +88,8 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=16, help="the first N imagenet-samples photos")
     parser.add_argument("--new-args", default="", help="more options for this checkout's runs")
     parser.add_argument("--skip-fast", action="store_true", help="leave out the --precision fast runs")
+    parser.add_argument("--rounding-floor", type=int, metavar="THREADS",
+                        help="run the earlier code again at THREADS torch threads (only float rounding differs)")
     parser.add_argument("--timeout", type=float, default=7200.0, help="seconds before a run is given up")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/optimisation_speed.json"))
     args = parser.parse_args()
@@ -88,17 +97,22 @@ def main() -> None:
     samples = list(open_dataset("imagenet-samples").limit(args.photos))
     photos = [Path(sample.path) for sample in samples]
     names = [path.stem for path in photos]
-    variants = {"before": (args.before.resolve(), []), "float32": (HERE, shlex.split(args.new_args))}
+    variants: dict[str, tuple[Path, list[str], int | None]] = {
+        "before": (args.before.resolve(), [], None),
+        "float32": (HERE, shlex.split(args.new_args), None),
+    }
     if not args.skip_fast:
-        variants["fast"] = (HERE, [*shlex.split(args.new_args), "--precision", "fast"])
+        variants["fast"] = (HERE, [*shlex.split(args.new_args), "--precision", "fast"], None)
+    if args.rounding_floor:
+        variants["before_rounding"] = (args.before.resolve(), [], args.rounding_floor)
     rows = {}
     with tempfile.TemporaryDirectory(prefix="maskscope-speed-") as scratch:
         for method in args.methods.split(","):
             seconds, runs = {}, {}
-            for variant, (checkout, extra) in variants.items():
+            for variant, (checkout, extra, threads) in variants.items():
                 out = Path(scratch) / method / variant
                 print(f"{method} {variant} …", flush=True)
-                seconds[variant] = explain(checkout, photos, method, out, extra, args.timeout)
+                seconds[variant] = explain(checkout, photos, method, out, extra, args.timeout, threads)
                 runs[variant] = read_run(out, names) if seconds[variant] is not None else None
             before_maps, before_goals = runs["before"] if runs["before"] else (None, None)
             row: dict = {"seconds": seconds}
@@ -108,10 +122,11 @@ def main() -> None:
                 maps, goals = runs[variant]
                 rho = compare(maps, before_maps)
                 row[variant] = {
-                    "speed_up": seconds["before"] / seconds[variant],
                     "spearman_to_before": {"min": min(rho), "median": float(np.median(rho)), "per_photo": rho},
                     "goals_met": goals_met(goals),
                 }
+                if variant != "before_rounding":  # its threads share one core: its time says nothing
+                    row[variant]["speed_up"] = seconds["before"] / seconds[variant]
             if before_goals is not None:
                 row["goals_met_before"] = goals_met(before_goals)
             rows[method] = row
