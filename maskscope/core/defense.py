@@ -40,6 +40,7 @@ forward passes must use the same batch size and the same image size.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable, Sequence
 
 import torch
@@ -144,6 +145,17 @@ def defended_module(classifier: Classifier, extra: Sequence[type[nn.Module]] = (
     wanted = {name: type(module) for name, module in covered_modules(model, extra)}
     kept = {name: type(module) for name, module in covered_modules(running, extra)}
     return running if kept == wanted else model
+
+
+def _gradient_module_pass(classifier: Classifier, images: torch.Tensor) -> torch.Tensor:
+    """``classifier``'s logits from the module and at the precision its gradient passes run
+    (without a gradient): the recording and :meth:`AdversarialDefense.outside_share` compare
+    the same arithmetic as the defended passes (under ``precision="fast"`` the inference
+    precision can differ from the gradient passes', and bounds from another precision would
+    block units the image itself gives)."""
+    engine = classifier.torch_engine  # a fresh engine: setting its precision touches no other
+    engine.precision = classifier.gradient_precision
+    return engine(classifier.normalise(images))
 
 
 class AdversarialDefense:
@@ -252,8 +264,7 @@ class AdversarialDefense:
         classifier = self.classifier
         if classifier is not None:
             self.module = defended_module(classifier, self.extra_activations)
-            # the recording and outside_share run the classifier's torch module, hooked or folded
-            self._forward = lambda images: classifier.torch_engine(classifier.normalise(images))
+            self._forward = partial(_gradient_module_pass, classifier)
         modules = covered_modules(self.module, self.extra_activations)
         if not modules:
             raise DefenseError(
