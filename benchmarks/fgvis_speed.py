@@ -8,12 +8,17 @@ torch threads:
   mask (``m ~ U(0.99, 1)``, deletion), at FGVis's batch for these photos, with the adversarial
   defense and without it (the median of ``--repeats`` passes after two warm-up passes). The
   checkouts take turns ``--rounds`` times, so that a drift of the machine's speed touches both.
-* ``fgvis`` (unless ``--passes-only``): ``FGVis()`` at its defaults on the photos, wall seconds,
-  the gradient passes it made, the λ it chose and whether its goal was met, and the Spearman rank
-  correlation of this checkout's map with the earlier one's.
+* ``fgvis`` (unless ``--passes-only``): ``FGVis()`` at its defaults (``--steps`` a λ round) on the
+  photos, wall seconds, the gradient passes it made, the λ it chose and whether its goal was met,
+  and the Spearman rank correlation of this checkout's map with the earlier one's. With
+  ``--floor`` the earlier checkout runs again on torch's AVX2 kernels (``ATEN_CPU_CAPABILITY=avx2``):
+  the Spearman between its two maps is what a change of float rounding alone does to the map.
+  ``--rounds 0`` leaves out the pass timing.
 
     taskset -c 1 python benchmarks/fgvis_speed.py --before /work/old --threads 1 \\
         --out benchmarks/results/fgvis_speed.json
+    taskset -c 1 python benchmarks/fgvis_speed.py --before /work/old --threads 1 --rounds 0 \\
+        --steps 100 --floor --out benchmarks/results/fgvis_speed_floor.json
 """
 
 from __future__ import annotations
@@ -68,7 +73,7 @@ def measure_passes(count: int, threads: int, repeats: int) -> dict:
     return {"undefended_s": plain, "defended_s": defended, "batch": len(images)}
 
 
-def measure_fgvis(count: int, threads: int, maps: Path) -> dict:
+def measure_fgvis(count: int, threads: int, steps: int, maps: Path) -> dict:
     """FGVis at its defaults on the photos: wall seconds, passes, λ, goals (run inside a worker)."""
     import torch
     from photos import imagenet_photos
@@ -88,7 +93,7 @@ def measure_fgvis(count: int, threads: int, maps: Path) -> dict:
 
     classifier.logits = counted  # type: ignore[method-assign]
     start = time.perf_counter()
-    explanation = FGVis()(classifier, images)
+    explanation = FGVis(steps=steps)(classifier, images)
     seconds = time.perf_counter() - start
     np.save(maps, explanation.saliency.numpy())
     return {
@@ -103,9 +108,11 @@ def measure_fgvis(count: int, threads: int, maps: Path) -> dict:
     }
 
 
-def in_checkout(checkout: Path, arguments: list[str]) -> dict:
-    """Run this script's ``--worker`` with the package of ``checkout``; its JSON answer."""
-    environment = {**os.environ, "PYTHONPATH": str(checkout), "OMP_NUM_THREADS": arguments[arguments.index("--threads") + 1]}
+def in_checkout(checkout: Path, arguments: list[str], **variables: str) -> dict:
+    """Run this script's ``--worker`` with the package of ``checkout`` (and more environment
+    ``variables``); its JSON answer."""
+    threads = arguments[arguments.index("--threads") + 1]
+    environment = {**os.environ, "PYTHONPATH": str(checkout), "OMP_NUM_THREADS": threads, **variables}
     done = subprocess.run([sys.executable, __file__, *arguments], env=environment, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"the worker in {checkout} failed:\n{done.stderr}")
@@ -120,6 +127,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=10, help="timed passes per measurement")
     parser.add_argument("--rounds", type=int, default=2, help="turns of the two checkouts at the pass timing")
     parser.add_argument("--passes-only", action="store_true", help="leave out FGVis at its defaults")
+    parser.add_argument("--steps", type=int, default=500, help="FGVis's steps a λ round (its default: 500)")
+    parser.add_argument("--floor", action="store_true", help="run the earlier checkout again on AVX2 kernels")
     parser.add_argument("--worker", choices=("passes", "fgvis"), help=argparse.SUPPRESS)
     parser.add_argument("--maps", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/fgvis_speed.json"))
@@ -131,7 +140,7 @@ def main() -> None:
         if args.worker == "passes":
             answer = measure_passes(args.photos, args.threads, args.repeats)
         else:
-            answer = measure_fgvis(args.photos, args.threads, args.maps)
+            answer = measure_fgvis(args.photos, args.threads, args.steps, args.maps)
         print(json.dumps(answer | {"package": str(Path(maskscope.__file__).parent)}))
         return
 
@@ -145,31 +154,37 @@ def main() -> None:
         for name, checkout in checkouts.items():
             turns[name].append(in_checkout(checkout, ["--worker", "passes", "--repeats", str(args.repeats), *common]))
             print(name, turns[name][-1], flush=True)
-    passes = {
-        name: {key: statistics.median(turn[key] for turn in runs) for key in ("undefended_s", "defended_s")}
-        | {"turns": runs}
-        for name, runs in turns.items()
-    }
-    record: dict = {
-        "benchmark": "fgvis_speed",
-        "machine": machine(),
-        "before": str(args.before),
-        "passes": passes,
-        "defended_pass_speed_up": passes["before"]["defended_s"] / passes["after"]["defended_s"],
-    }
+    record: dict = {"benchmark": "fgvis_speed", "machine": machine(), "before": str(args.before)}
+    if args.rounds:
+        passes = {
+            name: {key: statistics.median(turn[key] for turn in runs) for key in ("undefended_s", "defended_s")}
+            | {"turns": runs}
+            for name, runs in turns.items()
+        }
+        record["passes"] = passes
+        record["defended_pass_speed_up"] = passes["before"]["defended_s"] / passes["after"]["defended_s"]
     if not args.passes_only:
         runs, maps = {}, {}
+        variants = [(name, checkout, {}) for name, checkout in checkouts.items()]
+        if args.floor:
+            variants.append(("before (AVX2 kernels)", checkouts["before"], {"ATEN_CPU_CAPABILITY": "avx2"}))
+        arguments = ["--worker", "fgvis", "--steps", str(args.steps), *common]
         with tempfile.TemporaryDirectory(prefix="maskscope-fgvis-") as scratch:
-            for name, checkout in checkouts.items():
-                path = Path(scratch) / f"{name}.npy"
-                runs[name] = in_checkout(checkout, ["--worker", "fgvis", "--maps", str(path), *common])
+            for number, (name, checkout, variables) in enumerate(variants):
+                path = Path(scratch) / f"{number}.npy"
+                runs[name] = in_checkout(checkout, [*arguments, "--maps", str(path)], **variables)
                 maps[name] = np.load(path)
                 print(name, {k: v for k, v in runs[name].items() if k != "photos"}, flush=True)
+
+        def spearman_between(first: str, second: str) -> list[float]:
+            return [float(spearmanr(a.ravel(), b.ravel())[0]) for a, b in zip(maps[first], maps[second])]
+
+        record["fgvis_steps"] = args.steps
         record["fgvis"] = runs
         record["fgvis_speed_up"] = runs["before"]["seconds"] / runs["after"]["seconds"]
-        record["map_spearman_to_before"] = [
-            float(spearmanr(new.ravel(), old.ravel())[0]) for new, old in zip(maps["after"], maps["before"])
-        ]
+        record["map_spearman_to_before"] = spearman_between("after", "before")
+        if args.floor:
+            record["map_spearman_floor"] = spearman_between("before (AVX2 kernels)", "before")
     record["load_average"] = {"before": load_before, "after": os.getloadavg()}
     write_record(args.out, record)
 
