@@ -117,6 +117,24 @@ def test_an_explain_folder_keeps_each_alias_apart(tmp_path):
     assert collect(tmp_path / "out").methods == ["lime filler=blur:5", "lime-g", "sliding_patch", "sp-g"]
 
 
+def test_methods_explained_into_one_folder_share_a_row_per_photo(tmp_path):
+    """Three methods' runs into one --out: the second and third save as ``c0_sp-g`` and so on
+    beside the first's ``c0``, and the report still shows one row per photo."""
+    from maskscope.models import TinyCNN
+
+    torch.manual_seed(0)
+    torch.jit.save(torch.jit.script(TinyCNN(10, width=4).eval()), str(tmp_path / "tiny.pt"))
+    _imagenet_style_folder(tmp_path / "photos", 3)
+    for name in ("sp", "sp-g", "gradient"):
+        assert main(["explain", str(tmp_path / "photos"), "--model", str(tmp_path / "tiny.pt"), "--method", name,
+                     "--out", str(tmp_path / "out"), "--quiet", *(NAMED["sp"] if name != "gradient" else [])]) == 0
+    assert (tmp_path / "out" / "c0_sp-g.json").is_file() and (tmp_path / "out" / "c0_gradient.json").is_file()
+    run = collect(tmp_path / "out")
+    assert run.methods == ["gradient", "sp", "sp-g"]
+    assert [entry.name for entry in run.images] == ["c0", "c1", "c2"]
+    assert all(set(entry.cells) == set(run.methods) for entry in run.images)
+
+
 def test_every_metric_says_which_way_is_better(bench_run):
     data = _page_json(bench_run / "report" / "report.html")
     assert {row["better"] for row in data["summary"]} == {"lower is better"}  # deletion's AUC

@@ -147,7 +147,7 @@ def collect_explain(run_dir: Path) -> RunData:
     params: dict[str, dict] = {}
     values: dict[tuple[str, str], list[float]] = {}
     runs: dict[str, str] = {}  # the name shown → the method it runs
-    found = [(path, record, explain_group(record), path.relative_to(run_dir).with_suffix("").as_posix())
+    found = [(path, record, explain_group(record), _photo_key(path.relative_to(run_dir), record))
              for path in _explain_records(run_dir) for record in [read_explain_record(path)]]
     folders: dict[str, set[str]] = {}  # first sub-folder → the groups with a record in it
     for _, _, group, key in found:
@@ -304,6 +304,15 @@ def environment_versions() -> dict[str, str]:
         except PackageNotFoundError:
             found[package] = "not installed"
     return found
+
+
+def _photo_key(relative: Path, record: dict) -> str:
+    """The photo an explain record at ``relative`` (to the folder) shows: its folder and the
+    photo's own name from the record, so ``cat_gradcam.json`` (saved beside another method's
+    ``cat.json``) is the row of ``cat``."""
+    name = record.get("name")
+    stem = name.rsplit("/", 1)[-1] if isinstance(name, str) and name else relative.stem
+    return (relative.parent / stem).as_posix()
 
 
 def _explain_records(run_dir: Path):
