@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from maskscope.core.blur import gaussian_blur, gaussian_kernel1d
+from maskscope.core.smooth_max import smooth_max
 
 UPSAMPLE_MODES = ("nearest", "bilinear", "bicubic")
 
@@ -143,7 +144,8 @@ class SmoothMaxUpsampler:
         up(M)(u) = clamp(Σ_j v_j·softmax_j(20·v), 0, 1),   v_j = κ(‖u − c_j‖/σ)·M_j,
         κ(z) = exp(−2·max(z − ½, 0)²)
 
-    — the softmax-weighted mean, a smooth maximum of the ``v_j``. A cell is a flat disc of
+    — the softmax-weighted mean, a smooth maximum of the ``v_j``
+    (:func:`~maskscope.core.smooth_max.smooth_max`, a band of canvas rows at a time). A cell is a flat disc of
     radius σ/2 that fades out beyond it, so masks are smooth at every scale of ``M`` and a
     single cell set to 1 keeps a round blob. :meth:`full` is the whole canvas (the image plus
     its margin); calling the upsampler crops the image out of it. Defaults of the paper:
@@ -212,12 +214,8 @@ class SmoothMaxUpsampler:
         windows = F.unfold(masks, (width, width), padding=self.padding)
         rows, cols = (self._window_rows(side) for side in cells)
         windows = windows.view(masks.shape[0], width * width, rows, cols)
-        canvas = windows.repeat_interleave(self.step, 2).repeat_interleave(self.step, 3)
         kernel = self._kernel(cells, masks.device, masks.dtype)
-        canvas = canvas[..., : kernel.shape[-2], : kernel.shape[-1]]
-        values = kernel * canvas
-        pooled = (values * torch.softmax(self.coldness * values, dim=1)).sum(1, keepdim=True)
-        canvas = pooled.clamp(0, 1)
+        canvas = smooth_max(windows, kernel, self.step, self.coldness).clamp(0, 1)
         self._last = (masks, canvas)
         return canvas
 
