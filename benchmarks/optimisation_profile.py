@@ -492,6 +492,9 @@ def markdown_table(results: dict[str, Any]) -> str:
         if "error" in r:
             lines.append(f"| `{name}` | – | – | – | – | – | – | not run: {r['error']} |")
             continue
+        if "wall_s" not in r:  # profiled alone (--profile-only), never timed
+            lines.append(f"| `{name}` | – | – | – | – | – | – | {top_overheads(r['profile'])} |")
+            continue
         lines.append(
             f"| `{name}` | {r['wall_s']:.1f} | {r['floor']['total_s']:.1f} | {r['model_share']:.0%} | {r['steps']} "
             f"| {r['ms_a_step'] / 1e3:.3f} | {r['floor_ms_a_step'] / 1e3:.3f} | {top_overheads(r['profile'])} |"
@@ -524,8 +527,9 @@ def main() -> None:
     names, images = imagenet_photos(classifier, args.photos)
     warm(classifier)
     for name in [n.strip() for n in args.methods.split(",") if n.strip()]:
-        if args.profile_only:
-            record = json.loads(args.out.read_text())["methods"][name]
+        if args.profile_only:  # a method without a timed record gets the profile alone
+            known = json.loads(args.out.read_text())["methods"] if args.out.exists() else {}
+            record = known.get(name) or {"photos": names, "code": code_version(), "machine": machine()}
             record["profile"] = profile_steps(classifier, name, images, args.skip_steps, args.profile_steps)
             record["profile"].update(measured=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), load=load())
             keep(args.out, classifier.name, name, record)
