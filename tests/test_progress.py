@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 
 import pytest
 
@@ -32,6 +33,39 @@ def test_plain_progress_rate_limits_and_inner_loops_stay_silent():
     assert sum(outer) == sum(inner) == 499500
     assert stream.getvalue().splitlines() == [stream.getvalue().splitlines()[0]]
     assert stream.getvalue().startswith("outer: 1000/1000 it (100%)")
+
+
+def test_a_kept_alive_reporter_prints_while_a_long_step_runs():
+    stream = io.StringIO()
+    bar = PlainProgress(total=2, desc="bench", unit="map", interval=0.05, stream=stream)
+    with progress.kept_alive(bar, interval=0.05):
+        time.sleep(0.4)  # one step of many minutes, in small
+        bar.update(1)
+    bar.close()
+    lines = stream.getvalue().splitlines()
+    assert len([line for line in lines if line.startswith("bench: 0/2 map")]) >= 3  # the heartbeat, step or not
+    assert lines[-1].startswith("bench: 1/2 map")
+    silent = progress_bar(total=2, disable=True)
+    with progress.kept_alive(silent, interval=0.01):
+        time.sleep(0.05)  # a disabled reporter stays silent
+
+
+def test_bench_reports_while_a_batch_runs(tmp_path, monkeypatch, capsys):
+    """bench's one batch of slow maps still prints a line every interval (here 0.05 s)."""
+    import torch
+
+    from maskscope.cli.main import main
+    from tests.test_bench import PooledLinear, _imagenet_style_folder
+
+    monkeypatch.setattr(progress, "INTERVAL", 0.05)
+    torch.manual_seed(0)
+    torch.jit.script(PooledLinear(7).eval()).save(str(tmp_path / "tiny.pt"))
+    _imagenet_style_folder(tmp_path / "data", 2)
+    assert main(["bench", "--data", str(tmp_path / "data"), "--model", str(tmp_path / "tiny.pt"), "--methods",
+                 "rise", "--param", "rise.samples=4000", "--metrics", "deletion:rise-batch", "--out",
+                 str(tmp_path / "run"), "--workers", "1"]) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("bench: 0/2 map")]
+    assert len(lines) >= 2  # before the batch's one update, the heartbeat
 
 
 def test_progress_bar_is_plain_when_stderr_is_redirected(capsys):

@@ -38,7 +38,7 @@ from maskscope.bench.scoring import Item, check_metric
 from maskscope.bench.tasks import BenchWorker, check_run, plan_tasks, task_inputs, write_task
 from maskscope.bench.workers import WorkerPool, worker_plan
 from maskscope.core.classifier import Classifier
-from maskscope.core.progress import progress_bar
+from maskscope.core.progress import kept_alive, progress_bar
 from maskscope.data.dataset import Dataset
 from maskscope.errors import MaskscopeValueError
 
@@ -131,16 +131,9 @@ def _run(classifier: Classifier, dataset: Dataset, config: BenchConfig, out: Pat
     bar = progress_bar(total=sum(len(task.indices) for task in tasks) * len(config.methods), desc="bench",
                        unit="map", disable=not progress)
     try:
-        if workers > 1:
-            _run_on_workers(pool[2], dataset, config, out, (log, done), samples, tasks, (workers, threads), bar)
-            return log
-        if threads is not None:
-            torch.set_num_threads(threads)
-        for task in tasks:
-            chunk = [samples[i] for i in task.indices]
-            for records in batch_records(classifier, dataset, chunk, config, with_objects, done, source):
-                log.append(records)
-            bar.update(len(chunk) * len(config.methods))
+        with kept_alive(bar):
+            _run_tasks(classifier, dataset, config, out, (log, done), samples, with_objects, tasks, (workers, threads),
+                       source, pool[2], bar)
     except OSError as error:  # a full disk (batch_records records the images' and environment's errors)
         if not is_disk_full(error):
             raise
@@ -148,6 +141,22 @@ def _run(classifier: Classifier, dataset: Dataset, config: BenchConfig, out: Pat
     finally:
         bar.close()
     return log
+
+
+def _run_tasks(classifier, dataset, config, out, run, samples, with_objects, tasks, pool, source, make_classifier,
+               bar) -> None:  # fmt: skip
+    """The tasks here, one after the other, or on ``pool`` = (workers, threads) processes."""
+    (log, done), (workers, threads) = run, pool
+    if workers > 1:
+        _run_on_workers(make_classifier, dataset, config, out, run, samples, tasks, pool, bar)
+        return
+    if threads is not None:
+        torch.set_num_threads(threads)
+    for task in tasks:
+        chunk = [samples[i] for i in task.indices]
+        for records in batch_records(classifier, dataset, chunk, config, with_objects, done, source):
+            log.append(records)
+        bar.update(len(chunk) * len(config.methods))
 
 
 def _run_on_workers(make_classifier, dataset, config, out, run, samples, tasks, pool, bar) -> None:

@@ -7,7 +7,9 @@ cluster job) a bar would write a carriage-return frame per update, so instead an
 ``interval`` seconds and one when it ends (unless its last line already said the same), and an
 inner loop (``leave=False``) prints nothing. A long method shows one bar for its whole run
 (:func:`maskscope.core.optimisation.optimise_masks` takes an existing bar to advance), so
-its lines come at most every :data:`INTERVAL` seconds whatever the loops inside.
+its lines come at most every :data:`INTERVAL` seconds whatever the loops inside. A loop whose
+single step can take minutes (``bench``'s batches) keeps its reporter alive with
+:func:`kept_alive`, which redraws it every :data:`INTERVAL` seconds while the step runs.
 
 The terminal bar is plain ``tqdm``: ``tqdm.auto`` would warn on import in a notebook without
 ``ipywidgets`` (a notebook's stderr is not a terminal anyway, so it gets the plain lines).
@@ -15,7 +17,9 @@ The terminal bar is plain ``tqdm``: ``tqdm.auto`` would warn on import in a note
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import threading
 import time
 from collections.abc import Sized
 from typing import Iterable, Iterator, Protocol
@@ -66,6 +70,13 @@ class PlainProgress:
             self.last = now
             self._line(now)
 
+    def refresh(self) -> None:
+        """Print the current line when none came for ``interval`` seconds (the loop is alive)."""
+        now = time.monotonic()
+        if self.leave and not self.closed and now - self.last >= self.interval:
+            self.last = now
+            self._line(now)
+
     def set_postfix(self, **values) -> None:
         self.postfix = ", ".join(f"{key}={value}" for key, value in values.items())
 
@@ -90,6 +101,27 @@ class PlainProgress:
 class _Silent(PlainProgress):
     def __init__(self, iterable=None, total=None, **_) -> None:
         super().__init__(iterable, total, leave=False)
+
+
+@contextlib.contextmanager
+def kept_alive(bar, interval: float | None = None) -> Iterator:
+    """While the block runs, redraw ``bar`` (its ``refresh``: a tqdm bar's elapsed time, a
+    :class:`PlainProgress` line) every ``interval`` seconds (default :data:`INTERVAL`) from a
+    daemon thread, so that a step of many minutes still shows the run is working."""
+    period = INTERVAL if interval is None else interval
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(period):
+            bar.refresh()
+
+    thread = threading.Thread(target=beat, name="maskscope-progress", daemon=True)
+    thread.start()
+    try:
+        yield bar
+    finally:
+        stop.set()
+        thread.join()
 
 
 def progress_bar(iterable: Iterable | None = None, total: int | None = None, desc: str = "", unit: str = "it",
