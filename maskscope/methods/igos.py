@@ -161,7 +161,8 @@ class IGOS(Method):
             images or points.
         stop_tolerance: the convergence stop: an image stops once its mask has moved by less
             than this (the largest ``|ΔM|`` of a step) for ``stop_checks`` successive steps
-            (``None``: off, the default).
+            (``None``: off, the default; at 0.01 it saved 3 % of the steps and changed one map
+            of 16, see docs/optimisation-speed.md).
         stop_checks: the successive still steps the convergence stop waits for.
         progress: show a progress bar.
     """
