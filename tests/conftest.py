@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import torch
@@ -45,6 +47,18 @@ def engine_cache(tmp_path_factory) -> Path:
         os.environ["MASKSCOPE_CACHE"] = previous
 
 
+@contextlib.contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run the block at ``count`` torch threads: kernels split their work by the thread count, so
+    a claim of bit-identical arithmetic (or a trained model's exact weights) holds at a fixed one."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 #: torch threads the tiny CNN is trained with, whatever the machine's cores: its sums, and so its
 #: weights and every test's thresholds on them, depend on the thread count
 TRAINING_THREADS = 2
@@ -54,12 +68,8 @@ TRAINING_THREADS = 2
 def shapes_task() -> ShapesTask:
     train = make_shapes(1000, objects=(0, 1), seed=1)
     labels, names = train.with_background()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(TRAINING_THREADS)  # the same weights on any machine (rounding follows the thread count)
-    try:
+    with torch_threads(TRAINING_THREADS):  # the same weights on any machine (rounding follows the thread count)
         classifier = train_tiny_classifier(train.images, labels, names, seed=0)
-    finally:
-        torch.set_num_threads(threads)
     test = make_shapes(120, seed=2)
     with torch.no_grad():
         accuracy = (classifier.probabilities(test.images).argmax(1) == test.single_labels).float().mean()

@@ -80,22 +80,24 @@ def hooked_gradient(classifier: Classifier, images, perturbed, classes) -> torch
         reference.remove()
 
 
-def check_the_defense(classifier: Classifier, images: torch.Tensor, perturbed: torch.Tensor, folded_cosine: float):
-    """The new defense against the hook-based one: the same arithmetic on the unfolded model
-    (bit for bit), the same gradient to ``folded_cosine`` on the folded copy; returns both cosines
+def check_the_defense(classifier: Classifier, images: torch.Tensor, perturbed: torch.Tensor, least_cosine: float):
+    """The new defense against the hook-based one: the same gradient on the unfolded model
+    and on the folded copy, both to ``least_cosine``; returns both cosines
     of the folded pass (to the old one, and the old one's to the undefended gradient)."""
     with torch.no_grad():
         classes = classifier.probabilities(images).argmax(1)
-    before = hooked_gradient(classifier, images, perturbed, classes)
-    # on the unfolded model (an nn.Module is hooked as it is): bit-identical
+    # on the unfolded model (an nn.Module is hooked as it is)
     model = classifier.model
 
     def module_logits(batch: torch.Tensor) -> torch.Tensor:
         return TorchEngine(model, "float32", classifier.channels_last)(classifier.normalise(batch))
 
+    before = hooked_gradient(classifier, images, perturbed, classes)
     with AdversarialDefense(model, classifier.normalise(images).contiguous(memory_format=torch.channels_last)):
         unfolded = input_gradient(module_logits, perturbed, classes)
-    assert torch.equal(unfolded, before)
+    # the same rule; the identity keeps its input's strides where the hook-based one did not, so
+    # the layers after it may pick another kernel, and a unit within rounding of its bound flip
+    assert (cosine(unfolded, before) >= least_cosine).all(), cosine(unfolded, before)
     # on the folded copy the classifier's gradient passes run
     with AdversarialDefense(classifier, images) as defense:
         assert defense.module is not classifier.model, "the defense should hook the folded copy"
@@ -104,7 +106,7 @@ def check_the_defense(classifier: Classifier, images: torch.Tensor, perturbed: t
         now = input_gradient(classifier.logits, perturbed, classes)
     assert not [m for m in defense.module.modules() if m._forward_hooks or m._forward_pre_hooks], "hooks left"
     assert (share > 0.01).all(), share  # the bounds zero a real part of the units here
-    assert (cosine(now, before) >= folded_cosine).all(), cosine(now, before)
+    assert (cosine(now, before) >= least_cosine).all(), cosine(now, before)
     # the comparison can fail: the undefended gradient points elsewhere
     undefended = input_gradient(classifier.logits, perturbed, classes)
     assert (cosine(undefended, before) < 0.9).all(), cosine(undefended, before)
@@ -112,8 +114,10 @@ def check_the_defense(classifier: Classifier, images: torch.Tensor, perturbed: t
 
 def test_the_folded_defense_gives_the_hooked_gradient_on_the_tiny_cnn(shapes_task):
     images = shapes_task.test.images[:4]
-    for width in (0.01, 0.5):
-        check_the_defense(shapes_task.classifier, images, near_start(images, 0, width), folded_cosine=0.9999)
+    # half-way masks; at FGVis's start (e within 1 % of x) units sit on their bounds and
+    # rounding (another kernel after the identity, the folded convolutions) decides some of them
+    for width, least in ((0.5, 0.9999), (0.01, 0.99)):
+        check_the_defense(shapes_task.classifier, images, near_start(images, 0, width), least_cosine=least)
 
 
 def test_the_folded_defense_gives_the_hooked_gradient_on_the_default_model(default_classifier):
@@ -121,12 +125,12 @@ def test_the_folded_defense_gives_the_hooked_gradient_on_the_default_model(defau
     images = torch.rand(1, 3, 224, 224, generator=torch.Generator().manual_seed(4))
     # half-way masks: measured cosine 0.9999-1.0 in 9 of 10 image and mask pairs (0.99986 in the
     # tenth: a unit on its bound passes or not by the folded convolution's rounding)
-    check_the_defense(classifier, images, near_start(images, 11, 0.5), folded_cosine=0.9999)
+    check_the_defense(classifier, images, near_start(images, 11, 0.5), least_cosine=0.9999)
     # at FGVis's start (e within 1 % of x) many units sit on their bounds, and a rounding
     # difference decides whether they pass: measured cosine to the hooked pass 0.99947-0.99993,
     # the size of the hooked float32 pass's own error (its cosine to float64 0.99919-0.99994)
     perturbed = near_start(images, 11, 0.01)
-    check_the_defense(classifier, images, perturbed, folded_cosine=0.999)
+    check_the_defense(classifier, images, perturbed, least_cosine=0.999)
     with torch.no_grad():
         classes = classifier.probabilities(images).argmax(1)
     double = Classifier(copy.deepcopy(classifier.model).double(), mean=(0.5,) * 3, std=(0.5,) * 3, engine="torch")
