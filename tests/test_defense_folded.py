@@ -82,8 +82,7 @@ def hooked_gradient(classifier: Classifier, images, perturbed, classes) -> torch
 
 def check_the_defense(classifier: Classifier, images: torch.Tensor, perturbed: torch.Tensor, least_cosine: float):
     """The new defense against the hook-based one: the same gradient on the unfolded model
-    and on the folded copy, both to ``least_cosine``; returns both cosines
-    of the folded pass (to the old one, and the old one's to the undefended gradient)."""
+    and on the folded copy, both to ``least_cosine``, and far from the undefended gradient."""
     with torch.no_grad():
         classes = classifier.probabilities(images).argmax(1)
     # on the unfolded model (an nn.Module is hooked as it is)
