@@ -267,6 +267,8 @@ class Classifier:
         self._digest: str | None = None
         self._fallback: str | None = None
         self._folded: FoldedModule | None = None
+        self._statistics_key: tuple | None = None  # see _statistics_like
+        self._statistics: tuple[torch.Tensor, torch.Tensor] = (self.mean, self.std)
 
     # ----------------------------------------------------------------- constructors
     @classmethod
@@ -400,7 +402,7 @@ class Classifier:
         """``mean`` and ``std`` on the images' device and in their type, copied there once (not
         at every pass: on a GPU each copy is a transfer in the optimisation loop)."""
         key = (images.device, images.dtype, id(self.mean), id(self.std))
-        if getattr(self, "_statistics_key", None) != key:
+        if self._statistics_key != key:
             self._statistics_key = key
             self._statistics = (self.mean.to(images), self.std.to(images))
         return self._statistics
