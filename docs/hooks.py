@@ -244,7 +244,7 @@ def _check_goal(name: str, record: dict) -> None:
 
 def _keeps(name: str) -> bool:
     """Whether method ``name`` at its figure's settings plays a keeping game (preservation, generation)."""
-    from maskscope.core.games import get_game
+    from maskscope.core.optimisation.games import get_game
     from maskscope.methods import get_method
 
     game = get_method(name, **FIGURE_SETTINGS[name]).game

@@ -11,7 +11,7 @@ from typing import Iterator
 import pytest
 import torch
 
-from maskscope.core.classifier import Classifier
+from maskscope.core.model.classifier import Classifier
 from maskscope.data.synthetic import ShapesDataset, make_shapes
 from maskscope.models import train_tiny_classifier
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from maskscope.core.classifier import Classifier
-from maskscope.core.fillers import Filler
-from maskscope.core.view import ClassifierView
+from maskscope.core.model.classifier import Classifier
+from maskscope.core.model.view import ClassifierView
+from maskscope.core.perturbation.fillers import Filler
 
 
 class RedSum(nn.Module):

@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from maskscope.core.classifier import Classifier
+from maskscope.core.model.classifier import Classifier
 from maskscope.methods import (
     METHODS,
     RISE,

@@ -18,7 +18,7 @@ from test_bench import assert_resumed_with_each_triple_once, kill_bench_midway, 
 from maskscope.bench import BenchConfig, run_bench
 from maskscope.bench.ray_runner import RayOptions, run_bench_ray
 from maskscope.cli.main import main
-from maskscope.core.classifier import Classifier
+from maskscope.core.model.classifier import Classifier
 from maskscope.data.registry import open_dataset
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,7 +11,7 @@ from test_bench import write_tiny_bench_task
 from maskscope.bench import BenchConfig, ConfigMismatch, RecordLog, run_bench
 from maskscope.bench.shards import merge_shards
 from maskscope.cli.main import main
-from maskscope.core.classifier import Classifier
+from maskscope.core.model.classifier import Classifier
 from maskscope.data.registry import open_dataset
 
 METRICS = ["deletion:rise-batch"]

@@ -12,7 +12,7 @@ from PIL import Image
 
 from maskscope import __version__
 from maskscope.cli.main import main
-from maskscope.core.view import ClassifierView
+from maskscope.core.model.view import ClassifierView
 from maskscope.data.images import load_image
 from maskscope.methods import GradCAM, Gradient, IntegratedGradients, MeaningfulPerturbation, get_method
 from maskscope.methods.parameters import ParameterError

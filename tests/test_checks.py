@@ -103,7 +103,7 @@ def test_check_randomisation_command_reports_a_verdict(shapes_task, tmp_path, mo
     for index, image in enumerate(images):
         paths.append(tmp_path / f"shape{index}.png")
         Image.fromarray((image.permute(1, 2, 0).numpy() * 255).round().astype("uint8")).save(paths[-1])
-    monkeypatch.setattr("maskscope.cli.check_randomisation.load_classifier", lambda args: shapes_task.classifier)
+    monkeypatch.setattr("maskscope.cli.check.randomisation.load_classifier", lambda args: shapes_task.classifier)
     out = tmp_path / "randomisation.json"
     status = main(["check", "randomisation", *map(str, paths), "--steps", "2", "--json", str(out)])
     printed = capsys.readouterr().out

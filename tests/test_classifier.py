@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from maskscope.core.classifier import Classifier, ModelOutputError, TargetError, imagenet_class_names
-from maskscope.core.targets import resolve_targets
-from maskscope.core.view import ClassifierView
+from maskscope.core.model.classifier import Classifier, ModelOutputError, TargetError, imagenet_class_names
+from maskscope.core.model.targets import resolve_targets
+from maskscope.core.model.view import ClassifierView
 from maskscope.methods import MeaningfulPerturbation
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from maskscope.core.view import ClassifierView
+from maskscope.core.model.view import ClassifierView
 from maskscope.data import (
     VOC,
     Coco128,

@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from maskscope.core.classifier import Classifier
-from maskscope.core.defense import (
+from maskscope.core.model.classifier import Classifier
+from maskscope.core.model.defense import (
     NONNEGATIVE,
     AdversarialDefense,
     Bounds,
@@ -18,7 +18,7 @@ from maskscope.core.defense import (
     _BoundedGradient,
     covered_modules,
 )
-from maskscope.core.engines.torch_engine import TorchEngine
+from maskscope.core.model.engines.torch_engine import TorchEngine
 
 
 class HookedReference:

@@ -11,11 +11,11 @@ import pytest
 import torch
 from torch import nn
 
-from maskscope.core.classifier import Classifier
-from maskscope.core.engines import ENGINES, installed, resolve_engine
-from maskscope.core.engines.cache import cache_folder
-from maskscope.core.fillers import Constant
-from maskscope.core.scoring import score_perturbations
+from maskscope.core.model.classifier import Classifier
+from maskscope.core.model.engines import ENGINES, installed, resolve_engine
+from maskscope.core.model.engines.cache import cache_folder
+from maskscope.core.perturbation.fillers import Constant
+from maskscope.core.scoring.perturbations import score_perturbations
 from maskscope.methods import LIME, RISE, Occlusion, SlidingPatch
 from maskscope.metrics.deletion_insertion import deletion
 
@@ -229,7 +229,7 @@ def test_explain_records_the_engine_and_runs_an_onnx_file_on_openvino(shapes_tas
     from PIL import Image
 
     from maskscope.cli.main import main
-    from maskscope.core.onnx_models import export_onnx
+    from maskscope.core.model.onnx_models import export_onnx
 
     model = export_onnx(shapes_task.classifier, tmp_path / "tiny.onnx")
     photo = tmp_path / "shape.png"

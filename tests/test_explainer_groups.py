@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from maskscope.core.classifier import Classifier
-from maskscope.core.grouped_classifier import GroupedClassifier, read_groups
-from maskscope.core.view import ClassifierView
-from maskscope.methods.explainer.training_data import label_index
+from maskscope.core.model.classifier import Classifier
+from maskscope.core.model.grouped_classifier import GroupedClassifier, read_groups
+from maskscope.core.model.view import ClassifierView
 from maskscope.models import TinyCNN
+from maskscope.training.images import label_index
 
 NAMES = ["tabby", "tiger cat", "beagle", "pug", "car", "bus"]
 

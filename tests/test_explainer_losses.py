@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from maskscope.core.classifier import Classifier
-from maskscope.core.grouped_classifier import GroupedClassifier
-from maskscope.core.view import ClassifierView
-from maskscope.methods.explainer.losses import (
+from maskscope.core.model.classifier import Classifier
+from maskscope.core.model.grouped_classifier import GroupedClassifier
+from maskscope.core.model.view import ClassifierView
+from maskscope.training.losses import (
     PRESETS,
     ExplainerLoss,
     ExplainerWeights,

@@ -7,8 +7,8 @@ import importlib.util
 import pytest
 import torch
 
-from maskscope.core.classifier import Classifier
-from maskscope.core.view import ClassifierView
+from maskscope.core.model.classifier import Classifier
+from maskscope.core.model.view import ClassifierView
 from maskscope.methods.explainer.networks import build_network
 from maskscope.models import TinyCNN
 

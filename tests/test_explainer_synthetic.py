@@ -13,13 +13,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from maskscope.core.classifier import Classifier
-from maskscope.core.view import ClassifierView
+from maskscope.core.model.classifier import Classifier
+from maskscope.core.model.view import ClassifierView
 from maskscope.data.synthetic import make_shapes
-from maskscope.methods.explainer import Explainer, TrainingConfig, TrainingImages, train_explainer
+from maskscope.methods.explainer import Explainer
 from maskscope.metrics.class_masking import class_masking_table
 from maskscope.metrics.segmentation import sanity_rows, segmentation_scores
 from maskscope.models import train_tiny_classifier
+from maskscope.training import TrainingConfig, TrainingImages, train_explainer
 
 
 @pytest.fixture(scope="module")

@@ -11,19 +11,13 @@ import torch
 from PIL import Image
 from torch import nn
 
-from maskscope.core.classifier import Classifier
-from maskscope.core.engines import OnnxRuntimeEngine, installed
-from maskscope.core.view import ClassifierView
+from maskscope.core.model.classifier import Classifier
+from maskscope.core.model.engines import OnnxRuntimeEngine, installed
+from maskscope.core.model.view import ClassifierView
 from maskscope.data.dataset import DatasetError
-from maskscope.methods.explainer import (
-    CheckpointMismatch,
-    Explainer,
-    TrainingConfig,
-    load_checkpoint,
-    open_training_images,
-    train_explainer,
-)
+from maskscope.methods.explainer import CheckpointMismatch, Explainer, load_checkpoint
 from maskscope.models import TinyCNN
+from maskscope.training import TrainingConfig, open_training_images, train_explainer
 
 SHAPES = "synthetic-shapes:n=24,size=32,classes=3,objects=1-2,seed=3"
 NAMES = ["square", "disc", "triangle"]

@@ -2,7 +2,7 @@
 
 import torch
 
-from maskscope.core.masks import Upsampler
+from maskscope.core.perturbation.masks import Upsampler
 from maskscope.methods import ExtremalPerturbation
 from maskscope.metrics import pointing_game
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from maskscope.core.defense import AdversarialDefense, DefenseError, covered_modules
+from maskscope.core.model.defense import AdversarialDefense, DefenseError, covered_modules
 from maskscope.methods import FGVis, get_method
 from maskscope.metrics import pointing_game, spearman
 

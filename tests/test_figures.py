@@ -25,6 +25,14 @@ def test_pixel_level_maps_are_clipped_so_most_pixels_get_colour():
     assert "99th percentile" in clipped.caption and "own range" in stretched.caption
 
 
+def test_the_methods_that_make_pixel_level_maps_say_so_in_their_explanation(shapes_task):
+    from maskscope.methods import Gradient, Occlusion
+
+    images = shapes_task.test.images[:1]
+    assert Gradient()(shapes_task.classifier, images).pixel_level
+    assert not Occlusion(window=8, stride=8)(shapes_task.classifier, images).pixel_level
+
+
 def test_signed_maps_are_diverging_and_centred_and_shared_scales_are_said():
     heat = np.linspace(-1, 3, 100).reshape(10, 10)
     colours = map_colours(heat)

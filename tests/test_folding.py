@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from maskscope.core.classifier import Classifier
-from maskscope.core.engines.folding import FoldedModule, fold_batch_norms
+from maskscope.core.model.classifier import Classifier
+from maskscope.core.model.engines.folding import FoldedModule, fold_batch_norms
 from maskscope.models.tiny_cnn import TinyCNN
 
 

@@ -1,7 +1,7 @@
 """The mask optimisations do their game's job on real photos with the default model.
 
 Each method explains two imagenet-samples photos and must meet its goal (the rule of
-:func:`maskscope.core.games.goal_met`): deletion drives the target's probability to at most a
+:func:`maskscope.core.optimisation.games.goal_met`): deletion drives the target's probability to at most a
 fifth of the original; preservation keeps at least half of it with at most half the image
 (FGVis preservation: the paper's own goal, see its test). Steps are reduced from the papers'
 defaults to keep the suite short; each test says how.
@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from maskscope import load_image
-from maskscope.core.games import KEEPING_AREA, KEEPING_GOAL, REMOVAL_GOAL
+from maskscope.core.optimisation.games import KEEPING_AREA, KEEPING_GOAL, REMOVAL_GOAL
 from maskscope.methods import ExtremalPerturbation, FGVis, MeaningfulPerturbation, MeaningfulPerturbationG
 
 pytestmark = pytest.mark.slow
@@ -56,7 +56,7 @@ def test_mp_g_deletion_removes_the_evidence(default_classifier, photos):
 @pytest.mark.xfail(strict=True, reason="known shortfall: with the defense on, FGVis's deletion does not move on this "
                    "model: at the start mask its bounds block about a quarter of the units and the defended gradient is "
                    "at right angles to the true one, and any move towards the mean colour raises units above their bounds "
-                   "(benchmarks/fgvis_defense.py); p falls only 0.93 -> 0.92, at 200 steps too")
+                   "(benchmarks/investigations/fgvis_defense.py); p falls only 0.93 -> 0.92, at 200 steps too")
 def test_fgvis_deletion_removes_the_evidence(default_classifier, photos):
     # the bisection over the paper's 13 λ values (4 rounds) at 60 steps a round instead of 500
     explanation = FGVis(steps=60)(default_classifier, photos)

@@ -1,4 +1,4 @@
-"""benchmarks/gpu_check.py, run on the CPU against the CPU: the same seed gives the same maps,
+"""benchmarks/speed/gpu_check.py, run on the CPU against the CPU: the same seed gives the same maps,
 the record holds every method asked for, a changed map is reported, and its host-traffic
 counter sees scalar reads, cross-device copies and data-dependent ops."""
 
@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from maskscope import Classifier
-from maskscope.core.view import ClassifierView
+from maskscope.core.model.view import ClassifierView
 from maskscope.data.registry import data_root
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from maskscope import Classifier
-from maskscope.core.classifier import gradient_passes
+from maskscope.core.model.classifier import gradient_passes
 from maskscope.methods import precision
 from maskscope.methods.registry import get_method, method_names
 

@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from maskscope.core.classifier import Classifier
-from maskscope.core.filler_specs import resolve_filler
-from maskscope.core.view import ClassifierView
-from maskscope.core.windows import score_windows
+from maskscope.core.model.classifier import Classifier
+from maskscope.core.model.view import ClassifierView
+from maskscope.core.perturbation.filler_specs import resolve_filler
+from maskscope.core.scoring.windows import score_windows
 from maskscope.methods import METHODS, HierarchicalPerturbation, Occlusion, RandomMap, get_method
 from maskscope.methods.hierarchical_perturbation import refined_windows
 from maskscope.metrics.pointing import pointing_game

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import maskscope.core.optimisation as optimisation
+import maskscope.core.optimisation.descent as optimisation
 from maskscope.methods import IGOS, ExtremalPerturbation, FGVis, IGOSPlusPlus, MeaningfulPerturbation
 from maskscope.methods.meaningful_perturbation_g import MeaningfulPerturbationG
 

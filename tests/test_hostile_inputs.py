@@ -29,7 +29,7 @@ from PIL import Image
 
 from maskscope.cli.main import main
 from maskscope.core.explanation import saved_record
-from maskscope.core.view import ClassifierView
+from maskscope.core.model.view import ClassifierView
 from maskscope.data.dataset import Sample
 from maskscope.data.images import ImageLoadError, load_image
 from maskscope.errors import MaskscopeError
@@ -161,7 +161,7 @@ def test_an_onnx_model_with_another_input_is_refused_when_opened(photos, tmp_pat
 
 
 def test_an_onnx_model_that_fits_the_view_is_accepted(tmp_path):
-    from maskscope.core.onnx_models import load_onnx_classifier
+    from maskscope.core.model.onnx_models import load_onnx_classifier
 
     classifier = load_onnx_classifier(onnx_model(tmp_path / "model.onnx", 1, "H"))
     assert classifier.probabilities(torch.rand(2, 3, 224, 224)).shape == (2, 10)

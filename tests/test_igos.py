@@ -4,11 +4,11 @@ import copy
 
 import torch
 
-from maskscope.core.directions import IntegratedGradient, end_point_objective
-from maskscope.core.fillers import Constant
-from maskscope.core.games import MaskProblem, get_game
-from maskscope.core.line_search import ArmijoLineSearch
-from maskscope.core.masks import Upsampler
+from maskscope.core.optimisation.directions import IntegratedGradient, end_point_objective
+from maskscope.core.optimisation.games import MaskProblem, get_game
+from maskscope.core.optimisation.line_search import ArmijoLineSearch
+from maskscope.core.perturbation.fillers import Constant
+from maskscope.core.perturbation.masks import Upsampler
 from maskscope.methods import IGOS, IGOSPlusPlus, get_method
 from maskscope.methods.igos import AUTHORS_WEIGHTS_BY_RESOLUTION, L1Relaxation, ScaledL1Problem, heavy_blur
 from maskscope.metrics import pointing_game

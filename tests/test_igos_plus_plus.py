@@ -3,11 +3,11 @@
 import torch
 from test_igos import counting
 
-from maskscope.core.directions import IntegratedGradient, end_point_objective, end_point_scores
-from maskscope.core.fillers import Constant, blend
-from maskscope.core.masks import Upsampler
-from maskscope.core.paired_masks import COMBINED_DELETION, DeletionInsertionProblem
-from maskscope.core.regularisers import bilateral_total_variation
+from maskscope.core.optimisation.directions import IntegratedGradient, end_point_objective, end_point_scores
+from maskscope.core.optimisation.paired_masks import COMBINED_DELETION, DeletionInsertionProblem
+from maskscope.core.optimisation.regularisers import bilateral_total_variation
+from maskscope.core.perturbation.fillers import Constant, blend
+from maskscope.core.perturbation.masks import Upsampler
 from maskscope.methods import IGOS, IGOSPlusPlus, get_method
 from maskscope.metrics import pointing_game
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from maskscope import load_image
-from maskscope.core.games import REMOVAL_GOAL
+from maskscope.core.optimisation.games import REMOVAL_GOAL
 from maskscope.methods import IGOS, IGOSPlusPlus
 
 pytestmark = pytest.mark.slow

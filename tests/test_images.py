@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from maskscope.core.view import ClassifierView
+from maskscope.core.model.view import ClassifierView
 from maskscope.data.images import ImageLoadError, list_images, load_image
 
 

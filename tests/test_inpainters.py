@@ -5,9 +5,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from maskscope.core.filler_specs import resolve_filler
-from maskscope.core.fillers import Constant, blend
-from maskscope.core.inpainters import (
+from maskscope.core.perturbation.filler_specs import resolve_filler
+from maskscope.core.perturbation.fillers import Constant, blend
+from maskscope.core.perturbation.inpainters import (
     BiharmonicInpainter,
     InpainterOutputError,
     LearnedInpainter,

@@ -2,7 +2,7 @@
 
 import torch
 
-from maskscope.core.masks import BinarisedUpsampler, Upsampler
+from maskscope.core.perturbation.masks import BinarisedUpsampler, Upsampler
 from maskscope.methods import MeaningfulPerturbationG, get_method
 from maskscope.metrics import pointing_game
 

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from maskscope.core.fillers import Blur, BlurPyramid, Constant
-from maskscope.core.inpainters import OpenCVInpainter
-from maskscope.core.jitter import AlternateFlip, Jitter
-from maskscope.core.masks import BinarisedUpsampler, SmoothMaxUpsampler, Upsampler
-from maskscope.core.optimisation import Adam, MomentumSGD, NormalisedSGD, OptimisationResult
+from maskscope.core.optimisation.descent import Adam, MomentumSGD, NormalisedSGD, OptimisationResult
+from maskscope.core.perturbation.fillers import Blur, BlurPyramid, Constant
+from maskscope.core.perturbation.inpainters import OpenCVInpainter
+from maskscope.core.perturbation.jitter import AlternateFlip, Jitter
+from maskscope.core.perturbation.masks import BinarisedUpsampler, SmoothMaxUpsampler, Upsampler
 from maskscope.methods import ExtremalPerturbation, FGVis, MeaningfulPerturbation, MeaningfulPerturbationG
 
 

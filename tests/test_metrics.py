@@ -13,9 +13,9 @@ import torch
 from scipy.ndimage import distance_transform_edt
 from torch import nn
 
-from maskscope.core.blur import gaussian_blur
-from maskscope.core.classifier import Classifier
-from maskscope.core.fillers import Constant
+from maskscope.core.model.classifier import Classifier
+from maskscope.core.perturbation.blur import gaussian_blur
+from maskscope.core.perturbation.fillers import Constant
 from maskscope.metrics import (
     PROTOCOLS,
     bounding_boxes,

@@ -5,7 +5,7 @@ import pytest
 import torch
 from known_models import RecordingFiller, linear_classifier
 
-from maskscope.core.windows import WindowGrid, soft_disc_stamp
+from maskscope.core.scoring.windows import WindowGrid, soft_disc_stamp
 from maskscope.methods import METHODS, Occlusion, get_method
 from maskscope.metrics import pointing_game
 

@@ -8,8 +8,8 @@ from PIL import Image
 pytest.importorskip("onnxruntime")
 
 from maskscope.cli.main import main  # noqa: E402
-from maskscope.core.classifier import Classifier  # noqa: E402
-from maskscope.core.onnx_models import export_onnx, load_onnx_classifier  # noqa: E402
+from maskscope.core.model.classifier import Classifier  # noqa: E402
+from maskscope.core.model.onnx_models import export_onnx, load_onnx_classifier  # noqa: E402
 from maskscope.methods import METHODS, RISE, MeaningfulPerturbation  # noqa: E402
 
 

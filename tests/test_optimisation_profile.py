@@ -1,4 +1,4 @@
-"""The pass counting and the floor of benchmarks/optimisation_profile.py, on the tiny shapes CNN."""
+"""The pass counting and the floor of benchmarks/speed/optimisation_profile.py, on the tiny shapes CNN."""
 
 from __future__ import annotations
 

@@ -3,18 +3,18 @@
 import pytest
 import torch
 
-from maskscope.core.blur import gaussian_blur, gaussian_kernel1d
-from maskscope.core.classifier import Classifier
-from maskscope.core.filler_specs import resolve_filler
-from maskscope.core.fillers import Blur, BlurPyramid, Constant, Noise, Reference, blend
-from maskscope.core.games import MaskProblem, get_game
-from maskscope.core.jitter import AlternateFlip, Jitter
-from maskscope.core.masks import SmoothMaxUpsampler, Upsampler, disc_masks
-from maskscope.core.optimisation import Adam, ConvergenceStop, Gradient, MomentumSGD, optimise_masks
-from maskscope.core.regularisers import area_bounds, area_target, l1, total_variation
-from maskscope.core.scoring import CPU_BATCH_SIZE, GPU_BATCH_SIZE, default_batch_size, score_perturbations
-from maskscope.core.targets import target_weights
-from maskscope.core.view import ClassifierView
+from maskscope.core.model.classifier import Classifier
+from maskscope.core.model.targets import target_weights
+from maskscope.core.model.view import ClassifierView
+from maskscope.core.optimisation.descent import Adam, ConvergenceStop, Gradient, MomentumSGD, optimise_masks
+from maskscope.core.optimisation.games import MaskProblem, get_game
+from maskscope.core.optimisation.regularisers import area_bounds, area_target, l1, total_variation
+from maskscope.core.perturbation.blur import gaussian_blur, gaussian_kernel1d
+from maskscope.core.perturbation.filler_specs import resolve_filler
+from maskscope.core.perturbation.fillers import Blur, BlurPyramid, Constant, Noise, Reference, blend
+from maskscope.core.perturbation.jitter import AlternateFlip, Jitter
+from maskscope.core.perturbation.masks import SmoothMaxUpsampler, Upsampler, disc_masks
+from maskscope.core.scoring.perturbations import CPU_BATCH_SIZE, GPU_BATCH_SIZE, default_batch_size, score_perturbations
 
 
 def test_blur_keeps_constants_and_spreads_an_impulse():
@@ -320,7 +320,7 @@ def test_default_batch_size_is_small_on_a_cpu_and_large_on_a_gpu():
 
 def test_goal_rule_and_its_record_survive_save_load_and_indexing(tmp_path):
     from maskscope.core.explanation import Explanation
-    from maskscope.core.games import goal_met
+    from maskscope.core.optimisation.games import goal_met
 
     before = torch.tensor([0.9, 0.9, 0.8])
     after = torch.tensor([0.1, 0.5, 0.7])

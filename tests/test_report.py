@@ -79,6 +79,20 @@ def test_an_explain_folder_report_shows_the_overlays_and_scores(tmp_path):
     assert {(row["method"], row["metric"]) for row in data["summary"]} >= {("mp", "score_before")}
 
 
+def test_a_pixel_level_map_is_clipped_by_what_its_record_says(tmp_path):
+    """The report colours a map by the record's ``pixel_level`` (set by the method that made it), not by its name."""
+    saliency = torch.rand(1, 16, 16) * 0.01
+    saliency[0, 0, 0] = 100.0
+    for folder, pixel_level in (("pixels", True), ("regions", False)):
+        Explanation(saliency=saliency, targets=[[1]], method="gradient", names=["a"],
+                    pixel_level=pixel_level).save(tmp_path / "out" / folder)
+        assert Explanation.load(tmp_path / "out" / folder).pixel_level is pixel_level
+    for folder, caption in (("pixels", "99th percentile"), ("regions", "own range")):
+        assert main(["report", str(tmp_path / "out" / folder), "--quiet"]) == 0
+        cell = _page_json(tmp_path / "out" / folder / "report" / "report.html")["images"][0]["c"]["gradient"]
+        assert caption in cell["k"]
+
+
 #: an alias and the method it runs, each at settings that take a tiny model milliseconds
 NAMED = {"lime": ["--param", "samples=20", "--param", "segments=8"], "sp": ["--param", "window=40", "--param", "stride=40"]}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from maskscope.core.blur import gaussian_blur
+from maskscope.core.perturbation.blur import gaussian_blur
 from maskscope.errors import MaskscopeValueError
 from maskscope.metrics import PROTOCOLS, deletion, insertion, road_schedule
 from maskscope.metrics.road import NoisyLinearImputer, linear_imputation, road_imputer

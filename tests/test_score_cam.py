@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from maskscope.core.classifier import Classifier
-from maskscope.core.view import ClassifierView
+from maskscope.core.model.classifier import Classifier
+from maskscope.core.model.view import ClassifierView
 from maskscope.errors import MaskscopeValueError
 from maskscope.methods import METHODS, RandomMap, ScoreCAM, get_method
 from maskscope.metrics.pointing import pointing_game

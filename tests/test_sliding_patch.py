@@ -4,7 +4,7 @@ and the plumbing of a mask-dependent filler (SP-G's inpainter)."""
 import torch
 from known_models import RecordingFiller, linear_classifier
 
-from maskscope.core.windows import WindowGrid, square_stamp, window_starts
+from maskscope.core.scoring.windows import WindowGrid, square_stamp, window_starts
 from maskscope.methods import METHODS, SlidingPatch, get_method
 from maskscope.methods.random_map import RandomMap
 from maskscope.metrics import pointing_game

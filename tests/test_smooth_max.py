@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from maskscope.core.masks import SmoothMaxUpsampler
-from maskscope.core.smooth_max import LANES, band_rows
+from maskscope.core.perturbation.masks import SmoothMaxUpsampler
+from maskscope.core.perturbation.smooth_max import LANES, band_rows
 from tests.conftest import torch_threads
 
 

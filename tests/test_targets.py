@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from maskscope.core.classifier import TargetError
 from maskscope.core.explanation import Explanation
-from maskscope.core.targets import map_names, map_rows, maps_per_class
+from maskscope.core.model.classifier import TargetError
+from maskscope.core.model.targets import map_names, map_rows, maps_per_class
 from maskscope.methods.registry import get_method
 
 

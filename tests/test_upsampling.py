@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from maskscope.core.blur import gaussian_blur
-from maskscope.core.masks import Upsampler
+from maskscope.core.perturbation.blur import gaussian_blur
+from maskscope.core.perturbation.masks import Upsampler
 
 
 def resized_then_blurred(masks: torch.Tensor, size: tuple[int, int], mode: str, sigma: float) -> torch.Tensor:

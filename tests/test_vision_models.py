@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from maskscope import Classifier
-from maskscope.core.view import ClassifierView
+from maskscope.core.model.view import ClassifierView
 from maskscope.methods import RISE, GradCAM, Occlusion
 from maskscope.methods.gradcam import TokenGrid
 

@@ -17,7 +17,7 @@ import pytest
 import torch
 from torch import nn
 
-from maskscope.core.classifier import Classifier
+from maskscope.core.model.classifier import Classifier
 from maskscope.data.synthetic import make_shapes
 from maskscope.methods import RISE, GradCAM, MeaningfulPerturbation, Occlusion
 from maskscope.methods.gradcam import TokenGrid

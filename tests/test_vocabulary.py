@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from maskscope.core.classifier import DEFAULT_SCORE
 from maskscope.core.explanation import ARRAY_FIELDS, NUMBER_FIELDS, Explanation
+from maskscope.core.model.classifier import DEFAULT_SCORE
 from maskscope.methods import get_method  # noqa: F401  (importing the package registers every method)
 from maskscope.methods.registry import METHODS as REGISTRY
 

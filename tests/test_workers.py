@@ -15,7 +15,7 @@ from test_bench_ray import KillerAndPoisoned
 from maskscope.bench import BenchConfig, run_bench
 from maskscope.bench.workers import WorkerDied, worker_plan
 from maskscope.cli.main import main
-from maskscope.core.classifier import Classifier
+from maskscope.core.model.classifier import Classifier
 from maskscope.data.registry import open_dataset
 from maskscope.errors import MaskscopeValueError
 

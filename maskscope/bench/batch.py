@@ -23,7 +23,7 @@ import torch
 from maskscope.bench.config import BenchConfig
 from maskscope.bench.folder import is_disk_full
 from maskscope.bench.scoring import Item, score
-from maskscope.core.classifier import Classifier
+from maskscope.core.model.classifier import Classifier
 from maskscope.data.dataset import Dataset, Sample
 from maskscope.data.images import ImageLoadError
 from maskscope.errors import MaskscopeError, MaskscopeValueError

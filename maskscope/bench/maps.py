@@ -17,7 +17,7 @@ import torch
 from maskscope.bench.batch import MapSource
 from maskscope.bench.scoring import Item
 from maskscope.core.atomic import atomic_path
-from maskscope.core.classifier import Classifier
+from maskscope.core.model.classifier import Classifier
 
 MapKey = tuple[str, str]  # (method, image)
 

@@ -42,7 +42,7 @@ from maskscope.bench.folder import check_unclaimed, is_disk_full, locked, read_r
 from maskscope.bench.maps import MapFolder
 from maskscope.bench.records import RecordLog
 from maskscope.bench.tasks import BenchWorker, Task, check_run, done_of, plan_tasks, task_inputs, write_task
-from maskscope.core.classifier import Classifier
+from maskscope.core.model.classifier import Classifier
 from maskscope.core.progress import progress_bar
 from maskscope.data.dataset import Dataset
 from maskscope.errors import MaskscopeError, MaskscopeValueError

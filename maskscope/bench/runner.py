@@ -37,7 +37,7 @@ from maskscope.bench.records import RecordLog
 from maskscope.bench.scoring import Item, check_metric
 from maskscope.bench.tasks import BenchWorker, check_run, plan_tasks, task_inputs, write_task
 from maskscope.bench.workers import WorkerPool, worker_plan
-from maskscope.core.classifier import Classifier
+from maskscope.core.model.classifier import Classifier
 from maskscope.core.progress import kept_alive, progress_bar
 from maskscope.data.dataset import Dataset
 from maskscope.errors import MaskscopeValueError

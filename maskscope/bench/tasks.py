@@ -23,7 +23,7 @@ from maskscope.bench.config import BenchConfig
 from maskscope.bench.maps import MapFolder, MapsInMemory, computed_maps
 from maskscope.bench.records import RecordLog
 from maskscope.bench.scoring import check_metric
-from maskscope.core.classifier import Classifier
+from maskscope.core.model.classifier import Classifier
 from maskscope.data.dataset import Dataset, Sample
 from maskscope.methods.registry import get_method
 

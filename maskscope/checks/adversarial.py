@@ -20,7 +20,7 @@ from typing import Sequence
 
 import torch
 
-from maskscope.core.classifier import Classifier
+from maskscope.core.model.classifier import Classifier
 from maskscope.methods.fgvis import FGVis
 
 

@@ -30,8 +30,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from maskscope.core.classifier import Classifier
-from maskscope.core.targets import TargetSpec
+from maskscope.core.model.classifier import Classifier
+from maskscope.core.model.targets import TargetSpec
 from maskscope.data.images import ImageLike
 from maskscope.methods.base import Method, prepare_images
 from maskscope.metrics.robustness import SIMILARITIES

@@ -24,8 +24,8 @@ from typing import Sequence
 
 import torch
 
-from maskscope.core.classifier import Classifier
-from maskscope.core.fillers import Blur, Constant, Filler, Noise
+from maskscope.core.model.classifier import Classifier
+from maskscope.core.perturbation.fillers import Blur, Constant, Filler, Noise
 from maskscope.data.images import ImageLike
 from maskscope.methods.base import prepare_images
 

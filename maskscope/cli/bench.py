@@ -34,7 +34,7 @@ from maskscope.bench.shards import merge_shards
 from maskscope.bench.summary import summarise
 from maskscope.cli.errors import CommandError
 from maskscope.cli.options import add_model_options, load_classifier, parse_params
-from maskscope.core.classifier import Classifier
+from maskscope.core.model.classifier import Classifier
 from maskscope.data.dataset import Dataset
 from maskscope.data.registry import NAMED, data_root, open_dataset
 from maskscope.errors import MaskscopeError

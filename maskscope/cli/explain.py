@@ -35,10 +35,10 @@ import torch
 from maskscope.bench.workers import WorkerPool, worker_plan
 from maskscope.cli.errors import CommandError
 from maskscope.cli.options import add_model_options, load_classifier, parse_params
-from maskscope.core.classifier import Classifier, ModelOutputError
 from maskscope.core.explanation import SaveError, file_stems, saved_record, settings_differences
+from maskscope.core.model.classifier import Classifier, ModelOutputError
+from maskscope.core.model.targets import map_names, map_rows
 from maskscope.core.progress import progress_bar
-from maskscope.core.targets import map_names, map_rows
 from maskscope.data.images import ImageLoadError, list_images, load_image, unique_names
 from maskscope.methods import get_method, method_names, resolve_method
 from maskscope.methods.base import prepare_images

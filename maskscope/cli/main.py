@@ -9,23 +9,23 @@ other exception is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
 from maskscope import __version__
+from maskscope.cli import bench, check, evaluate, explain, methods, report, study, train_explainer
 from maskscope.cli.errors import exit_status
 from maskscope.errors import MaskscopeError
 
-#: sub-command name → module in ``maskscope.cli`` that defines ``add_parser(subparsers)`` and ``run(args)``
+#: sub-command name → its module, which defines ``add_parser(subparsers)`` and ``run(args)``
 COMMANDS = {
-    "explain": "explain",
-    "methods": "methods",
-    "check": "check",
-    "bench": "bench",
-    "evaluate": "evaluate",
-    "train-explainer": "train_explainer",
-    "study": "study",
-    "report": "report",
+    "explain": explain,
+    "methods": methods,
+    "check": check,
+    "bench": bench,
+    "evaluate": evaluate,
+    "train-explainer": train_explainer,
+    "study": study,
+    "report": report,
 }
 
 
@@ -33,12 +33,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
     parser = argparse.ArgumentParser(prog="maskscope", description="Explain image classifiers by perturbation.")
     parser.add_argument("--version", action="version", version=f"maskscope {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True)
-    modules = {}
-    for command, module_name in COMMANDS.items():
-        module = importlib.import_module(f"maskscope.cli.{module_name}")
+    for module in COMMANDS.values():
         module.add_parser(subparsers)
-        modules[command] = module
-    return parser, modules
+    return parser, COMMANDS
 
 
 def main(argv: list[str] | None = None) -> int:

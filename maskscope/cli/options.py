@@ -9,10 +9,10 @@ from pathlib import Path
 import torch
 
 from maskscope.cli.errors import CommandError
-from maskscope.core.classifier import Classifier, check_device
-from maskscope.core.default_model import DEFAULT_MODEL, EFFICIENTNET_LITE
-from maskscope.core.engines import ENGINE_CHOICES, FAST_PRECISION, PRECISION_CHOICES
-from maskscope.core.onnx_models import load_onnx_classifier
+from maskscope.core.model.classifier import Classifier, check_device
+from maskscope.core.model.default_model import DEFAULT_MODEL, EFFICIENTNET_LITE
+from maskscope.core.model.engines import ENGINE_CHOICES, FAST_PRECISION, PRECISION_CHOICES
+from maskscope.core.model.onnx_models import load_onnx_classifier
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -46,7 +46,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
 def load_classifier(args: argparse.Namespace) -> Classifier:
     """The classifier named by ``--model`` on ``--device`` with ``--engine`` at ``--precision``.
 
-    The device is checked first (:func:`~maskscope.core.classifier.check_device`), so a device
+    The device is checked first (:func:`~maskscope.core.model.classifier.check_device`), so a device
     this machine lacks is a one-line error before any model is read.
     """
     name = args.model

@@ -17,14 +17,14 @@ from pathlib import Path
 
 from maskscope.cli.errors import CommandError
 from maskscope.cli.options import load_classifier, parse_params
-from maskscope.core.classifier import Classifier
-from maskscope.core.grouped_classifier import GroupedClassifier, read_groups
-from maskscope.core.view import ClassifierView
+from maskscope.core.model.classifier import Classifier
+from maskscope.core.model.grouped_classifier import GroupedClassifier, read_groups
+from maskscope.core.model.view import ClassifierView
 from maskscope.data.registry import data_root
-from maskscope.methods.explainer.losses import LOSSES, PRESETS, build_loss
 from maskscope.methods.explainer.networks import NETWORKS
-from maskscope.methods.explainer.training import TrainingConfig, train_explainer
-from maskscope.methods.explainer.training_data import LABEL_SOURCES, SYNTHETIC, open_training_images
+from maskscope.training.images import LABEL_SOURCES, SYNTHETIC, open_training_images
+from maskscope.training.losses import LOSSES, PRESETS, build_loss
+from maskscope.training.trainer import TrainingConfig, train_explainer
 
 
 def add_parser(subparsers) -> None:

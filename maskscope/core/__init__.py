@@ -1,8 +1,14 @@
-"""Primitives shared by every method: classifier wrappers, fillers, masks, regularisers,
-games, the optimisation and scoring engines, and the ``Explanation`` result."""
+"""Primitives shared by every method, by concern:
 
-from maskscope.core.classifier import Classifier, ModelOutputError, TargetError
+* :mod:`.model` — running the classifier (wrappers, inference engines, targets);
+* :mod:`.perturbation` — masks, fillers and the perturbed image;
+* :mod:`.optimisation` — games, regularisers and the optimisation loop;
+* :mod:`.scoring` — scoring perturbed images in batches;
+* :mod:`.explanation` — the ``Explanation`` result, with :mod:`.atomic` writes and :mod:`.progress` reporting.
+"""
+
 from maskscope.core.explanation import Explanation
-from maskscope.core.grouped_classifier import GroupedClassifier
+from maskscope.core.model.classifier import Classifier, ModelOutputError, TargetError
+from maskscope.core.model.grouped_classifier import GroupedClassifier
 
 __all__ = ["Classifier", "Explanation", "GroupedClassifier", "ModelOutputError", "TargetError"]

@@ -96,6 +96,8 @@ class Explanation:
             ``sp``, ``sp-g``: see :data:`maskscope.methods.registry.ALIASES`) or a name in
             other case; recorded as ``asked_as`` (the method's own name when empty), so that
             a report tells ``lime`` from ``lime-g``.
+        pixel_level: whether the map varies pixel by pixel (gradients, FGVis), set by the
+            method and recorded: figures and the report clip such a map at a percentile.
         images: the images explained, B×3×H×W in [0, 1] as the classifier saw them (on the
             CPU), kept so that a notebook draws each map over its photo; not saved.
 
@@ -115,7 +117,7 @@ class Explanation:
             several layers, each layer's map at the image size, B×L×H×W).
         kept_area: the share of the image the final mask keeps (B), for mask optimisations.
         goal_met: whether the optimisation met its game's goal (B bool, see
-            :func:`maskscope.core.games.goal_met`).
+            :func:`maskscope.core.optimisation.games.goal_met`).
         completeness_gap: Integrated Gradients' ``Σ IG − (S(x) − S(x'))`` (B).
         chosen_l1_weight: FGVis' λ each image ended with (B).
         decision_changed: FGVis: whether the search's top-1 rule was met (B bool).
@@ -137,6 +139,7 @@ class Explanation:
     engine: dict[str, Any] = field(default_factory=dict)
     run: dict[str, Any] = field(default_factory=dict)
     asked_as: str = ""
+    pixel_level: bool = False
     mask: torch.Tensor | None = None
     history: torch.Tensor | None = None
     attributions: torch.Tensor | None = None
@@ -203,6 +206,7 @@ class Explanation:
             "targets": self.targets[index],
             "target_names": self.target_names[index] if self.target_names else [],
             "score": self.score,
+            "pixel_level": self.pixel_level,
         }
         for name in NUMBER_FIELDS:
             value = getattr(self, name)
@@ -247,7 +251,6 @@ class Explanation:
     def _save_one(self, directory: Path, name: str, index: int, images, view) -> list[Path]:
         """Image ``index``'s files under ``name``: the pending record, the arrays, the overlay, the record."""
         from maskscope.plotting.overlay import save_overlay
-        from maskscope.plotting.scaling import is_pixel_level
 
         record = {**self.record(index), "overlay": images is not None}
         pending = {"name": record["name"], "method": self.method, "asked_as": self.asked_method, "pending": True}
@@ -267,7 +270,7 @@ class Explanation:
                 path = directory / f"{name}.png"
                 with atomic_path(path) as temporary:
                     save_overlay(temporary, images[index], self.saliency[index], self.title(index), view,
-                                 pixel_level=is_pixel_level(self.method))  # fmt: skip
+                                 pixel_level=self.pixel_level)  # fmt: skip
             path = directory / f"{name}.json"
             _write_text(path, json.dumps(record, indent=2))
         except OSError as error:
@@ -373,6 +376,7 @@ class Explanation:
             engine=records[0].get("engine", {}),
             run=records[0].get("run", {}),
             asked_as=records[0].get("asked_as", ""),
+            pixel_level=bool(records[0].get("pixel_level", False)),
             **arrays,
             **numbers,
         )

@@ -6,7 +6,7 @@ cluster job) a bar would write a carriage-return frame per update, so instead an
 (``leave=True``) prints one line ``desc: n/total unit (p%) elapsed s`` at most every
 ``interval`` seconds and one when it ends (unless its last line already said the same), and an
 inner loop (``leave=False``) prints nothing. A long method shows one bar for its whole run
-(:func:`maskscope.core.optimisation.optimise_masks` takes an existing bar to advance), so
+(:func:`maskscope.core.optimisation.descent.optimise_masks` takes an existing bar to advance), so
 its lines come at most every :data:`INTERVAL` seconds whatever the loops inside. A loop whose
 single step can take minutes (``bench``'s batches) keeps its reporter alive with
 :func:`kept_alive`, which redraws it every :data:`INTERVAL` seconds while the step runs.

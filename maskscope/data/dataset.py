@@ -18,7 +18,7 @@ from typing import Callable, Iterator, Sequence, overload
 import numpy as np
 import torch
 
-from maskscope.core.view import ClassifierView
+from maskscope.core.model.view import ClassifierView
 from maskscope.data.images import image_size, load_image
 from maskscope.errors import MaskscopeValueError
 

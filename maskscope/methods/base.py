@@ -19,12 +19,12 @@ from typing import Any, ClassVar, Sequence
 
 import torch
 
-from maskscope.core.classifier import DEFAULT_SCORE, Classifier, gradient_passes
 from maskscope.core.explanation import Explanation
-from maskscope.core.games import get_game, goal_met
-from maskscope.core.optimisation import OptimisationResult
-from maskscope.core.scoring import default_batch_size
-from maskscope.core.targets import TargetSpec, map_names, maps_per_class, resolve_targets, target_weights
+from maskscope.core.model.classifier import DEFAULT_SCORE, Classifier, gradient_passes
+from maskscope.core.model.targets import TargetSpec, map_names, maps_per_class, resolve_targets, target_weights
+from maskscope.core.optimisation.descent import OptimisationResult
+from maskscope.core.optimisation.games import get_game, goal_met
+from maskscope.core.scoring.perturbations import default_batch_size
 from maskscope.data.images import ImageLike, check_pixel_range, image_name, load_image, unique_names
 from maskscope.methods.parameters import Constraint, check_parameters
 from maskscope.methods.precision import fast_gradient_precision
@@ -99,6 +99,7 @@ class Method:
             explanation = self._explain(classifier, batch, targets, weights, seed)
         explanation.scores_before = (scores * weights).sum(1).cpu()
         explanation.score = self.explained_score
+        explanation.pixel_level = self.pixel_level
         record_goal(explanation, self.game)
         explanation.target_names = [[classifier.class_names[c] for c in classes] for classes in targets]
         explanation.params = self.get_params()
@@ -156,7 +157,7 @@ class Method:
 
 def record_goal(explanation: Explanation, game: str | None) -> None:
     """Fill ``kept_area`` (from the saliency, when the method did not) and ``goal_met`` of a
-    game-playing method's explanation, by the rule of :func:`maskscope.core.games.goal_met`."""
+    game-playing method's explanation, by the rule of :func:`maskscope.core.optimisation.games.goal_met`."""
     if game is None or explanation.scores_before is None or explanation.scores_after is None:
         return
     rules = get_game(game)

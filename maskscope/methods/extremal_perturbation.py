@@ -16,14 +16,14 @@ levels; at every other step (the first, third, …) the
 perturbed image is mirrored left to right.
 
 Defaults (224-px input), those of the authors' code: areas (0.05, 0.1, 0.2), ``up`` the
-smooth-max generator (:class:`~maskscope.core.masks.SmoothMaxUpsampler`, 32 cells along the
+smooth-max generator (:class:`~maskscope.core.perturbation.masks.SmoothMaxUpsampler`, 32 cells along the
 longer side, so a cell per 7 px, σ = 21 px), λ₀ = 300, g = 1.0035, SGD with lr 0.01, momentum 0.9 and dampening 0.9,
 800 steps, ``M`` starting at 1 and clipped to [0, 1] after every step.
 
 The area term ranks tied values as the authors' code does (``area_ties="sort"``: a plain
 sort decides which of the tied values count as inside the area); ``area_ties="average"`` lets
 them share the reference instead (the average-rank rule of
-:func:`~maskscope.core.regularisers.area_target`), so that neither the sort's order nor
+:func:`~maskscope.core.optimisation.regularisers.area_target`), so that neither the sort's order nor
 rounding decides. The paper leaves ties open, but they steer the masks: the canvas starts
 periodic, full of exact ties, and later holds plateaus at exactly 1. All (image, area) pairs are optimised together as
 independent rows of a batch, ``batch_size`` rows at a time. :meth:`ExtremalPerturbation.adam_variant`
@@ -47,14 +47,14 @@ from typing import Sequence
 import torch
 
 from maskscope.core.explanation import Explanation
-from maskscope.core.fillers import BlurPyramid
-from maskscope.core.games import CLASS_LOSSES, MaskProblem, get_game
-from maskscope.core.jitter import AlternateFlip
-from maskscope.core.masks import SmoothMaxUpsampler, Upsampler
-from maskscope.core.optimisation import Adam, Gradient, MomentumSGD, optimise_masks
+from maskscope.core.optimisation.descent import Adam, Gradient, MomentumSGD, optimise_masks
+from maskscope.core.optimisation.games import CLASS_LOSSES, MaskProblem, get_game
+from maskscope.core.optimisation.regularisers import AREA_TIES, area_outside, area_target
+from maskscope.core.perturbation.fillers import BlurPyramid
+from maskscope.core.perturbation.jitter import AlternateFlip
+from maskscope.core.perturbation.masks import SmoothMaxUpsampler, Upsampler
 from maskscope.core.progress import Progress, progress_bar
-from maskscope.core.regularisers import AREA_TIES, area_outside, area_target
-from maskscope.core.scoring import default_batch_size
+from maskscope.core.scoring.perturbations import default_batch_size
 from maskscope.methods.base import Method
 from maskscope.methods.parameters import Interval, OneOf, at_least, positive
 from maskscope.methods.registry import register

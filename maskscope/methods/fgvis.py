@@ -20,7 +20,7 @@ meeting the goal is monotone in λ (a smaller L1 weight never makes the goal har
 tests the middle of each image's remaining interval, so ⌈log₂(n + 1)⌉ rounds — 4 for 13
 values — settle every image, each image at its own λ in the same batch. An image that
 meets the goal at no λ keeps the smallest λ's mask in both. The optimisation is protected
-by the adversarial defense (:class:`~maskscope.core.defense.AdversarialDefense`) unless
+by the adversarial defense (:class:`~maskscope.core.model.defense.AdversarialDefense`) unless
 ``defense=False``.
 
 The saliency is the mean over channels of ``m`` (``1 − m`` for deletion and repression).
@@ -39,15 +39,15 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from maskscope.core.defense import AdversarialDefense
 from maskscope.core.explanation import Explanation
-from maskscope.core.fillers import Constant
-from maskscope.core.games import GAMES, MaskProblem, get_game
-from maskscope.core.masks import Upsampler
-from maskscope.core.optimisation import Gradient, NormalisedSGD, optimise_masks
+from maskscope.core.model.defense import AdversarialDefense
+from maskscope.core.optimisation.descent import Gradient, NormalisedSGD, optimise_masks
+from maskscope.core.optimisation.games import GAMES, MaskProblem, get_game
+from maskscope.core.optimisation.regularisers import l1
+from maskscope.core.perturbation.fillers import Constant
+from maskscope.core.perturbation.masks import Upsampler
 from maskscope.core.progress import progress_bar
-from maskscope.core.regularisers import l1
-from maskscope.core.scoring import default_batch_size
+from maskscope.core.scoring.perturbations import default_batch_size
 from maskscope.methods.base import Method
 from maskscope.methods.parameters import Interval, OneOf, at_least, positive
 from maskscope.methods.registry import register

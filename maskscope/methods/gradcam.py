@@ -24,9 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from maskscope.core.classifier import DEFAULT_SCORE, SCORES, Classifier
 from maskscope.core.explanation import Explanation
-from maskscope.core.layer_masks import find_module
+from maskscope.core.model.classifier import DEFAULT_SCORE, SCORES, Classifier
+from maskscope.core.optimisation.layer_masks import find_module
 from maskscope.methods.base import Method
 from maskscope.methods.gradient import chunks, target_score
 from maskscope.methods.parameters import OneOf, at_least, check_layer_names

@@ -14,10 +14,10 @@ from typing import Iterator
 
 import torch
 
-from maskscope.core.classifier import DEFAULT_SCORE, SCORES, Classifier
 from maskscope.core.explanation import Explanation
+from maskscope.core.model.classifier import DEFAULT_SCORE, SCORES, Classifier
 from maskscope.core.progress import progress_bar
-from maskscope.core.scoring import default_batch_size
+from maskscope.core.scoring.perturbations import default_batch_size
 from maskscope.methods.base import Method
 from maskscope.methods.parameters import OneOf, at_least
 from maskscope.methods.registry import register

@@ -39,12 +39,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from maskscope.core.classifier import DEFAULT_SCORE, SCORES, Classifier
 from maskscope.core.explanation import Explanation
-from maskscope.core.filler_specs import resolve_filler
-from maskscope.core.fillers import Filler
-from maskscope.core.scoring import score_mask_stream
-from maskscope.core.windows import WindowGrid, square_stamp
+from maskscope.core.model.classifier import DEFAULT_SCORE, SCORES, Classifier
+from maskscope.core.perturbation.filler_specs import resolve_filler
+from maskscope.core.perturbation.fillers import Filler
+from maskscope.core.scoring.perturbations import score_mask_stream
+from maskscope.core.scoring.windows import WindowGrid, square_stamp
 from maskscope.errors import MaskscopeValueError
 from maskscope.methods.base import Method
 from maskscope.methods.parameters import Interval, OneOf, at_least

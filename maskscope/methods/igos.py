@@ -43,14 +43,14 @@ from typing import Callable, cast
 
 import torch
 
-from maskscope.core.directions import IntegratedGradient, end_point_objective, end_point_scores
-from maskscope.core.filler_specs import resolve_filler
-from maskscope.core.fillers import Blur, Filler
-from maskscope.core.games import MaskProblem, get_game
-from maskscope.core.line_search import ArmijoLineSearch
-from maskscope.core.masks import Upsampler
-from maskscope.core.optimisation import ConvergenceStop, optimise_masks
-from maskscope.core.regularisers import l1, total_variation
+from maskscope.core.optimisation.descent import ConvergenceStop, optimise_masks
+from maskscope.core.optimisation.directions import IntegratedGradient, end_point_objective, end_point_scores
+from maskscope.core.optimisation.games import MaskProblem, get_game
+from maskscope.core.optimisation.line_search import ArmijoLineSearch
+from maskscope.core.optimisation.regularisers import l1, total_variation
+from maskscope.core.perturbation.filler_specs import resolve_filler
+from maskscope.core.perturbation.fillers import Blur, Filler
+from maskscope.core.perturbation.masks import Upsampler
 from maskscope.methods.base import Method
 from maskscope.methods.parameters import Interval, OneOf, at_least, positive
 from maskscope.methods.registry import register

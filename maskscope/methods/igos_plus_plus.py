@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import torch
 
-from maskscope.core.directions import end_point_scores
-from maskscope.core.masks import Upsampler
-from maskscope.core.optimisation import optimise_masks
-from maskscope.core.paired_masks import COMBINED_DELETION, DeletionInsertionProblem
-from maskscope.core.regularisers import bilateral_total_variation, l1
+from maskscope.core.optimisation.descent import optimise_masks
+from maskscope.core.optimisation.directions import end_point_scores
+from maskscope.core.optimisation.paired_masks import COMBINED_DELETION, DeletionInsertionProblem
+from maskscope.core.optimisation.regularisers import bilateral_total_variation, l1
+from maskscope.core.perturbation.masks import Upsampler
 from maskscope.methods.igos import IGOS
 from maskscope.methods.parameters import positive
 from maskscope.methods.registry import register

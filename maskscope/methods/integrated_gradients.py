@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import torch
 
-from maskscope.core.classifier import DEFAULT_SCORE, SCORES
 from maskscope.core.explanation import Explanation
-from maskscope.core.filler_specs import resolve_filler
+from maskscope.core.model.classifier import DEFAULT_SCORE, SCORES
+from maskscope.core.perturbation.filler_specs import resolve_filler
 from maskscope.core.progress import progress_bar
-from maskscope.core.scoring import default_batch_size
+from maskscope.core.scoring.perturbations import default_batch_size
 from maskscope.methods.base import Method
 from maskscope.methods.gradient import chunks, input_gradients, target_score
 from maskscope.methods.parameters import OneOf, at_least

@@ -39,10 +39,10 @@ import numpy as np
 import torch
 from skimage.segmentation import slic
 
-from maskscope.core.classifier import DEFAULT_SCORE, SCORES
 from maskscope.core.explanation import Explanation
-from maskscope.core.filler_specs import resolve_filler
-from maskscope.core.fillers import Filler
+from maskscope.core.model.classifier import DEFAULT_SCORE, SCORES
+from maskscope.core.perturbation.filler_specs import resolve_filler
+from maskscope.core.perturbation.fillers import Filler
 from maskscope.methods.base import Method
 from maskscope.methods.parameters import Interval, OneOf, at_least, positive
 from maskscope.methods.registry import register
@@ -137,7 +137,7 @@ class LIME(Method):
         segments, compactness, slic_sigma: SLIC's ``n_segments``, ``compactness`` and ``sigma``.
         filler: content of hidden superpixels: ``"mean"`` (the classifier's mean colour;
             LIME), an inpainter such as ``"inpaint"`` (LIME-G), any spec ``resolve_filler``
-            accepts, or a :class:`~maskscope.core.fillers.Filler`.
+            accepts, or a :class:`~maskscope.core.perturbation.fillers.Filler`.
         score: the class score explained, ``"probability"`` or ``"logit"``.
         kernel_width: w of the kernel ``sqrt(exp(−d²/w²))``.
         regression: ``"ridge"`` or ``"lasso"``.

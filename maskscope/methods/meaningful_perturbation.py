@@ -27,15 +27,15 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from maskscope.core.classifier import Classifier
-from maskscope.core.filler_specs import resolve_filler
-from maskscope.core.games import MaskProblem, get_game
-from maskscope.core.jitter import Jitter
-from maskscope.core.layer_masks import LayerMaskProblem, activation_shape, find_module
-from maskscope.core.masks import BinarisedUpsampler, Upsampler, disc_masks, downsample
-from maskscope.core.optimisation import Adam, ConvergenceStop, Gradient, optimise_masks
-from maskscope.core.regularisers import l1, total_variation
-from maskscope.core.scoring import score_perturbations
+from maskscope.core.model.classifier import Classifier
+from maskscope.core.optimisation.descent import Adam, ConvergenceStop, Gradient, optimise_masks
+from maskscope.core.optimisation.games import MaskProblem, get_game
+from maskscope.core.optimisation.layer_masks import LayerMaskProblem, activation_shape, find_module
+from maskscope.core.optimisation.regularisers import l1, total_variation
+from maskscope.core.perturbation.filler_specs import resolve_filler
+from maskscope.core.perturbation.jitter import Jitter
+from maskscope.core.perturbation.masks import BinarisedUpsampler, Upsampler, disc_masks, downsample
+from maskscope.core.scoring.perturbations import score_perturbations
 from maskscope.methods.base import Method
 from maskscope.methods.parameters import OneOf, at_least, positive
 from maskscope.methods.registry import register

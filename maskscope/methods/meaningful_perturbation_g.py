@@ -12,12 +12,12 @@ straight through to the continuous mask. Paper defaults: 28×28 mask drawn from 
 λ2 = 1e-2 on sums, β = 3, jitter 4. The saliency is ``1 − up(m)`` of the continuous mask.
 The paper inpainted with DeepFill-v1; the default here is OpenCV's Navier–Stokes
 (``filler="inpaint"``), and any inpainter (``"telea"``, ``"biharmonic"``, a
-:class:`~maskscope.core.inpainters.LearnedInpainter`) can take its place.
+:class:`~maskscope.core.perturbation.inpainters.LearnedInpainter`) can take its place.
 """
 
 from __future__ import annotations
 
-from maskscope.core.fillers import Filler
+from maskscope.core.perturbation.fillers import Filler
 from maskscope.methods.meaningful_perturbation import MeaningfulPerturbation
 from maskscope.methods.registry import register
 
@@ -30,7 +30,7 @@ class MeaningfulPerturbationG(MeaningfulPerturbation):
         game: ``"deletion"`` (the paper's) or ``"preservation"``.
         resolution: side of the square mask parameter (28 for 224 px).
         filler: the inpainter: ``"inpaint"`` (Navier–Stokes), ``"telea"``, ``"biharmonic"``
-            or an :class:`~maskscope.core.inpainters.Inpainter`.
+            or an :class:`~maskscope.core.perturbation.inpainters.Inpainter`.
         l1_weight: λ1, weight of ``Σ|1 − m|`` (deletion) or ``Σ|m|`` (preservation).
         tv_weight: λ2, weight of the isotropic ``Σ‖∇m‖^β``.
         tv_beta: β.

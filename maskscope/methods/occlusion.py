@@ -35,11 +35,11 @@ from typing import Sequence
 
 import torch
 
-from maskscope.core.classifier import DEFAULT_SCORE, SCORES
 from maskscope.core.explanation import Explanation
-from maskscope.core.filler_specs import resolve_filler
-from maskscope.core.fillers import Filler
-from maskscope.core.windows import PLACEMENTS, WindowGrid, score_windows, soft_disc_stamp, square_stamp
+from maskscope.core.model.classifier import DEFAULT_SCORE, SCORES
+from maskscope.core.perturbation.filler_specs import resolve_filler
+from maskscope.core.perturbation.fillers import Filler
+from maskscope.core.scoring.windows import PLACEMENTS, WindowGrid, score_windows, soft_disc_stamp, square_stamp
 from maskscope.methods.base import Method
 from maskscope.methods.parameters import OneOf, at_least
 from maskscope.methods.registry import register

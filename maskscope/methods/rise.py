@@ -27,10 +27,10 @@ import math
 import torch
 import torch.nn.functional as F
 
-from maskscope.core.classifier import DEFAULT_SCORE, SCORES
 from maskscope.core.explanation import Explanation
-from maskscope.core.filler_specs import resolve_filler
-from maskscope.core.fillers import Filler
+from maskscope.core.model.classifier import DEFAULT_SCORE, SCORES
+from maskscope.core.perturbation.filler_specs import resolve_filler
+from maskscope.core.perturbation.fillers import Filler
 from maskscope.methods.base import Method
 from maskscope.methods.parameters import Interval, OneOf, at_least
 from maskscope.methods.registry import register

@@ -19,10 +19,10 @@ from typing import Callable, Iterator
 
 import torch
 
-from maskscope.core.classifier import DEFAULT_SCORE, Classifier
-from maskscope.core.fillers import Filler
+from maskscope.core.model.classifier import DEFAULT_SCORE, Classifier
+from maskscope.core.perturbation.fillers import Filler
 from maskscope.core.progress import progress_bar
-from maskscope.core.scoring import default_batch_size, score_perturbations
+from maskscope.core.scoring.perturbations import default_batch_size, score_perturbations
 from maskscope.errors import MaskscopeValueError
 from maskscope.metrics.robustness import spearman
 

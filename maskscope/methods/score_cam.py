@@ -42,12 +42,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from maskscope.core.classifier import DEFAULT_SCORE, SCORES, Classifier
 from maskscope.core.explanation import Explanation
-from maskscope.core.filler_specs import resolve_filler
-from maskscope.core.fillers import Filler
-from maskscope.core.layer_masks import find_module
-from maskscope.core.scoring import score_mask_stream, score_perturbations
+from maskscope.core.model.classifier import DEFAULT_SCORE, SCORES, Classifier
+from maskscope.core.optimisation.layer_masks import find_module
+from maskscope.core.perturbation.filler_specs import resolve_filler
+from maskscope.core.perturbation.fillers import Filler
+from maskscope.core.scoring.perturbations import score_mask_stream, score_perturbations
 from maskscope.errors import MaskscopeValueError
 from maskscope.methods.base import Method
 from maskscope.methods.gradcam import last_spatial_layer

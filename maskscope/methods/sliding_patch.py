@@ -28,11 +28,11 @@ from __future__ import annotations
 import torch
 from scipy.ndimage import distance_transform_edt
 
-from maskscope.core.classifier import DEFAULT_SCORE, SCORES
 from maskscope.core.explanation import Explanation
-from maskscope.core.filler_specs import resolve_filler
-from maskscope.core.fillers import Filler
-from maskscope.core.windows import WindowGrid, score_windows, square_stamp
+from maskscope.core.model.classifier import DEFAULT_SCORE, SCORES
+from maskscope.core.perturbation.filler_specs import resolve_filler
+from maskscope.core.perturbation.fillers import Filler
+from maskscope.core.scoring.windows import WindowGrid, score_windows, square_stamp
 from maskscope.methods.base import Method
 from maskscope.methods.parameters import Interval, OneOf, at_least
 from maskscope.methods.registry import register
@@ -68,7 +68,7 @@ class SlidingPatch(Method):
         stride: step s between patch positions.
         filler: content of the patch: ``"mean"`` (the classifier's mean colour; SP), an
             inpainter such as ``"inpaint"`` (SP-G), any spec ``resolve_filler`` accepts, or a
-            :class:`~maskscope.core.fillers.Filler`.
+            :class:`~maskscope.core.perturbation.fillers.Filler`.
         score: the class score explained, ``"probability"`` or ``"logit"``.
         batch_size: perturbed images per forward pass (default: 8 on a CPU, 64 on a GPU).
         progress: show a progress bar.

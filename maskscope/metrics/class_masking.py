@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 import torch
 
-from maskscope.core.classifier import Classifier
-from maskscope.core.fillers import Constant
+from maskscope.core.model.classifier import Classifier
+from maskscope.core.perturbation.fillers import Constant
 from maskscope.core.progress import progress_bar
-from maskscope.core.scoring import score_perturbations
+from maskscope.core.scoring.perturbations import score_perturbations
 
 THRESHOLDS = tuple(round(0.1 * i, 1) for i in range(1, 10))
 

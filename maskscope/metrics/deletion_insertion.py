@@ -12,7 +12,7 @@ multi-label classifier; summed over a target set) at every step, against the fra
 over that fraction in [0, 1]: lower is better for deletion, higher for insertion.
 
 All steps of all images are expressed as masks and scored by
-:func:`~maskscope.core.scoring.score_perturbations`, ``batch_size`` perturbed images per
+:func:`~maskscope.core.scoring.perturbations.score_perturbations`, ``batch_size`` perturbed images per
 forward pass, so a 224-step curve costs a handful of passes.
 
 Protocols (``PROTOCOLS``):
@@ -41,12 +41,12 @@ from typing import Callable
 
 import torch
 
-from maskscope.core.classifier import DEFAULT_SCORE, Classifier
-from maskscope.core.filler_specs import resolve_filler
-from maskscope.core.fillers import Blur, Filler
-from maskscope.core.masks import Upsampler
-from maskscope.core.scoring import score_perturbations
-from maskscope.core.targets import TargetSpec, resolve_targets, target_weights
+from maskscope.core.model.classifier import DEFAULT_SCORE, Classifier
+from maskscope.core.model.targets import TargetSpec, resolve_targets, target_weights
+from maskscope.core.perturbation.filler_specs import resolve_filler
+from maskscope.core.perturbation.fillers import Blur, Filler
+from maskscope.core.perturbation.masks import Upsampler
+from maskscope.core.scoring.perturbations import score_perturbations
 from maskscope.data.images import check_pixel_range
 from maskscope.metrics.road import road_imputer
 

@@ -31,7 +31,7 @@ import scipy.sparse
 import scipy.sparse.linalg
 import torch
 
-from maskscope.core.inpainters import Inpainter
+from maskscope.core.perturbation.inpainters import Inpainter
 from maskscope.errors import MaskscopeValueError
 
 #: (row offset, column offset, weight) of the 8 neighbours in ROAD's imputation

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 import torch
 
-from maskscope.core.classifier import Classifier
-from maskscope.core.fillers import Constant
-from maskscope.core.scoring import score_perturbations
-from maskscope.core.targets import TargetSpec, resolve_targets, target_weights
+from maskscope.core.model.classifier import Classifier
+from maskscope.core.model.targets import TargetSpec, resolve_targets, target_weights
+from maskscope.core.perturbation.fillers import Constant
+from maskscope.core.scoring.perturbations import score_perturbations
 
 #: The smallest mask area Sal's area term counts.
 SAL_MIN_AREA = 0.05

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from maskscope.core.blur import gaussian_kernel1d
+from maskscope.core.perturbation.blur import gaussian_kernel1d
 
 #: the window: Gaussian σ = 1.5 on an 11×11 support
 WINDOW = 11

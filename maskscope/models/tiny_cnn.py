@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from maskscope.core.classifier import Classifier
-from maskscope.core.view import ClassifierView
+from maskscope.core.model.classifier import Classifier
+from maskscope.core.model.view import ClassifierView
 
 
 class TinyCNN(nn.Module):

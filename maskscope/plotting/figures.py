@@ -15,7 +15,7 @@ from typing import Sequence
 import torch
 
 from maskscope.plotting.overlay import draw_map, map_on_photo, new_figure
-from maskscope.plotting.scaling import is_pixel_level, map_colours, shared_scale
+from maskscope.plotting.scaling import map_colours, shared_scale
 
 #: the names an explanation gives images that came without one (tensors, arrays)
 UNNAMED = re.compile(r"image_[0-9]+(_top[0-9]+)?$")
@@ -42,7 +42,7 @@ def plot_explanation(explanation, index: int = 0, image: torch.Tensor | None = N
     if ax is None:
         ax = new_figure(4.4, 4.0).subplots()
     picture, heat = map_on_photo(image, explanation.saliency[index], view)
-    draw_map(ax, picture, map_colours(heat, shared, is_pixel_level(explanation.method)), alpha)
+    draw_map(ax, picture, map_colours(heat, shared, explanation.pixel_level), alpha)
     inches = ax.get_position().width * ax.figure.get_figwidth()
     ax.set_title(panel_title(explanation, index, int(inches * 72 / (TITLE_SIZE * CHARACTER_WIDTH))),
                  fontsize=TITLE_SIZE)

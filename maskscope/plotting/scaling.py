@@ -79,12 +79,3 @@ def shared_scale(maps: list[np.ndarray]) -> tuple[float, float]:
     values = values[np.isfinite(values)]
     return (float(values.min()), float(values.max())) if values.size else (0.0, 1.0)
 
-
-def is_pixel_level(method: str) -> bool:
-    """Whether the method called ``method`` (a name or an alias) makes pixel-level maps (unknown names: no)."""
-    from maskscope.methods import resolve_method
-
-    try:
-        return bool(getattr(resolve_method(method)[0], "pixel_level", False))
-    except ValueError:
-        return False

@@ -57,6 +57,8 @@ class Cell:
     reason: str = ""
     map_path: Path | None = None
     overlay_path: Path | None = None
+    #: whether the map varies pixel by pixel (its thumbnail is clipped at a percentile)
+    pixel_level: bool = False
 
 
 @dataclass
@@ -107,7 +109,7 @@ def collect_bench(run_dir: Path) -> RunData:
         label = str(record.get("target_name") or "")
         entry = entries.setdefault(record["image"], ImageEntry(record["image"], label))
         entry.label = entry.label or label
-        cell = entry.cells.setdefault(record["method"], Cell())
+        cell = entry.cells.setdefault(record["method"], Cell(pixel_level=makes_pixel_level_maps(record["method"])))
         if record["status"] == "ok":
             cell.values.update(metric_values(record["metric"], record["values"]))
         else:
@@ -161,6 +163,7 @@ def collect_explain(run_dir: Path) -> RunData:
         cell = Cell({k: float(record[k]) for k in ("score_before", "score_after", "seconds") if record.get(k) is not None})
         for metric, value in cell.values.items():
             values.setdefault((method, metric), []).append(value)
+        cell.pixel_level = bool(record.get("pixel_level", False))
         cell.map_path = path.with_suffix(".npy") if path.with_suffix(".npy").is_file() else None
         cell.overlay_path = path.with_suffix(".png") if path.with_suffix(".png").is_file() else None
         entry.cells[method] = cell
@@ -189,6 +192,17 @@ def better(metric: str) -> str:
     if key in LOWER_KEYS:
         return "lower is better"
     return BETTER.get(name.partition(":")[0], "")
+
+
+def makes_pixel_level_maps(method: str) -> bool:
+    """Whether the method a bench run names (a name or an alias) makes pixel-level maps; a bench
+    run keeps no per-map record, so the registry says (a method this installation does not know: no)."""
+    from maskscope.methods.registry import resolve_method
+
+    try:
+        return resolve_method(method)[0].pixel_level
+    except ValueError:
+        return False
 
 
 def explain_group(record: dict) -> str:

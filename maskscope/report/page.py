@@ -95,7 +95,7 @@ def page_data(run: RunData, out: Path, progress: bool = True) -> dict:
                     draw = cell.overlay_path is None and not is_fresh(thumb, cell.map_path, entry.photo_path)
                     if draw and photo is None and entry.photo_path is not None:
                         photo = photo_view(entry.photo_path, saliency.shape[-1])
-                    shown["k"] = map_thumbnail(saliency, method, thumb if draw else None,
+                    shown["k"] = map_thumbnail(saliency, cell.pixel_level, thumb if draw else None,
                                                photo if photo is not None and photo.shape[:2] == saliency.shape else None)
                 if thumb.is_file() and (source := file_url(thumb, out, (out,))) is not None:
                     shown["t"] = source

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from maskscope.plotting.scaling import is_pixel_level, map_colours
+from maskscope.plotting.scaling import map_colours
 
 #: side of a thumbnail in pixels
 SIZE = 160
@@ -25,19 +25,20 @@ ALPHA = 0.5
 
 def photo_view(photo_path: Path, crop: int) -> np.ndarray:
     """The classifier's crop×crop view of the photo, H×W×3 floats in [0, 1]."""
-    from maskscope.core.view import ClassifierView
+    from maskscope.core.model.view import ClassifierView
     from maskscope.data.images import load_image
 
     view = ClassifierView(resize=round(crop * 256 / 224), crop=crop)
     return view(load_image(photo_path)).permute(1, 2, 0).clamp(0, 1).numpy()
 
 
-def map_thumbnail(saliency: np.ndarray, method: str, out: Path | None, photo: np.ndarray | None = None) -> str:
+def map_thumbnail(saliency: np.ndarray, pixel_level: bool, out: Path | None, photo: np.ndarray | None = None) -> str:
     """Write the map (over ``photo``, the same size, when given) to ``out``; returns the scaling caption.
+    A ``pixel_level`` map is clipped at a percentile (:func:`~maskscope.plotting.scaling.map_colours`).
 
     With ``out=None`` nothing is drawn (the thumbnail is already there) and only the caption is returned.
     """
-    colours = map_colours(saliency, pixel_level=is_pixel_level(method))
+    colours = map_colours(saliency, pixel_level=pixel_level)
     if out is None:
         return colours.caption
     rgba = colours.rgba(ALPHA if photo is not None else 1.0)

@@ -19,7 +19,7 @@ top-1 accuracy real 92.3%, blur 26.4%, gray 13.3%, inpainting 8.9%; MS-SSIM 1.00
 Fillers (:func:`study_fillers`): ``blur[:σ]`` (σ = 10), ``mean`` (the classifier's mean colour),
 ``gray``, ``noise[:σ]`` (Gaussian noise of σ = 0.2 around the mean colour, replacing the object
 rather than perturbing it) and the inpainters ``ns``, ``telea``, ``biharmonic``
-(:mod:`maskscope.core.inpainters`).
+(:mod:`maskscope.core.perturbation.inpainters`).
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ import torch
 import torch.nn.functional as F
 
 from maskscope.bench.summary import mean_interval
-from maskscope.core.classifier import Classifier
-from maskscope.core.filler_specs import resolve_filler
-from maskscope.core.fillers import Filler, Noise, blend
+from maskscope.core.model.classifier import Classifier
+from maskscope.core.perturbation.filler_specs import resolve_filler
+from maskscope.core.perturbation.fillers import Filler, Noise, blend
 from maskscope.core.progress import progress_bar
 from maskscope.data.dataset import Dataset, ground_truth
 from maskscope.data.images import ImageLoadError, load_image

@@ -38,7 +38,7 @@ import torch
 from maskscope.bench.config import BenchConfig, write_or_check
 from maskscope.bench.records import RecordLog
 from maskscope.bench.summary import mean_interval
-from maskscope.core.classifier import Classifier
+from maskscope.core.model.classifier import Classifier
 from maskscope.core.progress import progress_bar
 from maskscope.data.dataset import Dataset, Sample
 from maskscope.data.images import ImageLoadError, load_image

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from maskscope.core.atomic import atomic_path
-from maskscope.core.classifier import Classifier
+from maskscope.core.model.classifier import Classifier
 from maskscope.methods.explainer.classifier_record import ClassifierRecord
 from maskscope.methods.explainer.networks import build_network
 

@@ -15,9 +15,9 @@ from typing import Any
 
 import torch
 
-from maskscope.core.classifier import Classifier
-from maskscope.core.grouped_classifier import GroupedClassifier
-from maskscope.core.view import ClassifierView
+from maskscope.core.model.classifier import Classifier
+from maskscope.core.model.grouped_classifier import GroupedClassifier
+from maskscope.core.model.view import ClassifierView
 from maskscope.errors import MaskscopeValueError
 
 #: the probe logits may differ by this much (relative and absolute) between devices

@@ -7,7 +7,7 @@ mask ``max_{câˆˆT} s_c``. The explanation's ``mask`` holds all C class masks (BÃ
 order of the classifier's classes); ``scores_after`` is the targets' probability on the
 image masked by the aggregated mask in the classifier's normalised space (removed pixels take
 its mean colour). When the classifier runs on a compiled engine, so does the network (its
-export cached the same way, see :mod:`maskscope.core.engines`).
+export cached the same way, see :mod:`maskscope.core.model.engines`).
 
 The classifier must be the one the checkpoint was trained for, fed the same way and with the
 same class list (or class groups): a checkpoint records it and the method checks it.
@@ -24,11 +24,11 @@ from typing import Callable
 
 import torch
 
-from maskscope.core.engines import EngineError, InferenceEngine, compiled_module
 from maskscope.core.explanation import Explanation
-from maskscope.core.fillers import Constant
+from maskscope.core.model.engines import EngineError, InferenceEngine, compiled_module
+from maskscope.core.perturbation.fillers import Constant
 from maskscope.core.progress import progress_bar
-from maskscope.core.scoring import score_perturbations
+from maskscope.core.scoring.perturbations import score_perturbations
 from maskscope.methods.base import Method
 from maskscope.methods.explainer.checkpoint import load_checkpoint, network_from_checkpoint
 from maskscope.methods.parameters import at_least

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from maskscope.core.classifier import Classifier
+from maskscope.core.model.classifier import Classifier
 
 
 def _conv_block(channels_in: int, channels_out: int) -> nn.Sequential:

@@ -1,0 +1,71 @@
+"""Masks on an intermediate layer's activations (MP supplement §6.4).
+
+The mask multiplies the activation tensor ``a = h_l(x)`` of one module: ``a ← m·a``, which
+is the constant (zero) perturbation in activation space. There is no upsampling, blur or
+jitter; the mask has the activation's spatial size (shared by all channels, or one per
+channel).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+from maskscope.core.model.classifier import Classifier
+from maskscope.core.optimisation.games import Game, MaskProblem
+from maskscope.core.perturbation.fillers import Constant
+from maskscope.core.perturbation.masks import Upsampler
+
+
+def find_module(model: nn.Module, name: str | nn.Module) -> nn.Module:
+    """The sub-module called ``name`` (as in ``model.named_modules()``), or ``name`` itself when
+    it is a module of ``model``; a clear error otherwise."""
+    if isinstance(name, nn.Module):
+        if not any(module is name for module in model.modules()):
+            raise ValueError(f"the {type(name).__name__} module given as layer is not part of the model")
+        return name
+    modules = dict(model.named_modules())
+    if name not in modules:
+        sample = ", ".join(list(modules)[1:8])
+        raise ValueError(f"model has no layer {name!r}; layer names look like: {sample}, …")
+    return modules[name]
+
+
+def activation_shape(classifier: Classifier, images: torch.Tensor, module: nn.Module) -> torch.Size:
+    """Shape of ``module``'s output for ``images``."""
+    captured: list[torch.Size] = []
+    handle = module.register_forward_hook(lambda _m, _i, out: captured.append(out.shape))
+    try:
+        with torch.no_grad():
+            classifier.logits(images)
+    finally:
+        handle.remove()
+    if not captured:
+        raise ValueError("the chosen layer is not used in the model's forward pass")
+    return captured[0]
+
+
+class LayerMaskProblem(MaskProblem):
+    """A game whose mask multiplies the output of ``module`` instead of the image."""
+
+    def __init__(
+        self,
+        classifier: Classifier,
+        images: torch.Tensor,
+        targets: torch.Tensor,
+        game: Game,
+        module: nn.Module,
+        regulariser: Callable[[torch.Tensor], torch.Tensor],
+    ) -> None:
+        super().__init__(classifier, images, targets, game, Constant(), Upsampler("nearest"), regulariser)
+        self.module = module
+
+    def class_scores(self, masks: torch.Tensor, jitter: bool = True) -> torch.Tensor:
+        handle = self.module.register_forward_hook(lambda _m, _i, out: out * masks)
+        try:
+            scores = self.classifier.probabilities(self.images)
+        finally:
+            handle.remove()
+        return (scores * self.targets).sum(1)
