@@ -16,3 +16,7 @@ class MaskscopeError(Exception):
 
 class MaskscopeValueError(MaskscopeError, ValueError):
     """A user-fixable error about a value: an argument, a file's content, a setting."""
+
+
+class MissingFileError(MaskscopeError, FileNotFoundError):
+    """A file or folder the user named does not exist (a checkpoint, a groups file, a saved explanation)."""

@@ -76,10 +76,7 @@ def run(args: argparse.Namespace) -> int:
     params = parse_params(args.param)
     if args.checkpoint:
         params["checkpoint"] = args.checkpoint
-    try:
-        method_class = resolve_method(args.method)[0]
-    except ValueError as error:  # the registry's one error: an unknown method name
-        raise CommandError(str(error)) from error
+    method_class = resolve_method(args.method)[0]
     if "progress" in method_class.defaults():
         params.setdefault("progress", not args.quiet)
     method = get_method(args.method, **params)
@@ -136,10 +133,7 @@ def method_classifier(args: argparse.Namespace, method) -> Classifier:
     fed it (``--method explainer``), with gradients where the method needs them."""
     classifier = load_classifier(args)
     if args.method.lower() == "explainer":
-        try:
-            classifier = classifier_for_checkpoint(args.checkpoint, classifier)
-        except ValueError as error:  # the checkpoint module's "not an explainer checkpoint" (a user's file)
-            raise CommandError(str(error)) from error
+        classifier = classifier_for_checkpoint(args.checkpoint, classifier)
     if method.needs_gradients:
         classifier.require_gradients(type(method).__name__)
     return classifier

@@ -75,23 +75,20 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     check_arguments(args)
     classifier = build_classifier(args)
-    try:
-        config = TrainingConfig(
-            network=args.network,
-            network_options=parse_params(args.network_option),
-            loss=args.loss,
-            preset=args.preset,
-            weights=parse_params(args.weight),
-            learning_rate=args.lr,
-            batch_size=args.batch_size,
-            epochs=args.epochs,
-            patience=args.patience,
-            validation=args.split,
-            seed=args.seed,
-        )
-        build_loss(config.loss, config.preset, config.weights, classifier.output == "sigmoid")
-    except ValueError as error:  # the configuration's own checks: preset, loss weights (nothing is computed yet)
-        raise CommandError(str(error)) from error
+    config = TrainingConfig(
+        network=args.network,
+        network_options=parse_params(args.network_option),
+        loss=args.loss,
+        preset=args.preset,
+        weights=parse_params(args.weight),
+        learning_rate=args.lr,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        patience=args.patience,
+        validation=args.split,
+        seed=args.seed,
+    )
+    build_loss(config.loss, config.preset, config.weights, classifier.output == "sigmoid")
     data = open_training_images(
         args.data,
         classifier,
@@ -150,10 +147,7 @@ def build_classifier(args: argparse.Namespace) -> Classifier:
         **loaded.engine_settings(),
     )
     if args.groups:
-        try:
-            classifier = GroupedClassifier(classifier, read_groups(_groups_file(args.groups)))
-        except ValueError as error:  # the groups file's content: bad JSON, unknown or empty groups
-            raise CommandError(f"--groups {args.groups}: {error}") from error
+        classifier = GroupedClassifier(classifier, read_groups(_groups_file(args.groups)))
     return classifier
 
 

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from maskscope.core.atomic import atomic_path, remove_leftovers
-from maskscope.errors import MaskscopeError
+from maskscope.errors import MaskscopeError, MissingFileError
 
 #: most images drawn by an explanation's HTML view in a notebook
 HTML_IMAGES = 8
@@ -343,7 +343,7 @@ class Explanation:
         directory = Path(directory)
         if directory.suffix in (".json", ".npy") and not directory.is_dir():
             if not directory.is_file():
-                raise FileNotFoundError(f"{directory}: no such file")
+                raise MissingFileError(f"{directory}: no such file")
             directory, names = directory.parent, [directory.stem]
         if names is None:
             names = saved_stems(directory, method)
@@ -351,7 +351,7 @@ class Explanation:
         for name in names:
             path = directory / f"{name}.json"
             if not path.is_file():
-                raise FileNotFoundError(f"{path}: no explanation record")
+                raise MissingFileError(f"{path}: no explanation record")
             records.append(json.loads(path.read_text()))
             maps.append(torch.from_numpy(np.load(directory / f"{name}.npy")))
         arrays = {}
@@ -417,7 +417,7 @@ def file_stems(
 def saved_stems(directory: Path, method: str | None = None) -> list[str]:
     """File names (without suffix) of the explanation records in ``directory`` and its sub-folders."""
     if not directory.is_dir():
-        raise FileNotFoundError(f"{directory}: no such folder")
+        raise MissingFileError(f"{directory}: no such folder")
     found: dict[str, list[str]] = {}
     for path in sorted(directory.rglob("*.json")):
         held = _record_methods(path)
@@ -425,7 +425,7 @@ def saved_stems(directory: Path, method: str | None = None) -> list[str]:
             found.setdefault(held[0], []).append(path.relative_to(directory).with_suffix("").as_posix())
     if not found:
         which = f" by {method}" if method else ""
-        raise FileNotFoundError(f"{directory}: no explanation records{which}")
+        raise MissingFileError(f"{directory}: no explanation records{which}")
     if len(found) > 1:
         raise ValueError(f"{directory} holds explanations by {', '.join(sorted(found))}; pass method= to pick one")
     return next(iter(found.values()))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from maskscope.errors import MaskscopeValueError
 from maskscope.methods.base import Method
 
 METHODS: dict[str, type[Method]] = {}
@@ -46,7 +47,7 @@ def resolve_method(name: str) -> tuple[type[Method], dict[str, Any]]:
         registered, preset = ALIASES[key]
         return METHODS[registered], dict(preset)
     if key not in METHODS:
-        raise ValueError(f"unknown method {name!r}; available: {', '.join(method_names())}")
+        raise MaskscopeValueError(f"unknown method {name!r}; available: {', '.join(method_names())}")
     return METHODS[key], {}
 
 

@@ -41,6 +41,7 @@ from maskscope.core.perturbation.fillers import Filler, Noise, blend
 from maskscope.core.progress import progress_bar
 from maskscope.data.dataset import Dataset, ground_truth
 from maskscope.data.images import ImageLoadError, load_image
+from maskscope.errors import MaskscopeValueError
 from maskscope.metrics.ms_ssim import ms_ssim
 
 DEFAULT_FILLERS = ("blur:10", "mean", "gray", "noise", "ns", "telea", "biharmonic")
@@ -86,7 +87,7 @@ def study_fillers(specs: Sequence[str], mean_colour: torch.Tensor) -> dict[str, 
         else:
             fillers[spec] = resolve_filler(spec, mean_colour)
     if REAL in fillers:
-        raise ValueError(f"{REAL!r} is the unfilled row, not a filler")
+        raise MaskscopeValueError(f"{REAL!r} is the unfilled row, not a filler")
     return fillers
 
 
@@ -178,7 +179,7 @@ def fill_objects(
         scales: MS-SSIM scales (``None``: the most that fit, up to 5).
     """
     if not objects:
-        raise ValueError("the filler study has no objects to fill")
+        raise MaskscopeValueError("the filler study has no objects to fill")
     rows = []
     bar = progress_bar(total=len(objects), desc="filler study", unit="object", disable=not progress)
     for start in range(0, len(objects), batch_size):
@@ -233,7 +234,7 @@ def paired_differences(rows: Sequence[dict], baseline: str, measures: Sequence[s
     """Per filler other than ``baseline``: mean and 95% bootstrap interval of the per-object
     difference ``filler − baseline`` of each measure (negative: the filler removes more)."""
     if baseline not in rows[0]["fillers"]:
-        raise ValueError(f"{baseline!r} is not one of the study's fillers {list(rows[0]['fillers'])}")
+        raise MaskscopeValueError(f"{baseline!r} is not one of the study's fillers {list(rows[0]['fillers'])}")
     table = []
     for name in rows[0]["fillers"]:
         if name in (baseline, REAL):

@@ -42,6 +42,7 @@ from maskscope.core.model.classifier import Classifier
 from maskscope.core.progress import progress_bar
 from maskscope.data.dataset import Dataset, Sample
 from maskscope.data.images import ImageLoadError, load_image
+from maskscope.errors import MaskscopeValueError
 from maskscope.methods.registry import get_method
 from maskscope.metrics.robustness import SIMILARITIES, pairwise_robustness
 
@@ -109,7 +110,7 @@ def protocol_variants(
     """
     unknown = [f for f in families if f not in FAMILIES]
     if unknown:
-        raise ValueError(f"unknown method family {unknown}; choose from {', '.join(FAMILIES)}")
+        raise MaskscopeValueError(f"unknown method family {unknown}; choose from {', '.join(FAMILIES)}")
     variants = []
     for family in families:
         filler = inpainter if family.endswith("-g") else None
@@ -142,7 +143,7 @@ def select_samples(dataset: Dataset, limit: int | None = None, names: Sequence[s
         by_name = {sample.name: sample for sample in dataset}
         missing = [name for name in names if name not in by_name]
         if missing:
-            raise ValueError(f"no image named {', '.join(missing)} in {dataset.name}")
+            raise MaskscopeValueError(f"no image named {', '.join(missing)} in {dataset.name}")
         return [by_name[name] for name in names]
     return list(dataset.limit(limit))
 
@@ -261,7 +262,7 @@ def summarise_robustness(out: str | os.PathLike, images: Sequence[str] | None = 
     ``OUT/robustness.json`` and ``OUT/robustness.md``. ``images`` restricts the tables to those photos."""
     out = Path(out)
     if not (out / "records.jsonl").exists() or not (out / "config.json").exists():
-        raise ValueError(f"{out}: no study run (records.jsonl and config.json) to summarise")
+        raise MaskscopeValueError(f"{out}: no study run (records.jsonl and config.json) to summarise")
     config = json.loads((out / "config.json").read_text())
     records = RecordLog(out / "records.jsonl").records
     wanted = set(images) if images else None

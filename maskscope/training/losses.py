@@ -55,6 +55,7 @@ from maskscope.core.model.grouped_classifier import GroupedClassifier
 from maskscope.core.optimisation.regularisers import area_bounds
 from maskscope.core.perturbation.filler_specs import resolve_filler
 from maskscope.core.perturbation.fillers import Constant, Filler, blend
+from maskscope.errors import MaskscopeValueError
 
 
 @dataclass(frozen=True)
@@ -263,13 +264,13 @@ def build_loss(
         return ExplainerLoss(_override(preset_named(preset).weights, weights or {}), multilabel=multilabel)
     if name == "rtis":
         return RTISLoss(_override(RTISWeights(), weights or {}), filler=filler)
-    raise ValueError(f"unknown explainer loss {name!r}; choose from {', '.join(LOSSES)}")
+    raise MaskscopeValueError(f"unknown explainer loss {name!r}; choose from {', '.join(LOSSES)}")
 
 
 def preset_named(name: str) -> Preset:
     """The preset called ``name``."""
     if name not in PRESETS:
-        raise ValueError(f"unknown loss preset {name!r}; choose from {', '.join(PRESETS)}")
+        raise MaskscopeValueError(f"unknown loss preset {name!r}; choose from {', '.join(PRESETS)}")
     return PRESETS[name]
 
 
@@ -277,7 +278,7 @@ def _override(weights, changes: dict[str, Any]):
     known = {field.name for field in fields(weights)}
     unknown = sorted(set(changes) - known)
     if unknown:
-        raise ValueError(f"unknown loss weight(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        raise MaskscopeValueError(f"unknown loss weight(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     return replace(weights, **{key: float(value) for key, value in changes.items()})
 
 

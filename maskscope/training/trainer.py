@@ -35,6 +35,7 @@ import torch
 from maskscope.core.model.classifier import Classifier
 from maskscope.core.progress import progress_bar
 from maskscope.data.dataset import DatasetError
+from maskscope.errors import MaskscopeValueError
 from maskscope.methods.explainer.checkpoint import classifier_record, load_checkpoint, save_checkpoint
 from maskscope.methods.explainer.classifier_record import ClassifierRecord
 from maskscope.methods.explainer.networks import build_network
@@ -90,9 +91,9 @@ class TrainingConfig:
         if self.patience is None:
             self.patience = preset.patience
         if self.batch_size < 1 or self.epochs < 1 or self.patience < 1:
-            raise ValueError("batch_size, epochs and patience must be at least 1")
+            raise MaskscopeValueError("batch_size, epochs and patience must be at least 1")
         if not 0 < self.validation < 1:
-            raise ValueError(f"the validation fraction must be in (0, 1), got {self.validation}")
+            raise MaskscopeValueError(f"the validation fraction must be in (0, 1), got {self.validation}")
 
 
 @dataclass
@@ -138,7 +139,7 @@ def train_explainer(
     assert config.learning_rate is not None and config.patience is not None
     device = classifier.device
     if data.targets.shape[1] != classifier.num_classes:
-        raise ValueError(f"the targets have {data.targets.shape[1]} classes, the classifier {classifier.num_classes}")
+        raise MaskscopeValueError(f"the targets have {data.targets.shape[1]} classes, the classifier {classifier.num_classes}")
     if len(data) < 2:
         raise DatasetError(f"{len(data)} image(s): training needs at least 2 (one for validation)")
     out = Path(out)
@@ -157,7 +158,7 @@ def train_explainer(
     state: dict[str, Any] = {"epoch": 0, "best_loss": math.inf, "best_epoch": 0, "stale_epochs": 0, "history": []}
     if last.is_file():
         if not resume:
-            raise ValueError(f"{out} already holds a training run: resume it, or choose another folder")
+            raise MaskscopeValueError(f"{out} already holds a training run: resume it, or choose another folder")
         checkpoint = load_checkpoint(last, device)
         _check_resumable(checkpoint, classifier, config, last)
         network.load_state_dict(checkpoint["network"]["state"])
@@ -250,4 +251,4 @@ def _check_resumable(checkpoint: dict, classifier: Classifier, config: TrainingC
     changed = sorted(k for k in wanted if saved.get(k) != wanted[k])
     if changed:
         details = ", ".join(f"{k}: {saved.get(k)!r} → {wanted[k]!r}" for k in changed)
-        raise ValueError(f"{path} was trained with another configuration ({details}); resume with the same one")
+        raise MaskscopeValueError(f"{path} was trained with another configuration ({details}); resume with the same one")

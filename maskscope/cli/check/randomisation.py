@@ -65,10 +65,7 @@ def markdown_table(result: RandomisationResult) -> str:
 
 def run(args: argparse.Namespace) -> int:
     params = parse_params(args.param)
-    try:
-        method_class = resolve_method(args.method)[0]
-    except ValueError as error:  # the registry's one error: an unknown method name
-        raise CommandError(str(error)) from error
+    method_class = resolve_method(args.method)[0]
     if "progress" in method_class.defaults():
         params.setdefault("progress", False)
     method = get_method(args.method, **params)

@@ -65,10 +65,7 @@ def run(args: argparse.Namespace) -> int:
     unknown = [baseline for baseline in baselines if baseline not in specs]
     if unknown:
         raise CommandError(f"--baselines {', '.join(unknown)}: not among --fillers {', '.join(specs)}")
-    try:
-        fillers = study_fillers(specs, classifier.mean_colour)
-    except ValueError as error:  # the parsing of the user's --fillers specs
-        raise CommandError(f"--fillers: {error}") from error
+    fillers = study_fillers(specs, classifier.mean_colour)
     dataset = open_dataset(args.data)
     selection = {"min_area": args.min_area, "max_area": args.max_area, "dilate": args.dilate,
                  "recognised_only": not args.all_objects}

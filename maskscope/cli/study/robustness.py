@@ -73,16 +73,10 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError("--patch-sizes and --seeds need at least 2 runs each to compare")
     families = [name.strip().lower() for name in args.methods.split(",") if name.strip()]
     images = [name.strip() for name in args.images.split(",")] if args.images else None
-    try:
-        variants = protocol_variants(families, args.patch_sizes, args.stride, args.samples, args.segments,
-                                     args.steps, args.seeds, args.inpainter)
-    except ValueError as error:  # the protocol's check of the user's --methods and --inpainter
-        raise CommandError(str(error)) from error
+    variants = protocol_variants(families, args.patch_sizes, args.stride, args.samples, args.segments,
+                                 args.steps, args.seeds, args.inpainter)
     dataset = open_dataset(args.data)
-    try:
-        samples = select_samples(dataset, args.limit, images)
-    except ValueError as error:  # an --images name the dataset does not have
-        raise CommandError(f"--images: {error}") from error
+    samples = select_samples(dataset, args.limit, images)
     classifier = load_classifier(args)
     config = study_config(args.data, variants, args.model, args.batch_size, args.device, args.precision)
     run_robustness_study(classifier, samples, variants, config, args.out, args.force, not args.quiet)

@@ -23,6 +23,7 @@ from typing import Mapping, Sequence
 import torch
 
 from maskscope.core.model.classifier import Classifier
+from maskscope.errors import MaskscopeValueError, MissingFileError
 
 
 class GroupedClassifier(Classifier):
@@ -37,15 +38,15 @@ class GroupedClassifier(Classifier):
 
     def __init__(self, classifier: Classifier, groups: Mapping[str, Sequence[int | str]]) -> None:
         if classifier.output == "sigmoid":
-            raise ValueError(
+            raise MaskscopeValueError(
                 f"classifier {classifier.name} is multi-label (sigmoid): class groups sum softmax probabilities"
             )
         if not groups:
-            raise ValueError("no class groups given")
+            raise MaskscopeValueError("no class groups given")
         members = {name: sorted({classifier.class_index(c) for c in classes}) for name, classes in groups.items()}
         empty = [name for name, classes in members.items() if not classes]
         if empty:
-            raise ValueError(f"class groups with no member class: {', '.join(empty)}")
+            raise MaskscopeValueError(f"class groups with no member class: {', '.join(empty)}")
         super().__init__(
             classifier.model,
             mean=classifier.mean.flatten().tolist(),
@@ -93,11 +94,11 @@ def read_groups(path: str | os.PathLike) -> dict[str, list[int]]:
     """Groups from a JSON file ``{group name: [class indices or names]}`` (e.g. ``imagenet_to_coco.json``)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such class-groups file")
+        raise MissingFileError(f"{path}: no such class-groups file")
     try:
         groups = json.loads(path.read_text())
     except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not a JSON file ({error})") from error
+        raise MaskscopeValueError(f"{path}: not a JSON file ({error})") from error
     if not isinstance(groups, dict) or not all(isinstance(v, list) for v in groups.values()):
-        raise ValueError(f"{path}: expected a JSON object mapping group names to lists of classes")
+        raise MaskscopeValueError(f"{path}: expected a JSON object mapping group names to lists of classes")
     return groups

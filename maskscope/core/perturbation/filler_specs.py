@@ -14,6 +14,7 @@ from typing import Sequence
 import torch
 
 from maskscope.core.perturbation.fillers import Blur, Constant, Filler, Noise
+from maskscope.errors import MaskscopeValueError
 
 
 def resolve_filler(spec: str | Filler, mean_colour: Sequence[float] | torch.Tensor) -> Filler:
@@ -30,7 +31,7 @@ def resolve_filler(spec: str | Filler, mean_colour: Sequence[float] | torch.Tens
     name, _, argument = str(spec).partition(":")
     name = name.strip().lower()
     if name == "blur":
-        return Blur(float(argument) if argument else 10.0)
+        return Blur(_number(argument, 10.0, spec))
     if name in ("mean", "zero"):
         return Constant(torch.as_tensor(mean_colour).flatten())
     if name == "black":
@@ -38,15 +39,26 @@ def resolve_filler(spec: str | Filler, mean_colour: Sequence[float] | torch.Tens
     if name in ("gray", "grey"):
         return Constant((0.5, 0.5, 0.5))
     if name == "noise":
-        return Noise(float(argument) if argument else 0.2)
+        return Noise(_number(argument, 0.2, spec))
     from maskscope.core.perturbation.inpainters import BiharmonicInpainter, OpenCVInpainter  # lazily: it imports cv2
 
     if name in ("inpaint", "ns", "telea"):
         method = "ns" if name == "inpaint" else name
-        return OpenCVInpainter(method, float(argument) if argument else 3.0)
+        return OpenCVInpainter(method, _number(argument, 3.0, spec))
     if name == "biharmonic":
         return BiharmonicInpainter()
-    raise ValueError(
+    raise MaskscopeValueError(
         f"unknown filler {spec!r}; use blur[:sigma], mean, black, gray, noise[:sigma], "
         "inpaint, ns[:radius], telea[:radius] or biharmonic"
     )
+
+
+def _number(argument: str, default: float, spec: str) -> float:
+    """The positive number after ``:`` in a filler spec (``blur:10``), or ``default`` without one."""
+    try:
+        value = float(argument) if argument else default
+    except ValueError:
+        value = float("nan")
+    if not value > 0:
+        raise MaskscopeValueError(f"filler {spec!r}: expected a positive number after ':', got {argument!r}")
+    return value

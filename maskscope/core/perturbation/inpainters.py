@@ -34,6 +34,7 @@ from torch import nn
 
 from maskscope.core.perturbation.fillers import Filler
 from maskscope.core.perturbation.masks import binarise
+from maskscope.errors import MissingFileError
 
 
 class InpainterOutputError(RuntimeError):
@@ -267,7 +268,7 @@ def load_inpainting_model(model: str | os.PathLike | Callable, device: str | tor
     if isinstance(model, (str, os.PathLike)):
         path = Path(model)
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such inpainting model file")
+            raise MissingFileError(f"{path}: no such inpainting model file")
         try:
             model = torch.jit.load(str(path), map_location=device or "cpu")
         except RuntimeError as error:

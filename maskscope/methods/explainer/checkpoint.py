@@ -23,6 +23,7 @@ from torch import nn
 
 from maskscope.core.atomic import atomic_path
 from maskscope.core.model.classifier import Classifier
+from maskscope.errors import MaskscopeValueError, MissingFileError
 from maskscope.methods.explainer.classifier_record import ClassifierRecord
 from maskscope.methods.explainer.networks import build_network
 
@@ -39,13 +40,13 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     """Read an explainer checkpoint; a clear error for a missing file or anything else."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such explainer checkpoint")
+        raise MissingFileError(f"{path}: no such explainer checkpoint")
     try:
         checkpoint = torch.load(path, map_location=device, weights_only=True)
     except Exception as error:  # torch raises several types for files that are not its own
-        raise ValueError(f"{path}: not an explainer checkpoint ({str(error).splitlines()[0]})") from error
+        raise MaskscopeValueError(f"{path}: not an explainer checkpoint ({str(error).splitlines()[0]})") from error
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
-        raise ValueError(f"{path}: not an explainer checkpoint (expected format {FORMAT})")
+        raise MaskscopeValueError(f"{path}: not an explainer checkpoint (expected format {FORMAT})")
     return checkpoint
 
 
