@@ -22,6 +22,23 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "maskscope"
 
+#: the package's layers, lowest first (docs/architecture.md): a module imports only from lower
+#: layers, or from its own part (the longest prefix named here)
+LAYERS = (
+    ("maskscope.errors",),
+    ("maskscope.plotting", "maskscope.core.atomic", "maskscope.core.progress"),
+    ("maskscope.core.explanation", "maskscope.core.model", "maskscope.core.perturbation"),
+    ("maskscope.core.scoring", "maskscope.core"),
+    ("maskscope.core.optimisation",),
+    ("maskscope.data", "maskscope.models"),
+    ("maskscope.metrics",),
+    ("maskscope.methods",),
+    ("maskscope.training", "maskscope.checks", "maskscope.bench"),
+    ("maskscope.studies", "maskscope.report"),
+    ("maskscope.cli",),
+    ("maskscope", "maskscope.__main__"),
+)
+
 #: libraries ``import maskscope`` must not import (each costs time or is an optional extra)
 HEAVY = ("cv2", "onnx", "onnxruntime", "openvino", "matplotlib.pyplot")
 
@@ -161,6 +178,23 @@ def test_the_dependencies_that_were_cycles_go_one_way():
     assert fillers in graph[inpainters]
     assert not graph[fillers] & {inpainters, specs}
     assert {fillers, inpainters} <= graph[specs]
+
+
+def part_of(name: str) -> str:
+    """The part of :data:`LAYERS` a module belongs to: the longest name there that is ``name`` or a package above it."""
+    parts = [part for layer in LAYERS for part in layer if name == part or name.startswith(part + ".")]
+    return max(parts, key=len)
+
+
+def test_imports_point_down_the_layers():
+    rank = {part: level for level, layer in enumerate(LAYERS) for part in layer}
+    upward = sorted(
+        f"{name} -> {target}"
+        for name, targets in import_graph().items()
+        for target in targets
+        if part_of(target) != part_of(name) and rank[part_of(target)] >= rank[part_of(name)]
+    )
+    assert not upward, "imports that do not point down the layers of docs/architecture.md:\n" + "\n".join(upward)
 
 
 def test_the_cycle_finder_reports_a_cycle():

@@ -1,4 +1,4 @@
-"""Checks of a model or of an explanation method itself (METHODS.md §9)."""
+"""Checks of a model or of an explanation method itself (see docs/checks.md)."""
 
 from maskscope.checks.adversarial import BlackImageResult, black_image_test
 from maskscope.checks.model_randomisation import (
