@@ -6,20 +6,16 @@ from __future__ import annotations
 
 import copy
 import json
-import sys
 import warnings
-from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
+from benchmarks.speed import gpu_check
 from maskscope import Classifier
 from maskscope.core.model.view import ClassifierView
 from maskscope.data.registry import data_root
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import gpu_check  # noqa: E402  (a script beside its helpers in benchmarks/)
 
 METHODS = ["gradient", "mp"]
 #: MP's 300 steps scaled to 3
@@ -42,7 +38,7 @@ def tiny_factory():
 def two_photos(make) -> tuple[list[str], torch.Tensor]:
     """Two imagenet-samples photos where the shared data is at hand, else two random images."""
     if (data_root() / "imagenet-samples").is_dir():
-        from photos import imagenet_photos
+        from benchmarks.common.photos import imagenet_photos
 
         return imagenet_photos(make("cpu", "float32"), 2)
     return ["noise_0", "noise_1"], torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))

@@ -15,7 +15,7 @@ from maskscope.core.model.classifier import gradient_passes
 from maskscope.methods import precision
 from maskscope.methods.registry import get_method, method_names
 
-RESULTS = Path(__file__).parents[1] / "benchmarks" / "results" / "precision_fidelity.json"
+RESULTS = Path(__file__).parents[1] / "benchmarks" / "results" / "investigations" / "precision_fidelity.json"
 
 
 class DtypeWatcher:

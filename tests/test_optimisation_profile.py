@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-profile = pytest.importorskip("optimisation_profile")
+profile = pytest.importorskip("benchmarks.speed.optimisation_profile")
 
 
 def test_gradient_passes_are_the_steps_and_the_floor_lies_below_the_wall(shapes_task):
