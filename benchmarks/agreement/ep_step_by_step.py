@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-import maskscope.core.optimisation as optimisation
+import maskscope.core.optimisation.descent as optimisation
 from maskscope import Classifier
 from maskscope.methods import ExtremalPerturbation
 

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from maskscope import Classifier
-from maskscope.core.scoring import default_batch_size
+from maskscope.core.scoring.perturbations import default_batch_size
 from maskscope.methods import LIME
 from maskscope.methods.lime import superpixels
 

@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 from maskscope import Classifier
-from maskscope.core.scoring import default_batch_size
+from maskscope.core.scoring.perturbations import default_batch_size
 from maskscope.methods import Occlusion
 
 # run as a file, a script has only its own folder on the path: the checkout's root goes last, for

@@ -95,9 +95,9 @@ import torch.nn.functional as F
 import maskscope
 from maskscope import Classifier
 from maskscope.bench.summary import mean_interval
-from maskscope.core.classifier import IMAGENET_MEAN, IMAGENET_STD
-from maskscope.core.fillers import Blur
-from maskscope.core.layer_masks import find_module
+from maskscope.core.model.classifier import IMAGENET_MEAN, IMAGENET_STD
+from maskscope.core.optimisation.layer_masks import find_module
+from maskscope.core.perturbation.fillers import Blur
 from maskscope.data.coco_json import decode_rle
 from maskscope.methods import (
     IGOS,

@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 from maskscope import Classifier
-from maskscope.core.scoring import default_batch_size
+from maskscope.core.scoring.perturbations import default_batch_size
 from maskscope.methods import RISE
 from maskscope.methods.rise import rise_masks
 

@@ -35,7 +35,7 @@ from scipy.stats import spearmanr
 from torch import nn
 
 from maskscope import Classifier
-from maskscope.core.layer_masks import find_module
+from maskscope.core.optimisation.layer_masks import find_module
 from maskscope.methods import ScoreCAM
 from maskscope.methods.score_cam import layer_activations
 

@@ -37,14 +37,15 @@ from pathlib import Path
 
 import torch
 
-from maskscope.core.classifier import Classifier
-from maskscope.core.view import ClassifierView
+from maskscope.core.model.classifier import Classifier
+from maskscope.core.model.view import ClassifierView
 from maskscope.data.synthetic import make_shapes
 from maskscope.methods import IGOS, RISE, GradCAM, MeaningfulPerturbation
-from maskscope.methods.explainer import Explainer, TrainingConfig, TrainingImages, train_explainer
+from maskscope.methods.explainer import Explainer
 from maskscope.metrics.class_masking import class_masking_table
 from maskscope.metrics.segmentation import sanity_rows, segmentation_scores
 from maskscope.models import TinyCNN, train_tiny_classifier
+from maskscope.training import TrainingConfig, TrainingImages, train_explainer
 
 # run as a file, a script has only its own folder on the path: the checkout's root goes last, for
 # `benchmarks.*`, so that PYTHONPATH still picks the maskscope that runs

@@ -2,7 +2,7 @@
 
 For the first ``--images`` imagenet-samples photos (top-1 class), at the deletion game's start
 mask ``m ~ U(0.99, 1)``, it records the share of nonlinearity outputs the defense's bounds
-block (:meth:`~maskscope.core.defense.AdversarialDefense.outside_share`) and the cosine
+block (:meth:`~maskscope.core.model.defense.AdversarialDefense.outside_share`) and the cosine
 between the defended and the true gradient of ``p_c(Φ(x, m))``; the same share at three
 other masks (``m = 0.995`` everywhere, the central quarter of the image deleted, all of it
 deleted) says whether any move towards the reference crosses the bounds; then it runs, per
@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 from maskscope import Classifier
-from maskscope.core.defense import AdversarialDefense
+from maskscope.core.model.defense import AdversarialDefense
 from maskscope.methods import FGVis
 
 # run as a file, a script has only its own folder on the path: the checkout's root goes last, for

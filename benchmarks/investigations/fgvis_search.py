@@ -4,7 +4,7 @@ Both explain the top-1 class of the same imagenet-samples photos with the defaul
 the paper's 13 λ values and the same steps per round, one after the other in this process.
 Reported per photo and on average: seconds of each, rounds each ran, the λ each chose, the
 Spearman correlation of their saliency maps, and whether each met the deletion goal of
-``maskscope.core.games.goal_met``::
+``maskscope.core.optimisation.games.goal_met``::
 
     python benchmarks/investigations/fgvis_search.py --images 3 --steps 500 \\
         --out benchmarks/results/investigations/fgvis_search.json

@@ -29,10 +29,10 @@ from pathlib import Path
 import torch
 
 from maskscope import Classifier
-from maskscope.core.directions import IntegratedGradient, end_point_scores
-from maskscope.core.games import MaskProblem, get_game
-from maskscope.core.masks import Upsampler
-from maskscope.core.optimisation import Adam, optimise_masks
+from maskscope.core.optimisation.descent import Adam, optimise_masks
+from maskscope.core.optimisation.directions import IntegratedGradient, end_point_scores
+from maskscope.core.optimisation.games import MaskProblem, get_game
+from maskscope.core.perturbation.masks import Upsampler
 from maskscope.methods import IGOS, IGOSPlusPlus
 from maskscope.methods.igos import heavy_blur
 

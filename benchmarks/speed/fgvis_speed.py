@@ -50,8 +50,8 @@ def measure_passes(count: int, threads: int, repeats: int) -> dict:
     import torch
 
     from benchmarks.common.photos import imagenet_photos
-    from maskscope.core.classifier import Classifier
-    from maskscope.core.defense import AdversarialDefense
+    from maskscope.core.model.classifier import Classifier
+    from maskscope.core.model.defense import AdversarialDefense
 
     torch.set_num_threads(threads)
     classifier = Classifier.default()
@@ -83,7 +83,7 @@ def measure_fgvis(count: int, threads: int, steps: int, maps: Path) -> dict:
     import torch
 
     from benchmarks.common.photos import imagenet_photos
-    from maskscope.core.classifier import Classifier
+    from maskscope.core.model.classifier import Classifier
     from maskscope.methods import FGVis
 
     torch.set_num_threads(threads)

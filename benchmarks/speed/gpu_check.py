@@ -52,7 +52,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from maskscope import Classifier
-from maskscope.core.classifier import check_device
+from maskscope.core.model.classifier import check_device
 from maskscope.errors import MaskscopeError
 from maskscope.methods import METHODS, get_method
 from maskscope.metrics import spearman

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from maskscope.core.classifier import Classifier
+from maskscope.core.model.classifier import Classifier
 from maskscope.methods import IGOS, ExtremalPerturbation, FGVis, IGOSPlusPlus, MeaningfulPerturbation
 from maskscope.methods.meaningful_perturbation_g import MeaningfulPerturbationG
 
