@@ -52,7 +52,7 @@ def shapes_dataset(task, folder: Path, count: int, wrong_label_for: int | None =
 def test_complete_run_writes_every_record_and_the_summary(shapes_task, tmp_path):
     dataset, _ = shapes_dataset(shapes_task, tmp_path / "data", 6)
     metrics = ["deletion:rise-batch", "insertion:rise-batch", "pointing", "weak_localisation", "segmentation"]
-    config = BenchConfig("shapes", ["centre", "random"], metrics, batch_size=4, model="tiny-cnn")
+    config = BenchConfig("shapes", ["centre", "random"], metrics, images_per_batch=4, model="tiny-cnn")
     log = run_bench(shapes_task.classifier, dataset, config, tmp_path / "run", progress=False)
     triples = [(r["image"], r["method"], r["metric"]) for r in log.records]
     assert len(triples) == len(set(triples)) == 6 * 2 * 5
@@ -83,7 +83,7 @@ def test_oracle_maps_rank_above_random_maps(shapes_task, tmp_path):
             np.save(tmp_path / name / f"{sample.name}.npy", saliency)
     means = {}
     for name in ("oracle", "noise"):
-        config = BenchConfig("shapes", [name], ["insertion:rise-batch", "pointing"], batch_size=4)
+        config = BenchConfig("shapes", [name], ["insertion:rise-batch", "pointing"], images_per_batch=4)
         out = tmp_path / f"out-{name}"
         evaluate_maps(shapes_task.classifier, dataset, tmp_path / name, config, out, progress=False)
         means[name] = {(r["method"], r["metric"]): r["mean"] for r in summarise(out)}
@@ -185,7 +185,7 @@ def test_a_run_killed_mid_way_resumes_with_nothing_lost_or_duplicated(tmp_path):
     _imagenet_style_folder(tmp_path / "data", count)
     out = tmp_path / "run"
     args = ["bench", "--data", str(tmp_path / "data"), "--model", str(tmp_path / "tiny.pt"), "--methods",
-            "centre,random,gradient", "--metrics", "deletion:rise-batch,insertion:rise-batch", "--batch-size", "1",
+            "centre,random,gradient", "--metrics", "deletion:rise-batch,insertion:rise-batch", "--images-per-batch", "1",
             "--out", str(out), "--quiet"]
     before = kill_bench_midway(args, out / "records.jsonl", lines=4, timeout=60)
     before = before[: before.rfind(b"\n") + 1]

@@ -56,7 +56,7 @@ def _without_seconds(records):
 
 def test_ray_workers_make_the_local_runners_records_and_maps(ray_address, photos, tmp_path):
     dataset = open_dataset(str(photos / "data"))
-    config = BenchConfig(str(photos / "data"), ["centre", "gradient", "random"], METRICS, batch_size=3)
+    config = BenchConfig(str(photos / "data"), ["centre", "gradient", "random"], METRICS, images_per_batch=3)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as each worker runs, so that sums are added in the same order
     try:
@@ -113,7 +113,7 @@ def test_a_killed_worker_loses_nothing_and_an_image_that_raises_is_recorded_as_f
         (data / path.name).write_bytes(path.read_bytes())
     Image.new("RGB", (64, 64), (255, 0, 0)).save(data / "c11.png")
     (data / "labels.csv").write_text((photos / "data" / "labels.csv").read_text())
-    config = BenchConfig(str(data), ["centre", "gradient"], METRICS, batch_size=2)
+    config = BenchConfig(str(data), ["centre", "gradient"], METRICS, images_per_batch=2)
     marker = tmp_path / "killed"
     make = functools.partial(_killer_classifier, str(photos / "tiny.pt"), str(marker))
     run = run_bench_ray(make, open_dataset(str(data)), config, tmp_path / "out", RayOptions(workers=2),
@@ -132,7 +132,7 @@ def test_a_killed_worker_loses_nothing_and_an_image_that_raises_is_recorded_as_f
 def test_a_killed_driver_resumes_on_the_same_cluster_with_nothing_lost_or_duplicated(ray_address, photos, tmp_path):
     out = tmp_path / "run"
     args = ["bench", "--data", str(photos / "data"), "--model", str(photos / "tiny.pt"), "--methods",
-            "centre,random,gradient", "--metrics", METRICS[0], "--batch-size", "1", "--ray", ray_address,
+            "centre,random,gradient", "--metrics", METRICS[0], "--images-per-batch", "1", "--ray", ray_address,
             "--workers", "1", "--out", str(out), "--quiet"]
     before = kill_bench_midway(args, out / "records.jsonl", lines=3, timeout=120)
     expected = {(f"c{k}", m, METRICS[0]) for k in range(12) for m in ("centre", "random", "gradient")}

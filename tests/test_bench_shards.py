@@ -30,7 +30,7 @@ def _triples(records):
 
 def test_shards_take_every_nth_image_and_merge_into_the_full_run(task, tmp_path, capsys):
     folder, classifier, dataset = task
-    config = BenchConfig(str(folder / "data"), ["centre", "gradient"], METRICS, batch_size=2)
+    config = BenchConfig(str(folder / "data"), ["centre", "gradient"], METRICS, images_per_batch=2)
     full = run_bench(classifier, dataset, config, tmp_path / "full", progress=False)
     shards = []
     for offset in range(3):

@@ -75,7 +75,7 @@ def test_check_entropy_command_on_the_default_model(tmp_path, capsys):
     path = tmp_path / "chelsea.png"
     Image.fromarray(data.chelsea()).save(path)
     out = tmp_path / "entropy.json"
-    assert main(["check", "entropy", str(path), "--json", str(out)]) == 0
+    assert main(["check", "entropy", str(path), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "| zero |" in printed and "| photos |" in printed
     rows = {row["reference"]: row for row in json.loads(out.read_text())["rows"]}
@@ -105,7 +105,7 @@ def test_check_randomisation_command_reports_a_verdict(shapes_task, tmp_path, mo
         Image.fromarray((image.permute(1, 2, 0).numpy() * 255).round().astype("uint8")).save(paths[-1])
     monkeypatch.setattr("maskscope.cli.check.randomisation.load_classifier", lambda args: shapes_task.classifier)
     out = tmp_path / "randomisation.json"
-    status = main(["check", "randomisation", *map(str, paths), "--steps", "2", "--json", str(out)])
+    status = main(["check", "randomisation", *map(str, paths), "--steps", "2", "--out", str(out)])
     printed = capsys.readouterr().out
     assert status == 0 and "gradient passes" in printed
     record = json.loads(out.read_text())

@@ -99,13 +99,12 @@ def test_the_papers_names_are_aliases_with_their_settings():
 
 
 def test_an_onnx_model_is_refused_on_a_gpu():
-    import argparse
-
-    from maskscope.cli.errors import CommandError
     from maskscope.cli.options import load_classifier
+    from maskscope.core.model.loading import ModelChoiceError
+    from maskscope.core.model.spec import ModelSpec
 
-    with pytest.raises(CommandError, match="ONNX model runs on the CPU"):
-        load_classifier(argparse.Namespace(model="model.onnx", device="cuda", precision="float32", engine="auto"))
+    with pytest.raises(ModelChoiceError, match="ONNX model runs on the CPU"):
+        load_classifier(ModelSpec(model="model.onnx", device="cuda"))
 
 
 def test_a_map_whose_optimisation_did_not_move_is_flagged(photos, torchscript_model, tmp_path, capsys):

@@ -76,13 +76,13 @@ def test_gradient_passes_run_the_torch_module(shapes_task):
     classifier = on_engine(shapes_task.classifier, "onnxruntime")
     images = shapes_task.test.images[:3].clone().requires_grad_(True)
     classifier.probabilities(images)[:, 1].sum().backward()
-    assert classifier._engine is None, "a pass that needs a gradient reached the compiled engine"
+    assert classifier._compiled.engine is None, "a pass that needs a gradient reached the compiled engine"
     expected = images.detach().clone().requires_grad_(True)
     shapes_task.classifier.probabilities(expected)[:, 1].sum().backward()
     assert torch.equal(images.grad, expected.grad)
     with torch.no_grad():
         classifier.probabilities(images)
-    assert classifier._engine is not None
+    assert classifier._compiled.engine is not None
 
 
 def test_a_module_with_forward_hooks_runs_on_torch(shapes_task):
@@ -96,7 +96,7 @@ def test_a_module_with_forward_hooks_runs_on_torch(shapes_task):
             classifier.probabilities(shapes_task.test.images[:2])
     finally:
         handle.remove()
-    assert seen and classifier._engine is None
+    assert seen and classifier._compiled.engine is None
 
 
 def test_the_export_is_cached_under_a_key_of_the_weights(shapes_task, tmp_path, monkeypatch):
@@ -192,7 +192,7 @@ def test_threads_follow_the_torch_thread_count(shapes_task, engines):
             torch.set_num_threads(wanted)
             with torch.no_grad():
                 classifier.probabilities(images)
-            session = classifier._engine.session(*images.shape[-2:])[0]
+            session = classifier._compiled.engine.session(*images.shape[-2:])[0]
             assert session.get_session_options().intra_op_num_threads == wanted
     finally:
         torch.set_num_threads(threads)
@@ -212,7 +212,7 @@ def test_scoring_loops_keep_torch_on_one_thread_while_the_engine_keeps_the_proce
     try:
         torch.set_num_threads(2)
         score_perturbations(classifier, images, torch.rand(3, 4, 4), Constant(0.5), transform=record_threads)
-        session = classifier._engine.session(*images.shape[-2:])[0]
+        session = classifier._compiled.engine.session(*images.shape[-2:])[0]
         assert seen == [1] and torch.get_num_threads() == 2
         assert session.get_session_options().intra_op_num_threads == 2
         seen.clear()  # on torch, the loop leaves the thread count alone

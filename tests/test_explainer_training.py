@@ -90,7 +90,7 @@ def test_on_a_compiled_engine_the_network_runs_there_and_gives_the_torch_masks(c
     compiled.set_engine("onnxruntime")
     method = Explainer(trained.checkpoint)
     on_engine = method(compiled, images, [0, 1, 2])
-    assert isinstance(method._compiled[1], OnnxRuntimeEngine)
+    assert isinstance(method._compiled[1].engine, OnnxRuntimeEngine)  # opened, and no fallback
     torch.testing.assert_close(on_engine.mask, on_torch.mask, atol=1e-4, rtol=0)
     torch.testing.assert_close(on_engine.scores_after, on_torch.scores_after, atol=1e-4, rtol=0)
 

@@ -37,7 +37,7 @@ def task(tmp_path_factory) -> Path:
 
 def bench(task: Path, out: Path, *extra: str, methods: str = "centre", data: Path | None = None) -> int:
     return main(["bench", "--data", str(data or task / "data"), "--model", str(task / "tiny.pt"), "--methods", methods,
-                 "--metrics", METRIC, "--batch-size", "2", "--out", str(out), "--quiet", "--no-report", *extra])
+                 "--metrics", METRIC, "--images-per-batch", "2", "--out", str(out), "--quiet", "--no-report", *extra])
 
 
 def one_error_line(capsys) -> str:
@@ -222,7 +222,7 @@ def test_a_full_disk_writing_a_map_stops_the_run_and_records_no_failure(task, tm
         put(self, method, image, array)
 
     monkeypatch.setattr(MapFolder, "put", full_on_the_third_map)
-    assert bench(task, out, "--batch-size", "1") == 1
+    assert bench(task, out, "--images-per-batch", "1") == 1
     assert "the disk is full" in one_error_line(capsys)
     assert [r["status"] for r in raw_lines(out)] == ["ok", "ok"]
     monkeypatch.setattr(MapFolder, "put", put)
@@ -256,7 +256,7 @@ def test_an_environment_failure_is_retried_on_resume_and_counted_once(task, tmp_
         return explain(self, *args, **kwargs)
 
     monkeypatch.setattr(centre, "_explain", io_error_once)
-    assert bench(task, out, "--batch-size", "1", "--workers", "1") == 0  # the patch is this process's
+    assert bench(task, out, "--images-per-batch", "1", "--workers", "1") == 0  # the patch is this process's
     assert "1 of 4 records failed (1 for the environment's sake" in capsys.readouterr().err
     failed = [r for r in raw_lines(out) if r["status"] == "failed"]
     assert len(failed) == 1 and failed[0]["failure"] == "environment" and "Input/output" in failed[0]["reason"]

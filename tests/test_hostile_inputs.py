@@ -215,7 +215,7 @@ def test_a_full_disk_ends_the_run_in_one_line_and_keeps_what_was_written(photos,
         real_save(path, array, *args, **kwargs)
 
     monkeypatch.setattr(np, "save", fill_up)
-    command = ["explain", str(photos), "--model", str(tiny_model), "--out", str(out), "--batch-size", "1",
+    command = ["explain", str(photos), "--model", str(tiny_model), "--out", str(out), "--images-per-batch", "1",
                "--workers", "1", *QUICK]  # the full disk is this process's
     with untouched(tmp_path, out):
         status = main(command)
@@ -323,7 +323,7 @@ def test_explain_resumes_after_kill_9(tiny_model, tmp_path, capsys):
     for name in names:
         Image.fromarray(rng.integers(0, 255, (60, 80, 3), dtype=np.uint8)).save(folder / f"{name}.png")
     out = tmp_path / "out"
-    command = ["explain", str(folder), "--model", str(tiny_model), "--out", str(out), "--batch-size", "1", *QUICK]
+    command = ["explain", str(folder), "--model", str(tiny_model), "--out", str(out), "--images-per-batch", "1", *QUICK]
     process = subprocess.Popen([sys.executable, "-m", "maskscope", *command], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)  # fmt: skip
     try:

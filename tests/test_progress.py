@@ -87,6 +87,25 @@ def test_plain_progress_prints_its_last_line_once():
     assert stream.getvalue().startswith("explain (fgvis): 2/2 image (100%)")
 
 
+@pytest.mark.parametrize("interval", [0.0, 3600.0])  # a line at every update; only the closing line
+def test_an_explain_run_prints_its_final_line_once(interval, tmp_path, monkeypatch, capsys):
+    """``explain (fgvis): 1/1 image (100%) … s`` was printed twice at the end of a redirected run."""
+    import torch
+
+    from maskscope.cli.main import main
+    from maskscope.models import TinyCNN
+
+    monkeypatch.setattr(progress, "INTERVAL", interval)
+    torch.manual_seed(0)
+    torch.jit.save(torch.jit.script(TinyCNN(1000, width=4).eval()), str(tmp_path / "tiny.pt"))
+    params = ["--param", "steps=2", "--param", "l1_weights=(0.01,)", "--param", "defense=False"]
+    assert main(["explain", "--model", str(tmp_path / "tiny.pt"), "--method", "fgvis", *params,
+                 "--out", str(tmp_path / "out")]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert len([line for line in lines if line.startswith("explain (fgvis): 1/1 image (100%)")]) == 1, lines
+    assert not [line for line in lines if line.startswith("explain (fgvis): 0/1")] or interval == 0.0
+
+
 # every long optimisation method, small enough for the tiny CNN: (name, parameters, steps it runs in all)
 LONG_METHODS = [
     ("mp", dict(steps=6, resolution=8), 6),

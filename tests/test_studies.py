@@ -10,6 +10,7 @@ from skimage import data
 from test_bench import PooledLinear, _imagenet_style_folder, shapes_dataset
 
 from maskscope.cli.main import main
+from maskscope.core.model.spec import ModelSpec
 from maskscope.metrics.ms_ssim import ms_ssim
 from maskscope.models import TinyCNN
 from maskscope.studies.fillers import StudyObject, fill_objects, study_fillers, summarise_fillers
@@ -70,7 +71,7 @@ def test_filler_study_on_the_shapes_task_ranks_inpainting_below_the_photo_blur_a
 def test_robustness_study_compares_all_pairs_and_a_deterministic_map_is_perfectly_stable(shapes_task, tmp_path):
     dataset, _ = shapes_dataset(shapes_task, tmp_path / "data", 3)
     variants = [StudyVariant("centre", "centre"), StudyVariant("random", "random")]
-    config = study_config("shapes", variants, model="tiny-cnn", batch_size=2)
+    config = study_config("shapes", variants, model=ModelSpec("tiny-cnn"), images_per_batch=2)
     log = run_robustness_study(shapes_task.classifier, list(dataset), variants, config, tmp_path / "run", progress=False)
     assert len(log.records) == 3 * 2 * (5 + 1) and all(r["status"] == "ok" for r in log.records)
     scored = [r for r in log.records if r["metric"] == ROBUSTNESS]

@@ -61,7 +61,7 @@ def _without_seconds(record: dict) -> dict:
 def test_explain_on_two_workers_saves_the_maps_and_records_of_one_process(task, tmp_path, capsys, one_thread):
     photos = [str(task / "data" / f"c{k}.png") for k in range(4)]
     common = ["explain", *photos, "--model", str(task / "tiny.pt"), "--method", "mp", "--param", "steps=4",
-              "--engine", "torch", "--batch-size", "2", "--quiet"]
+              "--engine", "torch", "--images-per-batch", "2", "--quiet"]
     assert main([*common, "--workers", "1", "--worker-threads", "1", "--out", str(tmp_path / "one")]) == 0
     one = capsys.readouterr().out.splitlines()
     assert main([*common, "--workers", "2", "--worker-threads", "1", "--out", str(tmp_path / "two")]) == 0
@@ -79,7 +79,7 @@ def test_explain_on_two_workers_saves_the_maps_and_records_of_one_process(task, 
 
 def test_bench_on_two_workers_writes_the_records_and_maps_of_one_process(task, tmp_path, one_thread):
     dataset = open_dataset(str(task / "data"))
-    config = BenchConfig(str(task / "data"), ["centre", "gradient", "random"], METRICS, batch_size=3)
+    config = BenchConfig(str(task / "data"), ["centre", "gradient", "random"], METRICS, images_per_batch=3)
     make = functools.partial(Classifier.from_torchscript, task / "tiny.pt")  # TorchScript does not pickle
     one = run_bench(make(), dataset, config, tmp_path / "one", progress=False, workers=1, worker_threads=1)
     two = run_bench(make(), dataset, config, tmp_path / "two", progress=False, workers=2, worker_threads=1,
@@ -102,7 +102,7 @@ def _killer(scripted: str, marker: str) -> Classifier:
 
 def test_a_killed_worker_keeps_the_finished_records_and_the_rerun_makes_only_the_rest(task, tmp_path):
     dataset = open_dataset(str(task / "data"))
-    config = BenchConfig(str(task / "data"), ["centre", "gradient"], METRICS, batch_size=1)
+    config = BenchConfig(str(task / "data"), ["centre", "gradient"], METRICS, images_per_batch=1)
     tiny = functools.partial(Classifier.from_torchscript, task / "tiny.pt")
     killer = functools.partial(_killer, str(task / "tiny.pt"), str(tmp_path / "killed"))
     out = tmp_path / "run"

@@ -195,7 +195,7 @@ def _score_method(classifier, method, items, images, config, source, done) -> li
         started = time.perf_counter()
         try:
             results = score(
-                metric, classifier, batch[need], stacked[need], [chosen[p] for p in need], config.score_batch_size
+                metric, classifier, batch[need], stacked[need], [chosen[p] for p in need], config.batch_size
             )
         except Exception as error:  # a bad value or the environment fails the batch's images; a bug raises
             failure = failure_of(error)

@@ -15,10 +15,17 @@ import torch
 from maskscope.bench.folder import check_unclaimed, read_run_config, remove_run_files
 from maskscope.bench.scoring import with_default_protocol
 from maskscope.core.atomic import atomic_path
+from maskscope.core.model.spec import DEFAULT_DEVICE, DEFAULT_ENGINE, DEFAULT_MODEL, DEFAULT_PRECISION, ModelSpec
 from maskscope.errors import MaskscopeValueError
 
 #: Keys that decide the records; resuming a run needs them unchanged.
 IDENTITY_KEYS = ("dataset", "methods", "metrics", "params", "seed", "limit", "target", "model", "precision", "shard")
+#: images explained and scored together unless told
+IMAGES_PER_BATCH = 4
+#: keys of configurations written before a rename → what the key is now (docs/vocabulary.md); a file
+#: that holds one is refused with a line naming the new key, so no value changes meaning silently
+RENAMED_KEYS = {"score_batch_size": "batch_size (perturbed images per forward pass), and the old batch_size "
+                "(images per batch) is now images_per_batch"}
 
 
 class ConfigMismatch(MaskscopeValueError):
@@ -40,9 +47,11 @@ class BenchConfig:
         limit: the first ``limit`` images (all for ``None``).
         target: ``"top1"`` (the classifier's top class) or ``"label"`` (the dataset's label).
         model: the classifier's name.
-        batch_size: images explained and scored together.
-        score_batch_size: perturbed images per forward pass when scoring curves (8 is fastest
-            for the default model on CPU; a GPU wants more).
+        images_per_batch: images explained and scored together (one call of a method, one
+            task of a worker).
+        batch_size: perturbed images per forward pass when scoring curves; ``None``: the
+            device's default (:func:`~maskscope.core.scoring.perturbations.default_batch_size`,
+            8 on a CPU, 64 on a GPU), as every metric's.
         device: where the classifier runs.
         precision: the classifier's forward passes (``float32``, ``bfloat16``, ``float16``, ``int8``,
             ``fast``).
@@ -51,6 +60,11 @@ class BenchConfig:
             float32 scores within 1e-4.
         shard: ``"K/N"``: only every N-th of the images from the K-th (counting from 0), for
             runs split over the jobs of a scheduler and merged afterwards; ``None``: all of them.
+        calibration: photos ``int8`` is calibrated on (a folder or a file); ``None``: the first
+            images the classifier runs. Not part of the identity, as ``engine``.
+
+    The model's defaults are :class:`~maskscope.core.model.spec.ModelSpec`'s; :meth:`model_spec`
+    is the classifier the run loads.
     """
 
     dataset: str
@@ -60,16 +74,21 @@ class BenchConfig:
     seed: int = 0
     limit: int | None = None
     target: str = "top1"
-    model: str = "default"
-    batch_size: int = 4
-    score_batch_size: int = 8
-    device: str = "cpu"
-    precision: str = "float32"
+    model: str = DEFAULT_MODEL
+    images_per_batch: int = IMAGES_PER_BATCH
+    batch_size: int | None = None
+    device: str = DEFAULT_DEVICE
+    precision: str = DEFAULT_PRECISION
     shard: str | None = None
-    engine: str = "auto"
+    engine: str = DEFAULT_ENGINE
+    calibration: str | None = None
 
     def __post_init__(self) -> None:
         self.metrics = [with_default_protocol(spec) for spec in self.metrics]
+
+    def model_spec(self) -> ModelSpec:
+        """The classifier the run loads."""
+        return ModelSpec(self.model, self.device, self.engine, self.precision, self.calibration)
 
     def identity(self) -> dict:
         data = asdict(self)
@@ -97,7 +116,8 @@ class BenchConfig:
 
         Raises:
             MaskscopeValueError: the file cannot be read, is empty, is not a JSON object, or has
-                an unknown key, a missing key or a value of the wrong type (the message names the file).
+                an unknown key, a renamed key (:data:`RENAMED_KEYS`), a missing key or a value of
+                the wrong type (the message names the file).
         """
         try:
             text = Path(path).read_text(encoding="utf-8")
@@ -107,6 +127,9 @@ class BenchConfig:
         if not isinstance(data, dict):
             what = "it is empty" if data is None else f"a JSON object is needed, not {type(data).__name__}"
             raise MaskscopeValueError(f"{path}: not a bench configuration ({what})")
+        renamed = [f"{key} is now {now}" for key, now in RENAMED_KEYS.items() if key in data]
+        if renamed:
+            raise MaskscopeValueError(f"{path}: {'; '.join(renamed)}: rename them (docs/vocabulary.md)")
         known = set(cls.__dataclass_fields__)
         unknown = set(data) - known - RECORDED_KEYS
         if unknown:
@@ -129,8 +152,9 @@ FIELD_TYPES = {
     "dataset": ("str", "a string"), "methods": ("strs", "a list of strings"), "metrics": ("strs", "a list of strings"),
     "params": ("params", "an object of objects ({method: {key: value}})"), "seed": ("int", "an integer"),
     "limit": ("int?", "an integer or null"), "target": ("str", "a string"), "model": ("str", "a string"),
-    "batch_size": ("int", "an integer"), "score_batch_size": ("int", "an integer"), "device": ("str", "a string"),
-    "precision": ("str", "a string"), "shard": ("str?", "a string or null"), "engine": ("str", "a string"),
+    "images_per_batch": ("int", "an integer"), "batch_size": ("int?", "an integer or null"),
+    "device": ("str", "a string"), "precision": ("str", "a string"), "shard": ("str?", "a string or null"),
+    "engine": ("str", "a string"), "calibration": ("str?", "a string or null"),
 }
 
 

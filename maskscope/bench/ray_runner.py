@@ -1,7 +1,7 @@
 """``bench`` on a Ray cluster, with the local runner's records, map cache, resume and failure rules.
 
 The driver (the process that calls :func:`run_bench_ray`) splits the pending images into
-tasks of ``config.batch_size`` images, the local runner's batches, and hands them to a pool
+tasks of ``config.images_per_batch`` images, the local runner's batches, and hands them to a pool
 of actors (:class:`~maskscope.bench.tasks.BenchWorker`), each holding its own classifier and
 methods. A worker explains and scores a task with the local runner's code
 (:func:`~maskscope.bench.batch.batch_records`) and returns its records and new maps; only the

@@ -1,6 +1,6 @@
 """Run methods × metrics over a dataset, or score maps already on disk, writing records as it goes.
 
-Images go in batches of ``config.batch_size``. For each batch and method the maps are read
+Images go in batches of ``config.images_per_batch``. For each batch and method the maps are read
 from ``OUT/maps/<method>/<image>.npy`` when cached, else computed in one batched call and
 cached (temp file + rename); then every metric scores the batch at once, and the batch's
 records are appended and synced. (image, method, metric) triples already in the records are

@@ -1,7 +1,7 @@
 """The tasks a pool of bench workers shares: the local runner's batches, run in another process.
 
 A driver (the Ray runner's, or the local worker pool's of :mod:`maskscope.bench.workers`)
-splits the pending images into :class:`Task` s of ``config.batch_size`` images, the local
+splits the pending images into :class:`Task` s of ``config.images_per_batch`` images, the local
 runner's batches (:func:`plan_tasks`), and hands each to a :class:`BenchWorker` with the
 triples already done and the cached maps of its images (:func:`task_inputs`). The worker
 explains and scores the batch with the local runner's code and returns its records and new
@@ -86,8 +86,8 @@ def plan_tasks(samples: list[Sample], config: BenchConfig, done: set[Triple]) ->
     """The local runner's batches, each cut to its pending images."""
     index = {sample.name: i for i, sample in enumerate(samples)}
     tasks = []
-    for start in range(0, len(samples), config.batch_size):
-        todo = pending(samples[start : start + config.batch_size], config, done)
+    for start in range(0, len(samples), config.images_per_batch):
+        todo = pending(samples[start : start + config.images_per_batch], config, done)
         if todo:
             tasks.append(Task([index[s.name] for s in todo]))
     return tasks

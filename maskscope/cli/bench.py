@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Iterator
 
 from maskscope.bench.batch import parse_shard
-from maskscope.bench.config import BenchConfig, check_claim
+from maskscope.bench.config import IMAGES_PER_BATCH, BenchConfig, check_claim
 from maskscope.bench.folder import RunFolderError, check_apart, locked, read_run_config
 from maskscope.bench.ray_runner import RayOptions, require_ray, run_bench_ray
 from maskscope.bench.records import RecordLog, failure_kind
@@ -33,8 +33,16 @@ from maskscope.bench.scoring import DEFAULT_PROTOCOL, check_metric
 from maskscope.bench.shards import merge_shards
 from maskscope.bench.summary import summarise
 from maskscope.cli.errors import CommandError
-from maskscope.cli.options import add_model_options, load_classifier, parse_params
+from maskscope.cli.options import (
+    add_model_options,
+    add_renamed_option,
+    given_model_options,
+    images_per_batch_option,
+    load_classifier,
+    parse_params,
+)
 from maskscope.core.model.classifier import Classifier
+from maskscope.core.scoring.perturbations import CPU_BATCH_SIZE, GPU_BATCH_SIZE
 from maskscope.data.dataset import Dataset
 from maskscope.data.registry import NAMED, data_root, open_dataset
 from maskscope.errors import MaskscopeError
@@ -59,8 +67,10 @@ def add_shared_options(parser: argparse.ArgumentParser) -> None:
                         "weak_localisation, segmentation")
     parser.add_argument("--limit", type=int, help="the first N images")
     parser.add_argument("--target", choices=("top1", "label"), help="top1 (default) or the dataset's label")
-    parser.add_argument("--batch-size", type=int, help="images per batch (default 4)")
-    parser.add_argument("--score-batch-size", type=int, help="perturbed images per forward pass when scoring (default 8)")
+    images_per_batch_option(parser, None, f"images explained and scored together (default: {IMAGES_PER_BATCH})")
+    parser.add_argument("--batch-size", type=int, help="perturbed images per forward pass when scoring (default: "
+                        f"{CPU_BATCH_SIZE} on a CPU, {GPU_BATCH_SIZE} on a GPU)")
+    add_renamed_option(parser, "--score-batch-size", "--batch-size")
     parser.add_argument("--seed", type=int, help="seed (default 0)")
     parser.add_argument("--out", help="output folder")
     parser.add_argument("--config", help="a JSON file with the same keys (options given here win)")
@@ -98,16 +108,13 @@ def add_parser(subparsers) -> None:
 
 
 def build_config(args: argparse.Namespace, methods: list[str] | None, params: dict | None) -> BenchConfig:
-    """The run's configuration from the options (and ``--config``), checked before any model is loaded."""
-    model = None if args.model == "default" and args.config else args.model
+    """The run's configuration from the options (and ``--config``), checked before any model is loaded.
+
+    An option given (not ``None``) wins over the file's value, even when it gives the default."""
     overrides = dict(dataset=args.data, methods=methods, params=params, seed=args.seed, limit=args.limit,
-                     target=args.target, model=model, batch_size=args.batch_size,
-                     score_batch_size=args.score_batch_size,
+                     target=args.target, images_per_batch=args.images_per_batch, batch_size=args.batch_size,
                      metrics=args.metrics.split(",") if args.metrics else None,
-                     device=None if args.device == "cpu" and args.config else args.device,
-                     precision=None if args.precision == "float32" and args.config else args.precision,
-                     shard=getattr(args, "shard", None),
-                     engine=None if args.engine == "auto" and args.config else args.engine)
+                     shard=getattr(args, "shard", None), **given_model_options(args))
     if args.config:
         config = BenchConfig.from_file(args.config, **overrides)
     else:
@@ -116,8 +123,8 @@ def build_config(args: argparse.Namespace, methods: list[str] | None, params: di
         if missing:
             raise CommandError(f"{', '.join(missing)} required (or --config)")
         config = BenchConfig(**{k: v for k, v in overrides.items() if v is not None})
-    if config.batch_size < 1 or config.score_batch_size < 1:
-        raise CommandError("--batch-size and --score-batch-size must be at least 1")
+    if config.images_per_batch < 1 or (config.batch_size is not None and config.batch_size < 1):
+        raise CommandError("--images-per-batch and --batch-size must be at least 1")
     if not 0 <= config.seed <= MAX_SEED:
         raise CommandError(f"--seed must be between 0 and {MAX_SEED}, got {config.seed}")
     if config.limit is not None and config.limit < 1:
@@ -188,10 +195,11 @@ def run(args: argparse.Namespace) -> int:
         dataset = open_checked_dataset(config)
         if args.ray is not None:
             return _run_on_ray(args, config, dataset)
-        classifier = load_model(args, config)
+        spec = config.model_spec()
+        classifier = load_classifier(spec)
         run_bench(classifier, dataset, config, args.out, force=args.force, progress=not args.quiet,
                   retry_failed=args.retry_failed, workers=args.workers, worker_threads=args.worker_threads,
-                  make_classifier=functools.partial(load_classifier, args))
+                  make_classifier=functools.partial(load_classifier, spec))
         return _finish(args, args.out)
 
 
@@ -223,15 +231,9 @@ def open_checked_dataset(config: BenchConfig) -> Dataset:
     return dataset
 
 
-def load_model(args: argparse.Namespace, config: BenchConfig) -> Classifier:
-    """The configuration's classifier."""
-    args.model, args.device, args.precision, args.engine = config.model, config.device, config.precision, config.engine
-    return load_classifier(args)
-
-
-def open_dataset_and_model(args: argparse.Namespace, config: BenchConfig) -> tuple[Dataset, Classifier]:
+def open_dataset_and_model(config: BenchConfig) -> tuple[Dataset, Classifier]:
     """The configuration's dataset (checked) and classifier."""
-    return open_checked_dataset(config), load_model(args, config)
+    return open_checked_dataset(config), load_classifier(config.model_spec())
 
 
 def check_worker_options(args: argparse.Namespace) -> None:
@@ -242,11 +244,9 @@ def check_worker_options(args: argparse.Namespace) -> None:
 
 def _run_on_ray(args: argparse.Namespace, config: BenchConfig, dataset: Dataset) -> int:
     """The run on Ray workers, each loading the classifier itself; the driver loads none."""
-    model = argparse.Namespace(model=config.model, device=config.device, precision=config.precision,
-                               engine=config.engine)
     options = RayOptions(None if args.ray == "local" else args.ray, args.workers, args.worker_threads or 1,
                          args.gpus_per_worker)
-    run = run_bench_ray(functools.partial(load_classifier, model), dataset, config, args.out, options,
+    run = run_bench_ray(functools.partial(load_classifier, config.model_spec()), dataset, config, args.out, options,
                         force=args.force, progress=not args.quiet, retry_failed=args.retry_failed)
     if run.images:
         print(f"ray: {run.images} images in {run.tasks} tasks on {run.workers} workers ({run.lost_workers} lost "

@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     name = args.name or Path(args.maps).resolve().name
     config = build_config(args, [name], {})
     with claimed(config, args.out, args.force):
-        dataset, classifier = open_dataset_and_model(args, config)
+        dataset, classifier = open_dataset_and_model(config)
         evaluate_maps(classifier, dataset, args.maps, config, args.out, force=args.force, progress=not args.quiet,
                       retry_failed=args.retry_failed)
         return _finish(args, args.out)

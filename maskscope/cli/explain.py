@@ -1,7 +1,8 @@
 """``maskscope explain``: explain images with a method and write saliency, overlay and record.
 
-Images are explained in batches of ``--batch-size`` (one batched optimisation each). A
-folder is searched with its sub-folders, and each photo is named by its path inside the
+Images are explained in batches of ``--images-per-batch``, one batched call of the method
+each (its perturbed images per forward pass is its ``batch_size``: ``--param batch_size=N``).
+A folder is searched with its sub-folders, and each photo is named by its path inside the
 folder (``cats/tabby``), so the output mirrors the input. An image that cannot be read, or
 whose model output is unusable, gets a one-line error and the others are still explained;
 the exit status is 1 when any image failed. Files are never replaced silently (see
@@ -15,7 +16,7 @@ and files as one process, which prints every photo's line as its batch finishes.
 A run resumes: the photos whose explanation in ``--out`` is complete (saved with the same
 parameters, target and seed) are skipped, so after an interruption the same command explains
 only the others; an interrupted photo's files are rewritten. The arguments that need no model
-(``--seed``, ``--batch-size``, ``--out``) are checked before the model is loaded.
+(``--seed``, ``--images-per-batch``, ``--out``) are checked before the model is loaded.
 """
 
 from __future__ import annotations
@@ -34,7 +35,14 @@ import torch
 
 from maskscope.bench.workers import WorkerPool, worker_plan
 from maskscope.cli.errors import CommandError
-from maskscope.cli.options import add_model_options, load_classifier, parse_params
+from maskscope.cli.options import (
+    add_model_options,
+    add_renamed_option,
+    images_per_batch_option,
+    load_classifier,
+    model_spec,
+    parse_params,
+)
 from maskscope.core.explanation import SaveError, file_stems, saved_record, settings_differences
 from maskscope.core.model.classifier import Classifier, ModelOutputError
 from maskscope.core.model.targets import map_names, map_rows
@@ -59,7 +67,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--target", default="top1", help="top1, topk:K, a class index or a class name (default: %(default)s)")
     add_model_options(parser)
     parser.add_argument("--out", default="results", help="output folder (default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=8, help="images explained together (default: %(default)s)")
+    images_per_batch_option(parser, 8, "images explained together, in one call of the method")
+    add_renamed_option(parser, "--batch-size", "--images-per-batch (images per call; a method's perturbed images "
+                       "per forward pass is --param batch_size=N)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     parser.add_argument("--param", action="append", metavar="KEY=VALUE", help="a method parameter, e.g. steps=100")
     parser.add_argument("--checkpoint", help="a trained explainer (--method explainer); the model is fed as in its training")
@@ -106,9 +116,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: {error}", file=sys.stderr)
             failures += 1
     bar = progress_bar(total=len(photos), desc=f"explain ({asked})", unit="image", disable=args.quiet)
-    chunks = [(photos[start : start + args.batch_size], names[start : start + args.batch_size],
-               paths[start : start + args.batch_size]) for start in range(0, len(photos), args.batch_size)]
-    workers, threads = worker_plan(args.workers, args.worker_threads, len(chunks), args.device)
+    size = args.images_per_batch
+    chunks = [(photos[start : start + size], names[start : start + size], paths[start : start + size])
+              for start in range(0, len(photos), size)]
+    workers, threads = worker_plan(args.workers, args.worker_threads, len(chunks), model_spec(args).device)
     written = 0
     try:
         for chunk, failed in explained_chunks(chunks, method, classifier, args, out, run_settings, workers, threads):
@@ -131,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
 def method_classifier(args: argparse.Namespace, method) -> Classifier:
     """The classifier of ``--model`` as ``method`` needs it: fed as its ``--checkpoint``'s training
     fed it (``--method explainer``), with gradients where the method needs them."""
-    classifier = load_classifier(args)
+    classifier = load_classifier(model_spec(args))
     if args.method.lower() == "explainer":
         classifier = classifier_for_checkpoint(args.checkpoint, classifier)
     if method.needs_gradients:
@@ -145,8 +156,8 @@ MAX_SEED = 2**32 - 1
 
 def check_arguments(args: argparse.Namespace) -> None:
     """The arguments that need no model or photo, checked before anything is loaded."""
-    if args.batch_size < 1:
-        raise CommandError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.images_per_batch < 1:
+        raise CommandError(f"--images-per-batch must be at least 1, got {args.images_per_batch}")
     worker_plan(args.workers, args.worker_threads, 1)  # a count under 1 is refused here
     if not 0 <= args.seed <= MAX_SEED:
         raise CommandError(f"--seed must be between 0 and {MAX_SEED}, got {args.seed}")

@@ -1,4 +1,10 @@
-"""Options shared by several sub-commands: the model, the device, method parameters, photos."""
+"""Options shared by several sub-commands: the model, the device, method parameters, photos.
+
+The model options (``--model``, ``--device``, ``--engine``, ``--precision``, ``--calibrate``)
+default to ``None``, "not given": :func:`model_spec` fills in the defaults of
+:class:`~maskscope.core.model.spec.ModelSpec`, and ``bench --config FILE`` lets every option
+given win over the file's value, the default value included. Their help shows those defaults.
+"""
 
 from __future__ import annotations
 
@@ -9,68 +15,89 @@ from pathlib import Path
 import torch
 
 from maskscope.cli.errors import CommandError
-from maskscope.core.model.classifier import Classifier, check_device
-from maskscope.core.model.default_model import DEFAULT_MODEL, EFFICIENTNET_LITE
+from maskscope.core.model.classifier import Classifier
 from maskscope.core.model.engines import ENGINE_CHOICES, FAST_PRECISION, PRECISION_CHOICES
-from maskscope.core.model.onnx_models import load_onnx_classifier
+from maskscope.core.model.loading import load_model
+from maskscope.core.model.spec import DEFAULT_DEVICE, DEFAULT_ENGINE, DEFAULT_MODEL, DEFAULT_PRECISION, ModelSpec
+
+#: the options of :func:`add_model_options` → the :class:`ModelSpec` field each sets
+MODEL_OPTIONS = {"model": "model", "device": "device", "engine": "engine", "precision": "precision",
+                 "calibrate": "calibration"}
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """``--model``, ``--device``, ``--engine``, ``--precision`` and ``--calibrate``, each ``None`` when not given."""
     parser.add_argument(
         "--model",
-        default="default",
         help="'default' (EfficientNet-Lite0), efficientnet-lite1/2, a TorchScript file, "
-        "or an ONNX file (.onnx, black-box methods only) (default: %(default)s)",
+        f"or an ONNX file (.onnx, black-box methods only) (default: {DEFAULT_MODEL})",
     )
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: %(default)s)")
+    add_device_option(parser)
     parser.add_argument(
         "--engine",
-        default="auto",
         choices=list(ENGINE_CHOICES),
         help="where the forward passes that need no gradient run: torch, onnxruntime, openvino, or auto "
-        "(the fastest installed at --precision); gradient passes always run torch (default: %(default)s)",
+        f"(the fastest installed at --precision); gradient passes always run torch (default: {DEFAULT_ENGINE})",
     )
     parser.add_argument(
         "--precision",
-        default="float32",
         choices=list(PRECISION_CHOICES),
         help=f"the forward passes' number type: bfloat16 (CPUs with AVX-512 BF16 or AMX), float16 (GPUs, torch), "
         f"int8 (openvino, calibrated on --calibrate photos or the images explained), fast (= {FAST_PRECISION}); "
-        "fast runs a method's gradient passes at bfloat16 only where its maps were measured to hold (default: %(default)s)",
+        f"fast runs a method's gradient passes at bfloat16 only where its maps were measured to hold "
+        f"(default: {DEFAULT_PRECISION})",
     )
     parser.add_argument(
         "--calibrate", metavar="FOLDER", help="photos to calibrate --precision int8 on (default: the images explained)"
     )
 
 
-def load_classifier(args: argparse.Namespace) -> Classifier:
-    """The classifier named by ``--model`` on ``--device`` with ``--engine`` at ``--precision``.
+def add_device_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--device``, ``None`` when not given."""
+    parser.add_argument("--device", help=f"cpu, cuda or cuda:N (default: {DEFAULT_DEVICE})")
 
-    The device is checked first (:func:`~maskscope.core.model.classifier.check_device`), so a device
-    this machine lacks is a one-line error before any model is read.
-    """
-    name = args.model
-    settings = {"engine": getattr(args, "engine", "auto"), "precision": args.precision}
-    is_onnx = Path(name).suffix.lower() == ".onnx"
-    if is_onnx and str(args.device) != "cpu":
-        raise CommandError(f"an ONNX model runs on the CPU here, not --device {args.device}")
-    check_device(args.device)
-    try:
-        if name == "default" or name in EFFICIENTNET_LITE:
-            classifier = Classifier.default(DEFAULT_MODEL if name == "default" else name, device=args.device, **settings)
-        elif is_onnx:
-            classifier = load_onnx_classifier(name, **settings)
-        elif Path(name).suffix or Path(name).exists():
-            classifier = Classifier.from_torchscript(name, device=args.device, **settings)
-        else:
-            raise CommandError(
-                f"unknown model {name!r}: use default, {', '.join(EFFICIENTNET_LITE)}, a TorchScript file or an ONNX file"
-            )
-    except ImportError as error:  # an optional package the model needs (its weights, onnx); the message says which
-        raise CommandError(str(error)) from error
-    if getattr(args, "calibrate", None):
-        classifier.calibration = calibration_photos(Path(args.calibrate), classifier)
+
+def given_model_options(args: argparse.Namespace) -> dict:
+    """The model options given on the command line, as :class:`ModelSpec` fields (``None``: not given)."""
+    return {field: getattr(args, option, None) for option, field in MODEL_OPTIONS.items()}
+
+
+def model_spec(args: argparse.Namespace) -> ModelSpec:
+    """The classifier the model options name, the defaults filled in."""
+    return ModelSpec.from_values(**given_model_options(args))
+
+
+def load_classifier(spec: ModelSpec) -> Classifier:
+    """The classifier of ``spec`` (:func:`~maskscope.core.model.loading.load_model`), calibrated on
+    the photos of ``spec.calibration`` when it names some."""
+    classifier = load_model(spec)
+    if spec.calibration:
+        classifier.calibration = calibration_photos(Path(spec.calibration), classifier)
     return classifier
+
+
+class _Renamed(argparse.Action):
+    """An option that was renamed: refused with one line naming its new name."""
+
+    def __init__(self, option_strings, dest, now: str = "", **kwargs) -> None:
+        super().__init__(option_strings, dest, help=argparse.SUPPRESS, **kwargs)
+        self.now = now
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        parser.error(f"{option_string} is now {self.now} (docs/vocabulary.md)")
+
+
+def add_renamed_option(parser: argparse.ArgumentParser, old: str, now: str) -> None:
+    """Refuse ``old`` (taking one value) with a line saying it is now ``now``."""
+    parser.add_argument(old, action=_Renamed, now=now, dest=f"renamed_{old.strip('-').replace('-', '_')}")
+
+
+def images_per_batch_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup, default: int | None,
+                            what: str) -> None:
+    """``--images-per-batch``: how many images (``what``) one call handles; never a pass's
+    perturbed images, which is ``batch_size`` (a method's ``--param batch_size=N``)."""
+    shown = f" (default: {default})" if default is not None else ""
+    parser.add_argument("--images-per-batch", type=int, default=default, help=f"{what}{shown}")
 
 
 def calibration_photos(folder: Path, classifier: Classifier) -> torch.Tensor:
@@ -135,3 +162,23 @@ def load_photos(args: argparse.Namespace, classifier: Classifier) -> tuple[torch
         photos = [(load_image(getattr(data, name)(), name=name), name) for name in BUNDLED_PHOTOS]
     batch = torch.stack([classifier.view(image) for image, _ in photos]).to(classifier.device)
     return batch, [name for _, name in photos]
+
+
+def add_results_option(parser: argparse.ArgumentParser, name: str, what: str) -> None:
+    """``--out`` of a command that writes one JSON record and its figure (see :func:`results_path`);
+    the ``--json`` it replaced is refused with a line naming it."""
+    parser.add_argument("--out", metavar="OUT", help=f"also write {what} to OUT/{name}.json and a figure "
+                        f"OUT/{name}.png; an OUT ending in .json is the file itself, the figure beside it")
+    add_renamed_option(parser, "--json", "--out")
+
+
+def results_path(out: str, name: str) -> Path:
+    """The JSON file ``--out OUT`` names: ``OUT`` itself when it ends in ``.json``, else ``OUT/NAME.json``;
+    its folder is made."""
+    path = Path(out)
+    if path.suffix.lower() != ".json":
+        if path.exists() and not path.is_dir():
+            raise CommandError(f"--out {out}: is a file, not a folder (name a .json file, or a folder)")
+        path = path / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path

@@ -16,9 +16,10 @@ import sys
 from pathlib import Path
 
 from maskscope.cli.errors import CommandError
-from maskscope.cli.options import load_classifier, parse_params
+from maskscope.cli.options import add_device_option, load_classifier, parse_params
 from maskscope.core.model.classifier import Classifier
 from maskscope.core.model.grouped_classifier import GroupedClassifier, read_groups
+from maskscope.core.model.spec import DEFAULT_MODEL, ModelSpec
 from maskscope.core.model.view import ClassifierView
 from maskscope.data.registry import data_root
 from maskscope.methods.explainer.networks import NETWORKS
@@ -34,8 +35,8 @@ def add_parser(subparsers) -> None:
         description=__doc__.splitlines()[0],
     )
     model = parser.add_argument_group("classifier")
-    model.add_argument("--classifier", default="default", help="'default' (EfficientNet-Lite0), "
-                       "efficientnet-lite1/2, or a TorchScript file (default: %(default)s)")  # fmt: skip
+    model.add_argument("--classifier", help="'default' (EfficientNet-Lite0), "
+                       f"efficientnet-lite1/2, or a TorchScript file (default: {DEFAULT_MODEL})")  # fmt: skip
     model.add_argument("--input-size", type=int, help="the classifier sees images resized to N×N (default: its own view)")
     model.add_argument("--mean",
                        help="normalisation mean, three comma-separated numbers (a TorchScript model's default: ImageNet's)")
@@ -44,7 +45,7 @@ def add_parser(subparsers) -> None:
     model.add_argument("--class-names", help="the classifier's class names: comma-separated, or a file with one a line")
     model.add_argument("--groups", help="explain groups of classes: 'coco' (COCO categories of an ImageNet model, from "
                        "coco128/imagenet_to_coco.json) or a JSON file {group: [classes]}")  # fmt: skip
-    model.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: %(default)s)")
+    add_device_option(model)
     data = parser.add_argument_group("data")
     data.add_argument("--data", required=True, help=f"imagenet-samples, coco128[:SPLIT], a dataset folder, or {SYNTHETIC}"
                       "[:n=600,size=64,classes=4,objects=1-3,seed=0]; several joined by +")  # fmt: skip
@@ -134,7 +135,7 @@ def check_arguments(args: argparse.Namespace) -> None:
 
 def build_classifier(args: argparse.Namespace) -> Classifier:
     """The frozen classifier: loaded as ``--model`` would be, fed as the options say, grouped if asked."""
-    loaded = load_classifier(argparse.Namespace(model=args.classifier, device=args.device, precision="float32"))
+    loaded = load_classifier(ModelSpec.from_values(model=args.classifier, device=args.device))
     classifier = Classifier(
         loaded.model,
         mean=_triple(args.mean, "--mean") or loaded.mean.flatten().tolist(),

@@ -39,6 +39,7 @@ from maskscope.bench.config import BenchConfig, write_or_check
 from maskscope.bench.records import RecordLog
 from maskscope.bench.summary import mean_interval
 from maskscope.core.model.classifier import Classifier
+from maskscope.core.model.spec import ModelSpec
 from maskscope.core.progress import progress_bar
 from maskscope.data.dataset import Dataset, Sample
 from maskscope.data.images import ImageLoadError, load_image
@@ -129,12 +130,15 @@ def protocol_variants(
     return variants
 
 
-def study_config(dataset: str, variants: Sequence[StudyVariant], model: str = "default", batch_size: int = 1,
-                 device: str = "cpu", precision: str = "float32") -> BenchConfig:
-    """The configuration kept in ``OUT/config.json``: each variant's method, parameters and runs."""
+def study_config(dataset: str, variants: Sequence[StudyVariant], model: ModelSpec | None = None,
+                 images_per_batch: int = 1) -> BenchConfig:
+    """The configuration kept in ``OUT/config.json``: each variant's method, parameters and runs, the
+    classifier (``model``; ``None``: the default one) and the images per call of a method."""
     params = {v.name: {"method": v.method, **v.params, "vary": v.vary, "values": list(v.values)} for v in variants}
-    return BenchConfig(dataset, [v.name for v in variants], list(SIMILARITIES), params, model=model,
-                       batch_size=batch_size, device=device, precision=precision)
+    spec = model or ModelSpec()
+    return BenchConfig(dataset, [v.name for v in variants], list(SIMILARITIES), params, model=spec.model,
+                       images_per_batch=images_per_batch, device=spec.device, precision=spec.precision,
+                       engine=spec.engine, calibration=spec.calibration)
 
 
 def select_samples(dataset: Dataset, limit: int | None = None, names: Sequence[str] | None = None) -> list[Sample]:
@@ -164,8 +168,8 @@ def run_robustness_study(
     done = log.done
     total = len(samples) * sum(len(v.values) for v in variants)
     bar = progress_bar(total=total, desc="robustness", unit="run", disable=not progress)
-    for start in range(0, len(samples), config.batch_size):
-        chunk = list(samples[start : start + config.batch_size])
+    for start in range(0, len(samples), config.images_per_batch):
+        chunk = list(samples[start : start + config.images_per_batch])
         names, images, failures = _load(classifier, chunk)
         log.append([_record(name, v.name, ROBUSTNESS, None, "failed", reason=reason)
                     for name, reason in failures for v in variants if (name, v.name, ROBUSTNESS) not in done])

@@ -1,17 +1,25 @@
 """``maskscope check entropy``: a model's softmax entropy on removal references (FGVis Table A2).
 
 Prints a Markdown table (reference, entropy mean ± std over photos, count) with the maximum
-``log C`` as the last row; ``--json OUT`` also writes the rows.
+``log C`` as the last row; ``--out OUT`` also writes the rows (``OUT/entropy.json``, or the
+``.json`` file OUT names) and their figure.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from maskscope.checks.reference_entropy import EntropyRow, reference_entropy
-from maskscope.cli.options import add_model_options, add_photo_options, load_classifier, load_photos
+from maskscope.cli.options import (
+    add_model_options,
+    add_photo_options,
+    add_results_option,
+    load_classifier,
+    load_photos,
+    model_spec,
+    results_path,
+)
 from maskscope.plotting.check_figures import save_check_figure
 
 
@@ -24,7 +32,7 @@ def add_parser(subparsers) -> None:
     add_photo_options(parser)
     add_model_options(parser)
     parser.add_argument("--seed", type=int, default=0, help="seed of the noise references (default: %(default)s)")
-    parser.add_argument("--json", metavar="OUT", help="also write the rows to this JSON file (and a figure beside it, .png)")
+    add_results_option(parser, "entropy", "the rows")
 
 
 def markdown_table(rows: list[EntropyRow], model: str) -> str:
@@ -36,12 +44,13 @@ def markdown_table(rows: list[EntropyRow], model: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    classifier = load_classifier(args)
+    path = results_path(args.out, "entropy") if args.out else None  # a bad --out is refused before the run
+    classifier = load_classifier(model_spec(args))
     photos, names = load_photos(args, classifier)
     rows = reference_entropy(classifier, photos, seed=args.seed)
     print(markdown_table(rows, classifier.name))
-    if args.json:
+    if path is not None:
         record = {"model": classifier.name, "photos": names, "rows": [row.as_dict() for row in rows]}
-        Path(args.json).write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
-        save_check_figure("entropy", record, args.json)
+        path.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
+        save_check_figure("entropy", record, path)
     return 0

@@ -2,15 +2,15 @@
 
 Re-initialises the model's layers from the logits down (cascading, and one at a time with
 ``--variant independent``), re-explains the photos with ``--method`` and prints the similarity
-of each step's maps to the trained model's as a Markdown table, then the verdict. Exit status
-1 when the method fails the criterion.
+of each step's maps to the trained model's as a Markdown table, then the verdict; ``--out OUT``
+also writes the steps (``OUT/randomisation.json``, or the ``.json`` file OUT names) and their
+figure. Exit status 1 when the method fails the criterion.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 import numpy as np
 
@@ -21,7 +21,16 @@ from maskscope.checks.model_randomisation import (
     parametrised_layers,
 )
 from maskscope.cli.errors import CommandError
-from maskscope.cli.options import add_model_options, add_photo_options, load_classifier, load_photos, parse_params
+from maskscope.cli.options import (
+    add_model_options,
+    add_photo_options,
+    add_results_option,
+    load_classifier,
+    load_photos,
+    model_spec,
+    parse_params,
+    results_path,
+)
 from maskscope.methods import get_method, method_names, resolve_method
 from maskscope.methods.parameters import check_layer_names
 from maskscope.plotting.check_figures import save_check_figure
@@ -52,7 +61,7 @@ def add_parser(subparsers) -> None:
         help="evenly spaced steps over the layers; 0 = every layer (default: %(default)s)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the method and the re-initialisation")
-    parser.add_argument("--json", metavar="OUT", help="also write the steps to this JSON file (and a figure beside it, .png)")
+    add_results_option(parser, "randomisation", "the steps")
 
 
 def markdown_table(result: RandomisationResult) -> str:
@@ -71,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
     method = get_method(args.method, **params)
     if args.steps < 0:
         raise CommandError("--steps must be 0 (every layer) or a positive count")
-    classifier = load_classifier(args)
+    path = results_path(args.out, "randomisation") if args.out else None  # a bad --out is refused before the run
+    classifier = load_classifier(model_spec(args))
     photos, names = load_photos(args, classifier)
     variants = VARIANTS if args.variant == "both" else (args.variant,)
     layers = parametrised_layers(classifier.module)  # a forward-only model: ForwardOnlyError
@@ -94,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     if result.passed is not None:
         verdict = "passes" if result.passed else "FAILS"
         print(f"\n{method.name} {verdict}: {result.criterion} (measured {result.full_spearman_abs:.3f})")
-    if args.json:
+    if path is not None:
         record = {
             "model": classifier.name,
             "method": method.name,
@@ -104,6 +114,6 @@ def run(args: argparse.Namespace) -> int:
             "criterion": result.criterion,
             "steps": [step.as_dict() for step in result.steps],
         }
-        Path(args.json).write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
-        save_check_figure("randomisation", record, args.json)
+        path.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
+        save_check_figure("randomisation", record, path)
     return 0 if result.passed in (True, None) else 1

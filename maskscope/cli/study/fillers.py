@@ -10,7 +10,13 @@ import sys
 
 from maskscope.bench.config import BenchConfig
 from maskscope.cli.errors import CommandError
-from maskscope.cli.options import add_model_options, load_classifier
+from maskscope.cli.options import (
+    add_model_options,
+    add_renamed_option,
+    images_per_batch_option,
+    load_classifier,
+    model_spec,
+)
 from maskscope.data.registry import open_dataset
 from maskscope.studies.fillers import (
     DEFAULT_FILLERS,
@@ -45,7 +51,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--baselines", help="fillers every other is compared with, object by object "
                         "(default: those of blur:10 and mean that are among --fillers)")
     parser.add_argument("--limit", type=int, help="at most N objects")
-    parser.add_argument("--batch-size", type=int, default=8, help="objects per batch (default: %(default)s)")
+    images_per_batch_option(parser, 8, "objects (photos) filled and scored together")
+    add_renamed_option(parser, "--batch-size", "--images-per-batch")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_model_options(parser)
@@ -54,9 +61,10 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     if not 0 <= args.min_area <= args.max_area <= 1:
         raise CommandError(f"need 0 ≤ --min-area ≤ --max-area ≤ 1, got {args.min_area} and {args.max_area}")
-    if args.batch_size < 1 or (args.limit is not None and args.limit < 1):
-        raise CommandError("--batch-size and --limit must be at least 1")
-    classifier = load_classifier(args)
+    if args.images_per_batch < 1 or (args.limit is not None and args.limit < 1):
+        raise CommandError("--images-per-batch and --limit must be at least 1")
+    spec = model_spec(args)
+    classifier = load_classifier(spec)
     specs = [spec.strip() for spec in args.fillers.split(",") if spec.strip()]
     if args.baselines is None:
         baselines = [spec for spec in ("blur:10", "mean") if spec in specs]
@@ -72,11 +80,12 @@ def run(args: argparse.Namespace) -> int:
     objects, counts = dataset_objects(dataset, classifier, limit=args.limit, progress=not args.quiet, **selection)
     if not objects:
         raise CommandError(f"no object of {args.data} passes the selection ({counts})")
-    rows = fill_objects(classifier, objects, fillers, args.batch_size, progress=not args.quiet)
+    rows = fill_objects(classifier, objects, fillers, args.images_per_batch, progress=not args.quiet)
     summary = summarise_fillers(rows)
     differences = [paired_differences(rows, baseline) for baseline in baselines]
     config = BenchConfig(args.data, specs, list(MEASURES), {"objects": selection}, limit=args.limit,
-                         model=args.model, batch_size=args.batch_size, device=args.device, precision=args.precision)
+                         model=spec.model, images_per_batch=args.images_per_batch, device=spec.device,
+                         precision=spec.precision, engine=spec.engine, calibration=spec.calibration)
     result = {"config": {**config.resolved(), "model_name": classifier.name}, "selection": counts,
               "summary": summary, "paired_differences": differences, "paper_table_1": PAPER_TABLE_1,
               "objects": rows}

