@@ -53,3 +53,16 @@ class RecordingFiller(Filler):
     def fill(self, images, masks=None):
         self.masks.append(masks.clone())
         return torch.full_like(images, 0.25)
+
+
+def counted_images(monkeypatch, classifier: Classifier) -> list[int]:
+    """The size of every batch ``classifier.class_scores`` is given from now on (for counting passes)."""
+    sizes: list[int] = []
+    class_scores = classifier.class_scores
+
+    def counted(images, *args, **kwargs):
+        sizes.append(len(images))
+        return class_scores(images, *args, **kwargs)
+
+    monkeypatch.setattr(classifier, "class_scores", counted)
+    return sizes

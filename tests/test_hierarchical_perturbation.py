@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from known_models import counted_images
 from torch import nn
 
 from maskscope.core.model.classifier import Classifier
@@ -46,6 +47,14 @@ def test_refining_everything_is_exhaustive_occlusion_at_every_level(tiny):
     assert explanation.samples_used.tolist() == [336, 336]
     assert explanation.record(1)["samples_used"] == 336  # saved with each photo's record
 
+
+def test_the_unperturbed_images_are_scored_once(tiny, monkeypatch):
+    # the drops start from the scores Method.explain computed: one pass over the images, then the windows'
+    classifier, images = tiny
+    sizes = counted_images(monkeypatch, classifier)
+    method = HierarchicalPerturbation(window=16, levels=2, score="logit")
+    method(classifier, images, target=[0, 2])
+    assert sum(sizes) == 2 + int(method.passes_.sum())
 
 def test_relu_keeps_only_the_drops(tiny):
     classifier, images = tiny

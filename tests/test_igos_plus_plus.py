@@ -57,7 +57,7 @@ def test_objective_without_noise_is_the_signed_sum_of_the_four_path_averages(sha
     loss, _ = IntegratedGradient(points=3, noise=0.0, class_weight=0.5)(problem, masks)
     deletion, insertion, combined = masks[:, :1], masks[:, 1:], masks[:, :1] * masks[:, 1:]
     filled = torch.full_like(images, 0.5)
-    weights = problem.targets
+    weights = problem.target_weights
 
     def score(composite):
         with torch.no_grad():

@@ -3,7 +3,7 @@ and the synthetic task with known ground truth."""
 
 import pytest
 import torch
-from known_models import RecordingFiller, linear_classifier
+from known_models import RecordingFiller, counted_images, linear_classifier
 
 from maskscope.core.scoring.windows import WindowGrid, soft_disc_stamp
 from maskscope.methods import METHODS, Occlusion, get_method
@@ -86,3 +86,20 @@ def test_mean_occlusion_maximum_lands_on_the_object(shapes_task):
     explanation = Occlusion(window=11, stride=4)(shapes_task.classifier, images, target=classes.tolist())
     hits = pointing_game(explanation.saliency, objects, tolerance=3).hits.mean()
     assert hits >= 0.9, f"occlusion hit the object in {hits:.0%} of images"
+
+
+def test_the_unperturbed_images_are_scored_once(monkeypatch):
+    # Method.explain scores the images to resolve the target; occlusion takes its drops from those
+    # scores instead of a second pass, and the drops stay exact (the red sum of each window)
+    classifier = linear_classifier(8)
+    images = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    sizes = counted_images(monkeypatch, classifier)
+    method = Occlusion(score="logit", window=4, stride=4)
+    explanation = method(classifier, images, target=0)
+    (grid,) = method.grids((8, 8))
+    assert len(grid) == 4 and sum(sizes) == 2 + 2 * 4
+    for b in range(2):
+        for r in (0, 4):
+            for c in (0, 4):
+                expected = images[b, 0, r : r + 4, c : c + 4].sum() / 100
+                assert torch.isclose(explanation.saliency[b, r + 1, c + 2], expected, atol=1e-6)

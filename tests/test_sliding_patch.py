@@ -2,7 +2,7 @@
 and the plumbing of a mask-dependent filler (SP-G's inpainter)."""
 
 import torch
-from known_models import RecordingFiller, linear_classifier
+from known_models import RecordingFiller, counted_images, linear_classifier
 
 from maskscope.core.scoring.windows import WindowGrid, square_stamp, window_starts
 from maskscope.methods import METHODS, SlidingPatch, get_method
@@ -71,3 +71,19 @@ def test_sp_maximum_lands_on_the_object(shapes_task):
     random_hits = pointing_game(random_maps.saliency, objects, tolerance=3).hits.mean()
     assert hits >= 0.9, f"SP hit the object in {hits:.0%} of images"
     assert random_hits <= 0.5
+
+
+def test_the_unperturbed_images_are_scored_once(monkeypatch):
+    # the drops are taken from the scores Method.explain computed before the patches, with and
+    # without the convergence stop: one pass over the images, then one per patch position
+    classifier = linear_classifier(12)
+    images = torch.rand(2, 3, 12, 12, generator=torch.Generator().manual_seed(0))
+    sizes = counted_images(monkeypatch, classifier)
+    whole = SlidingPatch(score="logit", window=4, stride=3)(classifier, images, target=0)
+    assert sum(sizes) == 2 + 2 * 9
+    sizes.clear()
+    stopped = SlidingPatch(score="logit", window=4, stride=3, stop_tolerance=0.99, stop_interval=9)(
+        classifier, images, target=0
+    )
+    assert sum(sizes) == 2 + 2 * 9  # one estimate, at the last position: every position scored
+    torch.testing.assert_close(stopped.window_drops, whole.window_drops, atol=1e-6, rtol=0)

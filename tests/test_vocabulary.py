@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import inspect
+import argparse
 import re
 from collections import Counter
 from pathlib import Path
@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
+import maskscope
 from maskscope.core.explanation import ARRAY_FIELDS, NUMBER_FIELDS, Explanation
 from maskscope.core.model.classifier import DEFAULT_SCORE
 from maskscope.methods import get_method  # noqa: F401  (importing the package registers every method)
+from maskscope.methods.parameters import method_signature
 from maskscope.methods.registry import METHODS as REGISTRY
 
 VOCABULARY = Path(__file__).resolve().parents[1] / "docs" / "vocabulary.md"
@@ -28,7 +30,8 @@ def documented(section: str) -> set[str]:
 
 
 def parameters(cls) -> list[str]:
-    return [name for name in inspect.signature(cls.__init__).parameters if name != "self"]
+    """Every parameter the method takes, a variant's inherited ones included."""
+    return list(method_signature(cls).parameters)
 
 
 def test_no_method_takes_a_retired_name():
@@ -48,6 +51,19 @@ def test_score_has_one_default_and_the_read_out_methods_take_it():
     for cls in set(REGISTRY.values()):
         if "score" in parameters(cls):
             assert cls.defaults()["score"] == DEFAULT_SCORE, cls.name
+
+
+def test_the_target_matrix_has_one_name():
+    # ``targets`` are class indices per image; the B×C multi-hot matrix built from them is ``target_weights``
+    package = Path(maskscope.__file__).parent
+    offenders = [
+        f"{path.relative_to(package)}:{number}"
+        for folder in ("core", "methods", "metrics")
+        for path in sorted((package / folder).rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if re.search(r"\btargets: torch\.Tensor", line)
+    ]
+    assert not offenders
 
 
 def test_every_explanation_field_is_documented():
@@ -105,3 +121,43 @@ def test_a_field_the_method_did_not_fill_stays_none(tmp_path, field):
     explanation.save(tmp_path)
     assert getattr(Explanation.load(tmp_path), field) is None
     assert not list(tmp_path.glob(f"*_{field}.npy"))
+
+
+def command_parsers() -> dict[str, argparse.ArgumentParser]:
+    """Every command's parser by its name (``check adversarial`` for a command of a group)."""
+    from maskscope.cli.main import build_parser
+
+    def below(parser: argparse.ArgumentParser, prefix: str) -> dict[str, argparse.ArgumentParser]:
+        groups = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
+        if not groups:
+            return {prefix: parser}
+        return {name: found for command, sub in groups[0].choices.items()
+                for name, found in below(sub, f"{prefix} {command}".strip()).items()}
+
+    return below(build_parser()[0], "")
+
+
+def visible_options(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """The options ``--help`` shows, with their help."""
+    return {option: action.help or "" for action in parser._actions if action.help != argparse.SUPPRESS
+            for option in action.option_strings}
+
+
+def test_every_command_names_one_quantity_one_way():
+    """docs/vocabulary.md, Command-line options: images per call are ``--images-per-batch``,
+    ``--batch-size`` is perturbed images per pass, and a command writes to ``--out``."""
+    parsers = command_parsers()
+    assert {"explain", "bench", "check adversarial", "study fillers", "train-explainer"} <= set(parsers)
+    documented_options = set(re.findall(r"`(--[\w-]+)`", VOCABULARY.read_text().split("## Command-line options\n")[1]
+                                        .split("\n## ")[0]))
+    for name, parser in parsers.items():
+        options = visible_options(parser)
+        assert not {"--json", "--score-batch-size"} & set(options), name
+        if "--batch-size" in options and name != "train-explainer":
+            assert "per forward pass" in options["--batch-size"], name
+        if name not in ("methods",):
+            assert "--out" in options, f"{name} writes without --out"
+    images_per_batch = {name for name, parser in parsers.items() if "--images-per-batch" in visible_options(parser)}
+    assert images_per_batch == {"explain", "bench", "evaluate", "check adversarial", "study fillers",
+                                "study robustness"}
+    assert {"--images-per-batch", "--batch-size", "--out", "--model", "--device"} <= documented_options

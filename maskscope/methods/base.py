@@ -1,18 +1,19 @@
 """The base class of every explanation method.
 
-Methods follow the scikit-learn convention: every parameter is set in ``__init__`` and kept
-as an attribute of the same name; the work happens in :meth:`Method.explain` (also the
-call operator), which takes a classifier, a batch of images and the targets, and returns an
-:class:`~maskscope.core.explanation.Explanation`. Nothing happens on import.
+Methods follow the scikit-learn convention: every parameter is an argument of ``__init__``
+and kept as an attribute of the same name; the work happens in :meth:`Method.explain` (also
+the call operator), which takes a classifier, a batch of images and the targets, and returns
+an :class:`~maskscope.core.explanation.Explanation`. Nothing happens on import.
 
 Every construction is checked first against the method's parameter schema (the ``__init__``
 type hints plus the class's ``constraints``, see :mod:`maskscope.methods.parameters`), so a
-bad value fails with one line naming it, from Python and from the command line alike.
+bad value fails with one line naming it, from Python and from the command line alike. A
+variant of a method states only what differs from its parent and passes the rest on (see
+:func:`~maskscope.methods.parameters.method_signature`).
 """
 
 from __future__ import annotations
 
-import inspect
 import os
 import time
 from typing import Any, ClassVar, Sequence
@@ -21,12 +22,13 @@ import torch
 
 from maskscope.core.explanation import Explanation
 from maskscope.core.model.classifier import DEFAULT_SCORE, Classifier, gradient_passes
-from maskscope.core.model.targets import TargetSpec, map_names, maps_per_class, resolve_targets, target_weights
+from maskscope.core.model.targets import TargetSpec, map_names, maps_per_class, resolve_targets
+from maskscope.core.model.targets import target_weights as multi_hot
 from maskscope.core.optimisation.descent import OptimisationResult
 from maskscope.core.optimisation.games import get_game, goal_met
 from maskscope.core.scoring.perturbations import default_batch_size
 from maskscope.data.images import ImageLike, check_pixel_range, image_name, load_image, unique_names
-from maskscope.methods.parameters import Constraint, check_parameters
+from maskscope.methods.parameters import Constraint, check_parameters, method_signature
 from maskscope.methods.precision import fast_gradient_precision
 
 
@@ -40,6 +42,8 @@ class Method:
     needs_checkpoint: ClassVar[bool] = False
     #: ranges and choices of parameters, beyond what the ``__init__`` type hints say (merged along the MRO)
     constraints: ClassVar[dict[str, Constraint]] = {}
+    #: a variant's parameters of its parent that it does not take, at the values it passes on (merged along the MRO)
+    fixed_params: ClassVar[dict[str, Any]] = {}
 
     #: whether the map varies pixel by pixel (gradients): figures clip it at a percentile to show it
     pixel_level: ClassVar[bool] = False
@@ -47,20 +51,33 @@ class Method:
     #: every explanation records whether its goal was met
     game: str | None = None
 
+    # Parameters the base class reads; a method that takes one states it in its ``__init__``.
+    #: perturbed images (or path points, or rows) per classifier pass; ``None``: the device's
+    #: default (:func:`~maskscope.core.scoring.perturbations.default_batch_size`)
+    batch_size: int | None = None
+    #: the class score explained and reported, ``"probability"`` or ``"logit"``; the
+    #: optimisation methods' games are defined on the probability
+    score: str = DEFAULT_SCORE
+    #: show a progress bar with the time left
+    progress: bool = False
+
+    #: the target scores (B, in ``score`` units) of the images being explained, set by
+    #: :meth:`explain` while :meth:`_explain` runs (a method that compares perturbed scores
+    #: with the unperturbed ones reads them here instead of scoring the images again)
+    _target_scores: torch.Tensor
+
     def __new__(cls, *args: Any, **kwargs: Any) -> "Method":
         check_parameters(cls, args, kwargs)
         return super().__new__(cls)
 
     def get_params(self) -> dict[str, Any]:
         """The constructor's parameters and their current values."""
-        signature = inspect.signature(type(self).__init__)
-        return {name: getattr(self, name) for name in signature.parameters if name != "self"}
+        return {name: getattr(self, name) for name in method_signature(type(self)).parameters}
 
     @classmethod
     def defaults(cls) -> dict[str, Any]:
         """The constructor's default parameters."""
-        signature = inspect.signature(cls.__init__)
-        return {n: p.default for n, p in signature.parameters.items() if n != "self"}
+        return {name: p.default for name, p in method_signature(cls).parameters.items()}
 
     def explain(
         self,
@@ -94,11 +111,15 @@ class Method:
         count = len(batch)
         if len(rows) != count:  # "topk:K": a map per class, each image repeated for its classes
             batch, scores = batch[rows], scores[rows]
-        weights = target_weights(targets, scores.shape[1], device=batch.device)
-        with gradient_passes(fast_gradient_precision(self.name, classifier.device)) as ran:
-            explanation = self._explain(classifier, batch, targets, weights, seed)
-        explanation.scores_before = (scores * weights).sum(1).cpu()
-        explanation.score = self.explained_score
+        target_weights = multi_hot(targets, scores.shape[1], device=batch.device)
+        self._target_scores = target_scores = (scores * target_weights).sum(1)
+        try:
+            with gradient_passes(fast_gradient_precision(self.name, classifier.device)) as ran:
+                explanation = self._explain(classifier, batch, targets, target_weights, seed)
+        finally:
+            del self._target_scores  # a copy of the method (for a worker) carries no tensor
+        explanation.scores_before = target_scores.cpu()
+        explanation.score = self.score
         explanation.pixel_level = self.pixel_level
         record_goal(explanation, self.game)
         explanation.target_names = [[classifier.class_names[c] for c in classes] for classes in targets]
@@ -118,22 +139,24 @@ class Method:
 
     __call__ = explain
 
-    @property
-    def explained_score(self) -> str:
-        """The class score the method explains and reports: its ``score`` parameter where it has
-        one; the optimisation methods' games are defined on the probability."""
-        return getattr(self, "score", DEFAULT_SCORE)
-
     @torch.no_grad()
     def _scores(self, classifier: Classifier, images: torch.Tensor) -> torch.Tensor:
-        """Class scores of the images (:attr:`explained_score`), ``batch_size`` images a pass when the method has one."""
-        size = default_batch_size(getattr(self, "batch_size", None), images.device)
+        """Class scores B×C of the images (:attr:`score`), ``batch_size`` images a pass."""
+        size = default_batch_size(self.batch_size, images.device)
         parts = range(0, len(images), size)
-        return torch.cat([classifier.class_scores(images[i : i + size], self.explained_score) for i in parts])
+        return torch.cat([classifier.class_scores(images[i : i + size], self.score) for i in parts])
 
     def _explain(
-        self, classifier: Classifier, images: torch.Tensor, targets: list[list[int]], weights: torch.Tensor, seed: int
+        self,
+        classifier: Classifier,
+        images: torch.Tensor,
+        targets: list[list[int]],
+        target_weights: torch.Tensor,
+        seed: int,
     ) -> Explanation:
+        """The explanation of ``images`` (B×3×H×W on the classifier's device) for ``targets``
+        (class indices per image), whose summed score is ``(scores · target_weights).sum(1)``
+        with ``target_weights`` the multi-hot B×C matrix."""
         raise NotImplementedError
 
     def _optimised(

@@ -263,7 +263,7 @@ class ExtremalPerturbation(Method):
             full = upsampler(result.masks, size)
         return result.masks, full, scores, result.objective
 
-    def _explain(self, classifier, images, targets, weights, seed):
+    def _explain(self, classifier, images, targets, target_weights, seed):
         count, height, width = images.shape[0], images.shape[-2], images.shape[-1]
         per_image = len(self.areas)
         upsampler = self._upsampler((height, width))
@@ -271,7 +271,7 @@ class ExtremalPerturbation(Method):
         shape = (math.ceil(height / step), math.ceil(width / step))
         # row i·A + j is image i with area j
         rows = images.repeat_interleave(per_image, 0)
-        row_weights = weights.repeat_interleave(per_image, 0)
+        row_weights = target_weights.repeat_interleave(per_image, 0)
         row_areas = torch.tensor(self.areas, dtype=torch.float64).repeat(count)  # on the host: see area_target
         chunk = default_batch_size(self.batch_size, images.device)
         starts = range(0, rows.shape[0], chunk)

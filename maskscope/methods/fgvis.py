@@ -126,8 +126,6 @@ class FGVis(Method):
         batch_size: int | None = None,
         progress: bool = False,
     ) -> None:
-        if len(l1_weights) == 0:
-            raise ValueError("l1_weights must hold at least one value, got an empty list")
         self.game = game
         self.l1_weights = tuple(float(value) for value in l1_weights)
         self.steps = steps
@@ -161,21 +159,21 @@ class FGVis(Method):
         """:meth:`decision_changed` and the target scores ``p_C(Φ(x, m))`` per image, from one pass."""
         with torch.no_grad():
             probabilities = problem.classifier.probabilities(problem.perturb(masks, jitter=False))
-        on_target = problem.targets.gather(1, probabilities.argmax(1)[:, None])[:, 0] > 0
+        on_target = problem.target_weights.gather(1, probabilities.argmax(1)[:, None])[:, 0] > 0
         changed = ~on_target if problem.game.removes else on_target
-        return changed, (probabilities * problem.targets).sum(1)
+        return changed, (probabilities * problem.target_weights).sum(1)
 
-    def _problem(self, classifier, images, weights, weight: float | torch.Tensor, defense=None) -> MaskProblem:
+    def _problem(self, classifier, images, target_weights, weight: float | torch.Tensor, defense=None) -> MaskProblem:
         """The game's problem with L1 weight λ (one value, or one per image), its defended
         gradients narrowed with it when ``defense`` is given."""
         game = get_game(self.game)
         regulariser = WeightedL1(weight, game.l1_towards)
         class_loss = "probability" if game.removes else "cross_entropy"
         filler = Constant(classifier.mean_colour.flatten())
-        arguments = (classifier, images, weights, game, filler, Upsampler("nearest"), regulariser, None, class_loss)
+        arguments = (classifier, images, target_weights, game, filler, Upsampler("nearest"), regulariser, None, class_loss)
         return MaskProblem(*arguments) if defense is None else DefendedProblem(defense, *arguments)
 
-    def _round(self, classifier, images, weights, init, lambdas: torch.Tensor, bar):
+    def _round(self, classifier, images, target_weights, init, lambdas: torch.Tensor, bar):
         """Optimise every image at its own λ, ``batch_size`` images at a time: masks, met, the
         target scores under the masks (``None`` with ``stop_early``, whose rule judged ``met``) and objective."""
         chunk = default_batch_size(self.batch_size, images.device)
@@ -185,7 +183,7 @@ class FGVis(Method):
             part = slice(start, start + chunk)
             subset = images[part]
             with AdversarialDefense(classifier, subset) if self.defense else nullcontext() as defense:
-                problem = self._problem(classifier, subset, weights[part], lambdas[part].to(subset), defense)
+                problem = self._problem(classifier, subset, target_weights[part], lambdas[part].to(subset), defense)
                 result = optimise_masks(problem, init[part], Gradient(), NormalisedSGD(self.lr), self.steps, stop, bar)
             masks.append(result.masks)
             if self.stop_early:  # the stop rule judged every image at its final masks already
@@ -199,7 +197,7 @@ class FGVis(Method):
         objective = [torch.nn.functional.pad(values, (0, width - values.shape[1]), value=float("nan")) for values in objective]
         return torch.cat(masks), torch.cat(met), torch.cat(scores) if scores else None, torch.cat(objective)
 
-    def _explain(self, classifier, images, targets, weights, seed):
+    def _explain(self, classifier, images, targets, target_weights, seed):
         game = get_game(self.game)
         count = images.shape[0]
         init = self._initial_masks(tuple(images.shape), seed, images.device)
@@ -230,7 +228,7 @@ class FGVis(Method):
             advanced += skipped + math.ceil(todo.numel() / chunk) * self.steps
             tried = low[todo] if self.search == "sequential" else (low[todo] + high[todo]) // 2
             found, met, scores, objective = self._round(
-                classifier, images[todo], weights[todo], init[todo], values[tried].float(), bar
+                classifier, images[todo], target_weights[todo], init[todo], values[tried].float(), bar
             )
             history = objective if history is None else history
             met = met.cpu()
@@ -252,7 +250,7 @@ class FGVis(Method):
         bar.close()
         chosen = values[high.clamp(max=len(self.l1_weights) - 1)]
         if scores_after is None:  # stop_early: the stop rule judged the masks, it did not score them
-            final = self._problem(classifier, images, weights, 0.0)
+            final = self._problem(classifier, images, target_weights, 0.0)
             with torch.no_grad():
                 scores_after = final.class_scores(masks, jitter=False).cpu()
         return Explanation(

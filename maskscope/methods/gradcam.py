@@ -93,7 +93,7 @@ class TokenGrid:
 def layer_activations_and_gradients(
     classifier: Classifier,
     images: torch.Tensor,
-    weights: torch.Tensor,
+    target_weights: torch.Tensor,
     modules: Sequence[nn.Module],
     score: str,
     reshape: Callable[[torch.Tensor], torch.Tensor] | None = None,
@@ -115,7 +115,7 @@ def layer_activations_and_gradients(
     try:
         inputs = images.detach().clone().requires_grad_(True)
         with torch.enable_grad():
-            scores = target_score(classifier, inputs, weights, score)
+            scores = target_score(classifier, inputs, target_weights, score)
             if len(captured) < len(modules):
                 raise ValueError("a chosen layer is not used in the model's forward pass")
             outputs = [captured[i] for i in range(len(modules))]
@@ -191,13 +191,13 @@ class GradCAM(Method):
         check_layer_names(classifier.module, layers)
         return [find_module(classifier.module, layer) for layer in layers]
 
-    def _explain(self, classifier, images, targets, weights, seed):
+    def _explain(self, classifier, images, targets, target_weights, seed):
         modules = self.modules(classifier, images)
         size = images.shape[-2:]
         per_layer: list[list[torch.Tensor]] = [[] for _ in modules]
         for part in chunks(len(images), self.batch_size, images.device, self.progress, "Grad-CAM"):
             pairs = layer_activations_and_gradients(
-                classifier, images[part], weights[part], modules, self.score, self.reshape
+                classifier, images[part], target_weights[part], modules, self.score, self.reshape
             )
             for maps, (activations, gradients) in zip(per_layer, pairs):
                 alpha = gradients.mean((2, 3), keepdim=True)

@@ -30,17 +30,17 @@ def chunks(count: int, batch_size: int | None, device: torch.device, progress: b
         yield slice(start, min(start + size, count))
 
 
-def target_score(classifier: Classifier, images: torch.Tensor, weights: torch.Tensor, score: str) -> torch.Tensor:
+def target_score(classifier: Classifier, images: torch.Tensor, target_weights: torch.Tensor, score: str) -> torch.Tensor:
     """The summed target score of each image (B): target logits or target probabilities."""
     outputs = classifier.class_scores(images, score)
-    return (outputs * weights.to(outputs)).sum(1)
+    return (outputs * target_weights.to(outputs)).sum(1)
 
 
-def input_gradients(classifier: Classifier, images: torch.Tensor, weights: torch.Tensor, score: str) -> torch.Tensor:
+def input_gradients(classifier: Classifier, images: torch.Tensor, target_weights: torch.Tensor, score: str) -> torch.Tensor:
     """``∂S_c/∂x`` for each image, B×3×H×W (images are independent, so one backward serves the batch)."""
     inputs = images.detach().clone().requires_grad_(True)
     with torch.enable_grad():
-        (gradients,) = torch.autograd.grad(target_score(classifier, inputs, weights, score).sum(), inputs)
+        (gradients,) = torch.autograd.grad(target_score(classifier, inputs, target_weights, score).sum(), inputs)
     return gradients
 
 
@@ -63,9 +63,9 @@ class Gradient(Method):
         self.batch_size = batch_size
         self.progress = progress
 
-    def _explain(self, classifier, images, targets, weights, seed):
+    def _explain(self, classifier, images, targets, target_weights, seed):
         parts = chunks(len(images), self.batch_size, images.device, self.progress, "gradient")
-        gradients = torch.cat([input_gradients(classifier, images[c], weights[c], self.score) for c in parts])
+        gradients = torch.cat([input_gradients(classifier, images[c], target_weights[c], self.score) for c in parts])
         return Explanation(
             saliency=gradients.abs().amax(1).cpu(), targets=targets, method=self.name, attributions=gradients.cpu()
         )

@@ -129,15 +129,14 @@ class HierarchicalPerturbation(Method):
         sides = [self.window // 2**level for level in range(self.levels)]
         return [WindowGrid(square_stamp(side), side, side // 2, size, "cover") for side in sides]
 
-    def _explain(self, classifier, images, targets, weights, seed):
+    def _explain(self, classifier, images, targets, target_weights, seed):
         filler = resolve_filler(self.filler, classifier.mean_colour)
-        with torch.no_grad():
-            original = (classifier.class_scores(images, self.score) * weights).sum(1)
+        original = self._target_scores
         grids = self.grids((images.shape[-2], images.shape[-1]))
         level_maps = torch.zeros(len(images), len(grids), *images.shape[-2:], device=images.device)
         passes = torch.zeros(len(images), len(grids), dtype=torch.long)
         for index in range(len(images)):
-            image, weight = images[index : index + 1], weights[index : index + 1]
+            image, weight = images[index : index + 1], target_weights[index : index + 1]
             running = torch.zeros(images.shape[-2:], device=images.device)
             for level, grid in enumerate(grids):
                 chosen = torch.arange(len(grid)) if level == 0 else refined_windows(grid, running, self.threshold).cpu()
@@ -162,7 +161,7 @@ class HierarchicalPerturbation(Method):
         grid: WindowGrid,
         chosen: torch.Tensor,
         filler: Filler,
-        weights: torch.Tensor,
+        target_weights: torch.Tensor,
     ) -> torch.Tensor:
         """Target scores of one image 1×3×H×W with each chosen window of ``grid`` removed."""
 
@@ -170,7 +169,7 @@ class HierarchicalPerturbation(Method):
             return grid.masks(chosen[chunk]).to(image.device)
 
         stream = score_mask_stream(
-            classifier, image, len(chosen), masks_of, filler, weights, self.batch_size, self.progress, "HiPe", self.score
+            classifier, image, len(chosen), masks_of, filler, target_weights, self.batch_size, self.progress, "HiPe", self.score
         )
         scores = [chunk_scores[0] for _, _, chunk_scores in stream]
         return torch.cat(scores) if scores else torch.zeros(0, device=image.device)

@@ -83,9 +83,11 @@ def heavy_blur(side: int) -> Blur:
 class ScaledL1Problem(MaskProblem):
     """I-GOS's deletion problem (bilinear upsampling), with a factor on λ1 per image, ``l1_factor`` (B, start 1)."""
 
-    def __init__(self, regulariser: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], classifier, images, weights, filler):
+    def __init__(
+        self, regulariser: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], classifier, images, target_weights, filler
+    ):
         super().__init__(
-            classifier, images, weights, get_game("deletion"), filler, Upsampler("bilinear"),
+            classifier, images, target_weights, get_game("deletion"), filler, Upsampler("bilinear"),
             lambda masks: self.penalty(masks, torch.arange(masks.shape[0], device=masks.device)),
         )
         self.scaled_regulariser = regulariser
@@ -250,9 +252,9 @@ class IGOS(Method):
             return ArmijoLineSearch(*constants, direction.objective)
         return ArmijoLineSearch(*constants, partial(end_point_objective, batch_size=self.batch_size), evaluate_start=True)
 
-    def _explain(self, classifier, images, targets, weights, seed):
+    def _explain(self, classifier, images, targets, target_weights, seed):
         game = get_game("deletion")
-        problem = ScaledL1Problem(self.regulariser, classifier, images, weights, self._filler(classifier, images))
+        problem = ScaledL1Problem(self.regulariser, classifier, images, target_weights, self._filler(classifier, images))
         init = torch.ones(images.shape[0], 1, self.resolution, self.resolution, device=images.device)
         direction = self._direction(seed)
         search = self._line_search(direction)

@@ -22,6 +22,8 @@ defaults (``benchmarks/igos_real_photos.py``). The saliency is ``1 − up(M)``.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from maskscope.core.optimisation.descent import optimise_masks
@@ -38,53 +40,25 @@ from maskscope.methods.registry import register
 class IGOSPlusPlus(IGOS):
     """iGOS++ with the paper's defaults (224-px input, 28×28 masks).
 
-    Arguments as for :class:`~maskscope.methods.igos.IGOS`, with ``tv_weight`` weighing the
-    bilateral TV, ``tv_sigma`` its σ and ``initial_step`` 1000.
+    Arguments as for :class:`~maskscope.methods.igos.IGOS` (by name), with ``tv_weight``
+    weighing the bilateral TV, and:
+
+    Args:
+        tv_sigma: σ of the bilateral TV's image term.
+        initial_step: ``α_u`` of the line search (1000 here, 200 in I-GOS).
+
+    I-GOS's λ1 schedule (``relax_l1``) and convergence stop are not part of iGOS++.
     """
 
     name = "igos++"
     constraints = {"tv_sigma": positive()}
+    fixed_params = {"relax_l1": False, "stop_tolerance": None, "stop_checks": 3}
 
-    def __init__(
-        self,
-        resolution: int = 28,
-        l1_weight: float | None = None,
-        tv_weight: float | None = None,
-        tv_beta: float = 2.0,
-        tv_sigma: float = 0.01,
-        filler=None,
-        points: int = 20,
-        noise: float = 0.2,
-        steps: int = 15,
-        initial_step: float = 1000.0,
-        shrink: float = 0.2,
-        decrease: float = 1e-4,
-        smallest_step: float = 1e-5,
-        search_objective: str = "end_point",
-        batch_size: int | None = None,
-        progress: bool = False,
-    ) -> None:
-        super().__init__(
-            resolution=resolution,
-            l1_weight=l1_weight,
-            tv_weight=tv_weight,
-            tv_beta=tv_beta,
-            filler=filler,
-            points=points,
-            noise=noise,
-            steps=steps,
-            initial_step=initial_step,
-            shrink=shrink,
-            decrease=decrease,
-            smallest_step=smallest_step,
-            search_objective=search_objective,
-            relax_l1=False,
-            batch_size=batch_size,
-            progress=progress,
-        )
+    def __init__(self, *, tv_sigma: float = 0.01, initial_step: float = 1000.0, **params: Any) -> None:
+        super().__init__(initial_step=initial_step, **IGOSPlusPlus.fixed_params, **params)
         self.tv_sigma = tv_sigma
 
-    def _explain(self, classifier, images, targets, weights, seed):
+    def _explain(self, classifier, images, targets, target_weights, seed):
         guide = classifier.normalise(images).mean(1, keepdim=True)
         weight_l1, weight_tv = self.weights
         size = tuple(images.shape[-2:])
@@ -94,7 +68,7 @@ class IGOSPlusPlus(IGOS):
             return weight_l1 * l1(masks, 1.0, "mean") + weight_tv * smoothness
 
         problem = DeletionInsertionProblem(
-            classifier, images, weights, self._filler(classifier, images), Upsampler("bilinear"), regulariser
+            classifier, images, target_weights, self._filler(classifier, images), Upsampler("bilinear"), regulariser
         )
         init = torch.ones(images.shape[0], 2, self.resolution, self.resolution, device=images.device)
         direction = self._direction(seed, class_weight=0.5)

@@ -61,7 +61,7 @@ class IntegratedGradients(Method):
         self.batch_size = batch_size
         self.progress = progress
 
-    def _explain(self, classifier, images, targets, weights, seed):
+    def _explain(self, classifier, images, targets, target_weights, seed):
         batch = images.shape[0]
         references = resolve_filler(self.baseline, classifier.mean_colour)(images)
         difference = images - references
@@ -74,14 +74,14 @@ class IntegratedGradients(Method):
             image_index, step_index = chunk // self.points, chunk % self.points
             alpha = alphas[step_index].view(-1, 1, 1, 1)
             points = references[image_index] + alpha * difference[image_index]
-            gradients = input_gradients(classifier, points, weights[image_index], self.score)
+            gradients = input_gradients(classifier, points, target_weights[image_index], self.score)
             total.index_add_(0, image_index, gradients)
         attributions = difference * total / self.points
 
         @torch.no_grad()
         def scores(inputs: torch.Tensor) -> torch.Tensor:
             parts = chunks(batch, size, images.device, False, "")
-            return torch.cat([target_score(classifier, inputs[p], weights[p], self.score) for p in parts])
+            return torch.cat([target_score(classifier, inputs[p], target_weights[p], self.score) for p in parts])
 
         gap = attributions.sum((1, 2, 3)) - (scores(images) - scores(references))
         return Explanation(

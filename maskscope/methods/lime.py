@@ -67,38 +67,38 @@ def kernel_weights(samples: torch.Tensor, counts: torch.Tensor, kernel_width: fl
     return torch.sqrt(torch.exp(-(distance**2) / kernel_width**2))
 
 
-def _weighted_moments(features: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor):
+def _weighted_moments(features: torch.Tensor, responses: torch.Tensor, weights: torch.Tensor):
     """``ZᵀΠZ``, ``ZᵀΠy`` of the data centred by its weighted means, and those means (float64)."""
-    features, targets, weights = (t.double() for t in (features, targets, weights))
+    features, responses, weights = (t.double() for t in (features, responses, weights))
     total = weights.sum(1, keepdim=True)
     feature_mean = (weights[..., None] * features).sum(1) / total
-    target_mean = (weights * targets).sum(1, keepdim=True) / total
-    z, y = features - feature_mean[:, None], targets - target_mean
+    response_mean = (weights * responses).sum(1, keepdim=True) / total
+    z, y = features - feature_mean[:, None], responses - response_mean
     gram = torch.einsum("bn,bns,bnt->bst", weights, z, z)
     correlation = torch.einsum("bn,bns,bn->bs", weights, z, y)
-    return gram, correlation, feature_mean, target_mean[:, 0]
+    return gram, correlation, feature_mean, response_mean[:, 0]
 
 
 def weighted_ridge(
-    features: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor, alpha: float = 1.0
+    features: torch.Tensor, responses: torch.Tensor, weights: torch.Tensor, alpha: float = 1.0
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``argmin_{b,β} Σ_i π_i (y_i − b − z_i·β)² + α‖β‖²`` for each of B problems, in closed
     form: ``β = (ZᵀΠZ + αI)⁻¹ ZᵀΠy`` on the data centred by its weighted means, ``b = ȳ − z̄·β``.
 
-    Args: features B×N×S, targets B×N, weights B×N (π ≥ 0), α ≥ 0.
+    Args: features B×N×S, responses B×N, weights B×N (π ≥ 0), α ≥ 0.
     Returns: coefficients B×S and intercepts B (float64). Columns that never vary (padding
     for images with fewer superpixels) get 0, so α = 0 works whenever the others are independent.
     """
-    gram, correlation, feature_mean, target_mean = _weighted_moments(features, targets, weights)
+    gram, correlation, feature_mean, response_mean = _weighted_moments(features, responses, weights)
     diagonal = torch.diagonal(gram, dim1=1, dim2=2)
     gram = gram + torch.diag_embed(alpha + (diagonal == 0).to(gram))
     coefficients = torch.linalg.solve(gram, correlation)
-    return coefficients, target_mean - (feature_mean * coefficients).sum(1)
+    return coefficients, response_mean - (feature_mean * coefficients).sum(1)
 
 
 def weighted_lasso(
     features: torch.Tensor,
-    targets: torch.Tensor,
+    responses: torch.Tensor,
     weights: torch.Tensor,
     alpha: float = 0.01,
     iterations: int = 1000,
@@ -110,7 +110,7 @@ def weighted_lasso(
     each step sets ``β_j = soft(c_j − Σ_{k≠j} G_jk β_k, α) / G_jj``; the B problems are solved
     together until no coefficient moves by more than ``tolerance``.
     """
-    gram, correlation, feature_mean, target_mean = _weighted_moments(features, targets, weights)
+    gram, correlation, feature_mean, response_mean = _weighted_moments(features, responses, weights)
     total = weights.double().sum(1)
     gram, correlation = gram / total[:, None, None], correlation / total[:, None]
     diagonal = torch.diagonal(gram, dim1=1, dim2=2)
@@ -125,7 +125,7 @@ def weighted_lasso(
             coefficients[:, j] = updated
         if float(largest_step.max()) < tolerance:
             break
-    return coefficients, target_mean - (feature_mean * coefficients).sum(1)
+    return coefficients, response_mean - (feature_mean * coefficients).sum(1)
 
 
 @register
@@ -201,7 +201,7 @@ class LIME(Method):
             presence[index, :, :count] = drawn
         return presence
 
-    def _explain(self, classifier, images, targets, weights, seed):
+    def _explain(self, classifier, images, targets, target_weights, seed):
         batch, _, height, width = images.shape
         labels = torch.stack([superpixels(image, self.segments, self.compactness, self.slic_sigma) for image in images])
         counts = labels.flatten(1).max(1).values + 1
@@ -220,7 +220,7 @@ class LIME(Method):
         scores = torch.zeros(batch, self.samples)
         stop = SamplingStop(batch, self.samples, self.stop_tolerance, self.stop_interval, self.stop_checks)
         stream = stream_until_stable(
-            classifier, images, stop, masks_of, filler, weights, self.batch_size, self.progress, "LIME", self.score
+            classifier, images, stop, masks_of, filler, target_weights, self.batch_size, self.progress, "LIME", self.score
         )
         for chunk, active, _, chunk_scores in stream:
             scores[active, chunk] = chunk_scores.cpu()

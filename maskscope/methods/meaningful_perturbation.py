@@ -100,10 +100,6 @@ class MeaningfulPerturbation(Method):
         stop_checks: int = 10,
         progress: bool = False,
     ) -> None:
-        if game not in ("deletion", "preservation"):
-            raise ValueError(f"MP plays the deletion or preservation game, not {game!r}")
-        if init not in INITS:
-            raise ValueError(f"init must be one of {INITS}, got {init!r}")
         self.game = game
         self.resolution = resolution
         self.smooth_sigma = smooth_sigma
@@ -131,17 +127,17 @@ class MeaningfulPerturbation(Method):
         towards = get_game(self.game).l1_towards
         return self.l1_weight * l1(masks, towards, "sum") + self.tv_weight * total_variation(masks, self.tv_beta, True, "sum")
 
-    def _explain(self, classifier, images, targets, weights, seed):
+    def _explain(self, classifier, images, targets, target_weights, seed):
         game = get_game(self.game)
         if self.layer is not None:
-            problem, mask_shape = self._layer_problem(classifier, images, weights, self.layer)
+            problem, mask_shape = self._layer_problem(classifier, images, target_weights, self.layer)
         else:
             generator = torch.Generator().manual_seed(seed)
             filler = resolve_filler(self.filler, classifier.mean_colour)
             upsampler = Upsampler("nearest", self.smooth_sigma)
             in_blend = BinarisedUpsampler(upsampler) if self.binary_blend else upsampler
             problem = MaskProblem(
-                classifier, images, weights, game, filler, in_blend, self.regulariser, Jitter(self.jitter, generator)
+                classifier, images, target_weights, game, filler, in_blend, self.regulariser, Jitter(self.jitter, generator)
             )
             mask_shape = (1, self.resolution, self.resolution)
         init = self._initial_masks(problem, mask_shape, seed)
@@ -159,12 +155,12 @@ class MeaningfulPerturbation(Method):
                 full = Upsampler("bilinear")(spatial, problem.size)
         return self._optimised(targets, game.saliency(full)[:, 0], result, scores_after)
 
-    def _layer_problem(self, classifier: Classifier, images: torch.Tensor, weights: torch.Tensor, layer: str | nn.Module):
+    def _layer_problem(self, classifier: Classifier, images: torch.Tensor, target_weights: torch.Tensor, layer: str | nn.Module):
         module = find_module(classifier.module, layer)
         shape = activation_shape(classifier, images, module)
         if len(shape) != 4:
             raise ValueError(f"layer {layer!r} gives activations of shape {tuple(shape)}; need B×C×H×W")
-        problem = LayerMaskProblem(classifier, images, weights, get_game(self.game), module, self.regulariser)
+        problem = LayerMaskProblem(classifier, images, target_weights, get_game(self.game), module, self.regulariser)
         return problem, (1, shape[2], shape[3])
 
     def _initial_masks(self, problem: MaskProblem, mask_shape: tuple[int, ...], seed: int) -> torch.Tensor:
@@ -195,7 +191,7 @@ class MeaningfulPerturbation(Method):
             problem.images,
             masks,
             problem.filler,
-            problem.targets,
+            problem.target_weights,
             batch_size=self.batch_size,
             upsampler=Upsampler("nearest"),
         )

@@ -17,6 +17,8 @@ The paper inpainted with DeepFill-v1; the default here is OpenCV's Navier–Stok
 
 from __future__ import annotations
 
+from typing import Any
+
 from maskscope.core.perturbation.fillers import Filler
 from maskscope.methods.meaningful_perturbation import MeaningfulPerturbation
 from maskscope.methods.registry import register
@@ -26,53 +28,21 @@ from maskscope.methods.registry import register
 class MeaningfulPerturbationG(MeaningfulPerturbation):
     """MP-G with the G-removal paper's defaults (224-px input).
 
+    Arguments as for :class:`~maskscope.methods.meaningful_perturbation.MeaningfulPerturbation`
+    (by name; ``steps`` inpaint every image of the batch once each), and:
+
     Args:
-        game: ``"deletion"`` (the paper's) or ``"preservation"``.
-        resolution: side of the square mask parameter (28 for 224 px).
         filler: the inpainter: ``"inpaint"`` (Navier–Stokes), ``"telea"``, ``"biharmonic"``
             or an :class:`~maskscope.core.perturbation.inpainters.Inpainter`.
-        l1_weight: λ1, weight of ``Σ|1 − m|`` (deletion) or ``Σ|m|`` (preservation).
-        tv_weight: λ2, weight of the isotropic ``Σ‖∇m‖^β``.
-        tv_beta: β.
-        lr: Adam learning rate.
-        steps: optimisation steps, each one inpainting every image of the batch once.
-        jitter: largest translation τ of the image under the mask, in pixels (0 disables).
         init: ``"uniform"`` (U(0, 1), seeded), ``"circular"``, ``"ones"`` or ``"half"``.
-        batch_size: perturbed images per forward pass during the circular search (default: 8 on a CPU, 64 on a GPU).
-        progress: show a progress bar.
+
+    The mask is not smoothed after upsampling (``smooth_sigma`` 0), masks the image (no
+    ``layer``) and runs every step (no convergence stop).
     """
 
     name = "mp-g"
     binary_blend = True
+    fixed_params = {"smooth_sigma": 0.0, "layer": None, "stop_tolerance": None, "stop_checks": 10}
 
-    def __init__(
-        self,
-        game: str = "deletion",
-        resolution: int = 28,
-        filler: str | Filler = "inpaint",
-        l1_weight: float = 1e-4,
-        tv_weight: float = 1e-2,
-        tv_beta: float = 3.0,
-        lr: float = 0.1,
-        steps: int = 300,
-        jitter: int = 4,
-        init: str = "uniform",
-        batch_size: int | None = None,
-        progress: bool = False,
-    ) -> None:
-        super().__init__(
-            game=game,
-            resolution=resolution,
-            smooth_sigma=0.0,
-            filler=filler,
-            l1_weight=l1_weight,
-            tv_weight=tv_weight,
-            tv_beta=tv_beta,
-            lr=lr,
-            steps=steps,
-            jitter=jitter,
-            init=init,
-            layer=None,
-            batch_size=batch_size,
-            progress=progress,
-        )
+    def __init__(self, *, filler: str | Filler = "inpaint", init: str = "uniform", **params: Any) -> None:
+        super().__init__(filler=filler, init=init, **MeaningfulPerturbationG.fixed_params, **params)

@@ -120,14 +120,15 @@ class Occlusion(Method):
             return soft_disc_stamp(side, self.edge_sigma)
         return square_stamp(side)
 
-    def _explain(self, classifier, images, targets, weights, seed):
+    def _explain(self, classifier, images, targets, target_weights, seed):
         spec = VARIANTS[self.variant].filler if self.filler is None else self.filler
         filler = resolve_filler(spec, classifier.mean_colour)
-        with torch.no_grad():
-            original = (classifier.class_scores(images, self.score) * weights).sum(1)
+        original = self._target_scores
         maps = []
         for grid in self.grids(tuple(images.shape[-2:])):
-            perturbed = score_windows(classifier, images, grid, filler, weights, self.batch_size, self.progress, self.score)
+            perturbed = score_windows(
+                classifier, images, grid, filler, target_weights, self.batch_size, self.progress, self.score
+            )
             maps.append(grid.coverage_average(original[:, None, None] - perturbed))
         per_size = torch.stack(maps, 1)
         return Explanation(saliency=per_size.mean(1).cpu(), targets=targets, method=self.name, window_maps=per_size.cpu())

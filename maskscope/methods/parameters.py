@@ -10,6 +10,20 @@ construction, from Python and from the command line's ``--param`` alike) raises 
 :class:`ParameterError` naming the parameter, the value and what is allowed; a misspelt name
 lists the valid ones. Constraints apply to each element of a sequence parameter.
 
+A variant of a method declares only what differs from its parent: its ``__init__`` takes its
+new parameters and those whose default changes, and passes the rest on (``**params``); a
+parent's parameter it does not take is in its ``fixed_params``, at the value it passes on.
+:func:`method_signature` merges the signatures along the class's MRO into the full list::
+
+    class IGOSPlusPlus(IGOS):
+        fixed_params = {"relax_l1": False, ...}
+
+        def __init__(self, *, tv_sigma: float = 0.01, initial_step: float = 1000.0, **params: Any) -> None:
+            super().__init__(initial_step=initial_step, **IGOSPlusPlus.fixed_params, **params)
+            self.tv_sigma = tv_sigma
+
+has I-GOS's parameters (``initial_step`` at 1000, no ``relax_l1``) and then ``tv_sigma``.
+
 A ``layer`` parameter names a module of the model, which is known only once the model is;
 :func:`check_layer_names` checks such names against the model and suggests close ones.
 """
@@ -116,13 +130,16 @@ def check_parameters(cls: type, args: tuple, kwargs: dict) -> dict[str, Any]:
     """
     method = getattr(cls, "name", "") or cls.__name__
     signature, hints = _schema(cls)
-    valid = [name for name in signature.parameters if name != "self"]
+    valid = list(signature.parameters)
     for name in kwargs:
         if name not in valid:
             raise ParameterError(f"unknown parameter {name!r} for {method}; valid: {', '.join(valid) or 'none'}")
-    if len(args) > len(valid):
-        raise ParameterError(f"{method} takes at most {len(valid)} parameters ({', '.join(valid)}), got {len(args)}")
-    given = {**dict(zip(valid, args)), **kwargs}
+    positional = [name for name, p in signature.parameters.items() if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
+    if len(args) > len(positional):
+        if not positional:
+            raise ParameterError(f"{method} takes its parameters by name ({', '.join(valid)}), got {len(args)} by position")
+        raise ParameterError(f"{method} takes at most {len(positional)} parameters ({', '.join(positional)}), got {len(args)}")
+    given = {**dict(zip(positional, args)), **kwargs}
     constraints = _constraints(cls)
     for name, value in given.items():
         hint = hints.get(name)
@@ -139,10 +156,39 @@ def check_parameters(cls: type, args: tuple, kwargs: dict) -> dict[str, Any]:
     return given
 
 
+def method_signature(cls: type) -> inspect.Signature:
+    """The full parameter list of ``cls``'s constructor, without ``self``: the signature of the
+    nearest ``__init__`` that states every parameter (one without ``**params``), then along the
+    MRO each variant's own parameters (replacing the parent's of the same name in place, new
+    ones after) less the parent parameters it fixes (``fixed_params``). Every parameter is
+    keyword-only when ``cls``'s own ``__init__`` passes the rest on (its parent's cannot be
+    given by position)."""
+    return _schema(cls)[0]
+
+
 @lru_cache(maxsize=None)
-def _schema(cls: type[object]) -> tuple[inspect.Signature, dict[str, Any]]:
-    init = cls.__init__
-    return inspect.signature(init), typing.get_type_hints(init)
+def _schema(cls: type) -> tuple[inspect.Signature, dict[str, Any]]:
+    parameters: dict[str, inspect.Parameter] = {}
+    hints: dict[str, Any] = {}
+    passes_on = False
+    for klass in reversed(cls.__mro__[:-1]):  # without object
+        init = vars(klass).get("__init__")
+        if init is not None:
+            own = [p for p in inspect.signature(init).parameters.values() if p.name != "self"]
+            passes_on = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in own)
+            if not passes_on:  # states every parameter
+                parameters, hints = {}, {}
+            own_hints = typing.get_type_hints(init)
+            for p in own:
+                if p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+                    parameters[p.name] = p
+                    hints[p.name] = own_hints.get(p.name)
+        for name in vars(klass).get("fixed_params", {}):
+            parameters.pop(name, None)
+            hints.pop(name, None)
+    if passes_on:
+        parameters = {name: p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for name, p in parameters.items()}
+    return inspect.Signature(list(parameters.values())), {name: hint for name, hint in hints.items() if hint is not None}
 
 
 def _constraints(cls: type) -> dict[str, Constraint]:

@@ -101,7 +101,7 @@ class RISE(Method):
         self.stop_interval = stop_interval
         self.stop_checks = stop_checks
 
-    def _explain(self, classifier, images, targets, weights, seed):
+    def _explain(self, classifier, images, targets, target_weights, seed):
         batch, _, height, width = images.shape
         generator = torch.Generator().manual_seed(seed)
         grids = (torch.rand(self.samples, self.resolution, self.resolution, generator=generator) < self.keep).float()
@@ -116,7 +116,7 @@ class RISE(Method):
             return rise_masks(grids[chunk].to(device), shifts[chunk].to(device), (height, width))
 
         stream = stream_until_stable(
-            classifier, images, stop, masks_of, filler, weights, self.batch_size, self.progress, "RISE", self.score
+            classifier, images, stop, masks_of, filler, target_weights, self.batch_size, self.progress, "RISE", self.score
         )
         for chunk, active, masks, scores in stream:
             sums.index_add_(0, active.to(device), scores @ masks.flatten(1))

@@ -96,7 +96,7 @@ def stream_until_stable(
     stop: SamplingStop,
     masks_of: Callable[[slice, torch.Tensor], torch.Tensor],
     filler: Filler,
-    targets: torch.Tensor,
+    target_weights: torch.Tensor,
     batch_size: int | None = None,
     progress: bool = False,
     description: str = "scoring",
@@ -106,9 +106,10 @@ def stream_until_stable(
 
     Yields ``(chunk, active, masks, scores)``: the chunk's slice of ``range(N)``, the indices of
     the images scored (A), their masks ``masks_of(chunk, active)`` (n×h×w shared, or A×n×h×w)
-    and their summed target scores A×n. Chunks end at every check, where the caller
-    estimates the active images' maps and calls :meth:`SamplingStop.update` before the next
-    chunk is drawn; the stream ends when N samples are scored or no image is active.
+    and their summed target scores A×n (``target_weights``: B×C, multi-hot). Chunks end at
+    every check, where the caller estimates the active images' maps and calls
+    :meth:`SamplingStop.update` before the next chunk is drawn; the stream ends when N samples
+    are scored or no image is active.
     """
     batch_size = default_batch_size(batch_size, images.device)
     done = 0
@@ -121,7 +122,7 @@ def stream_until_stable(
             masks = masks_of(chunk, active)
             picked = active.to(images.device)
             scores = score_perturbations(
-                classifier, images[picked], masks, filler, targets[picked], batch_size, score=score
+                classifier, images[picked], masks, filler, target_weights[picked], batch_size, score=score
             )
             done = chunk.stop
             bar.update(chunk.stop - chunk.start)

@@ -153,7 +153,7 @@ class ScoreCAM(Method):
         return find_module(classifier.module, layer)
 
     def channel_scores(
-        self, classifier: Classifier, image: torch.Tensor, activations: torch.Tensor, weights: torch.Tensor, filler: Filler
+        self, classifier: Classifier, image: torch.Tensor, activations: torch.Tensor, target_weights: torch.Tensor, filler: Filler
     ) -> torch.Tensor:
         """``S_k = f_c(x ∘ H^k)`` for the K feature maps K×h×w of one image 1×3×H×W (K scores)."""
         size = (image.shape[-2], image.shape[-1])
@@ -162,26 +162,27 @@ class ScoreCAM(Method):
         scores = torch.empty(len(activations), device=image.device)
         if len(live) < len(activations):  # constant maps: the empty mask, the fully filled image
             empty = torch.zeros(1, *size, device=image.device)
-            scores[:] = score_perturbations(classifier, image, empty, filler, weights, score=self.score)[0, 0]
+            scores[:] = score_perturbations(classifier, image, empty, filler, target_weights, score=self.score)[0, 0]
 
         def masks_of(chunk: slice) -> torch.Tensor:
             return channel_masks(activations[live[chunk]], size)
 
         stream = score_mask_stream(
-            classifier, image, len(live), masks_of, filler, weights, self.batch_size, self.progress, "Score-CAM", self.score
+            classifier, image, len(live), masks_of, filler, target_weights, self.batch_size, self.progress, "Score-CAM",
+            self.score,
         )
         for chunk, _, chunk_scores in stream:
             scores[live[chunk]] = chunk_scores[0]
         return scores
 
-    def _explain(self, classifier, images, targets, weights, seed):
+    def _explain(self, classifier, images, targets, target_weights, seed):
         module = self.module(classifier, images)
         filler = resolve_filler(self.filler, classifier.mean_colour)
         parts = chunks(len(images), self.batch_size, images.device, False, "Score-CAM")
         activations = torch.cat([layer_activations(classifier, images[part], module, self.reshape) for part in parts])
         cams = []
         for index in range(len(images)):
-            image, weight = images[index : index + 1], weights[index : index + 1]
+            image, weight = images[index : index + 1], target_weights[index : index + 1]
             scores = self.channel_scores(classifier, image, activations[index], weight, filler)
             alpha = scores.softmax(0) if self.channel_softmax else scores
             cams.append(F.relu((alpha[:, None, None] * activations[index]).sum(0, keepdim=True)))

@@ -109,23 +109,24 @@ class SlidingPatch(Method):
         self.stop_interval = stop_interval
         self.stop_checks = stop_checks
 
-    def _explain(self, classifier, images, targets, weights, seed):
+    def _explain(self, classifier, images, targets, target_weights, seed):
         grid = WindowGrid(square_stamp(self.window), self.window, self.stride, tuple(images.shape[-2:]), "valid")
         filler = resolve_filler(self.filler, classifier.mean_colour)
-        with torch.no_grad():
-            original = (classifier.class_scores(images, self.score) * weights).sum(1)
+        original = self._target_scores
         if self.stop_tolerance is None:
-            perturbed = score_windows(classifier, images, grid, filler, weights, self.batch_size, self.progress, self.score)
+            perturbed = score_windows(
+                classifier, images, grid, filler, target_weights, self.batch_size, self.progress, self.score
+            )
             drops = original[:, None, None] - perturbed
             used = torch.full((len(images),), len(grid))
         else:
-            drops, used = self._drops_until_stable(classifier, images, grid, filler, weights, original)
+            drops, used = self._drops_until_stable(classifier, images, grid, filler, target_weights, original)
         return Explanation(
             saliency=grid.interpolate(drops).cpu(), targets=targets, method=self.name, window_drops=drops.cpu(),
             samples_used=used,
         )
 
-    def _drops_until_stable(self, classifier, images, grid, filler, weights, original):
+    def _drops_until_stable(self, classifier, images, grid, filler, target_weights, original):
         """Drops B×rows×cols scored coarse to fine until each image's estimate is stable, and the positions used (B)."""
         order = coarse_to_fine(grid.shape)
         drops = torch.zeros(len(images), len(grid))
@@ -140,7 +141,7 @@ class SlidingPatch(Method):
             return nearest_filled(drops[rows].view(-1, *grid.shape), known.view(grid.shape))
 
         stream = stream_until_stable(
-            classifier, images, stop, masks_of, filler, weights, self.batch_size, self.progress, "windows", self.score
+            classifier, images, stop, masks_of, filler, target_weights, self.batch_size, self.progress, "windows", self.score
         )
         for chunk, active, _, scores in stream:
             drops[active[:, None], order[chunk][None]] = (original[active.to(images.device), None] - scores).cpu()

@@ -42,7 +42,8 @@ from typing import Callable
 import torch
 
 from maskscope.core.model.classifier import DEFAULT_SCORE, Classifier
-from maskscope.core.model.targets import TargetSpec, resolve_targets, target_weights
+from maskscope.core.model.targets import TargetSpec, resolve_targets
+from maskscope.core.model.targets import target_weights as multi_hot
 from maskscope.core.perturbation.filler_specs import resolve_filler
 from maskscope.core.perturbation.fillers import Blur, Filler
 from maskscope.core.perturbation.masks import Upsampler
@@ -218,7 +219,7 @@ def _curves(
     with torch.no_grad():
         clean_scores = classifier.probabilities(images)
     resolved = resolve_targets(target, classifier, clean_scores)
-    weights = target_weights(resolved, clean_scores.shape[1], device=images.device)
+    target_weights = multi_hot(resolved, clean_scores.shape[1], device=images.device)
     spec = protocol.deletion_filler if kind == "deletion" else protocol.insertion_filler
     filler = spec(classifier) if callable(spec) and not isinstance(spec, Filler) else resolve_filler(spec, classifier.mean_colour)
 
@@ -239,7 +240,7 @@ def _curves(
                 images[start : start + group],
                 masks,
                 filler,
-                weights[start : start + group],
+                target_weights[start : start + group],
                 batch_size=batch_size,
                 upsampler=Upsampler("bilinear"),
                 progress=progress,

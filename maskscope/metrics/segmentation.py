@@ -21,7 +21,8 @@ from dataclasses import dataclass
 import torch
 
 from maskscope.core.model.classifier import Classifier
-from maskscope.core.model.targets import TargetSpec, resolve_targets, target_weights
+from maskscope.core.model.targets import TargetSpec, resolve_targets
+from maskscope.core.model.targets import target_weights as multi_hot
 from maskscope.core.perturbation.fillers import Constant
 from maskscope.core.scoring.perturbations import score_perturbations
 
@@ -110,13 +111,13 @@ def _saliency_score(
 ) -> torch.Tensor:
     with torch.no_grad():
         clean = classifier.probabilities(images)
-    weights = target_weights(resolve_targets(targets, classifier, clean), clean.shape[1], device=images.device)
+    target_weights = multi_hot(resolve_targets(targets, classifier, clean), clean.shape[1], device=images.device)
     kept = score_perturbations(
         classifier,
         images,
         masks.to(images.device)[:, None],
         Constant(classifier.mean_colour),
-        weights,
+        target_weights,
         batch_size=batch_size,
     )[:, 0]
     area = masks.flatten(1).mean(1).clamp_min(SAL_MIN_AREA).to(kept)

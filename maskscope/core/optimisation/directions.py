@@ -40,7 +40,8 @@ class PathProblem(Protocol):
 
     classifier: Classifier
     images: torch.Tensor
-    targets: torch.Tensor
+    #: B×C target weights (multi-hot)
+    target_weights: torch.Tensor
     #: number of class terms ``T`` integrated along the path
     terms: int
 
@@ -85,7 +86,7 @@ def score_path(
         inputs = problem.path_inputs(masks[row], images, term, fraction)
         if noise is not None:
             inputs = inputs + noise(chunk)
-        chunk_scores = (problem.classifier.probabilities(inputs) * problem.targets[images]).sum(1)
+        chunk_scores = (problem.classifier.probabilities(inputs) * problem.target_weights[images]).sum(1)
         if gradient_weight is not None:
             total = gradient_weight * problem.path_values(chunk_scores, term).sum()
             (chunk_grad,) = torch.autograd.grad(total, masks)

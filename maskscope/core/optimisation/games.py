@@ -102,7 +102,7 @@ class MaskProblem:
     Args:
         classifier: the model wrapper.
         images: B×3×H×W in [0, 1].
-        targets: B×C target weights (multi-hot).
+        target_weights: B×C target weights (multi-hot, :func:`~maskscope.core.model.targets.target_weights`).
         game: the game.
         filler: removal content.
         upsampler: mask parameter → image-size mask.
@@ -119,7 +119,7 @@ class MaskProblem:
         self,
         classifier: Classifier,
         images: torch.Tensor,
-        targets: torch.Tensor,
+        target_weights: torch.Tensor,
         game: Game,
         filler: Filler,
         upsampler: Upsampler,
@@ -131,7 +131,7 @@ class MaskProblem:
             raise ValueError(f"class_loss must be one of {CLASS_LOSSES}, got {class_loss!r}")
         self.classifier = classifier
         self.images = images
-        self.targets = targets.to(images)
+        self.target_weights = target_weights.to(images)
         self.game = game
         self.filler = filler
         self.upsampler = upsampler
@@ -144,10 +144,10 @@ class MaskProblem:
 
     def subset(self, index: torch.Tensor) -> "MaskProblem":
         """The same problem on the images ``index`` (places in this problem's batch): the images,
-        targets, filler content and per-image regulariser narrowed; jitter and upsampler shared."""
+        target weights, filler content and per-image regulariser narrowed; jitter and upsampler shared."""
         narrowed = copy.copy(self)
         narrowed.images = self.images[index]
-        narrowed.targets = self.targets[index]
+        narrowed.target_weights = self.target_weights[index]
         narrowed.filled = None if self.filled is None else self.filled[index]
         narrowed.regulariser = subset_regulariser(self.regulariser, index)
         narrowed.image_index = self.image_index[index]
@@ -177,13 +177,13 @@ class MaskProblem:
         """``p_C(Φ(x, up(m)))`` per image (B); the summed logits with ``class_loss="logit"``."""
         perturbed = self.perturb(masks, jitter)
         if self.class_loss == "logit":
-            return (self.classifier.logits(perturbed) * self.targets).sum(1)
-        return (self.classifier.probabilities(perturbed) * self.targets).sum(1)
+            return (self.classifier.logits(perturbed) * self.target_weights).sum(1)
+        return (self.classifier.probabilities(perturbed) * self.target_weights).sum(1)
 
     def probabilities(self, masks: torch.Tensor) -> torch.Tensor:
         """``p_C(Φ(x, up(m)))`` per image (B), without jitter, whatever the class loss."""
         with torch.no_grad():
-            return (self.classifier.probabilities(self.perturb(masks, jitter=False)) * self.targets).sum(1)
+            return (self.classifier.probabilities(self.perturb(masks, jitter=False)) * self.target_weights).sum(1)
 
     def class_term(self, scores: torch.Tensor) -> torch.Tensor:
         if self.class_loss == "cross_entropy":

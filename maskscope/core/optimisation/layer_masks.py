@@ -54,12 +54,12 @@ class LayerMaskProblem(MaskProblem):
         self,
         classifier: Classifier,
         images: torch.Tensor,
-        targets: torch.Tensor,
+        target_weights: torch.Tensor,
         game: Game,
         module: nn.Module,
         regulariser: Callable[[torch.Tensor], torch.Tensor],
     ) -> None:
-        super().__init__(classifier, images, targets, game, Constant(), Upsampler("nearest"), regulariser)
+        super().__init__(classifier, images, target_weights, game, Constant(), Upsampler("nearest"), regulariser)
         self.module = module
 
     def class_scores(self, masks: torch.Tensor, jitter: bool = True) -> torch.Tensor:
@@ -68,4 +68,4 @@ class LayerMaskProblem(MaskProblem):
             scores = self.classifier.probabilities(self.images)
         finally:
             handle.remove()
-        return (scores * self.targets).sum(1)
+        return (scores * self.target_weights).sum(1)

@@ -39,7 +39,7 @@ class DeletionInsertionProblem:
     Args:
         classifier: the model wrapper.
         images: B×3×H×W in [0, 1].
-        targets: B×C target weights.
+        target_weights: B×C target weights (multi-hot).
         filler: the removal content ``B`` (must not depend on the mask).
         upsampler: mask → image size.
         regulariser: ``regulariser(M, image_index)``: combined masks N×1×h×w of the images
@@ -52,7 +52,7 @@ class DeletionInsertionProblem:
         self,
         classifier: Classifier,
         images: torch.Tensor,
-        targets: torch.Tensor,
+        target_weights: torch.Tensor,
         filler: Filler,
         upsampler: Upsampler,
         regulariser: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
@@ -61,7 +61,7 @@ class DeletionInsertionProblem:
             raise ValueError("iGOS++ needs a filler that does not depend on the mask (a blur or a colour)")
         self.classifier = classifier
         self.images = images
-        self.targets = targets.to(images)
+        self.target_weights = target_weights.to(images)
         self.upsampler = upsampler
         self.regulariser = regulariser
         self.size = (images.shape[-2], images.shape[-1])
@@ -72,7 +72,8 @@ class DeletionInsertionProblem:
         """The problem of the images ``index`` (places in this batch); the regulariser is asked
         for the images' places in the original batch."""
         narrowed = copy.copy(self)
-        narrowed.images, narrowed.targets, narrowed.filled = self.images[index], self.targets[index], self.filled[index]
+        narrowed.images, narrowed.filled = self.images[index], self.filled[index]
+        narrowed.target_weights = self.target_weights[index]
         regulariser = self.regulariser
         narrowed.image_index = self.image_index[index]
         narrowed.regulariser = lambda masks, image_index: regulariser(masks, index[image_index])

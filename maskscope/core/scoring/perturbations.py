@@ -39,7 +39,7 @@ def score_perturbations(
     images: torch.Tensor,
     masks: torch.Tensor,
     filler: Filler,
-    targets: torch.Tensor | None = None,
+    target_weights: torch.Tensor | None = None,
     batch_size: int | None = None,
     upsampler: Upsampler | None = None,
     progress: bool = False,
@@ -54,7 +54,8 @@ def score_perturbations(
         masks: B×N×h×w (N masks per image) or N×h×w (the same N masks for every image);
             1 = keep, 0 = fill.
         filler: removal content; mask-dependent fillers (inpainters) are called per chunk.
-        targets: B×C weights (see ``target_weights``): returns B×N summed target scores.
+        target_weights: B×C multi-hot weights (:func:`~maskscope.core.model.targets.target_weights`):
+            returns B×N summed target scores.
             ``None`` returns all scores, B×N×C.
         batch_size: perturbed images per forward pass (default: :func:`default_batch_size`).
         upsampler: how masks reach image size (default bilinear).
@@ -85,8 +86,8 @@ def score_perturbations(
             if transform is not None:
                 perturbed = transform(perturbed)
             scores = classifier.class_scores(perturbed, score)
-            if targets is not None:
-                scores = (scores * targets[image_index].to(scores)).sum(1)
+            if target_weights is not None:
+                scores = (scores * target_weights[image_index].to(scores)).sum(1)
             results.append(scores)
     out = torch.cat(results)
     return out.view(batch, count, *out.shape[1:])
@@ -98,7 +99,7 @@ def score_mask_stream(
     count: int,
     masks_of: Callable[[slice], torch.Tensor],
     filler: Filler,
-    targets: torch.Tensor,
+    target_weights: torch.Tensor,
     batch_size: int | None = None,
     progress: bool = False,
     description: str = "scoring",
@@ -110,14 +111,14 @@ def score_mask_stream(
     chunk's masks only when it is scored, so memory holds one chunk. Yields
     ``(chunk, masks, scores)``: the chunk's slice of ``range(count)``, its masks
     ``masks_of(chunk)`` (n×h×w for all images, or B×n×h×w) and the summed target scores B×n
-    (:func:`score_perturbations`; ``targets`` are the B×C weights).
+    (:func:`score_perturbations`).
     """
     batch_size = default_batch_size(batch_size, images.device)
     per_chunk = max(1, batch_size // len(images))
     for start in progress_bar(range(0, count, per_chunk), desc=description, disable=not progress, leave=False):
         chunk = slice(start, min(start + per_chunk, count))
         masks = masks_of(chunk)
-        yield chunk, masks, score_perturbations(classifier, images, masks, filler, targets, batch_size, score=score)
+        yield chunk, masks, score_perturbations(classifier, images, masks, filler, target_weights, batch_size, score=score)
 
 
 def _blend_fixed_fill(

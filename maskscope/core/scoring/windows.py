@@ -175,12 +175,12 @@ def score_windows(
     images: torch.Tensor,
     grid: WindowGrid,
     filler: Filler,
-    weights: torch.Tensor,
+    target_weights: torch.Tensor,
     batch_size: int | None = None,
     progress: bool = False,
     score: str = DEFAULT_SCORE,
 ) -> torch.Tensor:
-    """Target scores of every image with every window removed, B×rows×cols.
+    """Target scores (``target_weights``: B×C, multi-hot) of every image with every window removed, B×rows×cols.
 
     Windows are taken ``batch_size // B`` at a time (one forward pass of ``batch_size``
     perturbed images); their masks are built for that chunk only.
@@ -189,5 +189,7 @@ def score_windows(
     def masks_of(chunk: slice) -> torch.Tensor:
         return grid.masks(torch.arange(chunk.start, chunk.stop)).to(images.device)
 
-    stream = score_mask_stream(classifier, images, len(grid), masks_of, filler, weights, batch_size, progress, "windows", score)
+    stream = score_mask_stream(
+        classifier, images, len(grid), masks_of, filler, target_weights, batch_size, progress, "windows", score
+    )
     return torch.cat([scores for _, _, scores in stream], 1).view(len(images), *grid.shape)
