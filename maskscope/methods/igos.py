@@ -32,7 +32,7 @@ electric-ray photo at p = 0.976 keeps ``M = 1``; with it p falls to 0.310.
 
 At these defaults, on the first 8 imagenet-samples photos the default model is at least
 50 % sure of, p under the final mask goes from 0.80 to 0.24 (mean), below half on each, with
-66 % of the cells kept (``benchmarks/igos_real_photos.py``).
+66 % of the cells kept (``benchmarks/investigations/igos_real_photos.py``).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ At the authors' λ2 = 20 and their line search (the noisy path objective;
 ``IGOSPlusPlus(tv_weight=20, search_objective="path")``) the default model's class
 probability under the final combined mask stays high: 0.934 → 0.768, 0.941 → 0.693 and
 0.532 → 0.239 on three imagenet-samples photos, against 0.073, 0.077 and 0.025 at the
-defaults (``benchmarks/igos_real_photos.py``). The saliency is ``1 − up(M)``.
+defaults (``benchmarks/investigations/igos_real_photos.py``). The saliency is ``1 − up(M)``.
 """
 
 from __future__ import annotations

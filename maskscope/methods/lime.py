@@ -23,7 +23,7 @@ from a generator seeded with ``seed`` (SLIC itself is deterministic), and each i
 its samples from its own generator, so a batch gives the same maps as one image at a time.
 With the same seed the samples are those of the lime package (its NumPy ``RandomState`` and
 torch's CPU generator are the same Mersenne Twister, read in the same order), and so are the
-weights: ``benchmarks/lime_vs_lime.py`` finds them equal to 1e-8.
+weights: ``benchmarks/agreement/lime_vs_lime.py`` finds them equal to 1e-8.
 The explanation's ``superpixel_weights`` holds the weights, B×S_max (NaN past an image's own S).
 
 Convergence stop (``stop_tolerance``, off by default; :mod:`maskscope.methods.sampling_stop`):

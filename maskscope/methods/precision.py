@@ -3,7 +3,7 @@
 ``fast`` runs every pass that needs no gradient at bfloat16. A gradient pass is different: a
 bfloat16 gradient of EfficientNet-Lite0 has mean cosine 0.84 to the float32 one, and whether a
 method's maps survive that depends on the method. So a method's gradient passes go to reduced
-precision under ``fast`` only where ``benchmarks/precision_fidelity.py`` measured that its maps
+precision under ``fast`` only where ``benchmarks/investigations/precision_fidelity.py`` measured that its maps
 hold there (docs/optimisation-speed.md, "Reduced precision for gradient passes"): the median
 Spearman between its bfloat16 and float32 maps no lower than the median between two float32
 runs with different seeds, both 95 % intervals of the deletion and insertion AUC differences
@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 #: method name -> the device types on which its maps were measured to hold with reduced-precision
-#: gradient passes (``benchmarks/results/precision_fidelity.json``): I-GOS on 16 photos (median
+#: gradient passes (``benchmarks/results/investigations/precision_fidelity.json``): I-GOS on 16 photos (median
 #: Spearman to float32 0.838 against its seed floor's 0.803). MP failed (0.833 against 0.960 on 4
 #: photos); MP-G, FGVis, iGOS++ and EP were not measured, so they keep float32.
 FAST_GRADIENTS: dict[str, frozenset[str]] = {"igos": frozenset({"cpu"})}

@@ -21,7 +21,7 @@ increases through a softmax over channels, under which the baseline cancels. The
 code weights by the softmax probability of the class, without baseline or channel softmax (the
 default here, where ``score="probability"`` is every method's default); pytorch-grad-cam's
 ``ScoreCAM`` takes the softmax over channels of the target logits, ``score="logit",
-channel_softmax=True``, and then matches this map (``benchmarks/score_cam_vs_grad_cam.py``).
+channel_softmax=True``, and then matches this map (``benchmarks/agreement/score_cam_vs_grad_cam.py``).
 The masks are upsampled with ``align_corners=True``, as pytorch-grad-cam does (the authors'
 code: ``False``).
 

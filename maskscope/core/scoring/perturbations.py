@@ -19,7 +19,7 @@ from maskscope.core.progress import progress_bar
 
 #: perturbed images per forward pass when none is given. Small batches keep a CPU's caches
 #: warm: EfficientNet-Lite0 on 2 cores takes 17 ms an image in batches of 8 and 32 ms in
-#: batches of 64 (``benchmarks/forward_throughput.py``); a GPU wants large ones.
+#: batches of 64 (``benchmarks/speed/forward_throughput.py``); a GPU wants large ones.
 CPU_BATCH_SIZE = 8
 GPU_BATCH_SIZE = 64
 

@@ -9,7 +9,7 @@ convolution's weights::
 so the folded network computes the same function (to float rounding) with one layer fewer per
 block, forward and backward. The gradient passes of the mask optimisations run the torch module,
 and on EfficientNet-Lite0 a fifth of their time was batch normalisation, forward and backward
-(``benchmarks/optimisation_profile.py``).
+(``benchmarks/speed/optimisation_profile.py``).
 
 :class:`FoldedModule` keeps the folded copy of a module and makes it again when any of the
 module's weights or buffers change in place (a weight randomisation check, a fine-tuning step),
