@@ -56,7 +56,7 @@ def test_filler_study_on_the_shapes_task_ranks_inpainting_below_the_photo_blur_a
     objects = [StudyObject(f"shape{i}", image, mask, [int(cls)], "shape")
                for i, (image, cls, mask) in enumerate(zip(images, classes, masks))]
     fillers = study_fillers(["blur:10", "mean", "ns", "telea"], shapes_task.classifier.mean_colour)
-    rows = fill_objects(shapes_task.classifier, objects, fillers, batch_size=8, progress=False)
+    rows = fill_objects(shapes_task.classifier, objects, fillers, images_per_batch=8, progress=False)
     table = {entry["filler"]: entry for entry in summarise_fillers(rows)}
     assert list(table) == ["real", "blur:10", "mean", "ns", "telea"] and table["real"]["n"] == 20
     probability = {name: entry["probability"]["mean"] for name, entry in table.items()}

@@ -27,7 +27,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--classes", type=int, default=100)
     parser.add_argument("--steps", type=int, default=60)
-    parser.add_argument("--batch-size", type=int, default=10)
+    parser.add_argument("--images-per-batch", type=int, default=10)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/investigations/black_image_test.json"))
     args = parser.parse_args()
 
@@ -35,7 +35,7 @@ def main() -> None:
     runs = {}
     for defense in (False, True):
         result = black_image_test(
-            classifier, args.classes, defense=defense, steps=args.steps, batch_size=args.batch_size, progress=True
+            classifier, args.classes, defense=defense, steps=args.steps, images_per_batch=args.images_per_batch, progress=True
         )
         runs["defended" if defense else "undefended"] = result.to_dict()
         print(f"defense={defense}: {result.success_rate:.1%} of {len(result.classes)} classes top-1 "
@@ -45,7 +45,7 @@ def main() -> None:
             "model": classifier.name,
             "classes": args.classes,
             "steps": args.steps,
-            "batch_size": args.batch_size,
+            "images_per_batch": args.images_per_batch,
             "lr": 0.1,
             "lambda": 0.0,
             "start": "black image, reference = mean colour, m ~ U(0, 0.01)",

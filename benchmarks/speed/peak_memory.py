@@ -1,6 +1,6 @@
 """Peak resident memory of ``maskscope explain``, each run in a fresh process.
 
-Every run is ``python -m maskscope.cli.main explain PHOTOS --method M --batch-size B`` in its
+Every run is ``python -m maskscope.cli.main explain PHOTOS --method M --images-per-batch B`` in its
 own interpreter, which reports its own peak resident set size (``ru_maxrss``) when it ends,
 so one run's memory never hides in another's. Runs:
 
@@ -85,7 +85,7 @@ def photo_folder(work: Path, count: int) -> Path:
 
 def explain(photos: Path, method: str, batch_size: int, out: Path, steps: int) -> list[str]:
     params = ["--param", f"steps={steps}"] if method in OPTIMISERS else []
-    return ["explain", str(photos), "--method", method, "--batch-size", str(batch_size), "--out", str(out),
+    return ["explain", str(photos), "--method", method, "--images-per-batch", str(batch_size), "--out", str(out),
             "--quiet", *params]
 
 

@@ -48,13 +48,13 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=12)
     parser.add_argument("--methods", default="gradient,centre")
     parser.add_argument("--metrics", default="deletion:rise-batch,insertion:rise-batch")
-    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--images-per-batch", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/speed/ray_scaling.json"))
     args = parser.parse_args()
 
     config = BenchConfig("imagenet-samples", args.methods.split(","), args.metrics.split(","), limit=args.images,
-                         batch_size=args.batch_size)
+                         images_per_batch=args.images_per_batch)
     dataset = open_dataset(config.dataset)
     torch.set_num_threads(1)
     classifier = Classifier.default()
@@ -94,7 +94,7 @@ def main() -> None:
     driver = median["ray_2_workers"]["driver_ms_per_image"] / 1000
     record = {
         "configuration": {"images": args.images, "methods": config.methods, "metrics": config.metrics,
-                          "batch_size": args.batch_size, "model": "default (EfficientNet-Lite0)",
+                          "images_per_batch": args.images_per_batch, "model": "default (EfficientNet-Lite0)",
                           "cluster": "head without CPUs + 2 nodes of 1 CPU, one torch thread per worker"},
         "runs": runs,
         "median": median,

@@ -12,7 +12,7 @@ command must make the same maps (largest difference and per-photo Spearman) and 
 The projection to 8 and 16 cores takes the photos a second of one one-thread worker measured
 here (the two-worker rate halved), times the workers, at the efficiency that
 ``benchmarks/results/speed/ray_scaling.json`` measured from 1 to 2 single-CPU Ray workers, and caps
-it where a run has fewer batches than cores (``explain`` at ``--batch-size 8`` gives one worker
+it where a run has fewer batches than cores (``explain`` at ``--images-per-batch 8`` gives one worker
 per 8 photos). The load average is recorded beside every run: the machine is shared.
 
     python benchmarks/speed/worker_scaling.py --out benchmarks/results/speed/worker_scaling.json
@@ -61,15 +61,15 @@ def main() -> None:
     photos = sorted((DATA / "imagenet-samples" / "images").glob("*.jpg"))[: args.photos]
     record: dict = {"configuration": {
         "explain": f"maskscope explain <first {args.photos} imagenet-samples photos> --method mp --param "
-                   f"steps={args.mp_steps} (--batch-size 8)",
-        "bench": f"maskscope bench --data imagenet-samples --limit {args.bench_photos} --batch-size "
+                   f"steps={args.mp_steps} (--images-per-batch 8)",
+        "bench": f"maskscope bench --data imagenet-samples --limit {args.bench_photos} --images-per-batch "
                  f"{args.bench_batch} {' '.join(BENCH)} {' '.join(f'--param {k}={v}' for k, v in shorter.items())} "
                  "--no-report",
         "runs": RUNS}}
     with tempfile.TemporaryDirectory() as scratch:
         folders = {name: Path(scratch) / f"bench-{name}" for name in RUNS}
         record["bench"] = {name: timed(["bench", "--data", "imagenet-samples", "--limit", str(args.bench_photos),
-                                        "--batch-size", str(args.bench_batch), *BENCH, "--no-report", "--quiet",
+                                        "--images-per-batch", str(args.bench_batch), *BENCH, "--no-report", "--quiet",
                                         *[f"--param={k}={v}" for k, v in shorter.items()],
                                         "--out", str(folders[name]), *options], args.bench_photos)
                            for name, options in RUNS.items()}
@@ -141,8 +141,8 @@ def projection(record: dict, photos: int) -> dict:
                                                     "photos_per_second": per_worker * cores * efficiency}
         if batches:
             projected[command]["batches_of_the_run"] = batches
-            projected[command]["note"] = (f"{photos} photos at --batch-size {batch} make {batches} batches, so at most "
-                                          f"{batches} workers; --batch-size 1 spreads them on {photos}")
+            projected[command]["note"] = (f"{photos} photos at --images-per-batch {batch} make {batches} batches, so at most "
+                                          f"{batches} workers; --images-per-batch 1 spreads them on {photos}")
     return projected
 
 

@@ -2,7 +2,7 @@
 
 Torch's intra-op threads use the small batches of a mask optimisation poorly: on 2 cores, two
 processes of one thread each made 1.9× the photos a second of one process of two threads
-(``benchmarks/results/ray_scaling.json``). A :class:`WorkerPool` starts ``workers`` processes
+(``benchmarks/results/speed/ray_scaling.json``). A :class:`WorkerPool` starts ``workers`` processes
 with the ``spawn`` start method (a forked torch is unsafe), each sets
 ``torch.set_num_threads(threads)`` and builds its state once (a classifier, pickled to it, and
 the methods); the parent hands out the same batches the single process runs, one at a time,

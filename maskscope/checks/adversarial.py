@@ -21,6 +21,7 @@ from typing import Sequence
 import torch
 
 from maskscope.core.model.classifier import Classifier
+from maskscope.errors import MaskscopeValueError
 from maskscope.methods.fgvis import FGVis
 
 
@@ -75,7 +76,7 @@ def black_image_test(
     classes: int | Sequence[int] | None = None,
     defense: bool = True,
     steps: int = 500,
-    batch_size: int = 8,
+    images_per_batch: int = 8,
     lr: float = 0.1,
     seed: int = 0,
     progress: bool = False,
@@ -88,14 +89,14 @@ def black_image_test(
             indices), or a list of class indices.
         defense: use FGVis's adversarial defense.
         steps: the most SGD steps per class; a class stops once it is top-1.
-        batch_size: black images (targets) optimised together.
+        images_per_batch: black images (targets) optimised together.
         lr: SGD learning rate on the max-normalised gradient.
         seed: seed of the initial masks.
         progress: print one line per batch.
     """
     classifier.require_gradients("the black-image check")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if images_per_batch < 1:
+        raise MaskscopeValueError(f"images_per_batch must be at least 1, got {images_per_batch}")
     start = time.perf_counter()
     side = classifier.view.crop
     black = torch.zeros(1, 3, side, side, device=classifier.device)
@@ -109,8 +110,8 @@ def black_image_test(
     candidates = [c for c in range(classifier.num_classes) if c not in excluded]
     chosen = _choose_classes(candidates, classes, classifier.num_classes)
     became: list[bool] = []
-    for first in range(0, len(chosen), batch_size):
-        targets = chosen[first : first + batch_size]
+    for first in range(0, len(chosen), images_per_batch):
+        targets = chosen[first : first + images_per_batch]
         images = black.expand(len(targets), -1, -1, -1)
         explanation = method(classifier, images, target=targets, seed=seed)
         changed = explanation.decision_changed

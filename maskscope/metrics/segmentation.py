@@ -107,11 +107,11 @@ def sanity_rows(
 
 
 def _saliency_score(
-    masks: torch.Tensor, classifier: Classifier, images: torch.Tensor, targets: TargetSpec, batch_size: int | None
+    masks: torch.Tensor, classifier: Classifier, images: torch.Tensor, target: TargetSpec, batch_size: int | None
 ) -> torch.Tensor:
     with torch.no_grad():
         clean = classifier.probabilities(images)
-    target_weights = multi_hot(resolve_targets(targets, classifier, clean), clean.shape[1], device=images.device)
+    target_weights = multi_hot(resolve_targets(target, classifier, clean), clean.shape[1], device=images.device)
     kept = score_perturbations(
         classifier,
         images,

@@ -169,21 +169,22 @@ def fill_objects(
     classifier: Classifier,
     objects: Sequence[StudyObject],
     fillers: dict[str, Filler],
-    batch_size: int = 8,
+    images_per_batch: int = 8,
     scales: int | None = None,
     progress: bool = True,
 ) -> list[dict]:
     """Fill every object with every filler; per object a row of the measures per filler and ``real``.
 
     Args:
+        images_per_batch: objects filled and scored together.
         scales: MS-SSIM scales (``None``: the most that fit, up to 5).
     """
     if not objects:
         raise MaskscopeValueError("the filler study has no objects to fill")
     rows = []
     bar = progress_bar(total=len(objects), desc="filler study", unit="object", disable=not progress)
-    for start in range(0, len(objects), batch_size):
-        chunk = objects[start : start + batch_size]
+    for start in range(0, len(objects), images_per_batch):
+        chunk = objects[start : start + images_per_batch]
         images = torch.stack([o.image for o in chunk]).to(classifier.device)
         keep = 1 - torch.stack([o.region for o in chunk]).float()[:, None].to(images)
         versions = {REAL: images}

@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     results = {}
     for defense in settings:
         result = black_image_test(
-            classifier, args.classes, defense=defense, steps=args.steps, batch_size=args.images_per_batch,
+            classifier, args.classes, defense=defense, steps=args.steps, images_per_batch=args.images_per_batch,
             progress=args.progress,
         )
         name = "defended" if defense else "undefended"

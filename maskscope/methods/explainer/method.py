@@ -102,11 +102,11 @@ class Explainer(Method):
         with classifier.forward_only():
             return torch.cat([network(classifier.normalise(chunk, contiguous=True)).float().sigmoid() for chunk in chunks])
 
-    def _explain(self, classifier, images, targets, weights, seed):
+    def _explain(self, classifier, images, targets, target_weights, seed):
         class_masks = self.class_masks(classifier, images)
-        saliency = (class_masks * weights[:, :, None, None].to(class_masks)).amax(1)
+        saliency = (class_masks * target_weights[:, :, None, None].to(class_masks)).amax(1)
         kept = score_perturbations(
-            classifier, images, saliency[:, None], Constant(classifier.mean_colour), weights, batch_size=self.batch_size
+            classifier, images, saliency[:, None], Constant(classifier.mean_colour), target_weights, batch_size=self.batch_size
         )[:, 0]
         return Explanation(
             saliency=saliency.cpu(), targets=targets, method=self.name, class_masks=class_masks.cpu(), scores_after=kept.cpu()

@@ -4,7 +4,7 @@
 ``openvino`` run the module's ONNX export (made once and cached, see
 :mod:`maskscope.core.model.engines.cache`) or a user's ONNX file. ``auto`` picks the fastest engine
 installed for the requested precision on the classifier's device, by the measurements in
-``benchmarks/engines.py``:
+``benchmarks/speed/engines.py``:
 
 =========  ====================================================
 precision  ``auto`` picks
