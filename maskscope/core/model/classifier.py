@@ -321,6 +321,28 @@ class Classifier:
         return cls(model, **kwargs)
 
     @classmethod
+    def from_huggingface(
+        cls,
+        model_or_folder: nn.Module | str | os.PathLike,
+        processor: Any = None,
+        device: str | torch.device = DEFAULT_DEVICE,
+        engine: str = MODULE_ENGINE,
+        precision: str = DEFAULT_PRECISION,
+        **options: Any,
+    ) -> "Classifier":
+        """A Hugging Face image classifier (a ``PreTrainedModel`` or a folder its ``save_pretrained``
+        wrote) with the preprocessing it reads: mean, std, resize and crop from the image processor,
+        class names from ``config.id2label``, sigmoid for a ``multi_label_classification`` model
+        (:func:`~maskscope.core.model.huggingface.huggingface_settings`). ``options`` given here
+        (``mean``, ``std``, ``view``, ``class_names``, ``output``, ``name``, ``calibration``) win
+        over what the model says. Nothing is downloaded."""
+        from maskscope.core.model.huggingface import huggingface_settings
+
+        device = check_device(device)
+        model, settings = huggingface_settings(model_or_folder, processor)
+        return cls(model.to(device), **{**settings, **options}, engine=engine, precision=precision)
+
+    @classmethod
     def from_callable(cls, function: Callable, **kwargs) -> "Classifier":
         """Wrap a forward-only function of a normalised batch (numpy or tensor) → logits.
 
