@@ -12,7 +12,8 @@ explanation can therefore use only evidence that is present in the image, at no 
 strength, and cannot build new (adversarial) evidence.
 
 The nonlinearities are found as modules (:data:`ACTIVATIONS`, plus the Swish modules of
-``efficientnet_lite_pytorch`` when it is installed) and hooked with forward hooks. A module
+``efficientnet_lite_pytorch`` when it is installed and Hugging Face's activation modules when
+a ``transformers`` model is loaded) and hooked with forward hooks. A module
 object may be called several times in one forward pass (one activation module reused by a
 whole network), so bounds are kept per *call*, in call order, not per module. Activations
 applied as functions inside ``forward`` (``F.relu(x)``, ``x.sigmoid()``) cannot be hooked and
@@ -39,6 +40,7 @@ forward passes must use the same batch size and the same image size.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from functools import partial
 from typing import Callable, Sequence
@@ -79,12 +81,24 @@ class DefenseError(MaskscopeValueError):
 
 
 def _library_activations() -> tuple[type[nn.Module], ...]:
-    """The default model's own Swish modules (``efficientnet_lite_pytorch``), when installed."""
+    """The default model's own Swish modules (``efficientnet_lite_pytorch``), when installed, and
+    Hugging Face's activation modules (``transformers.activations``: its GELUs, SiLU, Mish, …,
+    not its identity ``LinearActivation``) once a ``transformers`` model has imported them."""
+    found: list[type[nn.Module]] = []
     try:
         from efficientnet_lite_pytorch.utils import MemoryEfficientSwish, Swish
     except ImportError:
-        return ()
-    return (Swish, MemoryEfficientSwish)
+        pass
+    else:
+        found += [Swish, MemoryEfficientSwish]
+    hugging_face = sys.modules.get("transformers.activations")
+    if hugging_face is not None:
+        found += [
+            kind for name, kind in vars(hugging_face).items()
+            if isinstance(kind, type) and issubclass(kind, nn.Module) and kind.__module__ == hugging_face.__name__
+            and name != "LinearActivation"
+        ]
+    return tuple(found)
 
 
 def covered_modules(model: nn.Module, extra: Sequence[type[nn.Module]] = ()) -> list[tuple[str, nn.Module]]:
