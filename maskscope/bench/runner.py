@@ -91,7 +91,7 @@ def evaluate_maps(classifier: Classifier, dataset: Dataset, maps_dir: str | os.P
         raise RunFolderError(f"{maps_dir}: no such folder of maps")
     for spec in config.metrics:
         check_metric(spec)
-    crop = classifier.view.crop
+    crop = classifier.view.size
 
     def read(name: str, items: list[Item], images: torch.Tensor) -> list:
         maps: list[torch.Tensor | str] = []
@@ -105,12 +105,12 @@ def evaluate_maps(classifier: Classifier, dataset: Dataset, maps_dir: str | os.P
             except (OSError, ValueError) as error:
                 maps.append(f"cannot read {path}: {error}")
                 continue
-            if array.shape == (crop, crop):
+            if array.shape == crop:
                 maps.append(torch.from_numpy(array.astype(np.float32)))
             elif array.shape == tuple(item.size):
                 maps.append(classifier.view(torch.from_numpy(array.astype(np.float32))[None])[0])
             else:
-                expected = f"expected {(crop, crop)} or the photo's {tuple(item.size)}"
+                expected = f"expected {crop} or the photo's {tuple(item.size)}"
                 maps.append(f"map {path.name} has shape {array.shape}; {expected}")
         return maps
 

@@ -98,10 +98,10 @@ def black_image_test(
     if images_per_batch < 1:
         raise MaskscopeValueError(f"images_per_batch must be at least 1, got {images_per_batch}")
     start = time.perf_counter()
-    side = classifier.view.crop
-    black = torch.zeros(1, 3, side, side, device=classifier.device)
+    height, width = classifier.view.size
+    black = torch.zeros(1, 3, height, width, device=classifier.device)
     method = FGVis(game="generation", l1_weights=(0.0,), steps=steps, lr=lr, defense=defense, stop_early=True)
-    initial = method._initial_masks((1, 3, side, side), seed, black.device)
+    initial = method._initial_masks((1, 3, height, width), seed, black.device)
     reference = classifier.mean_colour.to(black)
     with torch.no_grad():
         black_class = int(classifier.probabilities(black).argmax(1))

@@ -189,12 +189,13 @@ def boxes_in_view(boxes: list[ObjectBox], label: str, view: ClassifierView, size
     gives them; boxes are clipped to the crop and those entirely outside it are dropped.
     """
     height, width = size
+    crop_h, crop_w = view.size
     if view.resize is None:
-        scale_x, scale_y, left, top = view.crop / width, view.crop / height, 0.0, 0.0
+        scale_x, scale_y, left, top = crop_w / width, crop_h / height, 0.0, 0.0
     else:
         new_h, new_w = view.resized_size(height, width)
         scale_x, scale_y = new_w / width, new_h / height
-        top, left = (new_h - view.crop) // 2, (new_w - view.crop) // 2
+        top, left = (new_h - crop_h) // 2, (new_w - crop_w) // 2
     result = []
     for box in boxes:
         if box.label != label or box.difficult:
@@ -202,7 +203,7 @@ def boxes_in_view(boxes: list[ObjectBox], label: str, view: ClassifierView, size
         x0, x1 = box.x0 * scale_x - left, box.x1 * scale_x - left
         y0, y1 = box.y0 * scale_y - top, box.y1 * scale_y - top
         x0, y0 = max(0.0, x0), max(0.0, y0)
-        x1, y1 = min(float(view.crop), x1), min(float(view.crop), y1)
+        x1, y1 = min(float(crop_w), x1), min(float(crop_h), y1)
         if x1 > x0 and y1 > y0:
             result.append([x0, y0, x1 - 1, y1 - 1])
     return torch.tensor(result, dtype=torch.float32).view(-1, 4)

@@ -27,10 +27,10 @@ from __future__ import annotations
 import difflib
 import itertools
 import os
+import warnings
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from maskscope.core.model.class_names import imagenet_class_names
 from maskscope.core.model.engines import (
     InferenceEngine,
     OnnxRuntimeEngine,
@@ -112,12 +113,6 @@ def check_device(device: str | torch.device) -> torch.device:
     return parsed
 
 
-def imagenet_class_names() -> list[str]:
-    """The 1000 ImageNet-1k class names in the standard (sorted synset) order."""
-    text = resources.files("maskscope.data").joinpath("imagenet_classes.txt").read_text()
-    return [line.split("\t")[1] for line in text.splitlines() if line]
-
-
 @dataclass
 class _GradientBlock:
     """The block of :func:`gradient_passes` running now: what ``fast`` means in it, and the
@@ -150,6 +145,39 @@ def gradient_passes(fast: str) -> Iterator[set[str]]:
 #: the ImageNet normalisation most classifiers are trained with (the default of :class:`Classifier`)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+#: the channels a model can take: RGB, or one (grey)
+CHANNELS = (1, 3)
+#: ITU-R BT.601 luminance weights (PIL's ``"L"``): how an RGB image becomes a one-channel model's input
+LUMINANCE = (0.299, 0.587, 0.114)
+
+
+def input_channels(
+    model: Any, mean: Sequence[float] | None, std: Sequence[float] | None, channels: int | None = None
+) -> int:
+    """The channels a model takes: ``channels`` if given; else one where ``mean`` or ``std`` has
+    one value or the module's first ``Conv2d`` takes one channel; three otherwise."""
+    if channels is None:
+        one_value = any(values is not None and len(values) == 1 for values in (mean, std))
+        first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None) if isinstance(model, nn.Module) else None
+        channels = 1 if one_value or (first is not None and first.in_channels == 1) else 3
+    if channels not in CHANNELS:
+        raise MaskscopeValueError(f"a classifier takes 1 (grey) or 3 (RGB) channels, not channels={channels}")
+    return channels
+
+
+def channel_statistics(
+    values: Sequence[float] | None, default: Sequence[float], channels: int, name: str
+) -> torch.Tensor:
+    """``mean`` or ``std`` as a 1×channels×1×1 tensor (``None``: ``default``, averaged for one channel)."""
+    if values is None:
+        values = default if channels == 3 else (sum(default) / len(default),)
+    statistics = torch.tensor([float(v) for v in values], dtype=torch.float32)
+    if statistics.numel() != channels:
+        raise MaskscopeValueError(
+            f"{name} has {statistics.numel()} values for a model of {channels} input channel(s): give {channels}"
+        )
+    return statistics.view(1, -1, 1, 1)
+
 
 
 class Classifier:
@@ -162,7 +190,15 @@ class Classifier:
             :func:`maskscope.core.model.onnx_models.load_onnx_classifier`).
         mean, std: per-channel normalisation ``(x − mean) / std`` applied to pixel-space
             inputs. The classifier's *mean colour* is ``mean``: the pixel-space image that
-            is zero after normalisation.
+            is zero after normalisation. ``None``: ImageNet's (:data:`IMAGENET_MEAN`,
+            :data:`IMAGENET_STD`; for a one-channel model, the mean of their three values).
+        channels: the model's input channels, 3 (RGB) or 1 (grey); ``None``: one where
+            ``mean`` or ``std`` has one value or the module's first convolution takes one
+            channel, three otherwise. Images still enter as B×3×H×W RGB (every method
+            perturbs RGB images); a one-channel classifier turns them into their luminance
+            ``0.299 R + 0.587 G + 0.114 B`` (:data:`LUMINANCE`) as it normalises them, so a
+            grey photo (three equal channels) reaches the model as it is. B×1×H×W images are
+            taken as they are.
         output: how logits become probabilities: ``"softmax"`` or ``"sigmoid"`` (multi-label).
             Which score a method explains is the method's ``score`` (probability or logit).
         class_names: a name per output; defaults to ``class_0 …``.
@@ -203,8 +239,8 @@ class Classifier:
     def __init__(
         self,
         model: nn.Module | Callable | os.PathLike,
-        mean: Sequence[float] = IMAGENET_MEAN,
-        std: Sequence[float] = IMAGENET_STD,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
         output: str = "softmax",
         class_names: Sequence[str] | None = None,
         view: ClassifierView | None = None,
@@ -213,6 +249,7 @@ class Classifier:
         engine: str = MODULE_ENGINE,
         precision: str = DEFAULT_PRECISION,
         calibration: torch.Tensor | None = None,
+        channels: int | None = None,
     ) -> None:
         if output not in OUTPUT_KINDS:
             hint = "; to explain logits pass score=\"logit\" to the method" if output == "logits" else ""
@@ -233,8 +270,10 @@ class Classifier:
                 # torch's stubs leave out Module.to's memory_format keyword, which it accepts
                 model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.channels_last = channels_last and self.differentiable
-        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
-        self.std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+        #: the model's input channels: 3, or 1 for a model of grey images
+        self.channels = input_channels(model, mean, std, channels)
+        self.mean = channel_statistics(mean, IMAGENET_MEAN, self.channels, "mean")
+        self.std = channel_statistics(std, IMAGENET_STD, self.channels, "std")
         self.output = output
         self.view = view or ClassifierView()
         self.name = name or (self._onnx_file.stem if self._onnx_file is not None else type(model).__name__)
@@ -343,6 +382,59 @@ class Classifier:
         return cls(model.to(device), **{**settings, **options}, engine=engine, precision=precision)
 
     @classmethod
+    def from_timm(
+        cls,
+        model_or_name: nn.Module | str,
+        checkpoint: str | os.PathLike | None = None,
+        device: str | torch.device = DEFAULT_DEVICE,
+        engine: str = MODULE_ENGINE,
+        precision: str = DEFAULT_PRECISION,
+        **options: Any,
+    ) -> "Classifier":
+        """A timm classifier (a model ``timm.create_model`` made, or an architecture name and a
+        local ``checkpoint``) with the preprocessing its ``pretrained_cfg`` states: mean, std,
+        input size, crop percentage and interpolation; class names from the checkpoint or, for
+        1000 classes, ImageNet's (:func:`~maskscope.core.model.vision_zoo.timm_settings`).
+        ``options`` given here (``mean``, ``std``, ``view``, ``class_names``, ``name``,
+        ``channels``, ``calibration``) win over what the model says. Nothing is downloaded."""
+        from maskscope.core.model.vision_zoo import timm_settings
+
+        device = check_device(device)
+        model, settings = timm_settings(model_or_name, checkpoint)
+        return cls(model.to(device), **{**settings, **options}, engine=engine, precision=precision)
+
+    @classmethod
+    def from_torchvision(
+        cls,
+        architecture: str,
+        checkpoint: str | os.PathLike | None = None,
+        weights_enum: Any = None,
+        device: str | torch.device = DEFAULT_DEVICE,
+        engine: str = MODULE_ENGINE,
+        precision: str = DEFAULT_PRECISION,
+        **options: Any,
+    ) -> "Classifier":
+        """A torchvision classifier (``architecture`` built with ``weights=None``, the weights of a
+        local ``checkpoint`` loaded) with the preprocessing of ``weights_enum``
+        (``"ResNet50_Weights.IMAGENET1K_V2"``, read without downloading): its transforms' resize,
+        crop, mean, std and interpolation, and ``meta["categories"]``
+        (:func:`~maskscope.core.model.vision_zoo.torchvision_settings`). Without a weights enum,
+        ImageNet's mean and std and the view 256 → 224 are assumed, with a one-line warning unless
+        ``mean`` and ``std`` are given. ``options`` win over what the weights say."""
+        from maskscope.core.model.vision_zoo import torchvision_settings
+
+        device = check_device(device)
+        model, settings = torchvision_settings(architecture, checkpoint, weights_enum)
+        if weights_enum is None and not {"mean", "std"} <= options.keys():
+            warnings.warn(
+                f"torchvision:{architecture} without weights_enum: assuming ImageNet mean {IMAGENET_MEAN}, "
+                f"std {IMAGENET_STD} and view 256->224; pass weights_enum (e.g. ResNet50_Weights.IMAGENET1K_V2) "
+                "or mean and std",
+                stacklevel=2,
+            )
+        return cls(model.to(device), **{**settings, **options}, engine=engine, precision=precision)
+
+    @classmethod
     def from_callable(cls, function: Callable, **kwargs) -> "Classifier":
         """Wrap a forward-only function of a normalised batch (numpy or tensor) → logits.
 
@@ -379,8 +471,8 @@ class Classifier:
     @property
     def num_classes(self) -> int:
         if self._num_classes is None:
-            crop = self.view.crop
-            probe = self.mean_colour.expand(1, 3, crop, crop).to(self.device)
+            height, width = self.view.size
+            probe = self.mean_colour.expand(1, 3, height, width).to(self.device)
             with torch.no_grad():
                 self._num_classes = self.logits(probe).shape[1]
         return self._num_classes
@@ -393,8 +485,9 @@ class Classifier:
 
     @property
     def mean_colour(self) -> torch.Tensor:
-        """The pixel-space colour that normalises to zero, shaped 1×3×1×1."""
-        return self.mean.clamp(0, 1)
+        """The pixel-space colour that normalises to zero, shaped 1×3×1×1 (a grey one for a
+        one-channel classifier)."""
+        return self.mean.clamp(0, 1).expand(1, 3, 1, 1)
 
     def class_index(self, target: int | str) -> int:
         """Index of a class given as an index or a (case-insensitive) name."""
@@ -417,7 +510,10 @@ class Classifier:
     # ----------------------------------------------------------------- forward passes
     def normalise(self, images: torch.Tensor, contiguous: bool = False) -> torch.Tensor:
         """``(x − mean) / std``; with ``contiguous``, written straight into a contiguous (NCHW)
-        batch, as the compiled engines take it, in one pass over the images."""
+        batch, as the compiled engines take it, in one pass over the images. A one-channel
+        classifier first turns RGB images into their luminance (B×1×H×W)."""
+        if self.channels == 1 and images.shape[1] == 3:
+            images = torch.einsum("bchw,c->bhw", images, images.new_tensor(LUMINANCE))[:, None]
         mean, std = self._statistics_like(images)
         if not contiguous:
             return (images - mean) / std
@@ -441,7 +537,7 @@ class Classifier:
         The pass runs on the inference engine unless it needs the torch module: autograd is
         on and ``images`` requires a gradient, or the module has forward hooks.
         """
-        if images.dim() != 4 or images.shape[1] != 3:
+        if images.dim() != 4 or images.shape[1] not in {3, self.channels}:
             raise ValueError(f"expected images of shape B×3×H×W, got {tuple(images.shape)}")
         if self._gradient_pass(images):
             out = self._gradient_engine()(self.normalise(images))
@@ -548,7 +644,7 @@ class Classifier:
             return self._onnx_file
         if self._digest is None:
             self._digest = weights_digest(self.module)
-        return exported_onnx(self.module, height, width, self._digest)
+        return exported_onnx(self.module, height, width, self._digest, channels=self.channels)
 
     def __getstate__(self) -> dict[str, Any]:
         """A deep copy or a pickled copy (for a worker process) rebuilds its engine and weights
@@ -620,6 +716,6 @@ class Classifier:
     def __repr__(self) -> str:
         engine = "" if self.engine == "torch" else f", engine={self.engine}"
         precision = "" if self.precision == "float32" else f", precision={self.precision}"
-        view = f"{self.view.resize}->{self.view.crop}"
+        view = self.view.describe()
         return f"Classifier({self.name}, output={self.output}, view={view}{engine}{precision})"
 

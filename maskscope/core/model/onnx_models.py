@@ -57,13 +57,13 @@ def load_onnx_classifier(
     """
     proto = _read_model(path)
     settings = {**settings_from_metadata({prop.key: prop.value for prop in proto.metadata_props}), **kwargs}
-    check_onnx_input(proto, (settings.get("view") or ClassifierView()).crop, Path(path))
+    check_onnx_input(proto, (settings.get("view") or ClassifierView()).size, Path(path))
     return Classifier(Path(path), **settings, engine=engine, precision=precision)
 
 
-def check_onnx_input(proto: Any, crop: int, path: Path) -> None:
+def check_onnx_input(proto: Any, size: tuple[int, int], path: Path) -> None:
     """An :class:`OnnxInputError` unless the graph takes one float32 input B×3×H×W whose fixed
-    sides equal ``crop`` (the view's; a side given by name, or unset, takes any size)."""
+    sides equal ``size`` (the view's ``(height, width)``; a side given by name, or unset, takes any size)."""
     initialisers = {tensor.name for tensor in proto.graph.initializer}
     inputs = [value for value in proto.graph.input if value.name not in initialisers]
     if len(inputs) != 1:
@@ -80,11 +80,10 @@ def check_onnx_input(proto: Any, crop: int, path: Path) -> None:
     if len(dims) != 4 or dims[1] not in (None, 3):
         shown = "×".join("?" if d is None else str(d) for d in dims)
         raise OnnxInputError(f"{path}: the model's input is {shown}; maskscope feeds image batches B×3×H×W")
-    fixed = [side for side in dims[2:] if side is not None]
-    if any(side != crop for side in fixed):
+    if any(side is not None and side != wanted for side, wanted in zip(dims[2:], size)):
         height, width = ("?" if d is None else str(d) for d in dims[2:])
         raise OnnxInputError(
-            f"{path}: the model takes {height}×{width} images but its view crops {crop}×{crop}; "
+            f"{path}: the model takes {height}×{width} images but its view crops {size[0]}×{size[1]}; "
             "export it with a dynamic size, or give it a view of that size"
         )
 
@@ -104,8 +103,8 @@ def export_onnx(classifier: Classifier, path: str | os.PathLike) -> Path:
         raise ImportError(f"exporting to ONNX needs onnx: {INSTALL_HINT}") from error
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    crop = classifier.view.crop
-    export_module(classifier.model, path, crop, crop)
+    height, width = classifier.view.size
+    export_module(classifier.model, path, height, width, classifier.channels)
     proto = onnx.load(str(path))
     onnx.helper.set_model_props(proto, {METADATA_PREFIX + key: value for key, value in metadata(classifier).items()})
     onnx.save(proto, str(path))
@@ -119,11 +118,22 @@ def metadata(classifier: Classifier) -> dict[str, str]:
         "mean": _floats(classifier.mean),
         "std": _floats(classifier.std),
         "output": classifier.output,
-        "resize": "" if resize is None else str(resize),
-        "crop": str(classifier.view.crop),
+        "resize": "" if resize is None else _sides_text(resize),
+        "crop": _sides_text(classifier.view.crop),
         "class_names": "\n".join(classifier.class_names),
         "name": classifier.name,
     }
+
+
+def _sides_text(sides: int | tuple[int, int]) -> str:
+    """A view's side ``224`` or sides ``160x320`` as stored in a file's metadata."""
+    return str(sides) if isinstance(sides, int) else f"{sides[0]}x{sides[1]}"
+
+
+def _sides(text: str) -> int | tuple[int, int]:
+    """The side or ``(height, width)`` of :func:`_sides_text`."""
+    values = [int(value) for value in text.split("x")]
+    return values[0] if len(values) == 1 else (values[0], values[1])
 
 
 def settings_from_metadata(stored: dict[str, str]) -> dict[str, Any]:
@@ -137,7 +147,7 @@ def settings_from_metadata(stored: dict[str, str]) -> dict[str, Any]:
         settings["output"] = values["output"]
     if "crop" in values:
         resize = values.get("resize", "")
-        settings["view"] = ClassifierView(resize=int(resize) if resize else None, crop=int(values["crop"]))
+        settings["view"] = ClassifierView(resize=_sides(resize) if resize else None, crop=_sides(values["crop"]))
     if values.get("class_names"):
         settings["class_names"] = values["class_names"].split("\n")
     if values.get("name"):

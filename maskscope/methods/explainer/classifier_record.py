@@ -33,9 +33,10 @@ def class_fingerprint(class_names: list[str]) -> str:
     return hashlib.sha256("\n".join(class_names).encode()).hexdigest()[:16]
 
 
-def probe_image(size: int) -> torch.Tensor:
-    """The fixed probe image 1×3×size×size (uniform noise from seed 0)."""
-    return torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0))
+def probe_image(size: int | tuple[int, int]) -> torch.Tensor:
+    """The fixed probe image 1×3×size×size, or 1×3×height×width (uniform noise from seed 0)."""
+    height, width = (size, size) if isinstance(size, int) else size
+    return torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(0))
 
 
 @dataclass
@@ -54,8 +55,8 @@ class ClassifierRecord:
     mean: list[float]
     std: list[float]
     output: str
-    resize: int | None
-    crop: int
+    resize: int | tuple[int, int] | None
+    crop: int | tuple[int, int]
     class_names: list[str]
     groups: dict[str, list[int]] | None
     probe_logits: list[float]

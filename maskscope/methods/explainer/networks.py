@@ -107,9 +107,9 @@ class ClassifierFeatureNetwork(nn.Module):
         for parameter in self.encoder.parameters():
             parameter.requires_grad_(train_encoder)
         self.train_encoder = train_encoder
-        crop = classifier.view.crop
+        height, width = classifier.view.size
         with torch.no_grad():
-            probe = torch.zeros(1, 3, crop, crop, device=classifier.device)
+            probe = torch.zeros(1, 3, height, width, device=classifier.device)
             feature_channels = self._extract(self.encoder.eval(), probe).shape[1]
         self.reduce = nn.Sequential(
             nn.Conv2d(feature_channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)

@@ -64,23 +64,24 @@ def cached_file(key: str, suffix: str, write: Callable[[Path], None]) -> Path:
     return path
 
 
-def exported_onnx(module: nn.Module, height: int, width: int, digest: str) -> Path:
-    """The ONNX export of ``module`` for inputs B×3×height×width (dynamic B), from the cache.
+def exported_onnx(module: nn.Module, height: int, width: int, digest: str, channels: int = 3) -> Path:
+    """The ONNX export of ``module`` for inputs B×channels×height×width (dynamic B), from the cache.
 
     ``digest`` is :func:`weights_digest` of the module, computed once by the caller. A module
     that fails to export raises :class:`~maskscope.core.model.engines.base.EngineError` with the
     exporter's first line.
     """
-    key = hashlib.sha256(f"{digest}:{height}x{width}:{torch.__version__}:{EXPORT_FORMAT}".encode()).hexdigest()[:32]
+    shape = f"{height}x{width}" if channels == 3 else f"{channels}x{height}x{width}"
+    key = hashlib.sha256(f"{digest}:{shape}:{torch.__version__}:{EXPORT_FORMAT}".encode()).hexdigest()[:32]
     try:
-        return cached_file(key, ".onnx", lambda path: export_module(module, path, height, width))
+        return cached_file(key, ".onnx", lambda path: export_module(module, path, height, width, channels))
     except Exception as error:  # an exporter failure of any kind means: no compiled engine for this module
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise EngineError(f"the model does not export to ONNX: {first_line}") from error
 
 
-def export_module(module: nn.Module, path: str | os.PathLike, height: int, width: int) -> None:
-    """Write ``module`` (normalised batch → logits) to ``path`` as ONNX for B×3×height×width, B dynamic.
+def export_module(module: nn.Module, path: str | os.PathLike, height: int, width: int, channels: int = 3) -> None:
+    """Write ``module`` (normalised batch → logits) to ``path`` as ONNX for B×channels×height×width, B dynamic.
 
     Uses torch's TorchScript-based exporter, which works offline and takes a few seconds for
     EfficientNet-Lite0 (the ``torch.export``-based one takes about six times as long, and more
@@ -88,7 +89,7 @@ def export_module(module: nn.Module, path: str | os.PathLike, height: int, width
     on a channels-first example of batch 2 on the module's device.
     """
     device = next((t.device for t in list(module.parameters()) + list(module.buffers())), torch.device("cpu"))
-    example = torch.rand(2, 3, height, width, device=device)
+    example = torch.rand(2, channels, height, width, device=device)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
