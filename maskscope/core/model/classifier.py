@@ -378,7 +378,7 @@ class Classifier:
         from maskscope.core.model.huggingface import huggingface_settings
 
         device = check_device(device)
-        model, settings = huggingface_settings(model_or_folder, processor)
+        model, settings = huggingface_settings(model_or_folder, processor, given=options.keys())
         return cls(model.to(device), **{**settings, **options}, engine=engine, precision=precision)
 
     @classmethod

@@ -23,7 +23,7 @@ import json
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Collection, Mapping
 
 from torch import nn
 
@@ -37,8 +37,8 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 #: what is assumed for a model without an image processor (the ImageNet statistics, as
 #: :data:`maskscope.core.model.classifier.IMAGENET_MEAN`, which this module cannot import)
-ASSUMED_MEAN = (0.485, 0.456, 0.406)
-ASSUMED_STD = (0.229, 0.224, 0.225)
+ASSUMED_MEAN: tuple[float, ...] = (0.485, 0.456, 0.406)
+ASSUMED_STD: tuple[float, ...] = (0.229, 0.224, 0.225)
 ASSUMED_SIZE = 224
 
 
@@ -47,7 +47,7 @@ class HuggingFaceModelError(MaskscopeValueError):
 
 
 def huggingface_settings(
-    model_or_folder: nn.Module | str | os.PathLike, processor: Any = None
+    model_or_folder: nn.Module | str | os.PathLike, processor: Any = None, given: Collection[str] = ()
 ) -> tuple[nn.Module, dict[str, Any]]:
     """The module (in eval mode) and the :class:`Classifier` keyword arguments it implies.
 
@@ -57,6 +57,8 @@ def huggingface_settings(
         processor: its image processor (an object with ``to_dict()``, such as a
             ``ViTImageProcessor``, or the dict of its settings); by default the folder's
             ``preprocessor_config.json``, and none for a model object.
+        given: the settings the caller sets itself (``mean``, ``std``, ``view``): what is
+            assumed for them without a processor is not warned about.
 
     Returns:
         ``(module, settings)``, with ``settings`` holding ``mean``, ``std``, ``view`` (a
@@ -80,13 +82,19 @@ def huggingface_settings(
     model.eval()
     if processor_values is None:
         size = _config_size(config)
-        warnings.warn(
-            f"Hugging Face model {name}: no image processor, so assumed ImageNet mean {ASSUMED_MEAN} and std "
-            f"{ASSUMED_STD} and a {_size_text(size)} view (short side resized, centre crop); pass processor= "
-            "or mean=, std=, view= to set them",
-            stacklevel=3,
-        )
         mean, std, view = ASSUMED_MEAN, ASSUMED_STD, ClassifierView(resize=min(size), crop=_crop_value(size))
+        assumed = {
+            "mean": f"ImageNet mean {ASSUMED_MEAN}",
+            "std": f"ImageNet std {ASSUMED_STD}",
+            "view": f"a {_size_text(size)} view (short side resized, centre crop)",
+        }
+        unset = [text for key, text in assumed.items() if key not in given]
+        if unset:
+            warnings.warn(
+                f"Hugging Face model {name} has no image processor: assumed {', '.join(unset)}; "
+                "pass processor= or mean=, std=, view= to set them",
+                stacklevel=3,
+            )
     else:
         mean, std = _normalisation(processor_values)
         view = _processor_view(processor_values, name)
