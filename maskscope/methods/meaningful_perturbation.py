@@ -17,7 +17,10 @@ normalised score ``(s_r − s_ref)/(s_orig − s_ref)`` falls below 0.01 (preser
 at least 0.99) is chosen; if none does, the mask starts fully perturbed.
 
 With ``layer`` set, the mask multiplies that layer's activations instead (supplement §6.4):
-constant zero perturbation, no upsampling, blur or jitter.
+constant zero perturbation, no upsampling, blur or jitter. ``layer="auto"`` takes the layer
+Grad-CAM explains by default (:func:`~maskscope.methods.gradcam.default_layer`: a vision
+transformer's last block input tokens, a CNN's last convolutional layer); a transformer's
+tokens are masked on their patch grid, the class and distillation tokens left as they are.
 """
 
 from __future__ import annotations
@@ -37,10 +40,13 @@ from maskscope.core.perturbation.jitter import Jitter
 from maskscope.core.perturbation.masks import BinarisedUpsampler, Upsampler, disc_masks, downsample
 from maskscope.core.scoring.perturbations import score_perturbations
 from maskscope.methods.base import Method
+from maskscope.methods.gradcam import TokenGrid, default_layer, token_grid
 from maskscope.methods.parameters import OneOf, at_least, positive
 from maskscope.methods.registry import register
 
 INITS = ("circular", "ones", "half", "uniform")
+#: ``layer``'s value for the layer Grad-CAM finds
+AUTO_LAYER = "auto"
 
 
 @register
@@ -60,7 +66,9 @@ class MeaningfulPerturbation(Method):
         jitter: largest translation τ of the image under the mask, in pixels (0 disables).
         init: ``"circular"`` (the disc search), ``"ones"``, ``"half"`` or ``"uniform"``.
         layer: a module of the model (its name, or the module itself) whose activations are
-            masked instead of the image.
+            masked instead of the image, or ``"auto"`` for the layer Grad-CAM finds
+            (:func:`~maskscope.methods.gradcam.default_layer`); tokens B×T×D are masked on
+            their patch grid. Layer masks start from ``init="ones"``, ``"half"`` or ``"uniform"``.
         batch_size: perturbed images per forward pass during the circular search (default: 8 on a CPU, 64 on a GPU).
         stop_tolerance: the convergence stop: an image stops once its mask has moved by less
             than this (the largest ``|Δm|`` of a step) for ``stop_checks`` successive steps
@@ -156,12 +164,24 @@ class MeaningfulPerturbation(Method):
         return self._optimised(targets, game.saliency(full)[:, 0], result, scores_after)
 
     def _layer_problem(self, classifier: Classifier, images: torch.Tensor, target_weights: torch.Tensor, layer: str | nn.Module):
+        grid: TokenGrid | None = None
+        if isinstance(layer, str) and layer == AUTO_LAYER:
+            layer, grid = default_layer(classifier, images)
         module = find_module(classifier.module, layer)
         shape = activation_shape(classifier, images, module)
-        if len(shape) != 4:
-            raise ValueError(f"layer {layer!r} gives activations of shape {tuple(shape)}; need B×C×H×W")
-        problem = LayerMaskProblem(classifier, images, target_weights, get_game(self.game), module, self.regulariser)
-        return problem, (1, shape[2], shape[3])
+        if grid is None and len(shape) == 3:
+            grid = token_grid(shape, (images.shape[-2], images.shape[-1]), getattr(classifier.module, "num_prefix_tokens", None))
+        if grid is None and len(shape) != 4:
+            raise ValueError(f"layer {layer!r} gives activations of shape {tuple(shape)}; need B×C×H×W or tokens B×T×D")
+        if grid is None:
+            problem = LayerMaskProblem(classifier, images, target_weights, get_game(self.game), module, self.regulariser)
+            return problem, (1, shape[2], shape[3])
+        rows, columns = grid.grid if grid.grid is not None else (shape[1], shape[2])
+        problem = LayerMaskProblem(
+            classifier, images, target_weights, get_game(self.game), module, self.regulariser,
+            prefix_tokens=None if grid.channels_last else grid.prefix_tokens, channels_last=grid.channels_last,
+        )
+        return problem, (1, rows, columns)
 
     def _initial_masks(self, problem: MaskProblem, mask_shape: tuple[int, ...], seed: int) -> torch.Tensor:
         batch = problem.images.shape[0]

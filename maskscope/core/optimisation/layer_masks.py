@@ -3,7 +3,10 @@
 The mask multiplies the activation tensor ``a = h_l(x)`` of one module: ``a ← m·a``, which
 is the constant (zero) perturbation in activation space. There is no upsampling, blur or
 jitter; the mask has the activation's spatial size (shared by all channels, or one per
-channel).
+channel). A vision transformer's tokens B×T×D are masked on their grid: the mask m (h×w)
+multiplies the patch tokens row by row, as the patch embedding reads the image, and leaves
+the prefix (class, distillation) tokens as they are; tokens already on a grid, B×h×w×D, are
+masked in place.
 """
 
 from __future__ import annotations
@@ -58,14 +61,30 @@ class LayerMaskProblem(MaskProblem):
         game: Game,
         module: nn.Module,
         regulariser: Callable[[torch.Tensor], torch.Tensor],
+        prefix_tokens: int | None = None,
+        channels_last: bool = False,
     ) -> None:
         super().__init__(classifier, images, target_weights, game, Constant(), Upsampler("nearest"), regulariser)
         self.module = module
+        #: tokens B×T×D whose first ``prefix_tokens`` are left unmasked (``None``: a B×C×H×W activation)
+        self.prefix_tokens = prefix_tokens
+        #: a B×H×W×C activation (tokens on their grid, channels last)
+        self.channels_last = channels_last
 
     def class_scores(self, masks: torch.Tensor, jitter: bool = True) -> torch.Tensor:
-        handle = self.module.register_forward_hook(lambda _m, _i, out: out * masks)
+        handle = self.module.register_forward_hook(lambda _m, _i, out: self.masked(out, masks))
         try:
             scores = self.classifier.probabilities(self.images)
         finally:
             handle.remove()
         return (scores * self.target_weights).sum(1)
+
+    def masked(self, activation: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """``m·a`` for masks B×1×h×w (or B×C×h×w) on the activation's layout."""
+        if self.channels_last:
+            return activation * masks.permute(0, 2, 3, 1)
+        if self.prefix_tokens is None:
+            return activation * masks
+        prefix = activation[:, : self.prefix_tokens]
+        patches = activation[:, self.prefix_tokens :] * masks.flatten(2).transpose(1, 2)
+        return torch.cat([prefix, patches], 1)
