@@ -13,6 +13,7 @@ import warnings
 
 import pytest
 import torch
+from torch import nn
 
 transformers = pytest.importorskip("transformers", reason="transformers (in the test extra) builds the tiny models")
 
@@ -183,6 +184,48 @@ def test_gradcams_default_on_a_vit_is_not_the_patch_embedding(vit, images):
     assert float(explanation.saliency.amax()) > 0
     named = GradCAM(layer="vit.layers.1.layernorm_before", reshape=TokenGrid(), score="logit")(vit, images, target=[0, 1])
     torch.testing.assert_close(explanation.saliency, named.saliency)
+
+
+class TimmLikeViT(nn.Module):
+    """timm's VisionTransformer in outline: a patch embedding, ``num_prefix_tokens`` (a class
+    token and four registers) and ``blocks`` of pre-norm blocks with ``norm1``/``norm2``."""
+
+    num_prefix_tokens = 5
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.patch_embed = nn.Conv2d(3, 8, 8, stride=8)
+        self.prefix = nn.Parameter(torch.zeros(1, self.num_prefix_tokens, 8))
+        self.blocks = nn.Sequential(*[TimmLikeBlock() for _ in range(2)])
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        patches = self.patch_embed(images).flatten(2).transpose(1, 2)
+        tokens = self.blocks(torch.cat([self.prefix.expand(len(images), -1, -1), patches], 1))
+        return self.head(tokens[:, 0])
+
+
+class TimmLikeBlock(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(8), nn.LayerNorm(8)
+        self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
+        self.mlp = nn.Linear(8, 8)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        normed = self.norm1(tokens)
+        tokens = tokens + self.attn(normed, normed, normed, need_weights=False)[0]
+        return tokens + self.mlp(self.norm2(tokens))
+
+
+def test_a_timm_like_vit_is_found_by_its_blocks_and_its_prefix_token_count():
+    torch.manual_seed(0)
+    classifier = Classifier(TimmLikeViT(), view=ClassifierView(resize=None, crop=16))
+    images = torch.rand(2, 3, 16, 16)
+    layer, reshape = default_layer(classifier, images)
+    # 9 tokens would make a 3×3 grid without prefix tokens; the model's num_prefix_tokens says 5 and 2×2
+    assert layer == "blocks.1.norm1" and repr(reshape) == repr(TokenGrid(prefix_tokens=5, grid=(2, 2)))
+    assert GradCAM(score="logit")(classifier, images, target=[0, 1]).coarse_map.shape == (2, 1, 2, 2)
 
 
 def test_token_grids_follow_the_images_aspect_ratio():
