@@ -207,3 +207,25 @@ def test_explaining_photo_files_puts_them_in_a_wide_view(tmp_path):
     assert explanation.saliency.shape == (1, HEIGHT, WIDTH) and explanation.target_names == [["right"]]
     rows, cols = blob_box(HEIGHT, WIDTH, left=False)
     assert explanation.saliency[0, rows, cols].mean() > explanation.saliency[0, :, : WIDTH // 2].mean()
+
+
+class GreyFeatures(nn.Module):
+    """A one-channel CNN with a ``features`` module, as the explainer's encoder copies it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
+        self.head = nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x).amax((2, 3)))
+
+
+def test_the_explainers_network_on_a_wide_one_channel_classifier_keeps_its_width():
+    from maskscope.methods.explainer import ClassifierFeatureNetwork
+
+    classifier = Classifier(GreyFeatures(), view=ClassifierView(None, (48, 96)))
+    network = ClassifierFeatureNetwork(classifier, num_classes=2, width=16)
+    assert network.reduce[0].out_channels == 16 and network.reduce[0].in_channels == 8
+    images = torch.rand(2, 3, 48, 96, generator=torch.Generator().manual_seed(0))
+    assert network(classifier.normalise(images)).shape == (2, 2, 48, 96)

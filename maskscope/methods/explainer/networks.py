@@ -107,14 +107,14 @@ class ClassifierFeatureNetwork(nn.Module):
         for parameter in self.encoder.parameters():
             parameter.requires_grad_(train_encoder)
         self.train_encoder = train_encoder
-        height, width = classifier.view.size
+        view_height, view_width = classifier.view.size
         with torch.no_grad():
-            probe = torch.zeros(1, 3, height, width, device=classifier.device)
+            probe = torch.zeros(1, classifier.channels, view_height, view_width, device=classifier.device)
             feature_channels = self._extract(self.encoder.eval(), probe).shape[1]
         self.reduce = nn.Sequential(
             nn.Conv2d(feature_channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)
         )
-        self.image_branch = _conv_block(3, width // 4)
+        self.image_branch = _conv_block(classifier.channels, width // 4)
         self.head = nn.Sequential(_conv_block(width + width // 4, width // 2), nn.Conv2d(width // 2, num_classes, 1))
 
     def train(self, mode: bool = True) -> "ClassifierFeatureNetwork":
