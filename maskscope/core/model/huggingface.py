@@ -184,28 +184,40 @@ def _processor_view(values: Mapping[str, Any], name: str) -> ClassifierView:
 
     ``size`` is ``{"shortest_edge": S}`` (the short side resized to S) or ``{"height": H,
     "width": W}`` (the whole image resized to H×W); ``crop_size`` is the centre crop where
-    ``do_center_crop`` is on. ConvNeXt's processor has ``crop_pct`` instead: below 384 px the
-    short side goes to ``S / crop_pct`` and the centre S×S is cropped, from 384 px the image is
-    resized to S×S.
+    ``do_center_crop`` is on; ``resample`` picks bicubic or bilinear resizing. ConvNeXt's
+    processor has ``crop_pct`` instead: below 384 px the short side goes to ``S / crop_pct`` and
+    the centre S×S is cropped, from 384 px the image is resized to S×S.
     """
     size = _size_pair(values.get("size"), "size")
     crop = _size_pair(values.get("crop_size"), "crop_size") if values.get("do_center_crop") else None
     shortest = _shortest_edge(values.get("size"))
     crop_pct = values.get("crop_pct")
+    interpolation = _interpolation(values.get("resample"))
     if values.get("do_resize") is False:
         if crop is None:
             raise HuggingFaceModelError(f"Hugging Face model {name}: its processor neither resizes nor crops; pass view=")
-        return ClassifierView(resize=None, crop=_crop_value(crop))
+        return ClassifierView(resize=None, crop=_crop_value(crop), interpolation=interpolation)
     if shortest is not None and crop_pct is not None and crop is None:
         if shortest < 384:
-            return ClassifierView(resize=round(shortest / float(crop_pct)), crop=shortest)
-        return ClassifierView(resize=None, crop=shortest)
+            return ClassifierView(resize=round(shortest / float(crop_pct)), crop=shortest, interpolation=interpolation)
+        return ClassifierView(resize=None, crop=shortest, interpolation=interpolation)
     if shortest is not None:
-        return ClassifierView(resize=shortest, crop=_crop_value(crop or size))
+        return ClassifierView(resize=shortest, crop=_crop_value(crop or size), interpolation=interpolation)
     if crop is None or crop == size:
-        return ClassifierView(resize=None, crop=_crop_value(size))
+        return ClassifierView(resize=None, crop=_crop_value(size), interpolation=interpolation)
     # resized to H×W, then a smaller centre crop: the short side goes to min(H, W) (the same for a square size)
-    return ClassifierView(resize=min(size), crop=_crop_value(crop))
+    return ClassifierView(resize=min(size), crop=_crop_value(crop), interpolation=interpolation)
+
+
+def _interpolation(resample: Any) -> str:
+    """The view's resampling for a processor's ``resample`` (PIL's codes: 3 is bicubic; bilinear,
+    2, for it and for the others, which the view does not have)."""
+    if isinstance(resample, str):
+        return "bicubic" if resample.lower().endswith("bicubic") else "bilinear"
+    try:
+        return "bicubic" if resample is not None and int(resample) == 3 else "bilinear"
+    except (TypeError, ValueError):
+        return "bilinear"
 
 
 def _shortest_edge(size: Any) -> int | None:
