@@ -8,6 +8,8 @@ bright blob the decision rests on."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -229,3 +231,23 @@ def test_the_explainers_network_on_a_wide_one_channel_classifier_keeps_its_width
     assert network.reduce[0].out_channels == 16 and network.reduce[0].in_channels == 8
     images = torch.rand(2, 3, 48, 96, generator=torch.Generator().manual_seed(0))
     assert network(classifier.normalise(images)).shape == (2, 2, 48, 96)
+
+
+def test_a_one_channel_model_exported_to_onnx_comes_back_grey(tmp_path):
+    pytest.importorskip("onnx", reason="exporting to ONNX is the optional extra .[onnx]")
+    pytest.importorskip("onnxruntime", reason="the onnxruntime engine is the optional extra .[onnx]")
+    from maskscope.core.model.engines.cache import export_module
+    from maskscope.core.model.onnx_models import export_onnx, load_onnx_classifier
+
+    classifier = grey_classifier(mean=(0.5,), std=(0.25,))
+    path = export_onnx(classifier, tmp_path / "grey.onnx")
+    loaded = load_onnx_classifier(path, engine="onnxruntime")
+    assert loaded.channels == 1 and loaded.mean.flatten().tolist() == [0.5] and loaded.view == classifier.view
+    images = torch.cat([blob_image(64, 64, left=True), blob_image(64, 64, left=False)])
+    with torch.no_grad():
+        assert torch.allclose(loaded.probabilities(images), classifier.probabilities(images), atol=1e-5)
+    bare = tmp_path / "bare.onnx"  # no metadata: the graph's one input channel is read
+    export_module(classifier.module, bare, 64, 64, channels=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the normalisation assumed is warned of
+        assert load_onnx_classifier(bare, engine="onnxruntime", view=ClassifierView(None, 64)).channels == 1

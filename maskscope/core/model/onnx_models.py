@@ -57,13 +57,15 @@ def load_onnx_classifier(
     """
     proto = _read_model(path)
     settings = {**settings_from_metadata({prop.key: prop.value for prop in proto.metadata_props}), **kwargs}
-    check_onnx_input(proto, (settings.get("view") or ClassifierView()).size, Path(path))
+    if check_onnx_input(proto, (settings.get("view") or ClassifierView()).size, Path(path)) == 1:
+        settings.setdefault("channels", 1)  # a model of grey images: the classifier feeds it luminance
     return Classifier(Path(path), **settings, engine=engine, precision=precision)
 
 
-def check_onnx_input(proto: Any, size: tuple[int, int], path: Path) -> None:
-    """An :class:`OnnxInputError` unless the graph takes one float32 input B×3×H×W whose fixed
-    sides equal ``size`` (the view's ``(height, width)``; a side given by name, or unset, takes any size)."""
+def check_onnx_input(proto: Any, size: tuple[int, int], path: Path) -> int | None:
+    """An :class:`OnnxInputError` unless the graph takes one float32 input B×C×H×W of 3 or 1
+    channels whose fixed sides equal ``size`` (the view's ``(height, width)``; a side given by
+    name, or unset, takes any size). Returns the channels the graph fixes (``None``: not fixed)."""
     initialisers = {tensor.name for tensor in proto.graph.initializer}
     inputs = [value for value in proto.graph.input if value.name not in initialisers]
     if len(inputs) != 1:
@@ -75,17 +77,18 @@ def check_onnx_input(proto: Any, size: tuple[int, int], path: Path) -> None:
         kind = onnx.TensorProto.DataType.Name(tensor.elem_type).lower()
         raise OnnxInputError(f"{path}: the model's input {inputs[0].name!r} is {kind}; maskscope feeds float32 images")
     if not tensor.HasField("shape"):
-        return
+        return None
     dims = [dim.dim_value if dim.HasField("dim_value") else None for dim in tensor.shape.dim]
-    if len(dims) != 4 or dims[1] not in (None, 3):
+    if len(dims) != 4 or dims[1] not in (None, 1, 3):
         shown = "×".join("?" if d is None else str(d) for d in dims)
-        raise OnnxInputError(f"{path}: the model's input is {shown}; maskscope feeds image batches B×3×H×W")
+        raise OnnxInputError(f"{path}: the model's input is {shown}; maskscope feeds image batches B×3×H×W (or B×1×H×W)")
     if any(side is not None and side != wanted for side, wanted in zip(dims[2:], size)):
         height, width = ("?" if d is None else str(d) for d in dims[2:])
         raise OnnxInputError(
             f"{path}: the model takes {height}×{width} images but its view crops {size[0]}×{size[1]}; "
             "export it with a dynamic size, or give it a view of that size"
         )
+    return dims[1]
 
 
 def export_onnx(classifier: Classifier, path: str | os.PathLike) -> Path:
