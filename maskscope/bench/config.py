@@ -15,11 +15,19 @@ import torch
 from maskscope.bench.folder import check_unclaimed, read_run_config, remove_run_files
 from maskscope.bench.scoring import with_default_protocol
 from maskscope.core.atomic import atomic_path
-from maskscope.core.model.spec import DEFAULT_DEVICE, DEFAULT_ENGINE, DEFAULT_MODEL, DEFAULT_PRECISION, ModelSpec
+from maskscope.core.model.spec import (
+    DEFAULT_DEVICE,
+    DEFAULT_ENGINE,
+    DEFAULT_MODEL,
+    DEFAULT_PRECISION,
+    ModelSpec,
+    spec_value,
+)
 from maskscope.errors import MaskscopeValueError
 
 #: Keys that decide the records; resuming a run needs them unchanged.
-IDENTITY_KEYS = ("dataset", "methods", "metrics", "params", "seed", "limit", "target", "model", "precision", "shard")
+IDENTITY_KEYS = ("dataset", "methods", "metrics", "params", "seed", "limit", "target", "model", "precision", "shard",
+                 "checkpoint", "mean", "std", "size", "class_names")
 #: images explained and scored together unless told
 IMAGES_PER_BATCH = 4
 #: keys of configurations written before a rename → what the key is now (docs/vocabulary.md); a file
@@ -62,6 +70,10 @@ class BenchConfig:
             runs split over the jobs of a scheduler and merged afterwards; ``None``: all of them.
         calibration: photos ``int8`` is calibrated on (a folder or a file); ``None``: the first
             images the classifier runs. Not part of the identity, as ``engine``.
+        checkpoint, mean, std, size, class_names: the model's weights file (``timm:``,
+            ``torchvision:``), normalisation, input size ``[height, width]`` and class-names file
+            where they were given (``None``: the model's own); see
+            :class:`~maskscope.core.model.spec.ModelSpec`. Part of the identity: they change the scores.
 
     The model's defaults are :class:`~maskscope.core.model.spec.ModelSpec`'s; :meth:`model_spec`
     is the classifier the run loads.
@@ -82,13 +94,26 @@ class BenchConfig:
     shard: str | None = None
     engine: str = DEFAULT_ENGINE
     calibration: str | None = None
+    checkpoint: str | None = None
+    mean: list[float] | None = None
+    std: list[float] | None = None
+    size: list[int] | None = None
+    class_names: str | None = None
 
     def __post_init__(self) -> None:
         self.metrics = [with_default_protocol(spec) for spec in self.metrics]
+        for key in ("mean", "std", "size"):  # kept as JSON writes them back, so that a resumed run compares equal
+            value = getattr(self, key)
+            setattr(self, key, None if value is None else list(spec_value(key, value)))
 
     def model_spec(self) -> ModelSpec:
         """The classifier the run loads."""
-        return ModelSpec(self.model, self.device, self.engine, self.precision, self.calibration)
+        return ModelSpec.from_values(**{key: getattr(self, key) for key in MODEL_KEYS})
+
+    @staticmethod
+    def model_fields(spec: ModelSpec) -> dict:
+        """The fields of a configuration that hold ``spec`` (:meth:`model_spec` gives it back)."""
+        return {key: getattr(spec, key) for key in MODEL_KEYS}
 
     def identity(self) -> dict:
         data = asdict(self)
@@ -145,6 +170,8 @@ class BenchConfig:
         return cls(**data)
 
 
+#: the fields that hold the :class:`~maskscope.core.model.spec.ModelSpec`, named as its own
+MODEL_KEYS = ("model", "device", "engine", "precision", "calibration", "checkpoint", "mean", "std", "size", "class_names")
 #: keys ``config.json`` records besides the configuration
 RECORDED_KEYS = {"versions", "threads", "started", "model_name", "command"}
 #: each field's check and its description, for files read by :meth:`BenchConfig.from_file`
@@ -155,6 +182,9 @@ FIELD_TYPES = {
     "images_per_batch": ("int", "an integer"), "batch_size": ("int?", "an integer or null"),
     "device": ("str", "a string"), "precision": ("str", "a string"), "shard": ("str?", "a string or null"),
     "engine": ("str", "a string"), "calibration": ("str?", "a string or null"),
+    "checkpoint": ("str?", "a string or null"), "mean": ("numbers?", "a list of numbers or null"),
+    "std": ("numbers?", "a list of numbers or null"), "size": ("numbers?", "a list [height, width] or null"),
+    "class_names": ("str?", "a string or null"),
 }
 
 
@@ -170,6 +200,9 @@ def _has_type(value, kind: tuple[str, str]) -> bool:
         return isinstance(value, str)
     if check == "strs":
         return isinstance(value, list) and all(isinstance(item, str) for item in value)
+    if check == "numbers":
+        return isinstance(value, (list, tuple)) and all(isinstance(item, (int, float)) and not isinstance(item, bool)
+                                               for item in value)
     return isinstance(value, dict) and all(isinstance(item, dict) for item in value.values())
 
 

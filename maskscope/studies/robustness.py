@@ -136,9 +136,8 @@ def study_config(dataset: str, variants: Sequence[StudyVariant], model: ModelSpe
     classifier (``model``; ``None``: the default one) and the images per call of a method."""
     params = {v.name: {"method": v.method, **v.params, "vary": v.vary, "values": list(v.values)} for v in variants}
     spec = model or ModelSpec()
-    return BenchConfig(dataset, [v.name for v in variants], list(SIMILARITIES), params, model=spec.model,
-                       images_per_batch=images_per_batch, device=spec.device, precision=spec.precision,
-                       engine=spec.engine, calibration=spec.calibration)
+    return BenchConfig(dataset, [v.name for v in variants], list(SIMILARITIES), params,
+                       images_per_batch=images_per_batch, **BenchConfig.model_fields(spec))
 
 
 def select_samples(dataset: Dataset, limit: int | None = None, names: Sequence[str] | None = None) -> list[Sample]:

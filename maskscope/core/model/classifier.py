@@ -91,6 +91,46 @@ class ForwardOnlyError(MaskscopeError, TypeError):
     """A forward-only classifier (a callable or an ONNX file) asked for gradients or a torch module."""
 
 
+class ScriptModuleError(MaskscopeError, TypeError):
+    """A method that hooks the model's layers asked to run on a TorchScript model, which takes no hooks."""
+
+
+class InputSizeError(MaskscopeValueError):
+    """A model that does not take images of its view's size (a 32-pixel CNN shown 224×224 photos)."""
+
+
+#: what torch says when a model's layers do not fit the size of its input
+SIZE_ERRORS = ("shapes cannot be multiplied", "size mismatch", "Output size is too small", "must match the size of tensor",
+               "Sizes of tensors must match", "Kernel size can't be greater", "is invalid for input of size",
+               "Calculated padded input size")
+
+
+def input_size_error(name: str, images: torch.Tensor, error: RuntimeError) -> InputSizeError | None:
+    """The :class:`InputSizeError` naming the view to give, if ``error`` (raised by a pass of model
+    ``name`` on ``images``) says the model's layers do not fit the input's size; else ``None``."""
+    lines = [line.strip() for line in str(error).splitlines()]  # a TorchScript error ends with torch's own line
+    reason = next((line for line in reversed(lines) if any(text in line for text in SIZE_ERRORS)), None)
+    if reason is None:
+        return None
+    reason = reason.removeprefix("RuntimeError: ")
+    height, width = images.shape[-2:]
+    return InputSizeError(
+        f"model {name} does not take {height}×{width} images ({reason}): give its input size, --size N or HxW on "
+        "the command line, view=ClassifierView(resize=None, crop=N) in Python"
+    )
+
+
+def warn_assumed_normalisation(what: str, channels: int = 3) -> None:
+    """The one-line warning of a model file that states no normalisation: ImageNet's is assumed."""
+    mean = IMAGENET_MEAN if channels == 3 else (round(sum(IMAGENET_MEAN) / 3, 3),)
+    std = IMAGENET_STD if channels == 3 else (round(sum(IMAGENET_STD) / 3, 3),)
+    warnings.warn(
+        f"{what} states no normalisation: assuming ImageNet's mean {','.join(map(str, mean))} and std "
+        f"{','.join(map(str, std))}; if it was trained otherwise give its own: --mean, --std (mean=, std= in Python)",
+        stacklevel=3,
+    )
+
+
 def check_device(device: str | torch.device) -> torch.device:
     """``device`` as a ``torch.device``, checked to exist here: a :class:`DeviceError` for a string
     torch cannot read (``--device banana``) or a device this machine lacks (``cuda`` without CUDA,
@@ -177,7 +217,6 @@ def channel_statistics(
             f"{name} has {statistics.numel()} values for a model of {channels} input channel(s): give {channels}"
         )
     return statistics.view(1, -1, 1, 1)
-
 
 
 class Classifier:
@@ -357,7 +396,10 @@ class Classifier:
         except RuntimeError as error:
             raise ModelFileError(f"{path}: not a TorchScript model ({str(error).splitlines()[0]})") from error
         kwargs.setdefault("name", path.stem)
-        return cls(model, **kwargs)
+        classifier = cls(model, **kwargs)
+        if not {"mean", "std"} <= kwargs.keys():
+            warn_assumed_normalisation(f"TorchScript file {path.name}", classifier.channels)
+        return classifier
 
     @classmethod
     def from_huggingface(
@@ -539,12 +581,18 @@ class Classifier:
         """
         if images.dim() != 4 or images.shape[1] not in {3, self.channels}:
             raise ValueError(f"expected images of shape B×3×H×W, got {tuple(images.shape)}")
-        if self._gradient_pass(images):
-            out = self._gradient_engine()(self.normalise(images))
-        elif self.needs_torch(images):
-            out = self.torch_engine(self.normalise(images))
-        else:
-            out = self._run_engine(self.normalise(images, contiguous=True))
+        try:
+            if self._gradient_pass(images):
+                out = self._gradient_engine()(self.normalise(images))
+            elif self.needs_torch(images):
+                out = self.torch_engine(self.normalise(images))
+            else:
+                out = self._run_engine(self.normalise(images, contiguous=True))
+        except RuntimeError as error:
+            size_error = input_size_error(self.name, images, error)
+            if size_error is None:
+                raise
+            raise size_error from error
         if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != images.shape[0]:
             shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
             raise ModelOutputError(
@@ -711,6 +759,17 @@ class Classifier:
             raise ForwardOnlyError(
                 f"{method} needs gradients, but classifier {self.name} is a forward-only callable; "
                 "use a black-box method (occlusion, LIME, RISE) or pass a torch.nn.Module"
+            )
+
+    def require_hooks(self, method: str) -> None:
+        """Raise a clear error if ``method`` must hook the model's layers (Grad-CAM, Score-CAM, MP's
+        layer masks, FGVis's defense) and cannot: a forward-only model has no layers
+        (:class:`ForwardOnlyError`), a TorchScript model takes no hooks (:class:`ScriptModuleError`)."""
+        if isinstance(self.module, torch.jit.ScriptModule):
+            raise ScriptModuleError(
+                f"{method} hooks the model's layers, but {self.name} is a TorchScript model, which takes no hooks: "
+                "explain the torch.nn.Module itself (Classifier(module, ...) in Python), or use a method "
+                "without layer hooks (mp, gradient, integrated_gradients, rise, occlusion, ...)"
             )
 
     def __repr__(self) -> str:

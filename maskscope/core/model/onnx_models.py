@@ -8,8 +8,9 @@ stores the wrapper's settings in the file's metadata: normalisation (``maskscope
 and name. :func:`load_onnx_classifier` opens such a file as a :class:`Classifier` with the
 settings :func:`read_settings` reads back, so an exported model comes back with the same
 preprocessing; a file made elsewhere has no such metadata and gets the classifier's defaults
-(ImageNet normalisation, 256 → 224 view) unless they are given. Its input is checked when it
-is opened (:func:`check_onnx_input`): one float32 batch B×3×H×W whose fixed sides, if any, are
+(ImageNet normalisation, 256 → 224 view) unless they are given, with a one-line warning naming
+the normalisation assumed (:func:`~maskscope.core.model.classifier.warn_assumed_normalisation`).
+Its input is checked when it is opened (:func:`check_onnx_input`): one float32 batch B×3×H×W whose fixed sides, if any, are
 the view's crop, so a model for another input size or number type is a one-line
 :class:`OnnxInputError`, not an engine's error at the first pass. The file itself runs on an
 inference engine (:mod:`maskscope.core.model.engines`); the export is
@@ -29,7 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from maskscope.core.model.classifier import Classifier, MissingModelFile, ModelFileError
+from maskscope.core.model.classifier import Classifier, MissingModelFile, ModelFileError, warn_assumed_normalisation
 from maskscope.core.model.engines.cache import export_module
 from maskscope.core.model.view import ClassifierView
 from maskscope.errors import MaskscopeValueError
@@ -53,13 +54,17 @@ def load_onnx_classifier(
     :func:`export_onnx` (normalisation, view, output kind, class names) are used unless
     ``kwargs`` (any :class:`Classifier` argument) override them. ``engine``: ``onnxruntime``,
     ``openvino`` or ``auto``; ``precision`` as for the :class:`Classifier` constructor (not
-    ``float16``).
+    ``float16``). A file whose metadata has no mean and std, given none here, is warned of in one
+    line: ImageNet's are assumed.
     """
     proto = _read_model(path)
     settings = {**settings_from_metadata({prop.key: prop.value for prop in proto.metadata_props}), **kwargs}
     if check_onnx_input(proto, (settings.get("view") or ClassifierView()).size, Path(path)) == 1:
         settings.setdefault("channels", 1)  # a model of grey images: the classifier feeds it luminance
-    return Classifier(Path(path), **settings, engine=engine, precision=precision)
+    classifier = Classifier(Path(path), **settings, engine=engine, precision=precision)
+    if not {"mean", "std"} <= settings.keys():
+        warn_assumed_normalisation(f"ONNX file {Path(path).name}", classifier.channels)
+    return classifier
 
 
 def check_onnx_input(proto: Any, size: tuple[int, int], path: Path) -> int | None:
