@@ -38,6 +38,7 @@ from maskscope.cli.errors import CommandError
 from maskscope.cli.options import (
     add_model_options,
     add_renamed_option,
+    check_method_fits,
     images_per_batch_option,
     load_classifier,
     model_spec,
@@ -93,9 +94,6 @@ def run(args: argparse.Namespace) -> int:
     sources = collect_sources(args.images)
     out = output_folder(args.out)
     classifier = method_classifier(args, method)
-    layer = getattr(method, "layer", None)  # Grad-CAM's and MP's: named by the user, checked before running
-    if layer is not None:
-        check_layer_names(classifier.module, layer)
     run_settings = {"target": args.target, "seed": args.seed}
     asked = args.method.lower()
     sources, renamed, skipped = still_to_explain(sources, out, method, asked, run_settings, args.overwrite)
@@ -141,12 +139,15 @@ def run(args: argparse.Namespace) -> int:
 
 def method_classifier(args: argparse.Namespace, method) -> Classifier:
     """The classifier of ``--model`` as ``method`` needs it: fed as its ``--checkpoint``'s training
-    fed it (``--method explainer``), with gradients where the method needs them."""
+    fed it (``--method explainer``), with the layer the method names, gradients where it needs
+    them and layer hooks where it sets them."""
     classifier = load_classifier(model_spec(args))
     if args.method.lower() == "explainer":
         classifier = classifier_for_checkpoint(args.checkpoint, classifier)
-    if method.needs_gradients:
-        classifier.require_gradients(type(method).__name__)
+    layer = getattr(method, "layer", None)  # Grad-CAM's and MP's: named by the user, checked before running
+    if layer is not None and classifier.differentiable:
+        check_layer_names(classifier.module, layer)
+    check_method_fits(classifier, method)
     return classifier
 
 

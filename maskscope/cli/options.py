@@ -1,7 +1,8 @@
 """Options shared by several sub-commands: the model, the device, method parameters, photos.
 
-The model options (``--model``, ``--device``, ``--engine``, ``--precision``, ``--calibrate``)
-default to ``None``, "not given": :func:`model_spec` fills in the defaults of
+The model options (``--model``, ``--model-checkpoint``, ``--mean``, ``--std``, ``--size``,
+``--class-names``, ``--device``, ``--engine``, ``--precision``, ``--calibrate``) default to
+``None``, "not given": :func:`model_spec` fills in the defaults of
 :class:`~maskscope.core.model.spec.ModelSpec`, and ``bench --config FILE`` lets every option
 given win over the file's value, the default value included. Their help shows those defaults.
 """
@@ -18,20 +19,46 @@ from maskscope.cli.errors import CommandError
 from maskscope.core.model.classifier import Classifier
 from maskscope.core.model.engines import ENGINE_CHOICES, FAST_PRECISION, PRECISION_CHOICES
 from maskscope.core.model.loading import load_model
-from maskscope.core.model.spec import DEFAULT_DEVICE, DEFAULT_ENGINE, DEFAULT_MODEL, DEFAULT_PRECISION, ModelSpec
+from maskscope.core.model.spec import (
+    DEFAULT_DEVICE,
+    DEFAULT_ENGINE,
+    DEFAULT_MODEL,
+    DEFAULT_PRECISION,
+    ModelSpec,
+    spec_value,
+)
 
 #: the options of :func:`add_model_options` → the :class:`ModelSpec` field each sets
-MODEL_OPTIONS = {"model": "model", "device": "device", "engine": "engine", "precision": "precision",
+MODEL_OPTIONS = {"model": "model", "model_checkpoint": "checkpoint", "mean": "mean", "std": "std", "size": "size",
+                 "class_names": "class_names", "device": "device", "engine": "engine", "precision": "precision",
                  "calibrate": "calibration"}
+#: the methods that hook the model's layers whatever their parameters (MP's with a ``layer``, FGVis's
+#: with its ``defense``: see :func:`needs_hooks`)
+HOOKED_METHODS = ("gradcam", "scorecam")
 
 
-def add_model_options(parser: argparse.ArgumentParser) -> None:
-    """``--model``, ``--device``, ``--engine``, ``--precision`` and ``--calibrate``, each ``None`` when not given."""
+def add_model_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--model``, ``--model-checkpoint``, ``--mean``, ``--std``, ``--size``, ``--class-names``, ``--device``,
+    ``--engine``, ``--precision`` and ``--calibrate``, each ``None`` when not given."""
     parser.add_argument(
         "--model",
-        help="'default' (EfficientNet-Lite0), efficientnet-lite1/2, a TorchScript file, "
-        f"or an ONNX file (.onnx, black-box methods only) (default: {DEFAULT_MODEL})",
+        help="'default' (EfficientNet-Lite0), efficientnet-lite1/2, a TorchScript file, an ONNX file (.onnx, "
+        "black-box methods only), hf:FOLDER (a Hugging Face image classifier's folder), timm:NAME or "
+        "torchvision:NAME[:WEIGHTS] (an architecture, its weights in --model-checkpoint; WEIGHTS: the torchvision "
+        f"weights whose preprocessing they share, e.g. IMAGENET1K_V2) (default: {DEFAULT_MODEL})",
     )
+    parser.add_argument("--model-checkpoint", metavar="FILE",
+                        help="the weights file of a timm:NAME or torchvision:NAME model (an explainer's trained "
+                        "network is explain's --checkpoint)")  # fmt: skip
+    parser.add_argument("--mean", metavar="R,G,B", help="the model's normalisation (x - mean) / std: three numbers, "
+                        "one for a one-channel model (default: the model's own; ImageNet's, with a warning, for "
+                        "a file that states none)")  # fmt: skip
+    parser.add_argument("--std", metavar="R,G,B", help="the model's normalisation std, as --mean")
+    parser.add_argument("--size", metavar="N|HxW", help="the model's input size: photos are resized to "
+                        "N*256/224 on their short side and their centre N×N (or H×W) cropped (default: the "
+                        "model's own view)")  # fmt: skip
+    parser.add_argument("--class-names", metavar="FILE", help="the model's class names: a file of one a line or a "
+                        "JSON list, or the names comma-separated (default: the model's own, else class_0 ...)")  # fmt: skip
     add_device_option(parser)
     parser.add_argument(
         "--engine",
@@ -58,13 +85,35 @@ def add_device_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup)
 
 
 def given_model_options(args: argparse.Namespace) -> dict:
-    """The model options given on the command line, as :class:`ModelSpec` fields (``None``: not given)."""
-    return {field: getattr(args, option, None) for option, field in MODEL_OPTIONS.items()}
+    """The model options given on the command line, as :class:`ModelSpec` fields in their one form
+    (``--mean 0.5,0.5,0.5`` → ``(0.5, 0.5, 0.5)``, ``--size 32`` → ``(32, 32)``; ``None``: not given).
+
+    Raises:
+        ModelSpecError: a mean, std or size that cannot be read.
+    """
+    return {field: spec_value(field, getattr(args, option, None)) for option, field in MODEL_OPTIONS.items()}
 
 
 def model_spec(args: argparse.Namespace) -> ModelSpec:
     """The classifier the model options name, the defaults filled in."""
     return ModelSpec.from_values(**given_model_options(args))
+
+
+def needs_hooks(method) -> bool:
+    """Whether ``method`` hooks the model's layers: Grad-CAM and Score-CAM, MP and MP-G given a
+    ``layer``, FGVis with its adversarial defense."""
+    return (method.name in HOOKED_METHODS or getattr(method, "layer", None) is not None
+            or getattr(method, "defense", False) is True)
+
+
+def check_method_fits(classifier: Classifier, method) -> None:
+    """A one-line error unless ``classifier`` can run ``method``: gradients where it needs them
+    (:meth:`Classifier.require_gradients`), layer hooks where it needs them (:meth:`Classifier.require_hooks`:
+    not on a TorchScript model)."""
+    if method.needs_gradients:
+        classifier.require_gradients(type(method).__name__)
+    if needs_hooks(method):
+        classifier.require_hooks(type(method).__name__)
 
 
 def load_classifier(spec: ModelSpec) -> Classifier:

@@ -1,8 +1,12 @@
 """``maskscope train-explainer``: train a learned explainer against a frozen classifier.
 
     maskscope train-explainer --data coco128 --groups coco --out runs/explainer
-    maskscope train-explainer --classifier tiny.pt --input-size 64 --mean 0.5,0.5,0.5 --std 0.5,0.5,0.5 \\
+    maskscope train-explainer --model tiny.pt --input-size 64 --mean 0.5,0.5,0.5 --std 0.5,0.5,0.5 \\
         --multilabel --class-names square,disc,triangle,cross --data synthetic-shapes --out runs/shapes
+
+The classifier is named by the model options every command shares (``--model``,
+``--model-checkpoint``, ``--mean``, ``--std``, ``--size``, ``--class-names``, ``--device``, ...);
+``--classifier`` is ``--model``'s older name, still read.
 
 Writes OUT/best.pt (the explainer: ``maskscope explain --method explainer --checkpoint OUT/best.pt``),
 OUT/last.pt (to resume with --resume), OUT/log.csv and OUT/loss.png.
@@ -11,15 +15,15 @@ OUT/last.pt (to resume with --resume), OUT/log.csv and OUT/loss.png.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from maskscope.cli.errors import CommandError
-from maskscope.cli.options import add_device_option, load_classifier, parse_params
+from maskscope.cli.options import add_model_options, load_classifier, model_spec, parse_params
 from maskscope.core.model.classifier import Classifier
 from maskscope.core.model.grouped_classifier import GroupedClassifier, read_groups
-from maskscope.core.model.spec import DEFAULT_MODEL, ModelSpec
+from maskscope.core.model.loading import check_class_count, read_class_names, with_settings
 from maskscope.core.model.view import ClassifierView
 from maskscope.data.registry import data_root
 from maskscope.methods.explainer.networks import NETWORKS
@@ -35,17 +39,13 @@ def add_parser(subparsers) -> None:
         description=__doc__.splitlines()[0],
     )
     model = parser.add_argument_group("classifier")
-    model.add_argument("--classifier", help="'default' (EfficientNet-Lite0), "
-                       f"efficientnet-lite1/2, or a TorchScript file (default: {DEFAULT_MODEL})")  # fmt: skip
-    model.add_argument("--input-size", type=int, help="the classifier sees images resized to N×N (default: its own view)")
-    model.add_argument("--mean",
-                       help="normalisation mean, three comma-separated numbers (a TorchScript model's default: ImageNet's)")
-    model.add_argument("--std", help="normalisation std, three comma-separated numbers")
+    add_model_options(model)
+    model.add_argument("--classifier", dest="model", help=argparse.SUPPRESS)  # --model's older name
+    model.add_argument("--input-size", type=int, help="the classifier sees the whole image resized to N×N, "
+                       "without a crop (--size N crops as for photos) (default: its own view)")  # fmt: skip
     model.add_argument("--multilabel", action="store_true", help="the classifier is multi-label (sigmoid outputs)")
-    model.add_argument("--class-names", help="the classifier's class names: comma-separated, or a file with one a line")
     model.add_argument("--groups", help="explain groups of classes: 'coco' (COCO categories of an ImageNet model, from "
                        "coco128/imagenet_to_coco.json) or a JSON file {group: [classes]}")  # fmt: skip
-    add_device_option(model)
     data = parser.add_argument_group("data")
     data.add_argument("--data", required=True, help=f"imagenet-samples, coco128[:SPLIT], a dataset folder, or {SYNTHETIC}"
                       "[:n=600,size=64,classes=4,objects=1-3,seed=0]; several joined by +")  # fmt: skip
@@ -121,8 +121,9 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise CommandError(f"--lr must be positive, got {args.lr}")
     if args.input_size is not None and args.input_size < 8:
         raise CommandError(f"--input-size must be at least 8, got {args.input_size}")
-    _triple(args.mean, "--mean")
-    _triple(args.std, "--std")
+    if args.input_size is not None and args.size is not None:
+        raise CommandError("--input-size and --size both give the input size: give one")
+    model_spec(args)  # a mean, std or size that cannot be read
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise CommandError(f"--out {args.out}: is a file, not a folder")
@@ -134,45 +135,23 @@ def check_arguments(args: argparse.Namespace) -> None:
 
 
 def build_classifier(args: argparse.Namespace) -> Classifier:
-    """The frozen classifier: loaded as ``--model`` would be, fed as the options say, grouped if asked."""
-    loaded = load_classifier(ModelSpec.from_values(model=args.classifier, device=args.device))
-    classifier = Classifier(
-        loaded.model,
-        mean=_triple(args.mean, "--mean") or loaded.mean.flatten().tolist(),
-        std=_triple(args.std, "--std") or loaded.std.flatten().tolist(),
-        output="sigmoid" if args.multilabel else loaded.output,
-        class_names=_class_names(args.class_names) or loaded.class_names,
-        view=ClassifierView(resize=None, crop=args.input_size) if args.input_size else loaded.view,
-        name=loaded.name,
-        channels_last=loaded.channels_last,
-        **loaded.engine_settings(),
-    )
+    """The frozen classifier: loaded as ``--model`` would be (with the shared model options), seen
+    whole at ``--input-size``, multi-label with ``--multilabel``, grouped if asked."""
+    spec = model_spec(args)
+    loaded = load_classifier(replace(spec, class_names=None))  # the names are checked at the view of --input-size
+    settings: dict = {}
+    if args.input_size:
+        settings["view"] = ClassifierView(resize=None, crop=args.input_size)
+    if spec.class_names is not None:
+        settings["class_names"] = read_class_names(spec.class_names)
+    classifier = with_settings(loaded, settings)
+    if args.multilabel and classifier.output != "sigmoid":
+        classifier = with_settings(classifier, {"output": "sigmoid"})
+    if spec.class_names is not None:
+        check_class_count(classifier, spec.class_names)
     if args.groups:
         classifier = GroupedClassifier(classifier, read_groups(_groups_file(args.groups)))
     return classifier
-
-
-def _triple(text: str | None, option: str) -> list[float] | None:
-    if text is None:
-        return None
-    try:
-        values = [float(v) for v in text.split(",")]
-    except ValueError:
-        values = []
-    if len(values) != 3 or not all(math.isfinite(v) for v in values):
-        raise CommandError(f"{option} needs three comma-separated numbers, got {text!r}")
-    if option == "--std" and not all(v > 0 for v in values):
-        raise CommandError(f"--std needs three positive numbers (the classifier divides by them), got {text!r}")
-    return values
-
-
-def _class_names(text: str | None) -> list[str] | None:
-    if text is None:
-        return None
-    path = Path(text)
-    if path.is_file():
-        return [line.strip() for line in path.read_text().splitlines() if line.strip()]
-    return [name.strip() for name in text.split(",")]
 
 
 def _groups_file(spec: str) -> Path:

@@ -25,6 +25,7 @@ from maskscope.cli.options import (
     add_model_options,
     add_photo_options,
     add_results_option,
+    check_method_fits,
     load_classifier,
     load_photos,
     model_spec,
@@ -93,11 +94,10 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"layer {name!r} ({type(module).__name__}) has no reset_parameters to randomise it: "
                            "the check needs a torch model whose layers can be re-initialised")  # fmt: skip
     count = len(layers)
-    if method.needs_gradients:
-        classifier.require_gradients(type(method).__name__)
     layer = getattr(method, "layer", None)  # Grad-CAM's and MP's: named by the user, checked before running
     if layer is not None:
         check_layer_names(classifier.module, layer)
+    check_method_fits(classifier, method)
     steps = None if args.steps == 0 else sorted({int(k) for k in np.linspace(1, count, min(args.steps, count))})
     result = model_randomisation(classifier, method, photos, args.target, args.seed, variants, steps)
     print(markdown_table(result))
