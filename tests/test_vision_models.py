@@ -14,6 +14,7 @@ what the model's own configuration says, not what the maps show."""
 
 from __future__ import annotations
 
+import sys
 import warnings
 
 import pytest
@@ -21,7 +22,8 @@ import torch
 
 from maskscope import Classifier
 from maskscope.core.model.view import ClassifierView
-from maskscope.errors import MaskscopeValueError, MissingFileError
+from maskscope.core.model.vision_zoo import MissingVisionPackage
+from maskscope.errors import MaskscopeError, MaskscopeValueError, MissingFileError
 from maskscope.methods import RISE, GradCAM, Occlusion
 from maskscope.methods.gradcam import TokenGrid, default_layer
 
@@ -192,3 +194,12 @@ def test_from_torchvision_errors_name_the_architecture_the_weights_and_the_file(
         Classifier.from_torchvision("resnet18", weights_enum="IMAGENET1K_V9")
     with pytest.raises(MissingFileError, match="nothing.pth"):
         Classifier.from_torchvision("resnet18", checkpoint=tmp_path / "nothing.pth")
+
+
+def test_without_the_vision_extra_the_loaders_say_in_one_line_what_to_install(monkeypatch):
+    for module in ("timm", "torchvision", "torchvision.models"):
+        monkeypatch.setitem(sys.modules, module, None)  # an import of it fails, as where it is not installed
+    for load in (lambda: Classifier.from_timm("resnet18"), lambda: Classifier.from_torchvision("resnet18")):
+        with pytest.raises(MissingVisionPackage, match=r"pip install 'maskscope\[vision\]'") as raised:
+            load()
+        assert isinstance(raised.value, MaskscopeError) and "\n" not in str(raised.value)
