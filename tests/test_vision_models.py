@@ -14,6 +14,7 @@ what the model's own configuration says, not what the maps show."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 import warnings
 
@@ -110,7 +111,8 @@ def test_from_timm_by_name_loads_a_local_checkpoint_with_its_classes_and_names(t
     trained = timm.create_model("resnet10t", pretrained=False, num_classes=3).eval()
     path = tmp_path / "resnet10t.pth"
     state = {f"module.{key}": value for key, value in trained.state_dict().items()}  # as DataParallel saves it
-    torch.save({"state_dict": state, "class_names": ["cat", "dog", "fox"], "epoch": 7}, path)
+    arguments = argparse.Namespace(model="resnet10t", lr=0.1)  # timm's train.py saves its arguments beside the weights
+    torch.save({"state_dict": state, "class_names": ["cat", "dog", "fox"], "epoch": 7, "args": arguments}, path)
     classifier = Classifier.from_timm("resnet10t", checkpoint=path)
     assert classifier.class_names == ["cat", "dog", "fox"] and classifier.num_classes == 3
     config = trained.pretrained_cfg

@@ -30,6 +30,7 @@ lazily, in ``Classifier.from_timm`` and ``Classifier.from_torchvision``).
 
 from __future__ import annotations
 
+import argparse
 import difflib
 import math
 import os
@@ -65,7 +66,8 @@ def timm_settings(model_or_name: nn.Module | str, checkpoint: Checkpoint = None)
             without a pretrained tag, ``vit_tiny_patch16_224.augreg_in21k``) built with
             ``pretrained=False``.
         checkpoint: a local file of the weights: a state dict, or a dict holding one under
-            ``state_dict`` or ``model`` (a ``module.`` prefix is stripped).
+            ``state_dict`` or ``model`` (a ``module.`` prefix is stripped), such as timm's
+            ``train.py`` writes. It is read with ``weights_only``: tensors and plain values only.
 
     Raises:
         MissingFileError: no file at ``checkpoint``.
@@ -205,7 +207,8 @@ def _read_checkpoint(checkpoint: Checkpoint) -> tuple[dict[str, torch.Tensor] | 
     if not path.is_file():
         raise MissingFileError(f"{path}: no such checkpoint file")
     try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals([argparse.Namespace]):  # timm's train.py saves its arguments
+            loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # an unpickling error of any kind: not a plain file of tensors
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise CheckpointError(
