@@ -15,6 +15,7 @@ what the model's own configuration says, not what the maps show."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import warnings
 
@@ -205,3 +206,31 @@ def test_without_the_vision_extra_the_loaders_say_in_one_line_what_to_install(mo
         with pytest.raises(MissingVisionPackage, match=r"pip install 'maskscope\[vision\]'") as raised:
             load()
         assert isinstance(raised.value, MaskscopeError) and "\n" not in str(raised.value)
+
+
+# ----------------------------------------------------------------- the command line
+def test_explain_on_the_command_line_loads_timm_and_torchvision_models_with_their_checkpoints(tmp_path, capsys):
+    timm, models = needs("timm"), needs("torchvision.models")
+    from PIL import Image
+
+    from maskscope.cli.main import main
+
+    photo = tmp_path / "photo.png"
+    pixels = torch.rand(200, 300, 3, generator=torch.Generator().manual_seed(0))
+    Image.fromarray((pixels * 255).round().to(torch.uint8).numpy()).save(photo)
+    timm_file, torchvision_file = tmp_path / "r10.pth", tmp_path / "mobilenet.pth"
+    names = ["cat", "dog", "fox"]
+    torch.save({"model": timm.create_model("resnet10t", pretrained=False, num_classes=3).state_dict(),
+                "class_names": names}, timm_file)  # fmt: skip
+    torch.save(models.get_model("mobilenet_v3_small", weights=None).state_dict(), torchvision_file)
+    runs = {
+        "timm": (["--model", "timm:resnet10t", "--model-checkpoint", str(timm_file)], (176, 176), names),
+        "torchvision": (["--model", "torchvision:mobilenet_v3_small:IMAGENET1K_V1", "--model-checkpoint",
+                         str(torchvision_file)], (224, 224), models.MobileNet_V3_Small_Weights.IMAGENET1K_V1.meta["categories"]),
+    }  # fmt: skip
+    for route, (options, size, classes) in runs.items():
+        out = tmp_path / route
+        assert main(["explain", str(photo), *options, "--method", "gradcam", "--out", str(out)]) == 0
+        record = json.loads((out / "photo.json").read_text())
+        assert record["target_names"][0] in classes, route
+        assert tuple(record["saliency_shape"][-2:]) == size, f"{route}: the map is of the view its weights state"
