@@ -251,3 +251,19 @@ def test_a_one_channel_model_exported_to_onnx_comes_back_grey(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the normalisation assumed is warned of
         assert load_onnx_classifier(bare, engine="onnxruntime", view=ClassifierView(None, 64)).channels == 1
+
+
+@pytest.mark.parametrize("save", ["script", "trace"])
+def test_a_one_channel_torchscript_file_is_read_as_one(tmp_path, save):
+    model = GreyFeatures().eval()
+    scripted = torch.jit.script(model) if save == "script" else torch.jit.trace(model, torch.rand(1, 1, 32, 32))
+    path = tmp_path / "grey.pt"
+    torch.jit.save(scripted, path)
+    classifier = Classifier.from_torchscript(path, mean=(0.5,), std=(0.5,), view=ClassifierView(None, 32))
+    assert classifier.channels == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the normalisation assumed is warned of
+        assert Classifier.from_torchscript(path, view=ClassifierView(None, 32)).channels == 1  # read from its first conv
+    image = blob_image(32, 32, left=True)
+    with torch.no_grad():
+        assert torch.allclose(classifier.logits(image), model(classifier.normalise(image)), atol=1e-5)

@@ -195,14 +195,27 @@ def input_channels(
     model: Any, mean: Sequence[float] | None, std: Sequence[float] | None, channels: int | None = None
 ) -> int:
     """The channels a model takes: ``channels`` if given; else one where ``mean`` or ``std`` has
-    one value or the module's first ``Conv2d`` takes one channel; three otherwise."""
+    one value or the module's first ``Conv2d`` (scripted or traced too) takes one channel; three
+    otherwise."""
     if channels is None:
         one_value = any(values is not None and len(values) == 1 for values in (mean, std))
-        first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None) if isinstance(model, nn.Module) else None
-        channels = 1 if one_value or (first is not None and first.in_channels == 1) else 3
+        channels = 1 if one_value or first_convolution_channels(model) == 1 else 3
     if channels not in CHANNELS:
         raise MaskscopeValueError(f"a classifier takes 1 (grey) or 3 (RGB) channels, not channels={channels}")
     return channels
+
+
+def first_convolution_channels(model: Any) -> int | None:
+    """The input channels of a module's first ``Conv2d`` (a TorchScript copy of one included:
+    its weight is out × in × kh × kw), ``None`` for a module without one or a callable."""
+    if not isinstance(model, nn.Module):
+        return None
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d) or getattr(module, "original_name", None) == "Conv2d":
+            weight = getattr(module, "weight", None)
+            groups = getattr(module, "groups", 1)
+            return int(weight.shape[1]) * int(groups) if isinstance(weight, torch.Tensor) and weight.dim() == 4 else None
+    return None
 
 
 def channel_statistics(
