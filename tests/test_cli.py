@@ -194,3 +194,13 @@ def test_an_alias_with_settings_keeps_its_own_files_and_title(photos, torchscrip
     loaded = Explanation.load(out, method="lime-g")
     assert loaded.names == ["first"] and loaded.title(0).startswith("lime-g: ")
     assert Explanation.load(out / "first.json").title(0).startswith("lime: ")
+
+
+def test_the_model_options_are_one_line_errors_before_anything_runs(photos, torchscript_model, tmp_path, capsys):
+    image, out = str(photos / "first.png"), ["--out", str(tmp_path / "o"), *FAST]
+    assert main(["explain", image, "--model", str(torchscript_model), "--model-checkpoint", "w.pth", *out]) == 2
+    assert "only a timm:NAME or torchvision:NAME model takes a weights file" in capsys.readouterr().err
+    assert main(["explain", image, "--model", str(torchscript_model), "--mean", "0.5,0.5", *out]) == 2
+    assert "--mean needs three comma-separated numbers" in capsys.readouterr().err
+    assert main(["explain", image, "--model", str(torchscript_model), "--class-names", str(tmp_path / "no.txt"), *out]) == 2
+    assert "--class-names" in capsys.readouterr().err and not (tmp_path / "o").exists()

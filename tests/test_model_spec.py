@@ -202,3 +202,31 @@ def test_a_spec_given_to_bench_workers_is_a_spec_not_a_namespace(task, tmp_path,
     assert make.args == (ModelSpec(str(task / "tiny.pt"), engine="torch"),)
     assert not any(isinstance(value, argparse.Namespace) for value in make.args)
     assert pickle.loads(pickle.dumps(make.args)) == make.args
+
+
+def test_the_spec_sent_to_bench_workers_carries_the_models_preprocessing(task, tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr("maskscope.cli.bench.run_bench", lambda *args, **kwargs: seen.append(kwargs))
+    monkeypatch.setattr("maskscope.cli.bench._finish", lambda args, out: 0)
+    monkeypatch.setattr("maskscope.cli.bench.load_classifier", lambda spec: None)
+    names = tmp_path / "names.txt"
+    names.write_text("a\nb\n")
+    assert main(["bench", "--data", str(task / "data"), "--model", str(task / "tiny.pt"), "--methods", "centre",
+                 "--metrics", METRIC, "--out", str(tmp_path / "run"), "--quiet", "--mean", "0.5,0.5,0.5",
+                 "--std", "0.25,0.25,0.25", "--size", "64", "--class-names", str(names)]) == 0
+    make = seen[0]["make_classifier"]
+    expected = ModelSpec(str(task / "tiny.pt"), mean=(0.5,) * 3, std=(0.25,) * 3, size=(64, 64), class_names=str(names))
+    assert make.args == (expected,) and pickle.loads(pickle.dumps(make.args)) == (expected,)
+
+
+def test_a_spec_reads_the_forms_the_command_line_and_a_config_file_give():
+    from maskscope.core.model.spec import ModelSpecError
+
+    assert ModelSpec(mean="0.5, 0.5, 0.5", size="160x320") == ModelSpec(mean=[0.5, 0.5, 0.5], size=[160, 320])
+    assert ModelSpec(std=0.5).std == (0.5,) and ModelSpec(size=32).size == (32, 32)
+    assert ModelSpec("hf:models/vit").source == ("hf", "models/vit") and ModelSpec("tiny.pt").source is None
+    assert ModelSpec("torchvision:resnet50:IMAGENET1K_V2").source == ("torchvision", "resnet50:IMAGENET1K_V2")
+    with pytest.raises(ModelSpecError, match="--mean needs three comma-separated numbers"):
+        ModelSpec(mean="0.5,nan,0.5")
+    with pytest.raises(ModelSpecError, match="--size needs N or HxW"):
+        ModelSpec(size="0x32")

@@ -1,5 +1,7 @@
 """Black-box models through ONNX Runtime: export, same scores and maps as torch, the CLI path."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -10,6 +12,7 @@ pytest.importorskip("onnxruntime")
 from maskscope.cli.main import main  # noqa: E402
 from maskscope.core.model.classifier import Classifier  # noqa: E402
 from maskscope.core.model.onnx_models import export_onnx, load_onnx_classifier  # noqa: E402
+from maskscope.core.model.view import ClassifierView  # noqa: E402
 from maskscope.methods import METHODS, RISE, MeaningfulPerturbation  # noqa: E402
 
 
@@ -42,6 +45,27 @@ def test_black_box_methods_give_the_same_map_on_onnx(shapes_task, tiny_onnx, met
     on_onnx = method(tiny_onnx, images, target=classes.tolist(), seed=0).saliency
     scale = on_torch.abs().max()
     assert (on_onnx - on_torch).abs().max() < 1e-3 * scale
+
+
+def test_an_exported_file_states_its_normalisation_and_is_not_warned_of(shapes_task, tmp_path):
+    path = export_onnx(shapes_task.classifier, tmp_path / "tiny.onnx")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*normalisation")
+        loaded = load_onnx_classifier(path, engine="onnxruntime")
+    assert torch.equal(loaded.mean, shapes_task.classifier.mean) and torch.equal(loaded.std, shapes_task.classifier.std)
+
+
+def test_the_command_lines_settings_win_over_the_files(shapes_task, tmp_path):
+    from maskscope.core.model.loading import load_model
+    from maskscope.core.model.spec import ModelSpec
+
+    path = export_onnx(shapes_task.classifier, tmp_path / "tiny.onnx")
+    names = tmp_path / "names.txt"
+    names.write_text("\n".join(f"shape {index}" for index in range(shapes_task.classifier.num_classes)))
+    loaded = load_model(ModelSpec(str(path), mean=(0.25,) * 3, size=(64, 64), class_names=str(names)))
+    assert loaded.mean.flatten().tolist() == [0.25] * 3 and loaded.view == ClassifierView(resize=73, crop=64)
+    assert loaded.class_names[0] == "shape 0"
+    assert torch.equal(loaded.std, shapes_task.classifier.std)  # not given: the file's
 
 
 def test_gradient_methods_refuse_the_onnx_model(tiny_onnx, shapes_task):
