@@ -21,7 +21,7 @@ from maskscope import Classifier  # noqa: E402
 from maskscope.core.model.view import ClassifierView  # noqa: E402
 from maskscope.core.optimisation.layer_masks import LayerMaskProblem  # noqa: E402
 from maskscope.errors import MissingFileError  # noqa: E402
-from maskscope.methods import GradCAM, MeaningfulPerturbation  # noqa: E402
+from maskscope.methods import GradCAM, MeaningfulPerturbation, ScoreCAM  # noqa: E402
 from maskscope.methods.gradcam import TokenGrid, default_layer, token_grid  # noqa: E402
 from maskscope.methods.registry import get_method, method_names, resolve_method  # noqa: E402
 
@@ -183,6 +183,13 @@ def test_gradcams_default_on_a_vit_is_not_the_patch_embedding(vit, images):
     assert explanation.coarse_map.shape == (2, 1, 4, 4)  # the 4×4 patch grid, not the embedding's output
     assert float(explanation.saliency.amax()) > 0
     named = GradCAM(layer="vit.layers.1.layernorm_before", reshape=TokenGrid(), score="logit")(vit, images, target=[0, 1])
+    torch.testing.assert_close(explanation.saliency, named.saliency)
+
+
+def test_score_cams_default_on_a_vit_is_gradcams_layer_on_its_grid(vit, images):
+    explanation = ScoreCAM()(vit, images, target=[0, 1])
+    assert explanation.coarse_map.shape == (2, 1, 4, 4)
+    named = ScoreCAM(layer="vit.layers.1.layernorm_before", reshape=TokenGrid())(vit, images, target=[0, 1])
     torch.testing.assert_close(explanation.saliency, named.saliency)
 
 

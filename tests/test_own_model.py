@@ -25,6 +25,7 @@ from maskscope.cli.options import model_spec
 from maskscope.core.model.classifier import InputSizeError, ScriptModuleError
 from maskscope.core.model.loading import ClassNamesError, MissingPackage, ModelChoiceError, load_model
 from maskscope.core.model.spec import ModelSpec, ModelSpecError
+from maskscope.methods import FGVis, GradCAM, MeaningfulPerturbation, ScoreCAM
 
 RISE = ["--method", "rise", "--param", "samples=40", "--quiet"]
 NAMES = ["square", "disc", "triangle"]
@@ -146,6 +147,11 @@ def test_gradcam_on_a_torchscript_model_is_one_line(small, photo, tmp_path, caps
     with pytest.raises(ScriptModuleError, match="explain the torch.nn.Module itself"):
         classifier.require_hooks("GradCAM")
     Classifier(ThirtyTwo(), view=ClassifierView(resize=None, crop=32)).require_hooks("GradCAM")  # a module takes hooks
+    images = torch.rand(1, 3, 32, 32)
+    for method in (GradCAM(), ScoreCAM(), MeaningfulPerturbation(layer="auto", init="ones", steps=1), FGVis(defense=True)):
+        with pytest.raises(ScriptModuleError):  # from Python too (and so in bench): one line, not torch's hook error
+            method(classifier, images)
+    assert MeaningfulPerturbation(steps=1)(classifier, images).saliency.shape == (1, 32, 32)  # no layer: no hook
 
 
 def test_a_checkpoint_for_a_model_that_takes_none_and_a_missing_package_are_one_line(monkeypatch):

@@ -32,9 +32,6 @@ from maskscope.core.model.spec import (
 MODEL_OPTIONS = {"model": "model", "model_checkpoint": "checkpoint", "mean": "mean", "std": "std", "size": "size",
                  "class_names": "class_names", "device": "device", "engine": "engine", "precision": "precision",
                  "calibrate": "calibration"}
-#: the methods that hook the model's layers whatever their parameters (MP's with a ``layer``, FGVis's
-#: with its ``defense``: see :func:`needs_hooks`)
-HOOKED_METHODS = ("gradcam", "scorecam")
 
 
 def add_model_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
@@ -99,20 +96,13 @@ def model_spec(args: argparse.Namespace) -> ModelSpec:
     return ModelSpec.from_values(**given_model_options(args))
 
 
-def needs_hooks(method) -> bool:
-    """Whether ``method`` hooks the model's layers: Grad-CAM and Score-CAM, MP and MP-G given a
-    ``layer``, FGVis with its adversarial defense."""
-    return (method.name in HOOKED_METHODS or getattr(method, "layer", None) is not None
-            or getattr(method, "defense", False) is True)
-
-
 def check_method_fits(classifier: Classifier, method) -> None:
     """A one-line error unless ``classifier`` can run ``method``: gradients where it needs them
     (:meth:`Classifier.require_gradients`), layer hooks where it needs them (:meth:`Classifier.require_hooks`:
     not on a TorchScript model)."""
     if method.needs_gradients:
         classifier.require_gradients(type(method).__name__)
-    if needs_hooks(method):
+    if method.needs_hooks:
         classifier.require_hooks(type(method).__name__)
 
 

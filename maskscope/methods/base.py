@@ -70,6 +70,12 @@ class Method:
         check_parameters(cls, args, kwargs)
         return super().__new__(cls)
 
+    @property
+    def needs_hooks(self) -> bool:
+        """Whether the method, with its parameters, hooks the model's layers (which a TorchScript
+        model cannot take): Grad-CAM, Score-CAM, MP given a ``layer``, FGVis with its defense."""
+        return False
+
     def get_params(self) -> dict[str, Any]:
         """The constructor's parameters and their current values."""
         return {name: getattr(self, name) for name in method_signature(type(self)).parameters}
@@ -104,6 +110,8 @@ class Method:
         """
         if self.needs_gradients:
             classifier.require_gradients(type(self).__name__)
+        if self.needs_hooks:
+            classifier.require_hooks(type(self).__name__)
         batch = prepare_images(images, classifier)
         start = time.perf_counter()
         scores = self._scores(classifier, batch)

@@ -197,6 +197,10 @@ class FGVis(Method):
         objective = [torch.nn.functional.pad(values, (0, width - values.shape[1]), value=float("nan")) for values in objective]
         return torch.cat(masks), torch.cat(met), torch.cat(scores) if scores else None, torch.cat(objective)
 
+    @property
+    def needs_hooks(self) -> bool:
+        return self.defense
+
     def _explain(self, classifier, images, targets, target_weights, seed):
         game = get_game(self.game)
         count = images.shape[0]

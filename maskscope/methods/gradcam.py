@@ -279,6 +279,10 @@ class GradCAM(Method):
         check_layer_names(classifier.module, layers)
         return [find_module(classifier.module, layer) for layer in layers], reshape
 
+    @property
+    def needs_hooks(self) -> bool:
+        return True
+
     def _explain(self, classifier, images, targets, target_weights, seed):
         modules, reshape = self.layers_and_reshape(classifier, images)
         size = images.shape[-2:]

@@ -135,6 +135,10 @@ class MeaningfulPerturbation(Method):
         towards = get_game(self.game).l1_towards
         return self.l1_weight * l1(masks, towards, "sum") + self.tv_weight * total_variation(masks, self.tv_beta, True, "sum")
 
+    @property
+    def needs_hooks(self) -> bool:
+        return self.layer is not None
+
     def _explain(self, classifier, images, targets, target_weights, seed):
         game = get_game(self.game)
         if self.layer is not None:

@@ -25,9 +25,10 @@ channel_softmax=True``, and then matches this map (``benchmarks/agreement/score_
 The masks are upsampled with ``align_corners=True``, as pytorch-grad-cam does (the authors'
 code: ``False``).
 
-The layer is chosen as for Grad-CAM (:mod:`maskscope.methods.gradcam`): by default the last
+The layer is chosen as for Grad-CAM (:func:`maskscope.methods.gradcam.default_layer`): by
+default a vision transformer's last block input tokens on their patch grid, else the last
 module whose output is a 4-D activation with more than one position in each spatial
-direction; a vision transformer's tokens become feature maps through ``reshape``
+direction; tokens of another layer become feature maps through ``reshape``
 (:class:`~maskscope.methods.gradcam.TokenGrid`). The activations come from one forward pass
 with a hook; the K masked images of each image are scored ``batch_size`` at a time by the
 classifier's inference engine (forward passes only), the constant channels, whose masks are
@@ -50,7 +51,7 @@ from maskscope.core.perturbation.fillers import Filler
 from maskscope.core.scoring.perturbations import score_mask_stream, score_perturbations
 from maskscope.errors import MaskscopeValueError
 from maskscope.methods.base import Method
-from maskscope.methods.gradcam import last_spatial_layer
+from maskscope.methods.gradcam import default_layer
 from maskscope.methods.gradient import chunks
 from maskscope.methods.parameters import OneOf, at_least
 from maskscope.methods.registry import register
@@ -108,7 +109,7 @@ class ScoreCAM(Method):
 
     Args:
         layer: the layer as a name in ``model.named_modules()`` or the module itself;
-            ``None`` finds the last spatial layer (as Grad-CAM does).
+            ``None`` finds one as Grad-CAM does (:func:`~maskscope.methods.gradcam.default_layer`).
         score: the class score ``f_c``, ``"probability"`` (the default of every method, and
             the authors' code) or ``"logit"``.
         channel_softmax: weight the channels by the softmax over channels of their scores
@@ -147,10 +148,16 @@ class ScoreCAM(Method):
         self.progress = progress
         self.reshape = reshape
 
-    def module(self, classifier: Classifier, images: torch.Tensor) -> nn.Module:
-        """The module whose output is explained."""
-        layer = last_spatial_layer(classifier, images) if self.layer is None else self.layer
-        return find_module(classifier.module, layer)
+    def module_and_reshape(
+        self, classifier: Classifier, images: torch.Tensor
+    ) -> tuple[nn.Module, Callable[[torch.Tensor], torch.Tensor] | None]:
+        """The module whose output is explained and the reshape of its output: those given, or
+        Grad-CAM's :func:`~maskscope.methods.gradcam.default_layer` and its token grid (a reshape
+        given wins over that grid)."""
+        if self.layer is not None:
+            return find_module(classifier.module, self.layer), self.reshape
+        name, grid = default_layer(classifier, images)
+        return find_module(classifier.module, name), self.reshape or grid
 
     def channel_scores(
         self, classifier: Classifier, image: torch.Tensor, activations: torch.Tensor, target_weights: torch.Tensor, filler: Filler
@@ -175,11 +182,15 @@ class ScoreCAM(Method):
             scores[live[chunk]] = chunk_scores[0]
         return scores
 
+    @property
+    def needs_hooks(self) -> bool:
+        return True
+
     def _explain(self, classifier, images, targets, target_weights, seed):
-        module = self.module(classifier, images)
+        module, reshape = self.module_and_reshape(classifier, images)
         filler = resolve_filler(self.filler, classifier.mean_colour)
         parts = chunks(len(images), self.batch_size, images.device, False, "Score-CAM")
-        activations = torch.cat([layer_activations(classifier, images[part], module, self.reshape) for part in parts])
+        activations = torch.cat([layer_activations(classifier, images[part], module, reshape) for part in parts])
         cams = []
         for index in range(len(images)):
             image, weight = images[index : index + 1], target_weights[index : index + 1]
