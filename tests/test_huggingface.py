@@ -275,6 +275,27 @@ def test_every_method_runs_on_a_hugging_face_vit(name, vit, images):
     assert torch.isfinite(explanation.saliency).all()
 
 
+@pytest.fixture(scope="module")
+def compiled_cnns() -> dict[str, Classifier]:
+    """The tiny ConvNeXt and ResNet with their forward-only passes on ONNX Runtime."""
+    pytest.importorskip("onnxruntime")
+    return {kind: classifier_of(kind, engine="onnxruntime") for kind in ("convnext", "resnet")}
+
+
+@pytest.mark.parametrize("kind", ["convnext", "resnet"])
+@pytest.mark.parametrize("name", RUNNABLE)
+def test_every_method_runs_on_hugging_face_cnns_with_a_compiled_engine(name, kind, compiled_cnns, images):
+    classifier = compiled_cnns[kind]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no fallback to torch, no assumed preprocessing
+        explanation = get_method(name, **TINY.get(resolve_method(name)[0].name, {})).explain(
+            classifier, images, target=[0, 1]
+        )
+    assert explanation.saliency.shape == (2, SIZE, SIZE)
+    assert torch.isfinite(explanation.saliency).all()
+    assert explanation.engine["engine"] == "onnxruntime"
+
+
 @pytest.mark.parametrize("engine", ["onnxruntime", "openvino"])
 @pytest.mark.parametrize("kind", ["vit", "convnext", "resnet"])
 def test_the_compiled_engines_export_hugging_face_models_and_agree_with_torch(kind, engine, images):
