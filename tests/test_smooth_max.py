@@ -63,3 +63,19 @@ def test_the_gradient_passes_gradcheck_in_float64():
     # a fresh generator per call: gradcheck changes the masks in place, and a generator keeps
     # the canvas of the last masks object it saw
     assert torch.autograd.gradcheck(lambda m: SmoothMaxUpsampler(step=3, sigma=3.0).full(m), (masks,))
+
+
+@pytest.mark.parametrize("step, sigma", [(4, 2.0), (8, 2.0), (7, 21.0)])
+def test_the_canvas_covers_the_image_and_a_cell_sits_at_its_pixel(step, sigma):
+    """A σ small beside the step (4 and 2 px on a 32-px image) once gave a canvas shorter than the image."""
+    upsampler = SmoothMaxUpsampler(step, sigma)
+    size = (8 * step, 8 * step)
+    for cell in (0, 5, 7):
+        masks = torch.zeros(1, 1, 8, 8)
+        masks[0, 0, cell, cell] = 1
+        image = upsampler(masks, size)[0, 0]
+        assert image.shape == size
+        assert float(image[step * cell, step * cell]) == pytest.approx(1.0, abs=1e-5)  # the cell's centre
+        corners = [(row, col) for row in (0, size[0] - 1) for col in (0, size[1] - 1)]
+        farthest = max(corners, key=lambda corner: (corner[0] - step * cell) ** 2 + (corner[1] - step * cell) ** 2)
+        assert float(image.max()) <= 1 and float(image[farthest]) < 0.5  # a blob, not a filled canvas

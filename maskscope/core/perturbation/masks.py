@@ -172,8 +172,10 @@ class SmoothMaxUpsampler:
         return (math.ceil(size[0] / self.step), math.ceil(size[1] / self.step))
 
     def _window_rows(self, cells: int) -> int:
-        """Window anchors along one side: the padded grid less the window width."""
-        return cells + 2 * self.padding - 2 * self.radius
+        """Window anchors along one side: the padded grid less the window width, and more where
+        the canvas would not reach past the image's far side (a σ small beside ``step``)."""
+        covering = math.ceil((self.margin + self.step * cells - 1) / self.step) + 1
+        return max(cells + 2 * self.padding - 2 * self.radius, covering)
 
     def _canvas_side(self, cells: int) -> int:
         return self.step * self._window_rows(cells) - self.step + 1
@@ -211,8 +213,10 @@ class SmoothMaxUpsampler:
             return self._last[1]
         cells = (masks.shape[-2], masks.shape[-1])
         width = 2 * self.radius + 1
-        windows = F.unfold(masks, (width, width), padding=self.padding)
         rows, cols = (self._window_rows(side) for side in cells)
+        # cells off the grid count as 0: ``padding`` before it, and after it as many as the windows reach
+        after = [count + width - 1 - self.padding - side for count, side in zip((rows, cols), cells)]
+        windows = F.unfold(F.pad(masks, (self.padding, after[1], self.padding, after[0])), (width, width))
         windows = windows.view(masks.shape[0], width * width, rows, cols)
         kernel = self._kernel(cells, masks.device, masks.dtype)
         canvas = smooth_max(windows, kernel, self.step, self.coldness).clamp(0, 1)
