@@ -20,3 +20,7 @@ class MaskscopeValueError(MaskscopeError, ValueError):
 
 class MissingFileError(MaskscopeError, FileNotFoundError):
     """A file or folder the user named does not exist (a checkpoint, a groups file, a saved explanation)."""
+
+
+class MissingPackageError(MaskscopeError, ImportError):
+    """An optional package the work needs is not installed; the message names the extra that brings it."""

@@ -23,8 +23,9 @@ from maskscope.bench.config import BenchConfig
 from maskscope.cli.main import build_parser, main
 from maskscope.cli.options import model_spec
 from maskscope.core.model.classifier import InputSizeError, ScriptModuleError
-from maskscope.core.model.loading import ClassNamesError, MissingPackage, ModelChoiceError, load_model
+from maskscope.core.model.loading import ClassNamesError, ModelChoiceError, load_model
 from maskscope.core.model.spec import ModelSpec, ModelSpecError
+from maskscope.errors import MissingPackageError
 from maskscope.methods import FGVis, GradCAM, MeaningfulPerturbation, ScoreCAM
 
 RISE = ["--method", "rise", "--param", "samples=40", "--quiet"]
@@ -162,7 +163,7 @@ def test_a_checkpoint_for_a_model_that_takes_none_and_a_missing_package_are_one_
         raise ImportError("No module named 'timm'")
 
     monkeypatch.setattr(Classifier, "from_timm", missing)
-    with pytest.raises(MissingPackage, match=re.escape("--model timm:resnet18 needs timm: pip install 'maskscope[vision]'")):
+    with pytest.raises(MissingPackageError, match=re.escape("--model timm:resnet18 needs timm: pip install 'maskscope[vision]'")):
         load_model(ModelSpec("timm:resnet18", checkpoint="weights.pth"))
 
 

@@ -24,8 +24,7 @@ import torch
 
 from maskscope import Classifier
 from maskscope.core.model.view import ClassifierView
-from maskscope.core.model.vision_zoo import MissingVisionPackage
-from maskscope.errors import MaskscopeError, MaskscopeValueError, MissingFileError
+from maskscope.errors import MaskscopeError, MaskscopeValueError, MissingFileError, MissingPackageError
 from maskscope.methods import RISE, GradCAM, Occlusion
 from maskscope.methods.gradcam import TokenGrid, default_layer
 
@@ -203,7 +202,7 @@ def test_without_the_vision_extra_the_loaders_say_in_one_line_what_to_install(mo
     for module in ("timm", "torchvision", "torchvision.models"):
         monkeypatch.setitem(sys.modules, module, None)  # an import of it fails, as where it is not installed
     for load in (lambda: Classifier.from_timm("resnet18"), lambda: Classifier.from_torchvision("resnet18")):
-        with pytest.raises(MissingVisionPackage, match=r"pip install 'maskscope\[vision\]'") as raised:
+        with pytest.raises(MissingPackageError, match=r"pip install 'maskscope\[vision\]'") as raised:
             load()
         assert isinstance(raised.value, MaskscopeError) and "\n" not in str(raised.value)
 

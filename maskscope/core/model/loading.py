@@ -32,7 +32,7 @@ from maskscope.core.model.default_model import EFFICIENTNET_LITE
 from maskscope.core.model.onnx_models import load_onnx_classifier
 from maskscope.core.model.spec import DEFAULT_MODEL, RESIZE_RATIO, SOURCES, ModelSpec
 from maskscope.core.model.view import ClassifierView
-from maskscope.errors import MaskscopeError, MaskscopeValueError, MissingFileError
+from maskscope.errors import MaskscopeError, MaskscopeValueError, MissingFileError, MissingPackageError
 
 #: the package a ``--model PREFIX:NAME`` needs → the extra that installs it
 PACKAGES = {"hf": ("transformers", "hf"), "timm": ("timm", "vision"), "torchvision": ("torchvision", "vision")}
@@ -40,10 +40,6 @@ PACKAGES = {"hf": ("transformers", "hf"), "timm": ("timm", "vision"), "torchvisi
 
 class ModelChoiceError(MaskscopeValueError):
     """A model name that names no model, or a model on a device it cannot run on."""
-
-
-class MissingPackage(MaskscopeError, ImportError):
-    """An optional package the model needs is not installed; the message says which."""
 
 
 class ClassNamesError(MaskscopeValueError):
@@ -61,7 +57,7 @@ def load_model(spec: ModelSpec) -> Classifier:
     Raises:
         ModelChoiceError: an unknown model name, an ONNX file on a device other than the CPU, or a
             ``checkpoint`` for a model that takes none.
-        MissingPackage: the package the model needs (transformers, timm, torchvision, onnx, its
+        MissingPackageError: the package the model needs (transformers, timm, torchvision, onnx, its
             weights) is not installed; the message names the extra to install.
         ClassNamesError: the class-names file is unreadable or names another number of classes.
         DeviceError, ModelFileError, EngineChoiceError: see :class:`~maskscope.core.model.classifier.Classifier`.
@@ -93,7 +89,7 @@ def load_model(spec: ModelSpec) -> Classifier:
     except MaskscopeError:
         raise
     except ImportError as error:  # an optional package the model needs (its weights, onnx); the message says which
-        raise MissingPackage(_missing_package(source, error)) from error
+        raise MissingPackageError(_missing_package(source, error)) from error
     if spec.class_names is not None:
         check_class_count(classifier, spec.class_names)
     return classifier

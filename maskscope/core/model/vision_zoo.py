@@ -42,16 +42,12 @@ from torch import nn
 
 from maskscope.core.model.class_names import imagenet_class_names
 from maskscope.core.model.view import ClassifierView
-from maskscope.errors import MaskscopeError, MaskscopeValueError, MissingFileError
+from maskscope.errors import MaskscopeValueError, MissingFileError, MissingPackageError
 
 #: the ``pip install`` line that brings timm and torchvision
 VISION_EXTRA = "pip install 'maskscope[vision]'"
 
 Checkpoint = str | os.PathLike | None
-
-
-class MissingVisionPackage(MaskscopeError, ImportError):
-    """timm or torchvision is not installed; the message names the extra that brings it."""
 
 
 class CheckpointError(MaskscopeValueError):
@@ -73,7 +69,7 @@ def timm_settings(model_or_name: nn.Module | str, checkpoint: Checkpoint = None)
         MissingFileError: no file at ``checkpoint``.
         MaskscopeValueError: an architecture timm does not know (close names given), or a
             checkpoint that does not fit it.
-        MissingVisionPackage: timm is not installed.
+        MissingPackageError: timm is not installed.
     """
     timm = _import("timm")
     state, extra = _read_checkpoint(checkpoint)
@@ -134,7 +130,7 @@ def torchvision_settings(
         MissingFileError: no file at ``checkpoint``.
         MaskscopeValueError: an architecture or weights torchvision does not know (close names
             given), or a checkpoint that does not fit the architecture.
-        MissingVisionPackage: torchvision is not installed.
+        MissingPackageError: torchvision is not installed.
     """
     models = _import("torchvision.models")
     known = models.list_models()
@@ -169,14 +165,14 @@ def torchvision_settings(
 
 
 def _import(module: str) -> Any:
-    """``module`` imported, or a :class:`MissingVisionPackage` naming the extra to install."""
+    """``module`` imported, or a :class:`MissingPackageError` naming the extra to install."""
     import importlib
 
     try:
         return importlib.import_module(module)
     except ImportError as error:
         package = module.split(".")[0]
-        raise MissingVisionPackage(f"{package} is not installed ({error}): {VISION_EXTRA}") from error
+        raise MissingPackageError(f"{package} is not installed ({error}): {VISION_EXTRA}") from error
 
 
 def _unknown(zoo: str, name: str, known: Sequence[str]) -> str:
