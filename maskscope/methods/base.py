@@ -61,11 +61,6 @@ class Method:
     #: show a progress bar with the time left
     progress: bool = False
 
-    #: the target scores (B, in ``score`` units) of the images being explained, set by
-    #: :meth:`explain` while :meth:`_explain` runs (a method that compares perturbed scores
-    #: with the unperturbed ones reads them here instead of scoring the images again)
-    _target_scores: torch.Tensor
-
     def __new__(cls, *args: Any, **kwargs: Any) -> "Method":
         check_parameters(cls, args, kwargs)
         return super().__new__(cls)
@@ -120,12 +115,9 @@ class Method:
         if len(rows) != count:  # "topk:K": a map per class, each image repeated for its classes
             batch, scores = batch[rows], scores[rows]
         target_weights = multi_hot(targets, scores.shape[1], device=batch.device)
-        self._target_scores = target_scores = (scores * target_weights).sum(1)
-        try:
-            with gradient_passes(fast_gradient_precision(self.name, classifier.device)) as ran:
-                explanation = self._explain(classifier, batch, targets, target_weights, seed)
-        finally:
-            del self._target_scores  # a copy of the method (for a worker) carries no tensor
+        target_scores = (scores * target_weights).sum(1)
+        with gradient_passes(fast_gradient_precision(self.name, classifier.device)) as ran:
+            explanation = self._explain(classifier, batch, targets, target_weights, target_scores, seed)
         explanation.scores_before = target_scores.cpu()
         explanation.score = self.score
         explanation.pixel_level = self.pixel_level
@@ -160,11 +152,14 @@ class Method:
         images: torch.Tensor,
         targets: list[list[int]],
         target_weights: torch.Tensor,
+        target_scores: torch.Tensor,
         seed: int,
     ) -> Explanation:
         """The explanation of ``images`` (B×3×H×W on the classifier's device) for ``targets``
         (class indices per image), whose summed score is ``(scores · target_weights).sum(1)``
-        with ``target_weights`` the multi-hot B×C matrix."""
+        with ``target_weights`` the multi-hot B×C matrix; ``target_scores`` (B, in ``score``
+        units) is that sum on the images themselves, already computed, for a method that
+        compares perturbed scores with the unperturbed ones."""
         raise NotImplementedError
 
     def _optimised(

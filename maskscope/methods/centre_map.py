@@ -30,7 +30,7 @@ class CentreMap(Method):
     def __init__(self, sigma: float = 0.25) -> None:
         self.sigma = sigma
 
-    def _explain(self, classifier, images, targets, target_weights, seed):
+    def _explain(self, classifier, images, targets, target_weights, target_scores, seed):
         batch, _, height, width = images.shape
         ys = torch.arange(height, dtype=torch.float32) - (height - 1) / 2
         xs = torch.arange(width, dtype=torch.float32) - (width - 1) / 2

@@ -263,7 +263,7 @@ class ExtremalPerturbation(Method):
             full = upsampler(result.masks, size)
         return result.masks, full, scores, result.objective
 
-    def _explain(self, classifier, images, targets, target_weights, seed):
+    def _explain(self, classifier, images, targets, target_weights, target_scores, seed):
         count, height, width = images.shape[0], images.shape[-2], images.shape[-1]
         per_image = len(self.areas)
         upsampler = self._upsampler((height, width))

@@ -201,7 +201,7 @@ class FGVis(Method):
     def needs_hooks(self) -> bool:
         return self.defense
 
-    def _explain(self, classifier, images, targets, target_weights, seed):
+    def _explain(self, classifier, images, targets, target_weights, target_scores, seed):
         game = get_game(self.game)
         count = images.shape[0]
         init = self._initial_masks(tuple(images.shape), seed, images.device)

@@ -283,7 +283,7 @@ class GradCAM(Method):
     def needs_hooks(self) -> bool:
         return True
 
-    def _explain(self, classifier, images, targets, target_weights, seed):
+    def _explain(self, classifier, images, targets, target_weights, target_scores, seed):
         modules, reshape = self.layers_and_reshape(classifier, images)
         size = images.shape[-2:]
         per_layer: list[list[torch.Tensor]] = [[] for _ in modules]

@@ -63,7 +63,7 @@ class Gradient(Method):
         self.batch_size = batch_size
         self.progress = progress
 
-    def _explain(self, classifier, images, targets, target_weights, seed):
+    def _explain(self, classifier, images, targets, target_weights, target_scores, seed):
         parts = chunks(len(images), self.batch_size, images.device, self.progress, "gradient")
         gradients = torch.cat([input_gradients(classifier, images[c], target_weights[c], self.score) for c in parts])
         return Explanation(

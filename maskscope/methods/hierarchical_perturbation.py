@@ -129,9 +129,9 @@ class HierarchicalPerturbation(Method):
         sides = [self.window // 2**level for level in range(self.levels)]
         return [WindowGrid(square_stamp(side), side, side // 2, size, "cover") for side in sides]
 
-    def _explain(self, classifier, images, targets, target_weights, seed):
+    def _explain(self, classifier, images, targets, target_weights, target_scores, seed):
         filler = resolve_filler(self.filler, classifier.mean_colour)
-        original = self._target_scores
+        original = target_scores
         grids = self.grids((images.shape[-2], images.shape[-1]))
         level_maps = torch.zeros(len(images), len(grids), *images.shape[-2:], device=images.device)
         passes = torch.zeros(len(images), len(grids), dtype=torch.long)

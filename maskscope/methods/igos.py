@@ -252,7 +252,7 @@ class IGOS(Method):
             return ArmijoLineSearch(*constants, direction.objective)
         return ArmijoLineSearch(*constants, partial(end_point_objective, batch_size=self.batch_size), evaluate_start=True)
 
-    def _explain(self, classifier, images, targets, target_weights, seed):
+    def _explain(self, classifier, images, targets, target_weights, target_scores, seed):
         game = get_game("deletion")
         problem = ScaledL1Problem(self.regulariser, classifier, images, target_weights, self._filler(classifier, images))
         init = torch.ones(images.shape[0], 1, self.resolution, self.resolution, device=images.device)

@@ -58,7 +58,7 @@ class IGOSPlusPlus(IGOS):
         super().__init__(initial_step=initial_step, **IGOSPlusPlus.fixed_params, **params)
         self.tv_sigma = tv_sigma
 
-    def _explain(self, classifier, images, targets, target_weights, seed):
+    def _explain(self, classifier, images, targets, target_weights, target_scores, seed):
         guide = classifier.normalise(images).mean(1, keepdim=True)
         weight_l1, weight_tv = self.weights
         size = tuple(images.shape[-2:])

@@ -61,7 +61,7 @@ class IntegratedGradients(Method):
         self.batch_size = batch_size
         self.progress = progress
 
-    def _explain(self, classifier, images, targets, target_weights, seed):
+    def _explain(self, classifier, images, targets, target_weights, target_scores, seed):
         batch = images.shape[0]
         references = resolve_filler(self.baseline, classifier.mean_colour)(images)
         difference = images - references

@@ -201,7 +201,7 @@ class LIME(Method):
             presence[index, :, :count] = drawn
         return presence
 
-    def _explain(self, classifier, images, targets, target_weights, seed):
+    def _explain(self, classifier, images, targets, target_weights, target_scores, seed):
         batch, _, height, width = images.shape
         labels = torch.stack([superpixels(image, self.segments, self.compactness, self.slic_sigma) for image in images])
         counts = labels.flatten(1).max(1).values + 1

@@ -139,7 +139,7 @@ class MeaningfulPerturbation(Method):
     def needs_hooks(self) -> bool:
         return self.layer is not None
 
-    def _explain(self, classifier, images, targets, target_weights, seed):
+    def _explain(self, classifier, images, targets, target_weights, target_scores, seed):
         game = get_game(self.game)
         if self.layer is not None:
             problem, mask_shape = self._layer_problem(classifier, images, target_weights, self.layer)

@@ -120,10 +120,10 @@ class Occlusion(Method):
             return soft_disc_stamp(side, self.edge_sigma)
         return square_stamp(side)
 
-    def _explain(self, classifier, images, targets, target_weights, seed):
+    def _explain(self, classifier, images, targets, target_weights, target_scores, seed):
         spec = VARIANTS[self.variant].filler if self.filler is None else self.filler
         filler = resolve_filler(spec, classifier.mean_colour)
-        original = self._target_scores
+        original = target_scores
         maps = []
         for grid in self.grids(tuple(images.shape[-2:])):
             perturbed = score_windows(

@@ -24,7 +24,7 @@ class RandomMap(Method):
     def __init__(self) -> None:
         pass
 
-    def _explain(self, classifier, images, targets, target_weights, seed):
+    def _explain(self, classifier, images, targets, target_weights, target_scores, seed):
         batch, _, height, width = images.shape
         generator = torch.Generator().manual_seed(seed)
         saliency = torch.rand(batch, height, width, generator=generator)

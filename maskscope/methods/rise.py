@@ -101,7 +101,7 @@ class RISE(Method):
         self.stop_interval = stop_interval
         self.stop_checks = stop_checks
 
-    def _explain(self, classifier, images, targets, target_weights, seed):
+    def _explain(self, classifier, images, targets, target_weights, target_scores, seed):
         batch, _, height, width = images.shape
         generator = torch.Generator().manual_seed(seed)
         grids = (torch.rand(self.samples, self.resolution, self.resolution, generator=generator) < self.keep).float()

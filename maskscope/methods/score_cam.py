@@ -186,7 +186,7 @@ class ScoreCAM(Method):
     def needs_hooks(self) -> bool:
         return True
 
-    def _explain(self, classifier, images, targets, target_weights, seed):
+    def _explain(self, classifier, images, targets, target_weights, target_scores, seed):
         module, reshape = self.module_and_reshape(classifier, images)
         filler = resolve_filler(self.filler, classifier.mean_colour)
         parts = chunks(len(images), self.batch_size, images.device, False, "Score-CAM")

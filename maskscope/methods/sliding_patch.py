@@ -109,10 +109,10 @@ class SlidingPatch(Method):
         self.stop_interval = stop_interval
         self.stop_checks = stop_checks
 
-    def _explain(self, classifier, images, targets, target_weights, seed):
+    def _explain(self, classifier, images, targets, target_weights, target_scores, seed):
         grid = WindowGrid(square_stamp(self.window), self.window, self.stride, tuple(images.shape[-2:]), "valid")
         filler = resolve_filler(self.filler, classifier.mean_colour)
-        original = self._target_scores
+        original = target_scores
         if self.stop_tolerance is None:
             perturbed = score_windows(
                 classifier, images, grid, filler, target_weights, self.batch_size, self.progress, self.score

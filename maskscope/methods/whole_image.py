@@ -25,6 +25,6 @@ class WholeImage(Method):
     def __init__(self) -> None:
         pass
 
-    def _explain(self, classifier, images, targets, target_weights, seed):
+    def _explain(self, classifier, images, targets, target_weights, target_scores, seed):
         batch, _, height, width = images.shape
         return Explanation(saliency=torch.ones(batch, height, width), targets=targets, method=self.name)

@@ -102,7 +102,7 @@ class Explainer(Method):
         with classifier.forward_only():
             return torch.cat([network(classifier.normalise(chunk, contiguous=True)).float().sigmoid() for chunk in chunks])
 
-    def _explain(self, classifier, images, targets, target_weights, seed):
+    def _explain(self, classifier, images, targets, target_weights, target_scores, seed):
         class_masks = self.class_masks(classifier, images)
         saliency = (class_masks * target_weights[:, :, None, None].to(class_masks)).amax(1)
         kept = score_perturbations(
