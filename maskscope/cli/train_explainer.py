@@ -144,9 +144,9 @@ def build_classifier(args: argparse.Namespace) -> Classifier:
         settings["view"] = ClassifierView(resize=None, crop=args.input_size)
     if spec.class_names is not None:
         settings["class_names"] = read_class_names(spec.class_names)
+    if args.multilabel:
+        settings["output"] = "sigmoid"
     classifier = with_settings(loaded, settings)
-    if args.multilabel and classifier.output != "sigmoid":
-        classifier = with_settings(classifier, {"output": "sigmoid"})
     if spec.class_names is not None:
         check_class_count(classifier, spec.class_names)
     if args.groups:
