@@ -271,8 +271,17 @@ RUNNABLE = [name for name in method_names() if not resolve_method(name)[0].needs
 def test_every_method_runs_on_a_hugging_face_vit(name, vit, images):
     method_class, preset = resolve_method(name)
     explanation = get_method(name, **TINY.get(method_class.name, {})).explain(vit, images, target=[0, 1])
+    assert_explains_the_model(explanation, vit, images)
+
+
+def assert_explains_the_model(explanation, classifier: Classifier, images: torch.Tensor) -> None:
+    """A finite map of each image, and the score it explains is the Hugging Face model's own
+    softmax of its ``.logits`` for the target, on the images normalised by its processor's 0.5/0.5."""
     assert explanation.saliency.shape == (2, SIZE, SIZE)
     assert torch.isfinite(explanation.saliency).all()
+    with torch.no_grad():
+        own = classifier.module(pixel_values=(images - 0.5) / 0.5).logits.softmax(1)[[0, 1], [0, 1]]
+    torch.testing.assert_close(explanation.scores_before, own, atol=1e-5, rtol=1e-4)
 
 
 @pytest.fixture(scope="module")
@@ -291,8 +300,7 @@ def test_every_method_runs_on_hugging_face_cnns_with_a_compiled_engine(name, kin
         explanation = get_method(name, **TINY.get(resolve_method(name)[0].name, {})).explain(
             classifier, images, target=[0, 1]
         )
-    assert explanation.saliency.shape == (2, SIZE, SIZE)
-    assert torch.isfinite(explanation.saliency).all()
+    assert_explains_the_model(explanation, classifier, images)
     assert explanation.engine["engine"] == "onnxruntime"
 
 
