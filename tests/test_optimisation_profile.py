@@ -41,3 +41,18 @@ def test_backward_ops_of_the_model_are_model_backward():
     assert totals["model backward"] > 0 and totals["model forward (gradient passes)"] > 0
     # the upsampling and its backward are not the model's
     assert totals["other ops"] > 0
+
+
+def test_every_labelled_function_is_found_and_modules_keep_their_earlier_names():
+    """The profile labels functions of this package by module name; the same names reach a
+    checkout of the flat layout (maskscope/core/<module>.py), which the speed benchmarks run beside this one."""
+    from benchmarks.common.layout import earlier_name, import_module
+
+    for module, name, _ in profile.LABELS:
+        assert profile._attribute(f"{module}:{name}") is not None, (module, name)
+    assert earlier_name("maskscope.core.model.defense") == "maskscope.core.defense"
+    assert earlier_name("maskscope.core.perturbation.masks") == "maskscope.core.masks"
+    assert earlier_name("maskscope.core.optimisation.descent") == "maskscope.core.optimisation"
+    assert earlier_name("maskscope.core.explanation") is None  # it never moved
+    assert earlier_name("maskscope.methods.fgvis") is None
+    assert import_module("maskscope.core.model.defense").AdversarialDefense.__name__ == "AdversarialDefense"

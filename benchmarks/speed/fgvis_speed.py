@@ -49,9 +49,11 @@ def measure_passes(count: int, threads: int, repeats: int) -> dict:
     """Seconds an image of FGVis's gradient pass, defended and not (run inside a worker)."""
     import torch
 
+    from benchmarks.common.layout import import_module
     from benchmarks.common.photos import imagenet_photos
-    from maskscope.core.model.classifier import Classifier
-    from maskscope.core.model.defense import AdversarialDefense
+    from maskscope import Classifier
+
+    AdversarialDefense = import_module("maskscope.core.model.defense").AdversarialDefense
 
     torch.set_num_threads(threads)
     classifier = Classifier.default()
@@ -83,7 +85,7 @@ def measure_fgvis(count: int, threads: int, steps: int, maps: Path) -> dict:
     import torch
 
     from benchmarks.common.photos import imagenet_photos
-    from maskscope.core.model.classifier import Classifier
+    from maskscope import Classifier
     from maskscope.methods import FGVis
 
     torch.set_num_threads(threads)

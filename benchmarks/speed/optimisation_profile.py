@@ -60,7 +60,6 @@ two threads wait for each other and one is much faster). ``PYTHONPATH`` picks th
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import subprocess
 import sys
@@ -82,6 +81,7 @@ from maskscope.methods import get_method
 # `benchmarks.*`, so that PYTHONPATH still picks the maskscope that runs
 sys.path.append(str(Path(__file__).resolve().parents[2]))
 
+from benchmarks.common.layout import import_module
 from benchmarks.common.photos import imagenet_photos
 from benchmarks.common.records import machine, write_record
 
@@ -231,7 +231,7 @@ def floor_seconds(recorder: PassRecorder, limit: int) -> dict[str, Any]:
 def _attribute(path: str) -> tuple[Any, str, Any] | None:
     """(owner, name, value) of ``Class.method`` or ``function`` in a module; None if absent."""
     module_name, _, rest = path.partition(":")
-    module = importlib.import_module(module_name)
+    module = import_module(module_name)
     owner: Any = module
     parts = rest.split(".")
     for part in parts[:-1]:
