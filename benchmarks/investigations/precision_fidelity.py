@@ -63,7 +63,7 @@ METHODS = ("mp", "mp-g", "fgvis", "igos", "igos++", "ep")
 RUNS = {"fp32_seed0": ("float32", 0), "fp32_seed1": ("float32", 1), "bf16_seed0": ("bfloat16", 0)}
 PROTOCOL = "rise-batch"
 #: the fewest photos on which the rule's verdict validates a method
-MIN_PHOTOS = 8
+MIN_PHOTOS = 16
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "results" / "investigations" / "precision_fidelity.json"
 
 

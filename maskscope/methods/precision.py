@@ -23,10 +23,10 @@ from pathlib import Path
 import torch
 
 #: method name -> the device types on which its maps were measured to hold with reduced-precision
-#: gradient passes (``benchmarks/results/investigations/precision_fidelity.json``): I-GOS on 16 photos (median
-#: Spearman to float32 0.838 against its seed floor's 0.803). MP failed (0.833 against 0.960 on 4
-#: photos); MP-G, FGVis, iGOS++ and EP were not measured, so they keep float32.
-FAST_GRADIENTS: dict[str, frozenset[str]] = {"igos": frozenset({"cpu"})}
+#: gradient passes (``benchmarks/results/investigations/precision_fidelity.json``, 16 photos each):
+#: I-GOS (median Spearman to float32 0.838 against its seed floor's 0.803) and iGOS++ (0.847
+#: against 0.808). The others keep float32 (docs/optimisation-speed.md says why, method by method).
+FAST_GRADIENTS: dict[str, frozenset[str]] = {"igos": frozenset({"cpu"}), "igos++": frozenset({"cpu"})}
 
 #: the CPU flags of native bfloat16 arithmetic, as Linux's /proc/cpuinfo names them
 BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
