@@ -25,7 +25,8 @@ import torch
 #: method name -> the device types on which its maps were measured to hold with reduced-precision
 #: gradient passes (``benchmarks/results/investigations/precision_fidelity.json``, 16 photos each):
 #: I-GOS (median Spearman to float32 0.838 against its seed floor's 0.803) and iGOS++ (0.847
-#: against 0.808). The others keep float32 (docs/optimisation-speed.md says why, method by method).
+#: against 0.808). MP, MP-G and FGVis failed on 16 photos and EP was not measured: they keep
+#: float32 (docs/optimisation-speed.md says why, method by method).
 FAST_GRADIENTS: dict[str, frozenset[str]] = {"igos": frozenset({"cpu"}), "igos++": frozenset({"cpu"})}
 
 #: the CPU flags of native bfloat16 arithmetic, as Linux's /proc/cpuinfo names them
