@@ -94,6 +94,11 @@ def test_folder_label_map(photo_folder: Path, tmp_path: Path) -> None:
         ImageFolder(photo_folder, label_map=write_json(tmp_path / "bad.json", {"horse": [339]}))
     with pytest.raises(DatasetError, match="mapped to both"):
         ImageFolder(photo_folder, label_map=write_json(tmp_path / "twice.json", {"cat": [1], "dog": [1]}))
+    (tmp_path / "broken.json").write_text('{"cat": [281')
+    with pytest.raises(DatasetError, match="broken.json: not JSON"):
+        ImageFolder(photo_folder, label_map=tmp_path / "broken.json")
+    with pytest.raises(DatasetError, match="list.json: expected a label map"):
+        ImageFolder(photo_folder, label_map=write_json(tmp_path / "list.json", [["cat", 281]]))
 
 
 def test_folder_errors(tmp_path: Path, photo_folder: Path) -> None:

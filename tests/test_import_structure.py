@@ -26,7 +26,7 @@ PACKAGE = ROOT / "maskscope"
 #: layers, or from its own part (the longest prefix named here)
 LAYERS = (
     ("maskscope.errors",),
-    ("maskscope.plotting", "maskscope.core.atomic", "maskscope.core.progress"),
+    ("maskscope.plotting", "maskscope.core.atomic", "maskscope.core.json_files", "maskscope.core.progress"),
     ("maskscope.core.explanation", "maskscope.core.model", "maskscope.core.perturbation"),
     ("maskscope.core.scoring", "maskscope.core"),
     ("maskscope.core.optimisation",),

@@ -7,11 +7,11 @@ classifier be scored against the objects of a dataset with other class names.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Sequence
 
+from maskscope.core.json_files import read_json_object
 from maskscope.data.dataset import DatasetError
 
 
@@ -25,12 +25,7 @@ def read_label_map(path: str | os.PathLike, class_names: Sequence[str]) -> dict[
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: label map not found")
-    try:
-        mapping = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise DatasetError(f"{path}: not a JSON label map ({error})") from error
-    if not isinstance(mapping, dict):
-        raise DatasetError(f"{path}: a label map is a JSON object {{label: [class indices]}}")
+    mapping = read_json_object(path, DatasetError, "a label map, a JSON object {label: [class indices]}")
     known = set(class_names)
     result: dict[int, str] = {}
     for label, indices in mapping.items():

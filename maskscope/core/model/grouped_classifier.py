@@ -15,13 +15,13 @@ a file.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import torch
 
+from maskscope.core.json_files import read_json_object
 from maskscope.core.model.classifier import Classifier
 from maskscope.errors import MaskscopeValueError, MissingFileError
 
@@ -95,10 +95,8 @@ def read_groups(path: str | os.PathLike) -> dict[str, list[int]]:
     path = Path(path)
     if not path.is_file():
         raise MissingFileError(f"{path}: no such class-groups file")
-    try:
-        groups = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise MaskscopeValueError(f"{path}: not a JSON file ({error})") from error
-    if not isinstance(groups, dict) or not all(isinstance(v, list) for v in groups.values()):
-        raise MaskscopeValueError(f"{path}: expected a JSON object mapping group names to lists of classes")
+    expected = "a JSON object mapping group names to lists of classes"
+    groups = read_json_object(path, MaskscopeValueError, expected)
+    if not all(isinstance(v, list) for v in groups.values()):
+        raise MaskscopeValueError(f"{path}: expected {expected}")
     return groups

@@ -19,7 +19,6 @@ the classifier (which imports it lazily in ``Classifier.from_huggingface``).
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any, Collection, Mapping
 
 from torch import nn
 
+from maskscope.core.json_files import read_json_object
 from maskscope.core.model.view import ClassifierView
 from maskscope.errors import MaskscopeValueError, MissingFileError
 
@@ -154,13 +154,7 @@ def _processor_file(folder: Path) -> dict[str, Any] | None:
     path = folder / PROCESSOR_FILE
     if not path.is_file():
         return None
-    try:
-        values = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise HuggingFaceModelError(f"{path}: not JSON ({error})") from error
-    if not isinstance(values, dict):
-        raise HuggingFaceModelError(f"{path}: expected a JSON object of processor settings")
-    return values
+    return read_json_object(path, HuggingFaceModelError, "a JSON object of processor settings")
 
 
 def _normalisation(values: Mapping[str, Any]) -> tuple[tuple[float, ...], tuple[float, ...]]:
