@@ -66,7 +66,10 @@ the peer's, and a longer run only adds the photos not done yet::
     PYTHONPATH=$PWD /work/refenv/bin/python benchmarks/agreement/reference_agreement.py --rows ep --photos 16 --sides reference &
     PYTHONPATH=$PWD python benchmarks/agreement/reference_agreement.py --rows ep --photos 16 --sides maskscope
 
-Whichever finishes last scores the row (``--sides none`` scores what is saved).
+Whichever finishes last scores the row (``--sides none`` scores what is saved). ``--precision
+fast`` runs maskscope's side as ``--precision fast`` does (bfloat16 gradient passes where a method
+is validated for them); give it a folder of its own with a copy of the reference side's maps, so
+that the float32 maps stay, and score there with ``--sides none``.
 
 The authors' I-GOS code is written for a CUDA device (``.cuda()`` throughout); on a machine
 without one it is run unchanged with ``.cuda()`` made a no-op and its ``device='cuda'``
@@ -136,13 +139,16 @@ DETERMINISTIC_GOAL = 0.99
 
 @dataclass
 class Photos:
-    """The classifier and the photos every row explains, with their top-1 classes."""
+    """The classifier and the photos every row explains, with their top-1 classes; ``explaining``
+    is the same model at ``--precision``, which maskscope's side of the slow rows explains with
+    (every score and the reference side use ``classifier``, at float32)."""
 
     classifier: Classifier
     names: list[str]
     images: torch.Tensor
     targets: list[int]
     args: argparse.Namespace
+    explaining: Classifier
 
 
 @dataclass
@@ -326,7 +332,7 @@ def ep_row(photos: Photos) -> Pair | None:
     def runner(side: str) -> Callable[[int], torch.Tensor]:
         if side == "maskscope":
             method = ExtremalPerturbation(areas=areas, steps=steps)
-            return lambda i: method(classifier, images[i:i + 1], target=[targets[i]]).saliency[0]
+            return lambda i: method(photos.explaining, images[i:i + 1], target=[targets[i]]).saliency[0]
         from torchray.attribution.extremal_perturbation import extremal_perturbation
 
         noise = photos.args.ep_reference_noise
@@ -377,7 +383,8 @@ def split_sides(photos: Photos, row: str, runner: Callable[[str], Callable[[int]
         missing = [index for index, name in enumerate(photos.names) if name not in saved["names"]]
         if side in args.sides.split(",") and missing:
             one_map = runner(side)
-            code = {**(reference_code(side) or maskscope_code()), "torch": str(torch.__version__)}
+            code = {**(reference_code(side) or {**maskscope_code(), "precision": args.precision}),
+                    "torch": str(torch.__version__)}
             path.parent.mkdir(parents=True, exist_ok=True)
             for index in missing:
                 started = time.perf_counter()
@@ -490,7 +497,8 @@ def igos_pair(photos: Photos, row: str, ours_method, theirs_function: str, step:
     def runner(side: str) -> Callable[[int], torch.Tensor]:
         if side == "maskscope":
             # iGOS++'s mask is the product of its deletion and insertion masks, as the authors' code returns it
-            return lambda i: ours_method(classifier, images[i:i + 1], target=[targets[i]], seed=i).mask[0].prod(0)
+            return lambda i: ours_method(photos.explaining, images[i:i + 1], target=[targets[i]],
+                                         seed=i).mask[0].prod(0)
         methods = authors_igos(args.igos_code, images.shape[-1])
         model = ImageNetNormalisedModel(classifier)
 
@@ -783,6 +791,9 @@ def main() -> None:
     parser.add_argument("--sides", default="reference,maskscope",
                         help="which sides of the ep, igos and igos++ rows to run now ('none': score the two "
                              "saved in --out)")
+    parser.add_argument("--precision", default="float32", choices=["float32", "fast"],
+                        help="the precision maskscope's side of the ep, igos and igos++ rows explains at "
+                             "(scores and the reference side stay at float32; 'fast' only with --sides maskscope)")
     parser.add_argument("--coco-images", type=int, default=256, help="coco128 photos of the RLE row")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -791,11 +802,15 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"--rows: unknown {', '.join(unknown)}; choose from {', '.join([*MAP_ROWS, *METRIC_ROWS])}")
 
+    if args.precision != "float32" and args.sides != "maskscope":
+        raise SystemExit("--precision fast times maskscope's side alone: give --sides maskscope")
+
     classifier = Classifier.default()
     names, images = imagenet_photos(classifier, args.photos)
     with torch.no_grad():
         targets = classifier.probabilities(images).argmax(1).tolist()
-    photos = Photos(classifier, names, images, targets, args)
+    explaining = classifier if args.precision == "float32" else Classifier.default(precision=args.precision)
+    photos = Photos(classifier, names, images, targets, args, explaining)
     for name in rows:
         started = time.perf_counter()
         if name in MAP_ROWS:
