@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -52,7 +53,9 @@ def bench_command(checkout: Path, photos: int, out: Path) -> list[str]:
 
 
 def timed_run(checkout: Path, photos: int, out: Path) -> dict:
-    """Wall seconds of the command from ``checkout`` and its table, ``{"method metric": (mean, low, high)}``."""
+    """Wall seconds of the command from ``checkout``, its table (``{"method metric": (mean, low,
+    high)}``) and where the time went: each method's record seconds (its maps and curves, summed
+    over the records; with worker processes they add up to more than the wall time)."""
     command = bench_command(checkout, photos, out)
     load_before = os.getloadavg()[0]
     start = time.perf_counter()
@@ -62,7 +65,12 @@ def timed_run(checkout: Path, photos: int, out: Path) -> dict:
     with open(out / "summary.csv", newline="") as handle:
         table = {f"{row['method']} {row['metric']}": [float(row["mean"]), float(row["low"]), float(row["high"])]
                  for row in csv.DictReader(handle)}
-    return {"seconds": seconds, "load_before": load_before, "load_after": os.getloadavg()[0], "table": table}
+    by_method: dict[str, float] = {}
+    for line in (out / "records.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        by_method[record["method"]] = by_method.get(record["method"], 0.0) + record.get("seconds", 0.0)
+    return {"seconds": seconds, "load_before": load_before, "load_after": os.getloadavg()[0], "table": table,
+            "record_seconds_by_method": by_method}
 
 
 def compare_tables(before: dict, now: dict) -> dict:

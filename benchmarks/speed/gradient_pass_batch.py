@@ -1,11 +1,13 @@
 """What one gradient pass of the default model costs an image, by the images it holds and its precision.
 
-A gradient pass is ``Classifier.logits`` on images that require a gradient, then the backward
-pass to them: the unit of every mask optimisation's step. For each precision (float32, and
-bfloat16 as ``Classifier.default(precision="bfloat16")`` runs it: autocast on the
-batch-norm-folded module) and each batch size, the pass is timed ``--repeats`` times after two
-warm-up passes, and the best of three such timings is kept (the machine is shared: the
-fastest timing is the one least disturbed). Pin it to one core for a per-core figure::
+A gradient pass is a forward pass on images that require a gradient, then the backward pass to
+them: the unit of every mask optimisation's step. For each precision (float32, and bfloat16 as
+``Classifier.default(precision="bfloat16")`` runs it: autocast on the batch-norm-folded module)
+and each batch size, two passes are timed: the module's own on the whole batch (``module``),
+and ``Classifier.logits`` (``classifier``), which at float32 on a CPU runs the module on
+pieces of ``CPU_GRADIENT_IMAGES_PER_THREAD`` images a thread. Each is timed ``--repeats`` times
+after two warm-up passes, and the best of three such timings is kept (the fastest timing is
+the one least disturbed). Pin it to one core for a per-core figure::
 
     taskset -c 0 python benchmarks/speed/gradient_pass_batch.py --threads 1
 """
@@ -16,6 +18,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -30,13 +33,20 @@ from benchmarks.common.records import machine, write_record
 OUT = Path(__file__).resolve().parents[1] / "results" / "speed" / "gradient_pass_batch.json"
 
 
-def pass_seconds(classifier: Classifier, batch: int, repeats: int) -> float:
-    """The best of three mean times of one forward and backward pass on ``batch`` images."""
+def module_logits(classifier: Classifier, precision: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The batch-norm-folded module at ``precision`` on a whole batch, as one call."""
+    engine = classifier.torch_engine
+    engine.precision = precision
+    return lambda images: engine(classifier.normalise(images))
+
+
+def pass_seconds(logits: Callable[[torch.Tensor], torch.Tensor], batch: int, repeats: int) -> float:
+    """The best of three mean times of one forward and backward pass of ``logits`` on ``batch`` images."""
     images = torch.rand(batch, 3, 224, 224, generator=torch.Generator().manual_seed(0))
 
     def one_pass() -> None:
         inputs = images.clone().requires_grad_(True)
-        classifier.logits(inputs).float().sum().backward()
+        logits(inputs).float().sum().backward()
 
     for _ in range(2):
         one_pass()
@@ -62,12 +72,15 @@ def main() -> None:
     rows = []
     for precision in args.precisions.split(","):
         classifier = Classifier.default(precision=precision)
+        passes = {"module": module_logits(classifier, precision), "classifier": classifier.logits}
         for batch in map(int, args.batches.split(",")):
-            seconds = pass_seconds(classifier, batch, args.repeats)
-            rows.append({"precision": precision, "images": batch, "ms_a_pass": 1000 * seconds,
-                         "ms_an_image": 1000 * seconds / batch})
-            print(f"{precision:9s} {batch:2d} images: {1000 * seconds:7.1f} ms a pass, "
-                  f"{1000 * seconds / batch:5.1f} ms an image", flush=True)
+            row: dict = {"precision": precision, "images": batch}
+            for name, logits in passes.items():
+                seconds = pass_seconds(logits, batch, args.repeats)
+                row[name] = {"ms_a_pass": 1000 * seconds, "ms_an_image": 1000 * seconds / batch}
+            rows.append(row)
+            print(f"{precision:9s} {batch:2d} images, ms an image: module {row['module']['ms_an_image']:5.1f}, "
+                  f"classifier {row['classifier']['ms_an_image']:5.1f}", flush=True)
     write_record(args.out, {"benchmark": "gradient_pass_batch", "machine": machine(), "rows": rows})
 
 

@@ -56,6 +56,13 @@ from maskscope.core.model.spec import DEFAULT_DEVICE, DEFAULT_ENGINE, DEFAULT_PR
 from maskscope.core.model.view import ClassifierView
 from maskscope.errors import MaskscopeError, MaskscopeValueError
 
+#: images a float32 gradient pass on a CPU runs at a time, per torch thread: one forward and
+#: backward pass of EfficientNet-Lite0 on one core costs 27 ms an image on 2 images and 35 ms on 8
+#: (``benchmarks/results/speed/gradient_pass_batch.json``), so a larger batch goes through the
+#: module in pieces of this many images a thread, their outputs joined (the same function).
+#: At bfloat16 larger pieces are cheaper (21 ms an image on 8), and a GPU wants whole batches.
+CPU_GRADIENT_IMAGES_PER_THREAD = 2
+
 OUTPUT_KINDS = ("softmax", "sigmoid")
 #: the class scores a method can explain: the probability (softmax, or sigmoid for a multi-label
 #: model) or the raw logit; every method and metric takes it as ``score``, with this default
@@ -596,7 +603,7 @@ class Classifier:
             raise ValueError(f"expected images of shape B×3×H×W, got {tuple(images.shape)}")
         try:
             if self._gradient_pass(images):
-                out = self._gradient_engine()(self.normalise(images))
+                out = self._gradient_pass_logits(self.normalise(images))
             elif self.needs_torch(images):
                 out = self.torch_engine(self.normalise(images))
             else:
@@ -659,6 +666,19 @@ class Classifier:
         if block is not None:
             block.ran.add(engine.precision)
         return engine
+
+    def _gradient_pass_logits(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The module's logits of normalised ``inputs`` on the gradient engine; at float32 on a
+        CPU in pieces of :data:`CPU_GRADIENT_IMAGES_PER_THREAD` images a torch thread, unless a
+        hook watches the module (a hook may hold per-batch state: Grad-CAM's activations, a
+        layer mask of the whole batch)."""
+        engine = self._gradient_engine()
+        if inputs.device.type != "cpu" or engine.precision != "float32" or self._hooked():
+            return engine(inputs)
+        piece = CPU_GRADIENT_IMAGES_PER_THREAD * torch.get_num_threads()
+        if len(inputs) <= piece:
+            return engine(inputs)
+        return torch.cat([engine(part) for part in inputs.split(piece)])
 
     def needs_torch(self, inputs: torch.Tensor) -> bool:
         """Whether a pass on ``inputs`` must run the torch module rather than the engine."""
