@@ -7,7 +7,8 @@ from the checkout ``--before`` (the code before the speed work), from this check
 and from this checkout with ``--precision fast``. The variants of a method run one after the
 other before the next method starts, so a drift of the machine's speed touches all three alike.
 Each run writes its maps; the script compares every photo's map with the earlier checkout's
-(Spearman rank correlation) and counts the goals met, and writes JSON.
+(Spearman rank correlation) and counts the goals met, and writes JSON with each run's wall
+seconds and its processes' user and system seconds (``cpu_seconds``).
 
     python benchmarks/speed/optimisation_speed.py --before ../maskscope-before --photos 16 \\
         --out benchmarks/results/speed/optimisation_speed.json
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shlex
 import subprocess
 import sys
@@ -48,21 +50,24 @@ HERE = Path(__file__).resolve().parents[2]
 
 
 def explain(checkout: Path, photos: list[Path], method: str, out: Path, extra: list[str], timeout: float,
-            threads: int | None = None) -> float | None:  # fmt: skip
-    """Wall seconds of one ``maskscope explain`` process run from ``checkout`` (``None``: timed
-    out), at ``threads`` torch threads when given."""
+            threads: int | None = None) -> dict | None:  # fmt: skip
+    """Wall, user and system seconds of one ``maskscope explain`` process run from ``checkout``
+    (``None``: timed out), at ``threads`` torch threads when given."""
     command = [sys.executable, "-m", "maskscope.cli.main", "explain", *map(str, photos), "--method", method,
                "--out", str(out), "--quiet", *extra]
     environment = {**os.environ, "PYTHONPATH": str(checkout)}
     if threads is not None:
         environment["OMP_NUM_THREADS"] = str(threads)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     try:
         subprocess.run(command, check=True, timeout=timeout, env=environment, cwd=tempfile.gettempdir(),
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     except subprocess.TimeoutExpired:
         return None
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"wall": wall, "user": after.ru_utime - before.ru_utime, "system": after.ru_stime - before.ru_stime}
 
 
 def read_run(out: Path, names: list[str]) -> tuple[list[np.ndarray], list[bool | None]]:
@@ -113,14 +118,15 @@ def main() -> None:
     rows = {}
     with tempfile.TemporaryDirectory(prefix="maskscope-speed-") as scratch:
         for method in args.methods.split(","):
-            seconds, runs = {}, {}
+            seconds, usage, runs = {}, {}, {}
             for variant, (checkout, extra, threads) in variants.items():
                 out = Path(scratch) / method / variant
                 print(f"{method} {variant} …", flush=True)
-                seconds[variant] = explain(checkout, photos, method, out, extra, args.timeout, threads)
+                usage[variant] = explain(checkout, photos, method, out, extra, args.timeout, threads)
+                seconds[variant] = None if usage[variant] is None else usage[variant]["wall"]
                 runs[variant] = read_run(out, names) if seconds[variant] is not None else None
             before_maps, before_goals = runs["before"] if runs["before"] else (None, None)
-            row: dict = {"seconds": seconds}
+            row: dict = {"seconds": seconds, "cpu_seconds": usage}
             for variant in variants:
                 if variant == "before" or runs[variant] is None or before_maps is None:
                     continue
