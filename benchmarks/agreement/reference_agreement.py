@@ -128,7 +128,7 @@ from benchmarks.agreement.occlusion_vs_captum import captum_map
 from benchmarks.agreement.rise_vs_torchray import CELLS, KEEP, SEED, ProbabilityAsLogit, seeded_masks
 from benchmarks.common.map_agreement import agreement
 from benchmarks.common.photos import imagenet_photos
-from benchmarks.common.records import machine
+from benchmarks.common.records import git_commit, machine
 from benchmarks.speed.deletion_vs_quantus import PixelSpaceModel, compare_with_quantus
 
 RESULTS = Path("benchmarks/results/agreement/reference_agreement")
@@ -712,11 +712,6 @@ def score_pair(photos: Photos, pair: Pair) -> dict:
         "met": pair.extra.pop("met", mean >= DETERMINISTIC_GOAL) if pair.goal.startswith(("Spearman", "max")) else None,
         **pair.extra,
     }
-
-
-def git_commit(folder: Path) -> str:
-    result = subprocess.run(["git", "-C", str(folder), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    return result.stdout.strip() or "unknown"
 
 
 def maskscope_code() -> dict:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
 from pathlib import Path
 
 import torch
@@ -26,6 +27,12 @@ def machine(device: str | torch.device = "cpu") -> dict:
         "usable_cores": usable,
         "torch": torch.__version__,
     }
+
+
+def git_commit(folder: Path) -> str:
+    """The short commit of the git checkout ``folder`` ("unknown" outside one)."""
+    result = subprocess.run(["git", "-C", str(folder), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return result.stdout.strip() or "unknown"
 
 
 def write_record(path: Path, record: dict, shown: dict | None = None) -> None:

@@ -34,7 +34,7 @@ from pathlib import Path
 # `benchmarks.*`, so that PYTHONPATH still picks the maskscope that runs
 sys.path.append(str(Path(__file__).resolve().parents[2]))
 
-from benchmarks.common.records import machine, write_record
+from benchmarks.common.records import git_commit, machine, write_record
 
 HERE = Path(__file__).resolve().parents[2]
 METHODS = "mp,rise,gradcam,integrated_gradients,gradient,centre,random"
@@ -98,6 +98,7 @@ def main() -> None:
         "machine": machine(),
         "command": " ".join(bench_command(HERE, args.photos, Path("runs/imagenet"))[3:]),
         "before": str(args.before),
+        "commits": {"before": git_commit(args.before), "now": git_commit(HERE)},
         "photos": args.photos,
         "runs": runs,
         "time_ratio": runs["now"]["seconds"] / runs["before"]["seconds"],

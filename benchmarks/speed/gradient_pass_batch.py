@@ -5,7 +5,9 @@ them: the unit of every mask optimisation's step. For each precision (float32, a
 ``Classifier.default(precision="bfloat16")`` runs it: autocast on the batch-norm-folded module)
 and each batch size, two passes are timed: the module's own on the whole batch (``module``),
 and ``Classifier.logits`` (``classifier``), which at float32 on a CPU runs the module on
-pieces of ``CPU_GRADIENT_IMAGES_PER_THREAD`` images a thread. Each is timed ``--repeats`` times
+pieces of ``CPU_GRADIENT_IMAGES_PER_THREAD`` images a thread, with the page faults a pass makes
+(the cost pieces remove: a whole batch's activations are taken from the system anew at every
+pass). Each is timed ``--repeats`` times
 after two warm-up passes, and the best of three such timings is kept (the fastest timing is
 the one least disturbed). Pin it to one core for a per-core figure::
 
@@ -15,6 +17,7 @@ the one least disturbed). Pin it to one core for a per-core figure::
 from __future__ import annotations
 
 import argparse
+import resource
 import sys
 import time
 from pathlib import Path
@@ -40,8 +43,10 @@ def module_logits(classifier: Classifier, precision: str) -> Callable[[torch.Ten
     return lambda images: engine(classifier.normalise(images))
 
 
-def pass_seconds(logits: Callable[[torch.Tensor], torch.Tensor], batch: int, repeats: int) -> float:
-    """The best of three mean times of one forward and backward pass of ``logits`` on ``batch`` images."""
+def pass_cost(logits: Callable[[torch.Tensor], torch.Tensor], batch: int, repeats: int) -> tuple[float, float]:
+    """The best of three mean times of one forward and backward pass of ``logits`` on ``batch``
+    images, and the page faults a pass made in the fastest timing (memory the allocator took
+    from the system and touched anew)."""
     images = torch.rand(batch, 3, 224, 224, generator=torch.Generator().manual_seed(0))
 
     def one_pass() -> None:
@@ -52,10 +57,12 @@ def pass_seconds(logits: Callable[[torch.Tensor], torch.Tensor], batch: int, rep
         one_pass()
     timings = []
     for _ in range(3):
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         start = time.perf_counter()
         for _ in range(repeats):
             one_pass()
-        timings.append((time.perf_counter() - start) / repeats)
+        seconds = (time.perf_counter() - start) / repeats
+        timings.append((seconds, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / repeats))
     return min(timings)
 
 
@@ -76,11 +83,12 @@ def main() -> None:
         for batch in map(int, args.batches.split(",")):
             row: dict = {"precision": precision, "images": batch}
             for name, logits in passes.items():
-                seconds = pass_seconds(logits, batch, args.repeats)
-                row[name] = {"ms_a_pass": 1000 * seconds, "ms_an_image": 1000 * seconds / batch}
+                seconds, faults = pass_cost(logits, batch, args.repeats)
+                row[name] = {"ms_a_pass": 1000 * seconds, "ms_an_image": 1000 * seconds / batch, "page_faults_a_pass": faults}
             rows.append(row)
-            print(f"{precision:9s} {batch:2d} images, ms an image: module {row['module']['ms_an_image']:5.1f}, "
-                  f"classifier {row['classifier']['ms_an_image']:5.1f}", flush=True)
+            print(f"{precision:9s} {batch:2d} images, ms an image (page faults a pass): "
+                  + ", ".join(f"{name} {row[name]['ms_an_image']:5.1f} ({row[name]['page_faults_a_pass']:.0f})"
+                              for name in passes), flush=True)
     write_record(args.out, {"benchmark": "gradient_pass_batch", "machine": machine(), "rows": rows})
 
 

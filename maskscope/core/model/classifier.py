@@ -20,6 +20,7 @@ A *gradient pass* (autograd on, the input requiring a gradient) runs the torch m
 classifier's :attr:`Classifier.gradient_precision`: an explicit ``bfloat16`` or ``float16``
 as asked, ``float32`` otherwise, and under ``fast`` what the running method was validated for
 (:func:`gradient_passes`, opened by ``Method.explain`` with :mod:`maskscope.methods.precision`).
+At float32 on a CPU it runs in pieces of :data:`CPU_GRADIENT_IMAGES_PER_THREAD` images a thread.
 """
 
 from __future__ import annotations
@@ -56,11 +57,13 @@ from maskscope.core.model.spec import DEFAULT_DEVICE, DEFAULT_ENGINE, DEFAULT_PR
 from maskscope.core.model.view import ClassifierView
 from maskscope.errors import MaskscopeError, MaskscopeValueError
 
-#: images a float32 gradient pass on a CPU runs at a time, per torch thread: one forward and
-#: backward pass of EfficientNet-Lite0 on one core costs 27 ms an image on 2 images and 35 ms on 8
-#: (``benchmarks/results/speed/gradient_pass_batch.json``), so a larger batch goes through the
-#: module in pieces of this many images a thread, their outputs joined (the same function).
-#: At bfloat16 larger pieces are cheaper (21 ms an image on 8), and a GPU wants whole batches.
+#: images a float32 gradient pass on a CPU runs at a time, per torch thread; a larger batch goes
+#: through the module in pieces of this many images a thread, their outputs joined (the same
+#: function). A whole batch's activations are blocks of tens of megabytes, which the C allocator
+#: takes from the system and gives back at every pass, page-faulting them in each time; a piece's
+#: stay in its free memory. On one core that removed MP's and I-GOS's system time and 1/8 of their
+#: wall time (``benchmarks/results/speed/optimisation_speed/one_core/pieces.json``). bfloat16
+#: activations are half as large and gain from larger batches; a GPU wants whole batches.
 CPU_GRADIENT_IMAGES_PER_THREAD = 2
 
 OUTPUT_KINDS = ("softmax", "sigmoid")
