@@ -7,9 +7,9 @@ and each batch size, two passes are timed: the module's own on the whole batch (
 and ``Classifier.logits`` (``classifier``), which at float32 on a CPU runs the module on
 pieces of ``CPU_GRADIENT_IMAGES_PER_THREAD`` images a thread, with the page faults a pass makes
 (the cost pieces remove: a whole batch's activations are taken from the system anew at every
-pass). Each is timed ``--repeats`` times
-after two warm-up passes, and the best of three such timings is kept (the fastest timing is
-the one least disturbed). Pin it to one core for a per-core figure::
+pass). Each is timed ``--repeats`` times after two warm-up passes, and the best of three such
+timings is kept (the fastest timing is the one least disturbed). Pin it to one core for a
+per-core figure::
 
     taskset -c 0 python benchmarks/speed/gradient_pass_batch.py --threads 1
 """
