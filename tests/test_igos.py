@@ -2,8 +2,10 @@
 
 import copy
 
+import pytest
 import torch
 
+import maskscope.core.model.classifier as classifier_module
 from maskscope.core.optimisation.directions import IntegratedGradient, end_point_objective
 from maskscope.core.optimisation.games import MaskProblem, get_game
 from maskscope.core.optimisation.line_search import ArmijoLineSearch
@@ -40,6 +42,13 @@ class CountingModel(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.batches.append(len(x))
         return self.model(x)
+
+
+@pytest.fixture
+def whole_passes(monkeypatch):
+    """Gradient passes of the whole chunk: the model sees the chunks I-GOS makes, not the
+    classifier's pieces of a CPU gradient pass (tests/test_gradient_pieces.py)."""
+    monkeypatch.setattr(classifier_module, "CPU_GRADIENT_IMAGES_PER_THREAD", 10**6)
 
 
 def counting(classifier):
@@ -82,7 +91,7 @@ def test_batched_and_one_by_one_give_the_same_masks(shapes_task):
     assert (alone - together.mask).abs().max() < 1e-3
 
 
-def test_integrated_direction_is_chunked_by_batch_size_and_equals_one_pass(shapes_task):
+def test_integrated_direction_is_chunked_by_batch_size_and_equals_one_pass(shapes_task, whole_passes):
     images, classes, _ = shapes_task.correctly_classified(3)
     classifier, counter = counting(shapes_task.classifier)
     problem = deletion_problem(classifier, images, classes)

@@ -1,7 +1,8 @@
 """iGOS++ on the synthetic task: its paired masks, bilateral TV and batched direction."""
 
+import pytest
 import torch
-from test_igos import counting
+from test_igos import counting, whole_passes  # noqa: F401 (a fixture, used by name)
 
 from maskscope.core.optimisation.directions import IntegratedGradient, end_point_objective, end_point_scores
 from maskscope.core.optimisation.paired_masks import COMBINED_DELETION, DeletionInsertionProblem
@@ -78,6 +79,7 @@ def test_objective_without_noise_is_the_signed_sum_of_the_four_path_averages(sha
     torch.testing.assert_close(end, score(blend(images, up, filled)), atol=1e-6, rtol=0)
 
 
+@pytest.mark.usefixtures("whole_passes")
 def test_chunked_direction_equals_one_pass_and_halves_the_class_gradient(shapes_task):
     images, classes, _ = shapes_task.correctly_classified(2)
     classifier, counter = counting(shapes_task.classifier)

@@ -673,10 +673,17 @@ class Classifier:
     def _gradient_pass_logits(self, inputs: torch.Tensor) -> torch.Tensor:
         """The module's logits of normalised ``inputs`` on the gradient engine; at float32 on a
         CPU in pieces of :data:`CPU_GRADIENT_IMAGES_PER_THREAD` images a torch thread, unless a
-        hook watches the module (a hook may hold per-batch state: Grad-CAM's activations, a
-        layer mask of the whole batch)."""
+        hook watches the module or the copy that runs (a hook may hold per-batch state:
+        Grad-CAM's activations, a layer mask of the whole batch, the adversarial defense's bounds
+        of the recorded images, which hooks the folded copy)."""
         engine = self._gradient_engine()
-        if inputs.device.type != "cpu" or engine.precision != "float32" or self._hooked():
+        running = engine.model
+        if (
+            inputs.device.type != "cpu"
+            or engine.precision != "float32"
+            or self._hooked()
+            or (isinstance(running, nn.Module) and bool(running._forward_hooks or running._forward_pre_hooks))
+        ):
             return engine(inputs)
         piece = CPU_GRADIENT_IMAGES_PER_THREAD * torch.get_num_threads()
         if len(inputs) <= piece:
