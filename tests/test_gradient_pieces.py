@@ -81,3 +81,18 @@ def test_a_hooked_module_reduced_precision_and_plain_passes_take_the_whole_batch
     plain = BatchRecorder()
     Classifier(plain, engine="torch").logits(images)
     assert plain.calls == [5]
+
+
+def test_a_hook_on_the_folded_copy_that_runs_keeps_the_whole_batch(one_thread):
+    """The adversarial defense hooks the batch-norm-folded copy, not the module, and holds the
+    bounds of the batch it recorded: its passes must see that batch whole."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                          nn.Flatten(), nn.Linear(4, 3)).eval()
+    classifier = Classifier(model, engine="torch")
+    folded = classifier.torch_engine.model
+    assert folded is not model
+    seen: list[int] = []
+    folded.get_submodule("2").register_forward_hook(lambda module, inputs, output: seen.append(len(output)))
+    gradient_pass(classifier, torch.rand(5, 3, 16, 16))
+    assert seen == [5]

@@ -367,7 +367,8 @@ class Classifier:
         self.requested_precision = requested
         #: the compiled engine of the passes that need no gradient (an ONNX file's only one: no fallback)
         self._compiled = EngineWithFallback(resolved, f"model {self.name}", strict=self._onnx_file is not None)
-        self._listed_modules: tuple[nn.Module, list[nn.Module]] | None = None
+        #: the submodules of the module and of the folded copy, by the module's id (see _submodules)
+        self._listed_modules: dict[int, tuple[nn.Module, list[nn.Module]]] = {}
         self._digest: str | None = None
         self._folded: FoldedModule | None = None
         self._statistics_key: tuple | None = None  # see _statistics_like
@@ -677,12 +678,11 @@ class Classifier:
         Grad-CAM's activations, a layer mask of the whole batch, the adversarial defense's bounds
         of the recorded images, which hooks the folded copy)."""
         engine = self._gradient_engine()
-        running = engine.model
+        running = engine.model  # the module itself when a hook watches it, else the folded copy
         if (
             inputs.device.type != "cpu"
             or engine.precision != "float32"
-            or self._hooked()
-            or (isinstance(running, nn.Module) and bool(running._forward_hooks or running._forward_pre_hooks))
+            or (isinstance(running, nn.Module) and self._hooked(running))
         ):
             return engine(inputs)
         piece = CPU_GRADIENT_IMAGES_PER_THREAD * torch.get_num_threads()
@@ -700,21 +700,24 @@ class Classifier:
             return True
         return self._hooked()
 
-    def _hooked(self) -> bool:
-        """Whether a hook watches the module or one of its layers (Grad-CAM, layer masks), which
-        then must run as it is."""
+    def _hooked(self, module: nn.Module | None = None) -> bool:
+        """Whether a hook watches ``module`` (default: the classifier's module) or one of its
+        layers (Grad-CAM, layer masks; the adversarial defense on the folded copy)."""
         return any(
             m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks
-            for m in self._submodules()
+            for m in self._submodules(self.module if module is None else module)
         )
 
-    def _submodules(self) -> list[nn.Module]:
-        """The module's submodules, listed once per module (walking the tree on every pass
-        cost EfficientNet-Lite0 about 4 ms a pass)."""
-        module = self.module
-        if self._listed_modules is None or self._listed_modules[0] is not module:
-            self._listed_modules = (module, list(module.modules()))
-        return self._listed_modules[1]
+    def _submodules(self, module: nn.Module) -> list[nn.Module]:
+        """``module``'s submodules, listed once per module (walking the tree on every pass
+        cost EfficientNet-Lite0 about 4 ms a pass). The list keeps the module and its folded
+        copy; a new copy (weights changed in place) replaces the older ones."""
+        listed = self._listed_modules.get(id(module))
+        if listed is None or listed[0] is not module:
+            own = self._listed_modules.get(id(self.module))
+            self._listed_modules = {id(self.module): own} if own is not None and own[0] is self.module else {}
+            listed = self._listed_modules[id(module)] = (module, list(module.modules()))
+        return listed[1]
 
     def _run_engine(self, inputs: torch.Tensor) -> torch.Tensor:
         """A pass on the compiled engine, or on torch once the engine could not run (warned once)."""
