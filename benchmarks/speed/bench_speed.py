@@ -52,11 +52,10 @@ def bench_command(checkout: Path, photos: int, out: Path) -> list[str]:
             per_batch, "4", "--seed", "0", "--no-report", "--quiet", "--out", str(out)]
 
 
-def timed_run(checkout: Path, photos: int, out: Path) -> dict:
-    """Wall seconds of the command from ``checkout``, its table (``{"method metric": (mean, low,
+def timed_run(checkout: Path, command: list[str], out: Path) -> dict:
+    """Wall seconds of ``command`` (writing to ``out``) run from ``checkout``, its table (``{"method metric": (mean, low,
     high)}``) and where the time went: each method's record seconds (its maps and curves, summed
     over the records; with worker processes they add up to more than the wall time)."""
-    command = bench_command(checkout, photos, out)
     load_before = os.getloadavg()[0]
     start = time.perf_counter()
     subprocess.run(command, env={**os.environ, "PYTHONPATH": str(checkout)}, cwd=tempfile.gettempdir(), check=True,
@@ -91,12 +90,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="maskscope-bench-speed-") as scratch:
         for name, checkout in (("before", args.before.resolve()), ("now", HERE)):
             print(f"{name} …", flush=True)
-            runs[name] = timed_run(checkout, args.photos, Path(scratch) / name)
+            out = Path(scratch) / name
+            command = bench_command(checkout, args.photos, out)
+            runs[name] = timed_run(checkout, command, out)
             print(f"{name}: {runs[name]['seconds']:.1f} s", flush=True)
     record = {
         "benchmark": "bench_speed",
         "machine": machine(),
-        "command": " ".join(bench_command(HERE, args.photos, Path("runs/imagenet"))[3:]),
+        "command": " ".join(command[3:]).replace(str(out), "runs/imagenet"),
         "before": str(args.before),
         "commits": {"before": git_commit(args.before), "now": git_commit(HERE)},
         "photos": args.photos,
